@@ -1,0 +1,217 @@
+"""The local web chat: pick a person, talk to Baton in the browser. Translation only.
+
+Routes: `/` (the page), `/static/*`, `GET /api/local/people`,
+`GET /api/local/stream?person=ID` (server-sent events: history, then every
+message Baton delivers to that person) and `POST /api/local/messages`.
+There is no sign-in: it binds to loopback unless told otherwise.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.outbox import recent_sent, sent_since
+from dialogs.errors import UnknownPerson
+from dialogs.messages import Inbound, Reply, Sender
+from storage.db import DatabaseUnavailable
+from storage.models import Person, Team
+
+if TYPE_CHECKING:
+    from bot.app import Baton
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 64 * 1024
+KEEPALIVE_SECONDS = 15.0
+
+
+class LocalHub:
+    """Wakes the open streams of people who just received something.
+
+    The streams re-read the outbox themselves, so a message delivered by
+    another process (the terminal chat) shows up too, at the next poll.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: dict[int, set[asyncio.Event]] = {}
+
+    def notify(self, person_ids: set[int]) -> None:
+        for person_id in person_ids:
+            for event in self._waiters.get(person_id, ()):
+                event.set()
+
+    def subscribe(self, person_id: int) -> asyncio.Event:
+        event = asyncio.Event()
+        self._waiters.setdefault(person_id, set()).add(event)
+        return event
+
+    def unsubscribe(self, person_id: int, event: asyncio.Event) -> None:
+        waiters = self._waiters.get(person_id)
+        if waiters is not None:
+            waiters.discard(event)
+            if not waiters:
+                del self._waiters[person_id]
+
+
+def render(message_id: int, sent_at: datetime | None, reply: Reply) -> dict[str, Any]:
+    """A reply as the page's JSON (see static/app.js)."""
+    return {
+        "id": message_id,
+        "created_at": sent_at.isoformat() if sent_at else None,
+        "text": reply.text,
+        "choices": [
+            {"label": c.label, "action": reply.action, "value": c.value, "style": c.style} for c in reply.choices
+        ],
+        "rating": {
+            "min": reply.rating.min,
+            "max": reply.rating.max,
+            "low_label": reply.rating.low_label,
+            "high_label": reply.rating.high_label,
+            "action": reply.action,
+        }
+        if reply.rating
+        else None,
+        "input": {
+            "placeholder": reply.input.placeholder,
+            "max_length": reply.input.max_length,
+            "multiline": reply.input.multiline,
+        }
+        if reply.input
+        else None,
+        "card": {
+            "title": reply.card.title,
+            "fields": [{"label": label, "value": value} for label, value in reply.card.fields],
+            "lines": list(reply.card.lines),
+        }
+        if reply.card
+        else None,
+    }
+
+
+def setup_web_chat(app: web.Application, baton: Baton) -> None:
+    hub = LocalHub()
+    baton.sender.listeners.append(hub.notify)
+
+    async def index(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def people(request: web.Request) -> web.Response:
+        async def query(session) -> list[dict[str, Any]]:  # noqa: ANN001
+            rows = await session.execute(
+                select(Person, Team.name).outerjoin(Team, Team.id == Person.team_id).where(Person.active.is_(True)).order_by(Person.name)
+            )
+            managers = set((await session.execute(select(Person.manager_id).where(Person.manager_id.is_not(None)))).scalars())
+            return [
+                {
+                    "id": p.id,
+                    "email": p.email,
+                    "name": p.name,
+                    "role": "admin" if p.is_admin else "manager" if p.id in managers else "performer",
+                    "team": team,
+                    "timezone": p.timezone,
+                }
+                for p, team in rows
+            ]
+
+        return web.json_response(await baton.db.run(query))
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        person_id = _person_param(request.query.get("person"))
+        last_id = _int_or(request.headers.get("Last-Event-ID"), 0)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+        await response.prepare(request)
+        wake = hub.subscribe(person_id)
+        try:
+            history = await recent_sent(baton.db, person_id) if last_id == 0 else await sent_since(baton.db, person_id, last_id)
+            for message_id, sent_at, reply in history:
+                await _send_event(response, message_id, render(message_id, sent_at, reply))
+                last_id = message_id
+            while True:
+                try:
+                    await asyncio.wait_for(wake.wait(), min(KEEPALIVE_SECONDS, 1.0))
+                except TimeoutError:
+                    pass
+                wake.clear()
+                try:
+                    fresh = await sent_since(baton.db, person_id, last_id)
+                except DatabaseUnavailable:
+                    continue  # the page keeps waiting; the next poll tries again
+                for message_id, sent_at, reply in fresh:
+                    await _send_event(response, message_id, render(message_id, sent_at, reply))
+                    last_id = message_id
+                if not fresh:
+                    await response.write(b": keep-alive\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            hub.unsubscribe(person_id, wake)
+        return response
+
+    async def post_message(request: web.Request) -> web.Response:
+        if (request.content_length or 0) > MAX_BODY:
+            return _error(413, "That message is too large for me to take in one go. Please shorten it.")
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            return _error(400, "I couldn't read that request: it should be JSON.")
+        if not isinstance(body, dict):
+            return _error(400, "I couldn't read that request: it should be a JSON object.")
+        person_id = body.get("person")
+        client_id = body.get("client_id")
+        text, action, value = body.get("text"), body.get("action"), body.get("value")
+        if not isinstance(person_id, int) or not isinstance(client_id, str) or not 8 <= len(client_id) <= 64:
+            return _error(400, "A message needs a person (number) and a client_id (8–64 characters).")
+        if action is None and not isinstance(text, str):
+            return _error(400, "A message needs either text or an action.")
+        if action is not None and (not isinstance(action, str) or not isinstance(value, str) or len(action) > 255 or len(value) > 2000):
+            return _error(400, "A button press needs an action and a value, both short strings.")
+        inbound = Inbound(
+            sender=Sender(platform="local", user_id=str(person_id)),
+            address={"person": person_id},
+            text=text if action is None else None,
+            action=action,
+            value=value,
+            event_id=f"{person_id}:{client_id}",
+        )
+        try:
+            await baton.engine.handle(inbound)
+        except UnknownPerson:
+            return _error(404, "There is no such person in this organisation. Reload the page and pick someone from the list.")
+        except DatabaseUnavailable:
+            return _error(503, "I can't reach my database right now, so nothing was recorded. Please try again in a moment.")
+        return web.json_response({"ok": True}, status=202)
+
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC, show_index=False)
+    app.router.add_get("/api/local/people", people)
+    app.router.add_get("/api/local/stream", stream)
+    app.router.add_post("/api/local/messages", post_message)
+
+
+async def _send_event(response: web.StreamResponse, message_id: int, data: dict[str, Any]) -> None:
+    payload = json.dumps(data, ensure_ascii=False)
+    await response.write(f"id: {message_id}\nevent: message\ndata: {payload}\n\n".encode())
+
+
+def _person_param(raw: str | None) -> int:
+    if raw is None or not raw.isdigit():
+        raise web.HTTPBadRequest(text=json.dumps({"ok": False, "error": "Choose a person first (?person=ID)."}), content_type="application/json")
+    return int(raw)
+
+
+def _int_or(raw: str | None, default: int) -> int:
+    return int(raw) if raw and raw.isdigit() else default
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"ok": False, "error": message}, status=status)

@@ -1,0 +1,1 @@
+"""The Baton application: configuration, the aiohttp server, the command line, scheduling and delivery."""

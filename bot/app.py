@@ -1,0 +1,108 @@
+"""The aiohttp application: one server for every adapter, plus health and readiness.
+
+`Baton` holds the running parts (database, engine, outbox sender) for one
+process — passed around explicitly, never a global.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.outbox import Delivery, LocalDelivery, OutboxSender
+from dialogs import all_dialogs
+from dialogs.clock import Clock, SystemClock
+from dialogs.engine import Engine
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+BATON_KEY = web.AppKey("baton", object)
+
+
+@dataclass
+class Baton:
+    """The parts of one running Baton process."""
+
+    settings: Settings
+    db: Database
+    engine: Engine
+    sender: OutboxSender
+    clock: Clock
+    tasks: list[asyncio.Task] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def build(cls, settings: Settings, *, clock: Clock | None = None, deliveries: list[Delivery] | None = None) -> Baton:
+        clock = clock or SystemClock()
+        db = Database(settings.DATABASE_URL)
+        engine = Engine(db, all_dialogs(), clock=clock)
+        sender = OutboxSender(db, deliveries if deliveries is not None else [LocalDelivery()], clock=clock)
+        engine.on_queued = sender.wake
+        return cls(settings, db, engine, sender, clock)
+
+    async def start(self) -> None:
+        """Migrate, seed the demo organisation in local mode, start the background work."""
+        await self.db.migrate()
+        if self.settings.local_mode and self.settings.BATON_DEMO:
+            from bot.demo import seed_demo
+
+            if await seed_demo(self.db, self.clock):
+                log.info("local mode: seeded the demo organisation")
+        self.tasks.append(asyncio.create_task(self.sender.run(self.stop), name="outbox-sender"))
+
+    async def close(self) -> None:
+        self.stop.set()
+        self.sender.wake()
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.db.close()
+
+
+def baton_of(request: web.Request) -> Baton:
+    return request.app[BATON_KEY]  # type: ignore[return-value]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and serving HTTP."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The database answers and its schema is current; 503 otherwise, with the reason."""
+    baton = baton_of(request)
+    try:
+        await asyncio.wait_for(baton.db.ping(), 5)
+        current = await asyncio.wait_for(baton.db.schema_current(), 5)
+    except Exception as exc:
+        return web.json_response({"status": "unavailable", "reason": f"database unreachable ({type(exc).__name__})"}, status=503)
+    if not current:
+        return web.json_response({"status": "unavailable", "reason": "schema is not at the newest migration"}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+def create_app(baton: Baton) -> web.Application:
+    """The aiohttp application for `baton`, with every enabled adapter's routes."""
+    app = web.Application(client_max_size=1024**2)
+    app[BATON_KEY] = baton
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await baton.start()
+        yield
+        await baton.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    if baton.settings.web_chat_enabled:
+        from adapters.web import setup_web_chat
+
+        setup_web_chat(app, baton)
+    return app

@@ -1,0 +1,135 @@
+"""Settings from the environment (and an optional `.env`), validated before anything starts.
+
+A wrong or missing setting stops the start with a message that names the
+variable and says what to do; nothing secret is ever printed.
+"""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dialogs.errors import ConfigurationError
+from storage.db import normalise_url
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./baton.db"
+
+
+class Settings(BaseSettings):
+    """Everything Baton reads from its environment. Field names are the variable names."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True)
+
+    DATABASE_URL: str = DEFAULT_DATABASE_URL
+    BATON_HOST: str = "127.0.0.1"
+    BATON_PORT: int = Field(3978, ge=1, le=65535)
+    BATON_LOG_LEVEL: str = "INFO"
+    # The local web chat has no sign-in: serving it beyond this machine must be asked for.
+    BATON_WEB_PUBLIC: bool = False
+    # Serve the local web chat even when a platform is configured (it lets anyone act as anyone).
+    BATON_WEB_CHAT: bool = False
+    BATON_DEMO: bool = True
+
+    SLACK_BOT_TOKEN: SecretStr | None = None
+    SLACK_SIGNING_SECRET: SecretStr | None = None
+    SLACK_APP_TOKEN: SecretStr | None = None
+    SLACK_CLIENT_ID: str | None = None
+    SLACK_CLIENT_SECRET: SecretStr | None = None
+    SLACK_API_URL: str = "https://slack.com/api/"
+
+    MICROSOFT_APP_ID: str | None = None
+    MICROSOFT_APP_PASSWORD: SecretStr | None = None
+    MICROSOFT_APP_TENANT_ID: str | None = None
+    BATON_TEAMS_EMULATOR: bool = False
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalise_url(value)
+
+    @field_validator("BATON_LOG_LEVEL")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _combinations(self) -> Settings:
+        slack_any = any((self.SLACK_BOT_TOKEN, self.SLACK_SIGNING_SECRET, self.SLACK_APP_TOKEN, self.SLACK_CLIENT_ID))
+        if slack_any and not self.SLACK_CLIENT_ID:
+            if not self.SLACK_BOT_TOKEN:
+                raise ValueError("SLACK_BOT_TOKEN is missing: Slack settings are present, so set the bot token (xoxb-…) too")
+            if not self.SLACK_BOT_TOKEN.get_secret_value().startswith("xoxb-"):
+                raise ValueError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+            if not self.SLACK_APP_TOKEN and not self.SLACK_SIGNING_SECRET:
+                raise ValueError(
+                    "SLACK_SIGNING_SECRET is missing: set it (Basic Information → Signing Secret), "
+                    "or set SLACK_APP_TOKEN (xapp-…) to use Socket Mode"
+                )
+        if self.SLACK_APP_TOKEN and not self.SLACK_APP_TOKEN.get_secret_value().startswith("xapp-"):
+            raise ValueError("SLACK_APP_TOKEN must be an app-level token starting with xapp- (for Socket Mode)")
+        if self.SLACK_CLIENT_ID and not (self.SLACK_CLIENT_SECRET and self.SLACK_SIGNING_SECRET):
+            raise ValueError("SLACK_CLIENT_ID is set: OAuth installs also need SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET")
+        if self.MICROSOFT_APP_ID and not self.MICROSOFT_APP_PASSWORD:
+            raise ValueError("MICROSOFT_APP_PASSWORD is missing: MICROSOFT_APP_ID is set, so set the app's client secret too")
+        if self.BATON_TEAMS_EMULATOR and self.MICROSOFT_APP_ID:
+            raise ValueError("BATON_TEAMS_EMULATOR=1 and MICROSOFT_APP_ID cannot both be set: unset one of them")
+        return self
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.SLACK_BOT_TOKEN or self.SLACK_CLIENT_ID)
+
+    @property
+    def teams_enabled(self) -> bool:
+        return bool(self.MICROSOFT_APP_ID or self.BATON_TEAMS_EMULATOR)
+
+    @property
+    def local_mode(self) -> bool:
+        """Neither Slack nor Teams: Baton runs on its local web chat with demo data."""
+        return not (self.slack_enabled or self.teams_enabled)
+
+    @property
+    def web_chat_enabled(self) -> bool:
+        return self.local_mode or self.BATON_WEB_CHAT
+
+    def check_bind(self, host: str) -> None:
+        """Refuse to serve the sign-in-less pieces beyond loopback unless asked to."""
+        if is_loopback(host):
+            return
+        if self.web_chat_enabled and not self.BATON_WEB_PUBLIC:
+            raise ConfigurationError(
+                f"Refusing to bind the local web chat to {host}: it has no sign-in, so anyone who reaches it can act "
+                "as anyone. Bind to 127.0.0.1, or pass --public (BATON_WEB_PUBLIC=1) if you really mean it."
+            )
+        if self.BATON_TEAMS_EMULATOR:
+            raise ConfigurationError(
+                f"Refusing to bind to {host} with BATON_TEAMS_EMULATOR=1: emulator mode accepts unauthenticated "
+                "requests. Bind to 127.0.0.1, or set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD."
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(env_file: Path | None = Path(".env"), **overrides: object) -> Settings:
+    """Read and validate the settings, or raise ConfigurationError naming each bad variable."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "configuration"
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"  {name}: {message}" if error["loc"] else f"  {message}")
+        raise ConfigurationError("Baton's configuration is not valid:\n" + "\n".join(lines)) from None

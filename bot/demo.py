@@ -1,0 +1,49 @@
+"""The demo organisation seeded in local mode, so a first run has someone to talk to."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from dialogs.clock import Clock
+from storage.db import Database
+from storage.models import Person, Team
+
+DEMO_TEAM = "Platform"
+# (email, name, timezone, is_manager, is_admin)
+DEMO_PEOPLE = (
+    ("maya@demo.baton", "Maya Chen", "Europe/Berlin", True, False),
+    ("arjun@demo.baton", "Arjun Rao", "Asia/Kolkata", False, False),
+    ("lucia@demo.baton", "Lucía Gómez", "America/Mexico_City", False, False),
+    ("tom@demo.baton", "Tom Becker", "Europe/Berlin", False, False),
+    ("aiko@demo.baton", "Aiko Tanaka", "Asia/Tokyo", False, False),
+    ("sam@demo.baton", "Sam Okafor", "Europe/London", False, True),
+)
+
+
+async def seed_demo(db: Database, clock: Clock) -> bool:
+    """Create the demo organisation if the database has nobody in it. True when it seeded."""
+
+    async def work(session) -> bool:  # noqa: ANN001
+        if await session.scalar(select(func.count()).select_from(Person)):
+            return False
+        now = clock.now()
+        team = Team(name=DEMO_TEAM, created_at=now)
+        session.add(team)
+        await session.flush()
+        manager = None
+        for email, name, tz, is_manager, is_admin in DEMO_PEOPLE:
+            person = Person(
+                email=email,
+                name=name,
+                timezone=tz,
+                team_id=None if is_admin else team.id,
+                manager_id=None if (is_manager or is_admin) else manager.id if manager else None,
+                is_admin=is_admin,
+                created_at=now,
+            )
+            session.add(person)
+            await session.flush()
+            if is_manager:
+                manager = person
+        return True
+
+    return await db.run(work)

@@ -1,0 +1,257 @@
+"""The single outbound path: a sender that drains the outbox table.
+
+Rows are claimed in batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the
+write lock on SQLite), so several processes can drain one outbox without
+sending a row twice. Each channel plugs in a `Delivery`; each recipient's
+failure is isolated, and one person's messages go out in order.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select, update
+
+from dialogs.clock import Clock, SystemClock
+from dialogs.messages import Reply
+from storage.db import Database
+from storage.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """A delivery failed. `permanent` ones are not retried; `retry_after` (seconds) overrides backoff."""
+
+    def __init__(self, reason: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason[:200]
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One claimed outbox row, as a delivery sees it."""
+
+    id: int
+    key: str
+    person_id: int
+    channel: str
+    address: dict[str, Any]
+    reply: Reply
+    kind: str
+    attempt: int
+
+
+class Delivery(Protocol):
+    """Sends outgoing messages on one channel; raises DeliveryError on failure."""
+
+    channel: str
+
+    async def deliver(self, message: Outgoing) -> None: ...
+
+
+class LocalDelivery:
+    """The local web chat and terminal read sent rows themselves; delivering is marking them sent."""
+
+    channel = "local"
+
+    async def deliver(self, message: Outgoing) -> None:
+        return None
+
+
+class OutboxSender:
+    """Drains due outbox rows through the registered deliveries."""
+
+    def __init__(
+        self,
+        db: Database,
+        deliveries: Iterable[Delivery],
+        *,
+        clock: Clock | None = None,
+        batch: int = 200,
+        max_attempts: int = 8,
+        lease: timedelta = timedelta(minutes=2),
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.deliveries: Mapping[str, Delivery] = {d.channel: d for d in deliveries}
+        self.clock = clock or SystemClock()
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self.listeners: list[Callable[[set[int]], None]] = []
+
+    def wake(self) -> None:
+        """Ask the sender to look now (called when something was queued)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Drain until `stop` is set. Database trouble is logged and waited out, never fatal."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                handled = await self.drain_once()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                log.warning("outbox drain failed (%s); retrying", type(exc).__name__)
+                handled = 0
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+            if handled >= self.batch:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass
+
+    async def drain_once(self) -> int:
+        """Claim and deliver one batch of due rows; return how many were handled."""
+        if not self.deliveries:
+            return 0
+        claimed = await self.db.run(self._claim)
+        if not claimed:
+            return 0
+        by_person: dict[int, list[Outgoing]] = defaultdict(list)
+        for message in claimed:
+            by_person[message.person_id].append(message)
+        await asyncio.gather(*(self._deliver_in_order(messages) for messages in by_person.values()))
+        for listener in self.listeners:
+            listener(set(by_person))
+        return len(claimed)
+
+    async def _claim(self, session) -> list[Outgoing]:  # noqa: ANN001 - AsyncSession
+        now = self.clock.now()
+        due = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.channel.in_(list(self.deliveries)),
+                or_(
+                    (OutboxMessage.status == "pending") & (OutboxMessage.due_at <= now),
+                    # a sender that died mid-delivery leaves rows 'sending'; take them back after the lease
+                    (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now),
+                ),
+            )
+            .order_by(OutboxMessage.due_at, OutboxMessage.id)
+            .limit(self.batch)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list((await session.execute(due)).scalars())
+        if not ids:
+            return []
+        rows = await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(status="sending", claimed_until=now + self.lease, attempts=OutboxMessage.attempts + 1)
+            .returning(
+                OutboxMessage.id,
+                OutboxMessage.key,
+                OutboxMessage.person_id,
+                OutboxMessage.channel,
+                OutboxMessage.address,
+                OutboxMessage.payload,
+                OutboxMessage.kind,
+                OutboxMessage.attempts,
+            )
+        )
+        claimed = [
+            Outgoing(r.id, r.key, r.person_id, r.channel, dict(r.address), Reply.from_dict(r.payload), r.kind, r.attempts)
+            for r in rows
+        ]
+        return sorted(claimed, key=lambda m: m.id)
+
+    async def _deliver_in_order(self, messages: list[Outgoing]) -> None:
+        for index, message in enumerate(messages):
+            ok = await self._deliver(message)
+            if not ok:
+                # keep this person's order: what follows a failed message waits for it
+                rest = [m.id for m in messages[index + 1 :]]
+                if rest:
+                    await self.db.run(lambda s: self._release(s, rest))
+                return
+
+    async def _deliver(self, message: Outgoing) -> bool:
+        delivery = self.deliveries[message.channel]
+        try:
+            await delivery.deliver(message)
+        except DeliveryError as exc:
+            await self._failed(message, exc)
+            return False
+        except Exception as exc:  # a bug in a delivery must not stop the sender
+            log.error("delivery to channel %s crashed (%s)", message.channel, type(exc).__name__)
+            await self._failed(message, DeliveryError(f"internal error: {type(exc).__name__}"))
+            return False
+        await self.db.run(lambda s: self._mark(s, message.id, status="sent", sent_at=self.clock.now()))
+        return True
+
+    async def _failed(self, message: Outgoing, exc: DeliveryError) -> None:
+        if exc.permanent or message.attempt >= self.max_attempts:
+            reason = exc.reason if exc.permanent else f"gave up after {message.attempt} attempts: {exc.reason}"
+            log.warning("outbox message %s failed for good: %s", message.id, reason)
+            await self.db.run(lambda s: self._mark(s, message.id, status="failed", last_error=reason))
+            return
+        delay = exc.retry_after if exc.retry_after is not None else backoff(message.attempt)
+        due = self.clock.now() + timedelta(seconds=delay)
+        await self.db.run(lambda s: self._mark(s, message.id, status="pending", due_at=due, last_error=exc.reason))
+
+    @staticmethod
+    async def _mark(session, message_id: int, **values: Any) -> None:  # noqa: ANN001
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
+
+    @staticmethod
+    async def _release(session, ids: list[int]) -> None:  # noqa: ANN001
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(status="pending", attempts=OutboxMessage.attempts - 1)
+        )
+
+
+def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter: somewhere in [0, min(cap, base·2^attempt)] seconds."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+async def sent_since(db: Database, person_id: int, after_id: int, *, channel: str = "local", limit: int = 100) -> list[tuple[int, datetime, Reply]]:
+    """Messages already delivered to a person on `channel` after outbox id `after_id`, oldest first."""
+
+    async def query(session) -> list[tuple[int, datetime, Reply]]:  # noqa: ANN001
+        rows = await session.execute(
+            select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload)
+            .where(
+                OutboxMessage.person_id == person_id,
+                OutboxMessage.channel == channel,
+                OutboxMessage.status == "sent",
+                OutboxMessage.id > after_id,
+            )
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        return [(r.id, r.sent_at, Reply.from_dict(r.payload)) for r in rows]
+
+    return await db.run(query)
+
+
+async def recent_sent(db: Database, person_id: int, *, channel: str = "local", limit: int = 50) -> list[tuple[int, datetime, Reply]]:
+    """The last `limit` delivered messages for a person, oldest first (for history replay)."""
+
+    async def query(session) -> list[tuple[int, datetime, Reply]]:  # noqa: ANN001
+        rows = await session.execute(
+            select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload)
+            .where(OutboxMessage.person_id == person_id, OutboxMessage.channel == channel, OutboxMessage.status == "sent")
+            .order_by(OutboxMessage.id.desc())
+            .limit(limit)
+        )
+        return [(r.id, r.sent_at, Reply.from_dict(r.payload)) for r in reversed(list(rows))]
+
+    return await db.run(query)

@@ -1,0 +1,11 @@
+"""The platform-neutral dialog engine, the dialogs and the tool catalogue."""
+from __future__ import annotations
+
+from dialogs.engine import Dialog
+
+
+def all_dialogs() -> list[Dialog]:
+    """A fresh instance of every dialog Baton offers, in the order `help` lists them."""
+    from dialogs.settings import SettingsDialog
+
+    return [SettingsDialog()]

@@ -1,0 +1,571 @@
+"""The platform-neutral dialog engine.
+
+A dialog is a small state machine with named states. Each state has a prompt
+(what Baton asks on entering it) and handlers for typed text and pressed
+buttons. A handler returns the name of the next state, `None` to stay, or
+`END`. If a handler raises, the transaction rolls back and the previous state
+is kept — nothing half-done is saved.
+
+Every turn runs as: take the person's lock → open a transaction → record the
+delivery key (drops retries) → load the state (row-locked on PostgreSQL) →
+run the handler → save the state with version + 1 → queue the replies in the
+outbox → commit. So a restart or another replica continues where the last
+committed turn left off, and a scheduled prompt never races a reply.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+import secrets
+import traceback
+import unicodedata
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dialogs.clock import Clock, SystemClock
+from dialogs.errors import UnknownPerson, UserFacingError
+from dialogs.locks import KeyedLocks
+from dialogs.messages import Choice, Inbound, Reply
+from storage.db import Conflict, Database, DatabaseUnavailable
+from storage.models import DialogState, Person
+from storage import queries
+
+log = logging.getLogger(__name__)
+
+END = "__end__"
+MAX_TEXT = 4000  # characters accepted in one message; longer text is refused, politely and whole
+CANCEL_WORDS = frozenset({"cancel", "stop", "quit", "exit"})
+COMMAND_ACTION = "cmd"  # Reply.action of buttons whose value is a command to run
+
+Transition = str | None
+TextHandler = Callable[["Turn", str], Awaitable[Transition]]
+PromptFn = Callable[["Turn"], Reply | Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """One named step of a dialog.
+
+    `prompt` builds the question shown on entering the state; it must only read.
+    `on_text` receives typed text, `on_choice` a pressed button's value. A state
+    with only `on_choice` also accepts typed text equal to a choice's label or
+    value (or its number), so the terminal and a user typing "skip" both work.
+    """
+
+    prompt: PromptFn
+    on_text: TextHandler | None = None
+    on_choice: TextHandler | None = None
+    max_length: int = 2000
+
+
+class Dialog:
+    """Base of every dialog. Subclasses set the class attributes and `states`."""
+
+    name: ClassVar[str]
+    commands: ClassVar[tuple[str, ...]] = ()
+    summary: ClassVar[str] = ""
+    audience: ClassVar[str] = "everyone"  # "everyone", "manager" or "admin"
+    states: dict[str, State]
+    first: str
+
+    async def begin(self, turn: Turn, args: str) -> Transition:
+        """Entry point for a command; `args` is the text after the command word. Returns the first state."""
+        return self.first
+
+    def available_to(self, role: Role) -> bool:
+        return self.audience == "everyone" or (self.audience == "manager" and (role.manager or role.admin)) or (
+            self.audience == "admin" and role.admin
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    manager: bool
+    admin: bool
+
+
+@dataclass
+class Turn:
+    """What a handler works with during one turn. Valid only inside that turn."""
+
+    engine: Engine
+    session: AsyncSession
+    person: Person
+    role: Role
+    now: datetime
+    state: DialogState
+    inbound: Inbound | None
+    replies: list[Reply] = field(default_factory=list)
+    extra: list[tuple[Person | int, Reply, str]] = field(default_factory=list)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The dialog's collected data; saved with the state after the turn."""
+        return self.state.data
+
+    @property
+    def local_now(self) -> datetime:
+        """Now, in the person's own time zone."""
+        return self.now.astimezone(zone(self.person.timezone))
+
+    def say(self, reply: Reply | str) -> None:
+        """Add a message to this turn's replies (sent after the turn commits)."""
+        self.replies.append(Reply(reply) if isinstance(reply, str) else reply)
+
+    def tell(self, person: Person | int, reply: Reply | str, *, key: str) -> None:
+        """Send a message to someone else (e.g. a manager), queued in this turn's transaction under `key`."""
+        self.extra.append((person, Reply(reply) if isinstance(reply, str) else reply, key))
+
+
+def zone(name: str) -> ZoneInfo:
+    """The ZoneInfo for an IANA name, falling back to UTC for an unknown one."""
+    try:
+        return ZoneInfo(name)
+    except Exception:  # ZoneInfoNotFoundError, ValueError for odd strings
+        return ZoneInfo("UTC")
+
+
+def clean_text(text: str) -> str:
+    """Normalise what a person typed without changing what they meant.
+
+    NFC (not NFKC: a person's ① or ﬁ stays theirs), control characters other
+    than newline and tab removed, surrounding whitespace trimmed.
+    """
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C" or ch == "\u200d")
+    return text.strip()
+
+
+class Engine:
+    """Routes inbound events to dialogs and runs turns. One per process."""
+
+    def __init__(self, db: Database, dialogs: Iterable[Dialog], *, clock: Clock | None = None) -> None:
+        self.db = db
+        self.clock = clock or SystemClock()
+        self.dialogs: dict[str, Dialog] = {}
+        self.commands: dict[str, Dialog] = {}
+        for dialog in dialogs:
+            self.dialogs[dialog.name] = dialog
+            for word in dialog.commands:
+                self.commands[word] = dialog
+        self._locks = KeyedLocks()
+        self.on_queued: Callable[[], None] = lambda: None  # set by the outbox sender to wake up
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        """Run one turn for `inbound`; return the replies queued for the sender (empty for a duplicate).
+
+        Raises UnknownPerson when the sender maps to nobody, and
+        DatabaseUnavailable when nothing could be recorded; the adapter then
+        tells the person what to do. Handler bugs do not raise: the person
+        gets an apology with a reference id and the log gets the details.
+        """
+        async with self.db.session() as session:
+            person = await queries.resolve_sender(
+                session, inbound.sender.platform, inbound.sender.user_id, inbound.sender.email
+            )
+            person_id = person.id if person else None
+        if person_id is None:
+            raise UnknownPerson(inbound.sender.platform)
+        async with self._locks(person_id):
+            try:
+                return await self.db.run(lambda s: self._turn(s, person_id, inbound))
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:  # the single error hook for dialog code
+                ref = self.report(exc, person_id=person_id)
+                apology = Reply(
+                    f"Sorry, something went wrong on my side and I couldn't record that (ref {ref}). "
+                    "Please send it again in a moment."
+                )
+                await self.db.run(lambda s: self._queue(s, person_id, inbound, [apology], key=f"error:{ref}"))
+                return [apology]
+
+    def report(self, exc: BaseException, **context: Any) -> str:
+        """Log an unexpected error with a short reference id; return the id.
+
+        Only the exception type and the code locations are logged — never the
+        exception's message, which may carry what a person typed.
+        """
+        ref = secrets.token_hex(3).upper()
+        frames = " < ".join(
+            f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}"
+            for frame in reversed(traceback.extract_tb(exc.__traceback__))
+        )
+        log.error("error ref=%s type=%s context=%s at %s", ref, type(exc).__name__, context, frames)
+        return ref
+
+    async def _turn(self, session: AsyncSession, person_id: int, inbound: Inbound) -> list[Reply]:
+        now = self.clock.now()
+        if inbound.event_id and not await queries.mark_event_processed(
+            session, f"{inbound.sender.platform}:{inbound.event_id}", now
+        ):
+            return []  # a retry or a double submit: handled already
+        turn = await self._open(session, person_id, inbound, now)
+        await self._route(turn)
+        await self._save(turn)
+        await self._queue(session, person_id, inbound, turn.replies)
+        await self._queue_extra(turn)
+        return turn.replies
+
+    async def _open(self, session: AsyncSession, person_id: int, inbound: Inbound | None, now: datetime) -> Turn:
+        """Load the person and their state, row-locked where the backend can."""
+        person = await session.get(Person, person_id)
+        assert person is not None
+        state = await _load_state(session, person_id, now)
+        role = Role(manager=await queries.is_manager(session, person_id), admin=person.is_admin)
+        return Turn(self, session, person, role, now, state, inbound)
+
+    async def _save(self, turn: Turn) -> None:
+        state = turn.state
+        result = await turn.session.execute(
+            update(DialogState)
+            .where(DialogState.person_id == state.person_id, DialogState.version == state.version)
+            .values(
+                dialog=state.dialog,
+                state=state.state,
+                data=dict(state.data),
+                prompt_id=state.prompt_id,
+                version=state.version + 1,
+                updated_at=turn.now,
+            )
+        )
+        if result.rowcount != 1:
+            raise Conflict("dialog_state")
+
+    async def _queue(
+        self, session: AsyncSession, person_id: int, inbound: Inbound | None, replies: Sequence[Reply], key: str | None = None
+    ) -> None:
+        if not replies:
+            return
+        now = self.clock.now()
+        if inbound is not None:
+            channel, address = inbound.sender.platform, dict(inbound.address)
+        else:
+            channel, address = await queries.preferred_address(session, person_id)
+        base = key or (f"reply:{inbound.sender.platform}:{inbound.event_id}" if inbound and inbound.event_id else None)
+        base = base or f"reply:{secrets.token_hex(8)}"
+        for index, reply in enumerate(replies):
+            await queries.enqueue(
+                session,
+                key=f"{base}:{index}",
+                person_id=person_id,
+                channel=channel,
+                address=address,
+                payload=reply.to_dict(),
+                due_at=now,
+                now=now,
+            )
+        self.on_queued()
+
+    async def _queue_extra(self, turn: Turn) -> None:
+        for target, reply, key in turn.extra:
+            target_id = target if isinstance(target, int) else target.id
+            assert target_id is not None
+            channel, address = await queries.preferred_address(turn.session, target_id)
+            await queries.enqueue(
+                turn.session,
+                key=key,
+                person_id=target_id,
+                channel=channel,
+                address=address,
+                payload=reply.to_dict(),
+                due_at=turn.now,
+                now=turn.now,
+                kind="notice",
+            )
+        if turn.extra:
+            self.on_queued()
+
+    # -- routing ---------------------------------------------------------------------------
+
+    async def _route(self, turn: Turn) -> None:
+        inbound = turn.inbound
+        assert inbound is not None
+        if inbound.action:
+            await self._route_action(turn, inbound.action, inbound.value or "")
+            return
+        text = clean_text(inbound.text or "")
+        if not text:
+            turn.say("I can only read text for now. Type *help* to see what I can do.")
+            return
+        if len(text) > MAX_TEXT:
+            turn.say(
+                f"That message is {len(text):,} characters; I can keep at most {MAX_TEXT:,} in one go. "
+                "Could you split it or shorten it? Nothing was recorded yet."
+            )
+            return
+        word, _, rest = text.partition(" ")
+        word = word.casefold()
+        if turn.state.dialog and word in CANCEL_WORDS and not rest:
+            await self._cancel(turn)
+            return
+        if word == "help" and not rest:
+            turn.say(self.help_reply(turn))
+            if turn.state.dialog:
+                await self._reprompt(turn)
+            return
+        if turn.state.dialog:
+            await self._dispatch_text(turn, text)
+            return
+        await self._command(turn, word, rest.strip())
+
+    async def _route_action(self, turn: Turn, action: str, value: str) -> None:
+        if action == COMMAND_ACTION:  # a button that stands for a typed command, e.g. from help
+            word, _, args = value.partition(" ")
+            await self._command(turn, word.casefold(), args.strip())
+            return
+        kind, _, rest = action.partition(":")
+        dialog, prompt_id = kind, rest
+        state = self._current_state(turn)
+        if turn.state.dialog != dialog or turn.state.prompt_id != prompt_id or state is None:
+            turn.say("That button belongs to an earlier message that has already been answered or has expired, so I left things as they were.")
+            return
+        if state.on_choice is None:
+            turn.say("That question needs a typed answer.")
+            return
+        await self._apply(turn, await self._call(turn, state.on_choice, value))
+
+    async def _dispatch_text(self, turn: Turn, text: str) -> None:
+        state = self._current_state(turn)
+        if state is None:  # a dialog renamed or removed by an upgrade: start afresh, don't trap the person
+            self._clear(turn)
+            await self._command(turn, text.partition(" ")[0].casefold(), text.partition(" ")[2])
+            return
+        if len(text) > state.max_length:
+            turn.say(
+                f"That answer is {len(text):,} characters; this question takes up to {state.max_length:,}. "
+                "Could you shorten it? Nothing was recorded yet."
+            )
+            return
+        if state.on_text is not None:
+            await self._apply(turn, await self._call(turn, state.on_text, text))
+            return
+        prompt = await self._render(turn, state)
+        value = match_choice(text, prompt.choices, prompt.rating)
+        if value is None or state.on_choice is None:
+            turn.say("Please pick one of the options above, or type *cancel* to stop here.")
+            return
+        await self._apply(turn, await self._call(turn, state.on_choice, value))
+
+    async def _command(self, turn: Turn, word: str, args: str) -> None:
+        if word == "help":
+            turn.say(self.help_reply(turn))
+            return
+        dialog = self.commands.get(word)
+        if dialog is None:
+            turn.say(self.unknown_reply(turn, word))
+            return
+        if not dialog.available_to(turn.role):
+            who = "managers" if dialog.audience == "manager" else "admins"
+            turn.say(f"*{word}* is for {who}. Type *help* to see what you can do.")
+            return
+        self._clear(turn)
+        turn.state.dialog = dialog.name
+        try:
+            nxt = await dialog.begin(turn, args)
+        except UserFacingError as exc:
+            self._clear(turn)
+            turn.say(exc.message)
+            return
+        if nxt is None or nxt == END:
+            self._clear(turn)
+            return
+        await self._enter(turn, nxt)
+
+    async def _call(self, turn: Turn, handler: TextHandler, value: str) -> Transition:
+        try:
+            return await handler(turn, value)
+        except UserFacingError as exc:
+            turn.say(exc.message)
+            return None
+
+    async def _apply(self, turn: Turn, transition: Transition) -> None:
+        if transition is None:
+            return
+        if transition == END:
+            self._clear(turn)
+            return
+        await self._enter(turn, transition)
+
+    async def _enter(self, turn: Turn, state_name: str) -> None:
+        dialog = self.dialogs[turn.state.dialog or ""]
+        if state_name not in dialog.states:
+            raise KeyError(f"{dialog.name} has no state {state_name}")
+        turn.state.state = state_name
+        turn.state.prompt_id = secrets.token_hex(4)
+        turn.say(await self._render(turn, dialog.states[state_name]))
+
+    async def _reprompt(self, turn: Turn) -> None:
+        state = self._current_state(turn)
+        if state is not None:
+            turn.say(await self._render(turn, state))
+
+    async def _render(self, turn: Turn, state: State) -> Reply:
+        reply = state.prompt(turn)
+        if inspect.isawaitable(reply):
+            reply = await reply
+        if reply.choices or reply.rating:
+            reply = Reply(
+                text=reply.text,
+                choices=reply.choices,
+                rating=reply.rating,
+                input=reply.input,
+                card=reply.card,
+                action=reply.action or f"{turn.state.dialog}:{turn.state.prompt_id}",
+            )
+        return reply
+
+    async def _cancel(self, turn: Turn) -> None:
+        dialog = self.dialogs.get(turn.state.dialog or "")
+        self._clear(turn)
+        what = dialog.summary.rstrip(".").lower() if dialog and dialog.summary else "that"
+        turn.say(f"Stopped ({what}). What you answered before stopping is kept. Type *help* for more.")
+
+    def _current_state(self, turn: Turn) -> State | None:
+        dialog = self.dialogs.get(turn.state.dialog or "")
+        return dialog.states.get(turn.state.state or "") if dialog else None
+
+    @staticmethod
+    def _clear(turn: Turn) -> None:
+        turn.state.dialog = None
+        turn.state.state = None
+        turn.state.prompt_id = None
+        turn.state.data = {}
+
+    # -- proactive -------------------------------------------------------------------------
+
+    async def start(
+        self,
+        person_id: int,
+        dialog_name: str,
+        *,
+        key: str,
+        args: str = "",
+        due_at: datetime | None = None,
+        kind: str = "prompt",
+        unsolicited: bool = True,
+        busy_after: timedelta = timedelta(hours=1),
+    ) -> bool:
+        """Start a dialog on Baton's own initiative (a check-in, a nudge) under an idempotency key.
+
+        Exactly once per `key`: a second call with the same key — another tick,
+        another replica, a restart — changes nothing and returns False. If the
+        person is mid-way through another dialog touched within `busy_after`,
+        Baton does not interrupt: it sends the opening as an invitation with a
+        button instead.
+        """
+        async with self._locks(person_id):
+            return await self.db.run(
+                lambda s: self._start(s, person_id, dialog_name, key, args, due_at, kind, unsolicited, busy_after)
+            )
+
+    async def _start(
+        self,
+        session: AsyncSession,
+        person_id: int,
+        dialog_name: str,
+        key: str,
+        args: str,
+        due_at: datetime | None,
+        kind: str,
+        unsolicited: bool,
+        busy_after: timedelta,
+    ) -> bool:
+        now = self.clock.now()
+        if not await queries.mark_event_processed(session, f"start:{key}", now):
+            return False
+        turn = await self._open(session, person_id, None, now)
+        dialog = self.dialogs[dialog_name]
+        busy = (
+            turn.state.dialog is not None
+            and turn.state.dialog != dialog_name
+            and now - turn.state.updated_at < busy_after
+        )
+        if busy:
+            turn.say(
+                Reply(
+                    f"When you're ready: {dialog.summary.rstrip('.').lower()}.",
+                    choices=(Choice("Start", dialog.commands[0], "primary"),),
+                    action=COMMAND_ACTION,
+                )
+            )
+        else:
+            await self._command(turn, dialog.commands[0], args)
+            await self._save(turn)
+        channel, address = await queries.preferred_address(session, person_id)
+        when = due_at or now
+        for index, reply in enumerate(turn.replies):
+            await queries.enqueue(
+                session,
+                key=f"{key}:{index}",
+                person_id=person_id,
+                channel=channel,
+                address=address,
+                payload=reply.to_dict(),
+                due_at=when,
+                now=now,
+                kind=kind,
+                unsolicited=unsolicited,
+            )
+        self.on_queued()
+        return True
+
+    # -- help --------------------------------------------------------------------------------
+
+    def help_reply(self, turn: Turn) -> Reply:
+        """What this person can ask Baton, with buttons for the main commands."""
+        available = [d for d in self.dialogs.values() if d.commands and d.available_to(turn.role)]
+        lines = [f"• *{d.commands[0]}* — {d.summary}" for d in available]
+        lines.append("• *cancel* — stop whatever we're in the middle of")
+        who = "a manager" if turn.role.manager else "an admin" if turn.role.admin else "a team member"
+        return Reply(
+            text=f"Here's what I can do for you as {who}:\n" + "\n".join(lines),
+            choices=tuple(Choice(d.commands[0].capitalize(), d.commands[0]) for d in available[:5]),
+            action=COMMAND_ACTION,
+        )
+
+    def unknown_reply(self, turn: Turn, word: str) -> Reply:
+        words = [w for w, d in self.commands.items() if d.available_to(turn.role)] + ["help"]
+        close = difflib.get_close_matches(word, words, n=1, cutoff=0.6)
+        hint = f"Did you mean *{close[0]}*? " if close else ""
+        return Reply(f"Sorry, I didn't understand that. {hint}Type *help* to see what I can do.")
+
+
+def match_choice(text: str, choices: Sequence[Choice], rating: Any) -> str | None:
+    """The choice value a typed answer stands for: a label, a value, or a 1-based number."""
+    folded = text.casefold().strip(" .!")
+    for choice in choices:
+        if folded in (choice.label.casefold(), choice.value.casefold()):
+            return choice.value
+    if folded.isdigit():
+        number = int(folded)
+        if rating is not None and rating.min <= number <= rating.max:
+            return str(number)
+        if not rating and 1 <= number <= len(choices):
+            return choices[number - 1].value
+    return None
+
+
+async def _load_state(session: AsyncSession, person_id: int, now: datetime) -> DialogState:
+    """The person's dialog state, created empty on first use and locked FOR UPDATE on PostgreSQL."""
+    statement = select(DialogState).where(DialogState.person_id == person_id).with_for_update()
+    state = (await session.execute(statement)).scalars().first()
+    if state is None:
+        await queries.insert_ignore(
+            session, DialogState, person_id=person_id, data={}, version=0, updated_at=now
+        )
+        state = (await session.execute(statement)).scalars().first()
+    assert state is not None
+    # Work on a detached copy: the versioned UPDATE in _save is the only write.
+    session.expunge(state)
+    state.data = dict(state.data or {})
+    return state

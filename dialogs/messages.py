@@ -1,0 +1,121 @@
+"""The two neutral types that cross the adapter boundary: `Inbound` in, `Reply` out.
+
+Both are plain, frozen data. Adapters translate platform payloads into
+`Inbound` and render `Reply` into Block Kit, Adaptive Cards, HTML or terminal
+lines; nothing in `dialogs/` knows which. User-written text is excluded from
+`repr()` so that logging one of these by mistake leaks nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Platform = Literal["local", "slack", "teams"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who wrote, as the platform knows them. `email`, `timezone` etc. are hints, maybe None."""
+
+    platform: str
+    user_id: str
+    email: str | None = None
+    name: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One thing a person did: typed `text`, or pressed a button (`action` + `value`).
+
+    `address` is where replies go (a plain, storable conversation reference);
+    `event_id` is the platform's delivery id, used to drop retries and double
+    submits. `raw` keeps the platform payload for the adapter's own use.
+    """
+
+    sender: Sender
+    address: dict[str, Any] = field(default_factory=dict)
+    text: str | None = field(default=None, repr=False)
+    action: str | None = None
+    value: str | None = field(default=None, repr=False)
+    event_id: str | None = None
+    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A button. `value` is what comes back in `Inbound.value` when it is pressed."""
+
+    label: str
+    value: str
+    style: Literal["primary", "danger"] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """A scale of buttons from `min` to `max`; the pressed number comes back as the value."""
+
+    min: int = 1
+    max: int = 5
+    low_label: str = ""
+    high_label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TextInput:
+    """Baton expects typed text next; adapters may show a text box with this hint."""
+
+    placeholder: str = ""
+    max_length: int = 2000
+    multiline: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """Structured content: a title, label/value fields and plain lines."""
+
+    title: str
+    fields: tuple[tuple[str, str], ...] = ()
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message from Baton.
+
+    `action` is the token that `choices` and `rating` answer to; it names the
+    dialog and the prompt so that a press on an old message is recognised.
+    Every field but `text` is optional; `text` alone must make sense, since it
+    is the fallback on surfaces that cannot show the rest.
+    """
+
+    text: str
+    choices: tuple[Choice, ...] = ()
+    rating: Rating | None = None
+    input: TextInput | None = None
+    card: Card | None = None
+    action: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form, as stored in the outbox."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reply:
+        """Inverse of `to_dict`; unknown keys are ignored so old outbox rows still load."""
+        card = data.get("card")
+        return cls(
+            text=data["text"],
+            choices=tuple(Choice(**c) for c in data.get("choices") or ()),
+            rating=Rating(**data["rating"]) if data.get("rating") else None,
+            input=TextInput(**data["input"]) if data.get("input") else None,
+            card=Card(
+                title=card["title"],
+                fields=tuple(tuple(f) for f in card.get("fields") or ()),
+                lines=tuple(card.get("lines") or ()),
+            )
+            if card
+            else None,
+            action=data.get("action"),
+        )

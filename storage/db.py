@@ -1,0 +1,173 @@
+"""The database handle: engine, transactions with retry, and migrations at start."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or kept failing after retries."""
+
+
+class Conflict(Exception):
+    """Another writer changed the row first; the whole transaction is retried."""
+
+
+def normalise_url(url: str) -> str:
+    """Return an async SQLAlchemy URL for `url`, or raise ValueError saying what is accepted.
+
+    Accepts `sqlite:///file`, `sqlite+aiosqlite:///file`, `postgresql://…`,
+    `postgres://…` and `postgresql+asyncpg://…`.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with the raw URL
+        raise ValueError("is not a database URL (expected e.g. sqlite:///baton.db or postgresql://user@host/db)") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ValueError(f"uses '{backend}', but Baton supports only sqlite and postgresql")
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors worth retrying: a dropped connection, a busy SQLite file, a serialization failure."""
+    if isinstance(exc, Conflict):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        message = str(exc.orig).lower() if exc.orig is not None else ""
+        return any(
+            marker in message
+            for marker in ("database is locked", "connection", "could not serialize", "deadlock", "terminating")
+        )
+    return isinstance(exc, (ConnectionError, OSError, asyncio.TimeoutError))
+
+
+class Database:
+    """One engine and its sessions. Create once per process; `close()` at exit."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine: AsyncEngine = create_async_engine(self.url, connect_args={"timeout": 30})
+            _sqlite_pragmas(self.engine)
+        else:
+            self.engine = create_async_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+            )
+        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction commits when the block ends and rolls back on error."""
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 4) -> T:
+        """Run `work` in one transaction, retrying the whole of it on transient errors.
+
+        `work` must be safe to run again from the start: everything it wrote is
+        rolled back before a retry. Raises DatabaseUnavailable when the retries
+        are used up; other exceptions pass through untouched.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.session() as session:
+                    return await work(session)
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                if attempt == attempts:
+                    raise DatabaseUnavailable(type(exc).__name__) from exc
+                log.warning("transient database error (%s), retrying %d/%d", type(exc).__name__, attempt, attempts - 1)
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer a trivial query."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest migration (Alembic), in one transaction where the backend allows."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def schema_current(self) -> bool:
+        """True when the database is at the newest migration."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_is_current)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    """WAL for concurrent readers, enforced foreign keys, and BEGIN IMMEDIATE.
+
+    pysqlite opens transactions lazily and as readers, so two writers can
+    deadlock upgrading their locks; taking the write lock at BEGIN makes SQLite
+    queue them instead (busy timeout) — the documented SQLAlchemy recipe.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # noqa: ANN001 - SQLAlchemy hook
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn):  # noqa: ANN001 - SQLAlchemy hook
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _alembic_config(connection):  # noqa: ANN001 - a sync Connection inside run_sync
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection) -> None:  # noqa: ANN001
+    from alembic import command
+
+    command.upgrade(_alembic_config(connection), "head")
+
+
+def _is_current(connection) -> bool:  # noqa: ANN001
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(_alembic_config(connection)).get_heads())
+    return set(MigrationContext.configure(connection).get_current_heads()) == heads

@@ -1,0 +1,107 @@
+"""The tables. Every datetime is timezone-aware UTC (sqlmodel's UTCDateTime; timestamptz on PostgreSQL)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+metadata = SQLModel.metadata
+
+
+class Team(SQLModel, table=True):
+    """A group of people with one rhythm (check-in schedule, digest)."""
+
+    __tablename__ = "team"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    created_at: datetime
+
+
+class Person(SQLModel, table=True):
+    """Someone in the organisation. `manager_id` makes the reporting tree."""
+
+    __tablename__ = "person"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True)
+    name: str = Field(max_length=200)
+    timezone: str = Field(default="UTC", max_length=64)
+    locale: str = Field(default="en", max_length=16)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    manager_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    is_admin: bool = False
+    # Local times "HH:MM"; nothing unsolicited is delivered between start and end.
+    quiet_start: str = Field(default="20:00", max_length=5)
+    quiet_end: str = Field(default="08:00", max_length=5)
+    active: bool = True
+    created_at: datetime
+
+
+class Identity(SQLModel, table=True):
+    """A person's account on one platform, and how to reach them there.
+
+    `address` is the platform's conversation reference as plain JSON (a Slack
+    user id, a Teams ConversationReference); adapters alone interpret it.
+    """
+
+    __tablename__ = "identity"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    platform: str = Field(max_length=16)
+    external_id: str = Field(max_length=255)
+    address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime
+
+
+class DialogState(SQLModel, table=True):
+    """The one conversation Baton holds with a person, saved after every turn.
+
+    `version` grows by one on every save; a save that finds another version
+    lost a race and is retried. `prompt_id` names the question on screen, so a
+    click on an older question's button is recognised as expired.
+    """
+
+    __tablename__ = "dialog_state"
+    person_id: int = Field(primary_key=True, foreign_key="person.id")
+    dialog: str | None = Field(default=None, max_length=64)
+    state: str | None = Field(default=None, max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prompt_id: str | None = Field(default=None, max_length=32)
+    version: int = 0
+    updated_at: datetime
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """Keys of inbound deliveries already handled (platform retries, double submits)."""
+
+    __tablename__ = "processed_event"
+    key: str = Field(primary_key=True, max_length=255)
+    created_at: datetime = Field(index=True)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """Every message Baton sends, replies included, queued in the turn's transaction.
+
+    `key` is the idempotency key: writing the same key twice is a no-op, which is
+    what makes scheduled sends exactly-once across ticks, restarts and replicas.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "due_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255, unique=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    channel: str = Field(max_length=16)
+    address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    kind: str = Field(default="reply", max_length=32)
+    unsolicited: bool = False
+    due_at: datetime
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    claimed_until: datetime | None = None
+    created_at: datetime
+    sent_at: datetime | None = None

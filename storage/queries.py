@@ -1,0 +1,116 @@
+"""Queries shared by the engine, the adapters and the command line."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Identity, OutboxMessage, Person, ProcessedEvent
+
+
+async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: Any) -> bool:
+    """Insert one row unless a unique key already holds it. True when the row was inserted.
+
+    This is the primitive behind exactly-once: two writers racing on the same
+    key both call it, and exactly one gets True.
+    """
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = model.__table__  # type: ignore[attr-defined]
+    pk = [c for c in table.primary_key.columns][0]
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(pk)
+    result = await session.execute(statement)
+    return result.first() is not None
+
+
+async def mark_event_processed(session: AsyncSession, key: str, now: datetime) -> bool:
+    """Record an inbound delivery key; False when it was processed before."""
+    return await insert_ignore(session, ProcessedEvent, key=key[:255], created_at=now)
+
+
+async def person_by_email(session: AsyncSession, email: str) -> Person | None:
+    result = await session.exec(select(Person).where(Person.email == email.strip().lower()))  # type: ignore[call-overload]
+    return result.scalars().first()
+
+
+async def person_by_id(session: AsyncSession, person_id: int) -> Person | None:
+    return await session.get(Person, person_id)
+
+
+async def is_manager(session: AsyncSession, person_id: int) -> bool:
+    count = await session.scalar(select(func.count()).select_from(Person).where(Person.manager_id == person_id))
+    return bool(count)
+
+
+async def reports_of(session: AsyncSession, manager_id: int) -> list[Person]:
+    result = await session.execute(
+        select(Person).where(Person.manager_id == manager_id, Person.active.is_(True)).order_by(Person.name)
+    )
+    return list(result.scalars())
+
+
+async def resolve_sender(session: AsyncSession, platform: str, user_id: str, email: str | None) -> Person | None:
+    """The person behind a platform account, or None when Baton does not know them.
+
+    `local` senders are person ids (the local chat and terminal pick a person);
+    other platforms are looked up by identity, then by email, linking the
+    identity on first sight.
+    """
+    if platform == "local":
+        return await session.get(Person, int(user_id)) if user_id.isdigit() else None
+    result = await session.execute(
+        select(Person).join(Identity, Identity.person_id == Person.id).where(
+            Identity.platform == platform, Identity.external_id == user_id
+        )
+    )
+    person = result.scalars().first()
+    if person is None and email:
+        person = await person_by_email(session, email)
+    return person
+
+
+async def preferred_address(session: AsyncSession, person_id: int) -> tuple[str, dict[str, Any]]:
+    """Where to reach a person on Baton's own initiative: their latest platform, else the local chat."""
+    result = await session.execute(
+        select(Identity).where(Identity.person_id == person_id).order_by(Identity.updated_at.desc()).limit(1)
+    )
+    identity = result.scalars().first()
+    if identity is None:
+        return "local", {}
+    return identity.platform, dict(identity.address)
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    key: str,
+    person_id: int,
+    channel: str,
+    address: dict[str, Any],
+    payload: dict[str, Any],
+    due_at: datetime,
+    now: datetime,
+    kind: str = "reply",
+    unsolicited: bool = False,
+) -> bool:
+    """Queue one message under an idempotency key. False when that key was queued before."""
+    return await insert_ignore(
+        session,
+        OutboxMessage,
+        key=key[:255],
+        person_id=person_id,
+        channel=channel,
+        address=address,
+        payload=payload,
+        kind=kind,
+        unsolicited=unsolicited,
+        due_at=due_at,
+        status="pending",
+        attempts=0,
+        created_at=now,
+    )
