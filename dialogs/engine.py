@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.clock import Clock, SystemClock
 from dialogs.errors import UnknownPerson, UserFacingError

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Identity, OutboxMessage, Person, ProcessedEvent
 
@@ -34,7 +34,7 @@ async def mark_event_processed(session: AsyncSession, key: str, now: datetime) -
 
 
 async def person_by_email(session: AsyncSession, email: str) -> Person | None:
-    result = await session.exec(select(Person).where(Person.email == email.strip().lower()))  # type: ignore[call-overload]
+    result = await session.execute(select(Person).where(Person.email == email.strip().lower()))
     return result.scalars().first()
 
 
