@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from dialogs.clock import Clock
 from storage.db import Database
@@ -46,4 +47,7 @@ async def seed_demo(db: Database, clock: Clock) -> bool:
                 manager = person
         return True
 
-    return await db.run(work)
+    try:
+        return await db.run(work)
+    except IntegrityError:  # another replica seeded at the same moment
+        return False

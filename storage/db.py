@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x42A70E  # an arbitrary, fixed advisory-lock key for schema changes
 
 
 class DatabaseUnavailable(Exception):
@@ -114,8 +115,14 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest migration (Alembic), in one transaction where the backend allows."""
+        """Bring the schema to the newest migration (Alembic), in one transaction where the backend allows.
+
+        Replicas starting together queue on an advisory lock (PostgreSQL), or on
+        SQLite's write lock, so only the first one migrates.
+        """
         async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             await conn.run_sync(_upgrade)
 
     async def schema_current(self) -> bool:

@@ -1,0 +1,153 @@
+"""The outbox and its sender: exactly-once keys, retries, isolation, order, concurrent drains."""
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from bot.outbox import DeliveryError, OutboxSender
+from dialogs.messages import Reply
+from storage import queries
+from storage.db import Database
+from storage.models import OutboxMessage
+from tests.harness import RecordingDelivery, Rig
+
+
+async def queue(db: Database, rig: Rig, key: str, person_email: str, text: str, **kw) -> bool:  # noqa: ANN003
+    person = rig.people[person_email]
+    now = rig.clock.now()
+    return await db.run(
+        lambda s: queries.enqueue(
+            s, key=key, person_id=person.id, channel="local", address={}, payload=Reply(text).to_dict(), due_at=kw.get("due_at", now), now=now
+        )
+    )
+
+
+async def rows(db: Database) -> list[OutboxMessage]:
+    async def load(session):  # noqa: ANN001, ANN202
+        return list((await session.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())
+
+    return await db.run(load)
+
+
+async def test_the_same_key_is_queued_once(db: Database, rig: Rig) -> None:
+    assert await queue(db, rig, "checkin:1:2026-W47", "tom@demo.baton", "hi")
+    assert not await queue(db, rig, "checkin:1:2026-W47", "tom@demo.baton", "hi again")
+    await rig.sender.drain_once()
+    assert [m.reply.text for m in rig.delivery.sent] == ["hi"]
+
+
+async def test_racing_writers_of_one_key_produce_one_row(db: Database, rig: Rig) -> None:
+    results = await asyncio.gather(*(queue(db, rig, "race", "tom@demo.baton", f"copy {n}") for n in range(8)))
+    assert results.count(True) == 1
+    assert len(await rows(db)) == 1
+
+
+async def test_a_message_is_not_sent_before_it_is_due(db: Database, rig: Rig) -> None:
+    await queue(db, rig, "later", "tom@demo.baton", "later", due_at=rig.clock.now().replace(hour=17))
+    assert await rig.sender.drain_once() == 0
+    rig.clock.advance(hours=8)
+    assert await rig.sender.drain_once() == 1
+    assert rig.delivery.sent[0].reply.text == "later"
+
+
+async def test_a_transient_failure_is_retried_after_retry_after(db: Database, rig: Rig) -> None:
+    await queue(db, rig, "k", "tom@demo.baton", "hello")
+    rig.delivery.failures.append(DeliveryError("ratelimited", retry_after=30))
+    await rig.sender.drain_once()
+    (row,) = await rows(db)
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "ratelimited")
+    rig.clock.advance(seconds=29)
+    assert await rig.sender.drain_once() == 0
+    rig.clock.advance(seconds=2)
+    await rig.sender.drain_once()
+    (row,) = await rows(db)
+    assert row.status == "sent" and [m.reply.text for m in rig.delivery.sent] == ["hello"]
+
+
+async def test_a_permanent_failure_is_marked_with_its_reason_and_not_retried(db: Database, rig: Rig) -> None:
+    await queue(db, rig, "k", "tom@demo.baton", "hello")
+    rig.delivery.failures.append(DeliveryError("account_inactive", permanent=True))
+    await rig.sender.drain_once()
+    rig.clock.advance(hours=1)
+    assert await rig.sender.drain_once() == 0
+    (row,) = await rows(db)
+    assert (row.status, row.last_error) == ("failed", "account_inactive")
+
+
+async def test_the_sender_gives_up_after_max_attempts(db: Database, rig: Rig) -> None:
+    sender = OutboxSender(db, [rig.delivery], clock=rig.clock, max_attempts=3)
+    await queue(db, rig, "k", "tom@demo.baton", "hello")
+    for _ in range(3):
+        rig.delivery.failures.append(DeliveryError("http_error", retry_after=0))
+        await sender.drain_once()
+    (row,) = await rows(db)
+    assert row.status == "failed" and "gave up after 3 attempts" in row.last_error
+
+
+async def test_one_persons_failure_does_not_hold_up_another(db: Database, rig: Rig) -> None:
+    class FailsForTom(RecordingDelivery):
+        async def deliver(self, message):  # noqa: ANN001, ANN201
+            if message.person_id == rig.people["tom@demo.baton"].id:
+                raise DeliveryError("boom")
+            await super().deliver(message)
+
+    delivery = FailsForTom()
+    sender = OutboxSender(db, [delivery], clock=rig.clock)
+    await queue(db, rig, "a", "tom@demo.baton", "to tom")
+    await queue(db, rig, "b", "aiko@demo.baton", "to aiko")
+    await sender.drain_once()
+    assert [m.reply.text for m in delivery.sent] == ["to aiko"]
+
+
+async def test_a_persons_messages_keep_their_order_across_a_failure(db: Database, rig: Rig) -> None:
+    for n in range(3):
+        await queue(db, rig, f"m{n}", "tom@demo.baton", f"message {n}")
+    rig.delivery.failures.append(DeliveryError("http_timeout", retry_after=0))
+    await rig.sender.drain_once()
+    assert rig.delivery.sent == []  # message 0 failed, so 1 and 2 waited
+    await rig.sender.drain_once()
+    assert [m.reply.text for m in rig.delivery.sent] == ["message 0", "message 1", "message 2"]
+
+
+async def test_two_senders_draining_together_deliver_each_message_once(db: Database, rig: Rig) -> None:
+    people = list(rig.people)
+    for n in range(120):
+        await queue(db, rig, f"bulk-{n}", people[n % len(people)], f"n{n}")
+
+    class Slow(RecordingDelivery):
+        async def deliver(self, message):  # noqa: ANN001, ANN201
+            await asyncio.sleep(0)  # let the other sender interleave
+            await super().deliver(message)
+
+    shared = Slow()
+    senders = [OutboxSender(db, [shared], clock=rig.clock, batch=25) for _ in range(2)]
+
+    async def drain(sender: OutboxSender) -> None:
+        while await sender.drain_once():
+            pass
+
+    await asyncio.gather(*(drain(s) for s in senders))
+    texts = [m.reply.text for m in shared.sent]
+    assert len(texts) == 120 and len(set(texts)) == 120
+    assert {r.status for r in await rows(db)} == {"sent"}
+
+
+async def test_a_row_left_sending_by_a_dead_sender_is_taken_back_after_its_lease(db: Database, rig: Rig) -> None:
+    await queue(db, rig, "k", "tom@demo.baton", "hello")
+
+    class Dies(RecordingDelivery):
+        async def deliver(self, message):  # noqa: ANN001, ANN201
+            raise asyncio.CancelledError  # the process died mid-delivery
+
+    dead = OutboxSender(db, [Dies()], clock=rig.clock)
+    try:
+        await dead.drain_once()
+    except asyncio.CancelledError:
+        pass
+    (row,) = await rows(db)
+    assert row.status == "sending"
+    assert await rig.sender.drain_once() == 0  # still leased
+    rig.clock.advance(minutes=3)
+    assert await rig.sender.drain_once() == 1
+    assert [m.reply.text for m in rig.delivery.sent] == ["hello"]

@@ -1,0 +1,140 @@
+"""The aiohttp server over real HTTP on a free loopback port: health, readiness, the local web chat API."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.app import Baton, create_app
+from bot.config import load_settings
+from storage.db import Database
+
+
+@pytest.fixture
+async def server(db: Database, database_url: str) -> AsyncIterator[TestServer]:
+    settings = load_settings(env_file=None, DATABASE_URL=database_url)
+    app = create_app(Baton.build(settings))
+    async with TestServer(app, host="127.0.0.1") as srv:
+        yield srv
+
+
+@pytest.fixture
+async def http(server: TestServer) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as session:
+        yield session
+
+
+async def people(http: aiohttp.ClientSession) -> dict[str, dict]:
+    async with http.get("/api/local/people") as response:
+        assert response.status == 200
+        return {p["email"]: p for p in await response.json()}
+
+
+async def post(http: aiohttp.ClientSession, body: dict) -> tuple[int, dict]:
+    async with http.post("/api/local/messages", json=body) as response:
+        return response.status, await response.json()
+
+
+async def read_events(http: aiohttp.ClientSession, person_id: int, count: int, *, last_id: int = 0, timeout: float = 10) -> list[dict]:
+    """Read `count` SSE message events for a person, as EventSource would."""
+    headers = {"Last-Event-ID": str(last_id)} if last_id else {}
+    events: list[dict] = []
+    async with http.get(f"/api/local/stream?person={person_id}", headers=headers) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+
+        async def collect() -> None:
+            async for raw in response.content:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    if len(events) == count:
+                        return
+
+        await asyncio.wait_for(collect(), timeout)
+    return events
+
+
+async def test_health_and_readiness(http: aiohttp.ClientSession) -> None:
+    async with http.get("/healthz") as response:
+        assert response.status == 200 and (await response.json())["status"] == "ok"
+    async with http.get("/readyz") as response:
+        assert response.status == 200 and (await response.json())["status"] == "ready"
+
+
+async def test_the_page_is_served_without_a_cdn(http: aiohttp.ClientSession) -> None:
+    async with http.get("/") as response:
+        page = await response.text()
+    assert response.status == 200 and "Local tool without sign-in" in page
+    assert "http://" not in page and "https://" not in page
+    for asset in ("/static/app.js", "/static/style.css"):
+        async with http.get(asset) as response:
+            assert response.status == 200
+            assert "https://" not in await response.text()
+
+
+async def test_local_mode_seeds_a_demo_organisation_in_two_time_zones(http: aiohttp.ClientSession) -> None:
+    everyone = await people(http)
+    roles = [p["role"] for p in everyone.values()]
+    assert roles.count("manager") == 1 and roles.count("performer") == 4
+    performers = [p for p in everyone.values() if p["role"] == "performer"]
+    assert len({p["timezone"] for p in performers}) >= 2 and {p["team"] for p in performers} == {"Platform"}
+
+
+async def test_help_over_http_arrives_on_the_stream(http: aiohttp.ClientSession) -> None:
+    maya = (await people(http))["maya@demo.baton"]
+    status, body = await post(http, {"person": maya["id"], "client_id": uuid.uuid4().hex, "text": "help"})
+    assert (status, body) == (202, {"ok": True})
+    (event,) = await read_events(http, maya["id"], 1)
+    assert "what I can do for you as a manager" in event["text"]
+    assert {"label": "Settings", "action": "cmd", "value": "settings", "style": None} in event["choices"]
+
+
+async def test_a_double_submit_with_one_client_id_is_handled_once(http: aiohttp.ClientSession) -> None:
+    tom = (await people(http))["tom@demo.baton"]
+    body = {"person": tom["id"], "client_id": "same-client-id-1", "text": "settings"}
+    results = await asyncio.gather(post(http, body), post(http, body))
+    assert [r[0] for r in results] == [202, 202]
+    first = await read_events(http, tom["id"], 1)
+    await post(http, {"person": tom["id"], "client_id": uuid.uuid4().hex, "text": "help"})
+    after = await read_events(http, tom["id"], 1, last_id=first[-1]["id"])
+    assert "what I can do" in after[0]["text"]  # the next message is help, not a second settings menu
+
+
+async def test_history_is_replayed_and_last_event_id_resumes(http: aiohttp.ClientSession) -> None:
+    aiko = (await people(http))["aiko@demo.baton"]
+    for text in ("help", "settings"):
+        await post(http, {"person": aiko["id"], "client_id": uuid.uuid4().hex, "text": text})
+    replay = await read_events(http, aiko["id"], 2)
+    assert ["what I can do" in replay[0]["text"], "time zone is" in replay[1]["text"]] == [True, True]
+    await post(http, {"person": aiko["id"], "client_id": uuid.uuid4().hex, "text": "cancel"})
+    (resumed,) = await read_events(http, aiko["id"], 1, last_id=replay[1]["id"])
+    assert resumed["text"].startswith("Stopped")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (b"not json", 400, "should be JSON"),
+        (b"[1, 2]", 400, "JSON object"),
+        (json.dumps({"person": "1", "client_id": "abcdefgh", "text": "hi"}).encode(), 400, "person (number)"),
+        (json.dumps({"person": 1, "client_id": "short", "text": "hi"}).encode(), 400, "client_id"),
+        (json.dumps({"person": 1, "client_id": "abcdefgh"}).encode(), 400, "text or an action"),
+        (json.dumps({"person": 424242, "client_id": "abcdefgh", "text": "hi"}).encode(), 404, "no such person"),
+        (json.dumps({"person": 1, "client_id": "abcdefgh", "text": "x" * 70000}).encode(), 413, "too large"),
+    ],
+    ids=["not-json", "not-object", "person-not-int", "short-client-id", "nothing-to-say", "unknown-person", "huge"],
+)
+async def test_bad_requests_get_a_polite_json_answer(http: aiohttp.ClientSession, body: bytes, status: int, says: str) -> None:
+    async with http.post("/api/local/messages", data=body, headers={"Content-Type": "application/json"}) as response:
+        payload = await response.json()
+    assert response.status == status and payload["ok"] is False and says.lower() in payload["error"].lower()
+
+
+async def test_stream_without_a_person_is_refused(http: aiohttp.ClientSession) -> None:
+    async with http.get("/api/local/stream") as response:
+        assert response.status == 400
