@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 64 * 1024
 KEEPALIVE_SECONDS = 15.0
+POLL_SECONDS = 1.0  # how soon a message delivered by another process (the terminal) shows up
 
 
 class LocalHub:
@@ -42,6 +43,12 @@ class LocalHub:
 
     def __init__(self) -> None:
         self._waiters: dict[int, set[asyncio.Event]] = {}
+        self.closing = False
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        """End every open stream, so shutting down does not wait for browsers to hang up."""
+        self.closing = True
+        self.notify(set(self._waiters))
 
     def notify(self, person_ids: set[int]) -> None:
         for person_id in person_ids:
@@ -99,6 +106,7 @@ def render(message_id: int, sent_at: datetime | None, reply: Reply) -> dict[str,
 def setup_web_chat(app: web.Application, baton: Baton) -> None:
     hub = LocalHub()
     baton.sender.listeners.append(hub.notify)
+    app.on_shutdown.append(hub.close)
 
     async def index(request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
@@ -131,14 +139,15 @@ def setup_web_chat(app: web.Application, baton: Baton) -> None:
         )
         await response.prepare(request)
         wake = hub.subscribe(person_id)
+        idle = 0.0
         try:
             history = await recent_sent(baton.db, person_id) if last_id == 0 else await sent_since(baton.db, person_id, last_id)
             for message_id, sent_at, reply in history:
                 await _send_event(response, message_id, render(message_id, sent_at, reply))
                 last_id = message_id
-            while True:
+            while not hub.closing:
                 try:
-                    await asyncio.wait_for(wake.wait(), min(KEEPALIVE_SECONDS, 1.0))
+                    await asyncio.wait_for(wake.wait(), POLL_SECONDS)
                 except TimeoutError:
                     pass
                 wake.clear()
@@ -149,8 +158,10 @@ def setup_web_chat(app: web.Application, baton: Baton) -> None:
                 for message_id, sent_at, reply in fresh:
                     await _send_event(response, message_id, render(message_id, sent_at, reply))
                     last_id = message_id
-                if not fresh:
+                idle = 0.0 if fresh else idle + POLL_SECONDS
+                if idle >= KEEPALIVE_SECONDS:  # proxies drop silent connections
                     await response.write(b": keep-alive\n\n")
+                    idle = 0.0
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

@@ -1,0 +1,578 @@
+/*
+ * Baton local web chat — browser side.
+ *
+ * Protocol (served by Baton itself):
+ *   GET  /api/local/people             → people one can chat as
+ *   GET  /api/local/stream?person=ID   → SSE; each `message` event is one outbound Baton message.
+ *                                        History is replayed first, so ids may repeat after a reconnect.
+ *   POST /api/local/messages           → the user's text or button choice; 202 {"ok": true}.
+ *                                        Replies arrive through the stream, never in this response.
+ *
+ * Everything that comes from the server is inserted as text nodes, never as HTML.
+ */
+"use strict";
+
+(() => {
+  const DEFAULT_PLACEHOLDER = "Message Baton… (try help)";
+  const STORAGE_KEY = "baton.local.person";
+  const POST_TIMEOUT_MS = 15000;
+  const REOPEN_MIN_MS = 1000;
+  const REOPEN_MAX_MS = 30000;
+  const NEAR_BOTTOM_PX = 48;
+  const MAX_RATING_STEPS = 20; // guards against a malformed rating drawing hundreds of buttons
+  const ROLE_GROUPS = [["manager", "Managers"], ["performer", "Performers"], ["admin", "Admins"]];
+  // Slack-style *bold*: the marked text must start and end with a non-space, so "5 * 3 * 2" stays as is.
+  const BOLD = /\*(\S(?:[^*\n]*?\S)?)\*/g;
+
+  const els = {
+    person: document.getElementById("person"),
+    status: document.getElementById("status"),
+    transcript: document.getElementById("transcript"),
+    jump: document.getElementById("jump"),
+    form: document.getElementById("composer-form"),
+    composer: document.getElementById("composer"),
+    send: document.getElementById("send"),
+    hint: document.getElementById("composer-hint"),
+    counter: document.getElementById("counter"),
+    limitNote: document.getElementById("limit-note"),
+  };
+
+  const state = {
+    people: new Map(),      // id (as string, like <option> values) → person object
+    person: null,           // the person currently chatted as
+    session: 0,             // bumped on every person switch; late callbacks of an older one are dropped
+    stream: null,           // the current EventSource
+    reopenTimer: null,
+    reopenDelay: REOPEN_MIN_MS,
+    seenIds: new Set(),     // Baton message ids already rendered in this transcript
+    latestBotId: -Infinity, // the newest Baton message decides the composer's input settings
+    input: null,            // that message's `input` spec, or null
+    formats: null,          // timestamp formatters in the person's time zone
+  };
+
+  // ---------------------------------------------------------------- small DOM helpers
+
+  function make(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text != null) node.textContent = String(text);
+    return node;
+  }
+
+  /** Baton's plain text: newlines are kept by CSS (white-space: pre-wrap), *x* becomes <strong>. */
+  function richText(text, className = "text", tag = "div") {
+    const node = make(tag, className);
+    const source = String(text);
+    let last = 0;
+    for (const match of source.matchAll(BOLD)) {
+      node.append(source.slice(last, match.index), make("strong", null, match[1]));
+      last = match.index + match[0].length;
+    }
+    node.append(source.slice(last));
+    return node;
+  }
+
+  // ---------------------------------------------------------------- timestamps
+
+  function makeFormats(timeZone) {
+    const build = (zone) => ({
+      zone,
+      time: new Intl.DateTimeFormat(undefined, { timeZone: zone, hour: "2-digit", minute: "2-digit" }),
+      dateTime: new Intl.DateTimeFormat(undefined, {
+        timeZone: zone, day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+      }),
+      day: new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }),
+      full: new Intl.DateTimeFormat(undefined, { timeZone: zone, dateStyle: "full", timeStyle: "short" }),
+    });
+    try {
+      return build(timeZone || undefined);
+    } catch {
+      return build(undefined); // unknown zone name: fall back to the browser's own zone
+    }
+  }
+
+  /** "Baton · 19:52" — shown in the person's time zone, so check-in times read as they would for them. */
+  function renderMeta(who, iso) {
+    const meta = make("div", "meta");
+    const parsed = iso ? new Date(iso) : new Date();
+    const when = Number.isNaN(parsed.getTime()) ? new Date() : parsed;
+    const f = state.formats || makeFormats();
+    const today = f.day.format(new Date()) === f.day.format(when);
+    const time = make("time", null, today ? f.time.format(when) : f.dateTime.format(when));
+    time.dateTime = when.toISOString();
+    time.title = f.full.format(when) + (f.zone ? ` (${f.zone})` : "");
+    meta.append(make("span", "who", who), " · ", time);
+    return meta;
+  }
+
+  // ---------------------------------------------------------------- transcript & scrolling
+
+  function isNearBottom() {
+    const t = els.transcript;
+    return t.scrollHeight - t.scrollTop - t.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  function scrollToBottom() {
+    els.transcript.scrollTop = els.transcript.scrollHeight;
+    els.jump.hidden = true;
+  }
+
+  /** Appends to the transcript; follows the bottom unless the user has scrolled up to read. */
+  function appendEntry(node, { follow = false } = {}) {
+    const stick = follow || isNearBottom();
+    els.transcript.append(node);
+    if (stick) scrollToBottom();
+    else els.jump.hidden = false;
+  }
+
+  function addSystemNote(text) {
+    const note = make("div", "msg system");
+    note.append(make("div", "text", text));
+    appendEntry(note);
+  }
+
+  // ---------------------------------------------------------------- Baton's messages
+
+  function renderBotMessage(msg) {
+    const node = make("div", "msg bot");
+    node.dataset.id = String(msg.id);
+    // One group per message: a click on any of its buttons (choice or rating) answers the whole message.
+    const group = { answered: false, buttons: [] };
+
+    if (msg.text) node.append(richText(msg.text, "bubble text"));
+    if (msg.card) node.append(renderCard(msg.card));
+    if (msg.rating) node.append(renderRating(msg.rating, group));
+    if (Array.isArray(msg.choices) && msg.choices.length) node.append(renderChoices(msg.choices, group));
+    node.append(renderMeta("Baton", msg.created_at));
+    return node;
+  }
+
+  function renderCard(card) {
+    const section = make("section", "card");
+    if (card.title) section.append(make("h2", "card-title", card.title));
+    if (Array.isArray(card.fields) && card.fields.length) {
+      const list = make("dl", "card-fields");
+      for (const field of card.fields) {
+        const row = make("div", "card-field");
+        row.append(richText(field.label ?? "", "card-label", "dt"), richText(field.value ?? "", "card-value", "dd"));
+        list.append(row);
+      }
+      section.append(list);
+    }
+    if (Array.isArray(card.lines) && card.lines.length) {
+      const lines = make("div", "card-lines");
+      for (const line of card.lines) lines.append(richText(line ?? "", "card-line"));
+      section.append(lines);
+    }
+    return section;
+  }
+
+  function renderChoices(choices, group) {
+    const row = make("div", "choices");
+    row.setAttribute("role", "group");
+    row.setAttribute("aria-label", "Choices");
+    for (const choice of choices) {
+      const button = makeChoiceButton(group, choice.label ?? String(choice.value ?? ""), choice.action, choice.value);
+      if (choice.style === "primary" || choice.style === "danger") button.classList.add(choice.style);
+      row.append(button);
+    }
+    return row;
+  }
+
+  function renderRating(rating, group) {
+    const min = Number.isInteger(rating.min) ? rating.min : 1;
+    const max = Number.isInteger(rating.max) ? Math.min(rating.max, min + MAX_RATING_STEPS - 1) : 5;
+    const wrap = make("div", "rating");
+    wrap.setAttribute("role", "group");
+    const low = rating.low_label ? ` (${rating.low_label})` : "";
+    const high = rating.high_label ? ` (${rating.high_label})` : "";
+    wrap.setAttribute("aria-label", `Rate from ${min}${low} to ${max}${high}`);
+
+    const scale = make("div", "rating-scale");
+    for (let n = min; n <= max; n++) {
+      const button = makeChoiceButton(group, String(n), rating.action, String(n));
+      if (n === min && rating.low_label) button.setAttribute("aria-label", `${n} — ${rating.low_label}`);
+      if (n === max && rating.high_label) button.setAttribute("aria-label", `${n} — ${rating.high_label}`);
+      scale.append(button);
+    }
+    // The end labels repeat what the buttons' aria-labels already say, so hide them from screen readers.
+    const lowLabel = make("span", "rating-low", rating.low_label || "");
+    const highLabel = make("span", "rating-high", rating.high_label || "");
+    lowLabel.setAttribute("aria-hidden", "true");
+    highLabel.setAttribute("aria-hidden", "true");
+    wrap.append(lowLabel, scale, highLabel);
+    return wrap;
+  }
+
+  function makeChoiceButton(group, label, action, value) {
+    const button = make("button", "choice", label);
+    button.type = "button";
+    button.dataset.value = value == null ? "" : String(value);
+    button.addEventListener("click", () => {
+      // The flag is set synchronously, so the second click of a double click finds it already answered.
+      if (group.answered) return;
+      markAnswered(group, button);
+      sendMessage({ action, value: value == null ? null : String(value) }, label, () => unmarkAnswered(group));
+    });
+    group.buttons.push(button);
+    return button;
+  }
+
+  function markAnswered(group, chosen) {
+    group.answered = true;
+    for (const button of group.buttons) button.disabled = true;
+    chosen.classList.add("chosen");
+    chosen.setAttribute("aria-pressed", "true");
+  }
+
+  /** After a polite refusal (4xx) the choice did not count, so let the user pick again. */
+  function unmarkAnswered(group) {
+    group.answered = false;
+    for (const button of group.buttons) {
+      button.disabled = false;
+      button.classList.remove("chosen");
+      button.removeAttribute("aria-pressed");
+    }
+  }
+
+  function handleStreamData(data) {
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      console.warn("Baton: ignoring a stream event that is not JSON", data);
+      return;
+    }
+    if (!msg || msg.id == null) return;
+    const key = String(msg.id);
+    if (state.seenIds.has(key)) return; // replayed after a reconnect
+    state.seenIds.add(key);
+    appendEntry(renderBotMessage(msg));
+    if (Number(msg.id) >= state.latestBotId) {
+      state.latestBotId = Number(msg.id);
+      applyInputSpec(msg.input);
+    }
+  }
+
+  // ---------------------------------------------------------------- the SSE stream
+
+  function setStatus(kind, text) {
+    els.status.dataset.state = kind;
+    els.status.textContent = text;
+  }
+
+  function openStream() {
+    const es = new EventSource(`/api/local/stream?person=${encodeURIComponent(state.person.id)}`);
+    state.stream = es;
+    setStatus("connecting", "connecting…");
+    es.onopen = () => {
+      if (es !== state.stream) return;
+      state.reopenDelay = REOPEN_MIN_MS;
+      setStatus("connected", "connected");
+    };
+    es.onmessage = (event) => {
+      if (es === state.stream) handleStreamData(event.data);
+    };
+    es.onerror = () => {
+      if (es !== state.stream) return;
+      setStatus("reconnecting", "reconnecting…");
+      // While readyState is CONNECTING the browser retries by itself. It gives up for good (CLOSED)
+      // on an HTTP error or a non-SSE response, e.g. while Baton restarts behind a proxy: retry then.
+      if (es.readyState === EventSource.CLOSED) {
+        state.reopenTimer = setTimeout(() => {
+          state.reopenTimer = null;
+          if (es === state.stream) openStream();
+        }, state.reopenDelay);
+        state.reopenDelay = Math.min(state.reopenDelay * 2, REOPEN_MAX_MS);
+      }
+    };
+  }
+
+  function closeStream() {
+    clearTimeout(state.reopenTimer);
+    state.reopenTimer = null;
+    if (state.stream) state.stream.close();
+    state.stream = null;
+    state.reopenDelay = REOPEN_MIN_MS;
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /** crypto.randomUUID needs a secure context (https or localhost); fall back for e.g. http://127.0.0.2. */
+  function newClientId() {
+    if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  /**
+   * Renders the user's bubble at once (the server does not echo it) and posts it.
+   * `onRefused` runs if the server politely refuses it with a 4xx.
+   */
+  function sendMessage(fields, shownText, onRefused) {
+    const node = make("div", "msg user");
+    const status = make("span", "send-state");
+    const meta = renderMeta("You", null);
+    meta.append(status);
+    node.append(make("div", "bubble text", shownText), meta);
+
+    const outgoing = {
+      session: state.session,
+      // The client_id is made once here and reused by every retry, so the server can deduplicate.
+      body: { person: state.person.id, client_id: newClientId(), ...fields },
+      node,
+      status,
+      onRefused,
+    };
+    node.dataset.clientId = outgoing.body.client_id;
+    appendEntry(node, { follow: true });
+    post(outgoing);
+  }
+
+  function setSendState(outgoing, kind) {
+    outgoing.node.dataset.state = kind;
+    const status = outgoing.status;
+    status.replaceChildren();
+    if (kind === "sending") status.append(" · sending…");
+    else if (kind === "refused") status.append(" · not delivered");
+    else if (kind === "failed") {
+      const retry = make("button", "retry", "retry");
+      retry.type = "button";
+      retry.setAttribute("aria-label", "Retry sending this message");
+      retry.addEventListener("click", () => {
+        retry.disabled = true; // one re-post per click, however fast the clicks come
+        post(outgoing);
+      });
+      status.append(" · Not sent — ", retry);
+    }
+  }
+
+  async function postJson(url, body) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), POST_TIMEOUT_MS);
+    try {
+      return await fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(body),
+        signal: controller.signal,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function post(outgoing) {
+    setSendState(outgoing, "sending");
+    let response = null;
+    try {
+      response = await postJson("/api/local/messages", outgoing.body);
+    } catch {
+      // network error or timeout: handled below like a 5xx
+    }
+    const refused = response && response.status >= 400 && response.status < 500;
+    const refusal = refused ? await refusalText(response) : null;
+    if (outgoing.session !== state.session) return; // the person was switched; that transcript is gone
+
+    if (response && response.ok) {
+      setSendState(outgoing, "sent");
+    } else if (refused) {
+      setSendState(outgoing, "refused");
+      addSystemNote(refusal);
+      if (outgoing.onRefused) outgoing.onRefused();
+    } else {
+      setSendState(outgoing, "failed");
+    }
+  }
+
+  async function refusalText(response) {
+    try {
+      const body = await response.json();
+      if (body && typeof body.error === "string" && body.error.trim()) return body.error;
+    } catch {
+      // not JSON: fall through to a generic note
+    }
+    return `Baton couldn't accept that (HTTP ${response.status}).`;
+  }
+
+  // ---------------------------------------------------------------- composer
+
+  /** Characters as Python's len() counts them (code points), which is what the server checks. */
+  function charCount(text) {
+    return [...text].length;
+  }
+
+  function multilineAllowed() {
+    return !state.input || state.input.multiline !== false;
+  }
+
+  function maxLength() {
+    const max = state.input && state.input.max_length;
+    return Number.isInteger(max) && max > 0 ? max : null;
+  }
+
+  function applyInputSpec(input) {
+    state.input = input && typeof input === "object" ? input : null;
+    els.composer.placeholder = (state.input && state.input.placeholder) || DEFAULT_PLACEHOLDER;
+    els.composer.classList.toggle("multiline", Boolean(state.input && state.input.multiline));
+    els.hint.textContent = multilineAllowed() ? "Enter to send, Shift+Enter for a new line" : "Enter to send";
+    updateCounter();
+    autoGrow();
+  }
+
+  function updateCounter() {
+    const max = maxLength();
+    els.counter.hidden = max == null;
+    if (max == null) {
+      els.limitNote.textContent = "";
+      return;
+    }
+    const n = charCount(els.composer.value);
+    els.counter.textContent = `${n.toLocaleString()} / ${max.toLocaleString()}`;
+    els.counter.classList.toggle("over", n > max);
+    if (n <= max) els.limitNote.textContent = "";
+  }
+
+  function autoGrow() {
+    const c = els.composer;
+    c.style.height = "auto";
+    c.style.height = `${c.scrollHeight}px`; // CSS max-height caps it; beyond that it scrolls
+  }
+
+  function submitComposer() {
+    if (!state.person) return;
+    const text = els.composer.value;
+    if (!text.trim()) return;
+    const max = maxLength();
+    const n = charCount(text);
+    if (max != null && n > max) {
+      els.limitNote.textContent =
+        `That's ${n.toLocaleString()} characters and this answer can be up to ${max.toLocaleString()}. ` +
+        "Could you shorten it a little?";
+      return;
+    }
+    sendMessage({ text: text.trim() }, text.trim());
+    els.composer.value = "";
+    updateCounter();
+    autoGrow();
+  }
+
+  els.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitComposer();
+  });
+
+  els.composer.addEventListener("keydown", (event) => {
+    // isComposing: Enter that confirms an IME composition (e.g. Japanese input) must not send.
+    if (event.key !== "Enter" || event.isComposing) return;
+    if (event.shiftKey && multilineAllowed()) return; // newline
+    event.preventDefault();
+    submitComposer();
+  });
+
+  els.composer.addEventListener("input", () => {
+    updateCounter();
+    autoGrow();
+  });
+
+  els.transcript.addEventListener("scroll", () => {
+    if (isNearBottom()) els.jump.hidden = true;
+  });
+  els.jump.addEventListener("click", scrollToBottom);
+
+  // ---------------------------------------------------------------- person picker
+
+  function readStoredPerson() {
+    try {
+      return localStorage.getItem(STORAGE_KEY);
+    } catch {
+      return null; // storage can be disabled; the URL still remembers the choice
+    }
+  }
+
+  function rememberPerson(id) {
+    try {
+      localStorage.setItem(STORAGE_KEY, id);
+    } catch {
+      // see readStoredPerson
+    }
+    const url = new URL(location.href);
+    url.searchParams.set("person", id);
+    history.replaceState(null, "", url);
+  }
+
+  function buildPicker(people) {
+    const placeholder = make("option", null, "Choose a person…");
+    placeholder.value = "";
+    placeholder.disabled = true;
+    placeholder.selected = true;
+    els.person.replaceChildren(placeholder);
+
+    const known = new Set(ROLE_GROUPS.map(([role]) => role));
+    const groups = [...ROLE_GROUPS, ["", "Others"]];
+    for (const [role, title] of groups) {
+      const members = people
+        .filter((p) => (role ? p.role === role : !known.has(p.role)))
+        .sort((a, b) => String(a.name).localeCompare(String(b.name)));
+      if (!members.length) continue;
+      const optgroup = make("optgroup");
+      optgroup.label = title;
+      for (const p of members) {
+        const option = make("option", null, p.team ? `${p.name} · ${p.team}` : p.name);
+        option.value = String(p.id);
+        option.title = p.email || "";
+        optgroup.append(option);
+      }
+      els.person.append(optgroup);
+    }
+    els.person.disabled = false;
+  }
+
+  function selectPerson(id) {
+    const person = state.people.get(id);
+    if (!person || person === state.person) return;
+    closeStream();
+    state.session++;
+    state.person = person;
+    state.formats = makeFormats(person.timezone);
+    state.seenIds.clear();
+    state.latestBotId = -Infinity;
+    els.transcript.replaceChildren();
+    els.jump.hidden = true;
+    applyInputSpec(null);
+    rememberPerson(id);
+    els.person.value = id;
+    els.composer.disabled = false;
+    els.send.disabled = false;
+    openStream();
+  }
+
+  els.person.addEventListener("change", () => selectPerson(els.person.value));
+
+  async function start() {
+    let people;
+    try {
+      const response = await fetch("/api/local/people", { headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      people = await response.json();
+      if (!Array.isArray(people)) throw new Error("not a list");
+    } catch {
+      els.person.replaceChildren(make("option", null, "Couldn't load people"));
+      addSystemNote("Couldn't load the list of people. Is Baton running? Reload the page to try again.");
+      return;
+    }
+    for (const p of people) state.people.set(String(p.id), p);
+    buildPicker(people);
+
+    const fromUrl = new URLSearchParams(location.search).get("person");
+    const initial = [fromUrl, readStoredPerson()].find((id) => id && state.people.has(id));
+    if (initial) selectPerson(initial);
+    else if (people.length) addSystemNote("Choose who you are in “Chatting as” to start.");
+    else addSystemNote("There is nobody in this organisation yet.");
+  }
+
+  start();
+})();

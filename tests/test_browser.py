@@ -1,0 +1,97 @@
+"""The local web chat in a real headless Chromium (Debian's package), driven by Playwright."""
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.app import Baton, create_app
+from bot.config import load_settings
+from storage.db import Database
+from tests.conftest import ARTIFACTS, IN_CI
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    if CHROMIUM is None:
+        if IN_CI:
+            pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def base_url(db: Database, database_url: str) -> AsyncIterator[str]:
+    if "postgresql" in database_url:
+        pytest.skip("the browser checks the page, not the database: once, on SQLite, is enough")
+    app = create_app(Baton.build(load_settings(env_file=None, DATABASE_URL=database_url)))
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("/"))
+
+
+async def test_a_manager_asks_for_help_and_walks_a_dialog_in_the_browser(browser, base_url: str) -> None:  # noqa: ANN001
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.goto(base_url)
+    await page.wait_for_function("document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6")
+    maya = await page.eval_on_selector("#person", "s => [...s.options].find(o => o.textContent.includes('Maya')).value")
+    await page.select_option("#person", maya)
+    await page.wait_for_function("document.querySelector('#status').textContent.includes('connected')")
+    await page.fill("#composer", "help")
+    await page.click("#send")
+    help_message = page.locator(".msg.bot", has_text="what I can do for you as a manager")
+    await help_message.wait_for()
+    assert "settings" in (await help_message.inner_text()).lower()
+    await help_message.locator("button.choice", has_text="Settings").click()
+    menu = page.locator(".msg.bot", has_text="What would you like to change?")
+    await menu.wait_for()
+    await menu.locator("button.choice", has_text="Time zone").click()
+    await page.locator(".msg.bot", has_text="Which time zone").wait_for()
+    await page.fill("#composer", "Tokyo")
+    await page.keyboard.press("Enter")
+    await page.locator(".msg.bot", has_text="Done: your time zone is now").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "web-chat-desktop.png"), full_page=True)
+
+    # A reload keeps the person and replays the conversation.
+    await page.reload()
+    await page.locator(".msg.bot", has_text="Done: your time zone is now").wait_for()
+    assert await page.locator("#person").input_value() == maya
+
+
+async def test_the_page_works_on_a_phone_and_shows_text_literally(browser, base_url: str) -> None:  # noqa: ANN001
+    page = await browser.new_page(viewport={"width": 360, "height": 740})
+    await page.goto(base_url)
+    await page.wait_for_function("document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6")
+    tom = await page.eval_on_selector("#person", "s => [...s.options].find(o => o.textContent.includes('Tom')).value")
+    await page.select_option("#person", tom)
+    await page.wait_for_function("document.querySelector('#status').textContent.includes('connected')")
+    await page.fill("#composer", "<b>bold?</b><script>window.pwned=1</script>")
+    await page.click("#send")
+    await page.locator(".msg.bot", has_text="didn't understand").wait_for()
+    assert await page.evaluate("window.pwned === undefined")
+    assert await page.locator(".msg.user", has_text="<b>bold?</b>").count() == 1
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "web-chat-phone.png"), full_page=True)
