@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
+from functools import lru_cache
+from zoneinfo import available_timezones
+import unicodedata
 
 from sqlalchemy import select
 
@@ -50,18 +52,28 @@ class ImportResult:
     teams_created: int
 
 
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    # The IANA names only: ZoneInfo() alone also opens stray files such as "localtime".
+    return frozenset(available_timezones() - {"localtime", "Factory"})
+
+
 def _valid_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except Exception:
-        return False
-    return True
+    return name in _zones()
 
 
-def parse(text: str, known_emails: Iterable[str] = ()) -> tuple[list[Row], list[RowError]]:
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+def parse(
+    text: str, known_emails: Iterable[str] = (), known_managers: Mapping[str, str] | None = None
+) -> tuple[list[Row], list[RowError]]:
     """Read and check the CSV. Returns the rows and every problem found (empty when all is well).
 
-    `known_emails` are people already in the database: a manager may be one of them.
+    `known_emails` are people already in the database: a manager may be one of
+    them. `known_managers` (email → manager email) are the database's current
+    links, so that a row closing a loop through people not in the file is caught.
     """
     if text.startswith("\ufeff"):  # a byte-order mark from spreadsheet exports
         text = text[1:]
@@ -80,8 +92,12 @@ def parse(text: str, known_emails: Iterable[str] = ()) -> tuple[list[Row], list[
     rows: list[Row] = []
     seen: dict[str, int] = {}
     try:
-        for values in reader:
-            line = reader.line_num
+        while True:
+            line = reader.line_num + 1  # where this row starts, even if a quoted field spans lines
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
             if not any(v.strip() for v in values):
                 continue
             if len(values) < len(header):
@@ -96,6 +112,8 @@ def parse(text: str, known_emails: Iterable[str] = ()) -> tuple[list[Row], list[
                 problems.append(f"email {row.email} already appears on line {seen[row.email]}")
             if not row.name or len(row.name) > 200:
                 problems.append("name is empty" if not row.name else "name is longer than 200 characters")
+            if _has_control(row.name) or _has_control(row.team):
+                problems.append("name or team contains control characters (such as a line break or NUL)")
             if row.manager_email and not EMAIL.match(row.manager_email):
                 problems.append(f"manager_email '{row.manager_email}' is not a valid address")
             if row.manager_email == row.email:
@@ -115,12 +133,15 @@ def parse(text: str, known_emails: Iterable[str] = ()) -> tuple[list[Row], list[
     for row in rows:
         if row.manager_email and row.manager_email not in known:
             errors.append(RowError(row.line, f"manager_email {row.manager_email} is neither in the file nor in Baton"))
-    errors.extend(_cycles(rows))
+    errors.extend(_cycles(rows, known_managers or {}))
     return rows, sorted(errors, key=lambda e: e.line)
 
 
-def _cycles(rows: list[Row]) -> list[RowError]:
-    manager = {r.email: r.manager_email for r in rows if r.manager_email}
+def _cycles(rows: list[Row], known_managers: Mapping[str, str]) -> list[RowError]:
+    """Loops in the reporting lines as they would be after the import (the file overrides the database)."""
+    in_file = {r.email for r in rows}
+    manager = {e: m for e, m in known_managers.items() if e not in in_file}
+    manager |= {r.email: r.manager_email for r in rows if r.manager_email}
     line = {r.email: r.line for r in rows}
     errors, reported = [], set()
     for start in manager:
@@ -131,7 +152,9 @@ def _cycles(rows: list[Row]) -> list[RowError]:
         if current in path and current not in reported:
             loop = path[path.index(current):]
             reported.update(loop)
-            errors.append(RowError(line[current], "managers form a loop: " + " → ".join(loop + [current])))
+            where = min((line[e] for e in loop if e in line), default=None)
+            if where is not None:  # a loop entirely outside the file is not this import's doing
+                errors.append(RowError(where, "managers form a loop: " + " → ".join(loop + [current])))
     return errors
 
 
@@ -140,11 +163,14 @@ async def import_csv(
 ) -> tuple[ImportResult | None, list[RowError]]:
     """Validate, then import in one transaction. Returns (result, []) or (None, errors) with nothing written."""
 
-    async def known(session) -> list[str]:  # noqa: ANN001
-        return list((await session.execute(select(Person.email))).scalars())
+    async def known(session) -> dict[str, str]:  # noqa: ANN001
+        people = list((await session.execute(select(Person.id, Person.email, Person.manager_id))))
+        emails = {pid: email for pid, email, _ in people}
+        return {email: emails.get(manager_id, "") for _, email, manager_id in people}
 
-    existing = set(await db.run(known))
-    rows, errors = parse(text, existing)
+    managers = await db.run(known)
+    existing = set(managers)
+    rows, errors = parse(text, existing, {e: m for e, m in managers.items() if m})
     if errors:
         return None, errors
 

@@ -30,7 +30,8 @@ def format_reply(reply: Reply) -> str:
     if reply.rating:
         r = reply.rating
         scale = " ".join(f"[{n}]" for n in range(r.min, r.max + 1))
-        ends = f"  ({r.min} = {r.low_label}, {r.max} = {r.high_label})" if r.low_label or r.high_label else ""
+        labels = [f"{n} = {label}" for n, label in ((r.min, r.low_label), (r.max, r.high_label)) if label]
+        ends = f"  ({', '.join(labels)})" if labels else ""
         lines.append(f"  {scale}{ends}")
     lines += [f"  {n}) {choice.label}" for n, choice in enumerate(reply.choices, 1)]
     return "\n".join(lines)
