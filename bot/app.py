@@ -10,13 +10,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from aiohttp import web
 
 from bot.config import Settings
 from bot.outbox import Delivery, LocalDelivery, OutboxSender
 from dialogs import all_dialogs
-from dialogs.clock import Clock, SystemClock
+from bot.scheduler import Scheduler
+from dialogs.clock import Clock, FileClock, SystemClock
+from dialogs.rhythm import Conductor
 from dialogs.engine import Engine
 from storage.db import Database
 
@@ -34,17 +37,26 @@ class Baton:
     engine: Engine
     sender: OutboxSender
     clock: Clock
+    conductor: Conductor
     tasks: list[asyncio.Task] = field(default_factory=list)
+    scheduler: Scheduler | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None, deliveries: list[Delivery] | None = None) -> Baton:
-        clock = clock or SystemClock()
+        if clock is None:
+            clock = FileClock(settings.BATON_CLOCK_FILE) if settings.BATON_CLOCK_FILE else SystemClock()
         db = Database(settings.DATABASE_URL)
         engine = Engine(db, all_dialogs(), clock=clock)
         sender = OutboxSender(db, deliveries if deliveries is not None else [LocalDelivery()], clock=clock)
         engine.on_queued = sender.wake
-        return cls(settings, db, engine, sender, clock)
+        conductor = Conductor(
+            db,
+            grace=timedelta(hours=settings.BATON_GRACE_HOURS),
+            budget=settings.BATON_WEEKLY_BUDGET,
+            tools_available="tools" in engine.commands,
+        )
+        return cls(settings, db, engine, sender, clock, conductor)
 
     async def start(self) -> None:
         """Migrate, seed the demo organisation in local mode, start the background work."""
@@ -55,8 +67,12 @@ class Baton:
             if await seed_demo(self.db, self.clock):
                 log.info("local mode: seeded the demo organisation")
         self.tasks.append(asyncio.create_task(self.sender.run(self.stop), name="outbox-sender"))
+        self.scheduler = Scheduler(self.conductor, self.clock, interval=self.settings.BATON_TICK_SECONDS, wake=self.sender.wake)
+        self.scheduler.start()
 
     async def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.stop.set()
         self.sender.wake()
         for task in self.tasks:

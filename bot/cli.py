@@ -162,3 +162,80 @@ def org_export(file: Path | None) -> None:
     else:
         file.write_text(text, encoding="utf-8")
         click.echo(f"Wrote {file}.", err=True)
+
+
+@main.group()
+def checkin() -> None:
+    """Weekly check-ins: send now, report participation."""
+
+
+@checkin.command("send-now")
+@click.option("--team", "team_name", required=True, help="Team name.")
+def checkin_send_now(team_name: str) -> None:
+    """Invite the team to this period's check-in now. Once per person and period, as the schedule would."""
+    from sqlalchemy import func, select
+
+    from dialogs.clock import SystemClock
+    from dialogs.rhythm import Conductor
+    from storage.db import Database
+    from storage.models import OutboxMessage, Team
+
+    settings = _settings()
+
+    async def run() -> tuple[int, int, dict]:
+        db = Database(settings.DATABASE_URL)
+        try:
+            await db.migrate()
+
+            async def find(session):  # noqa: ANN001, ANN202
+                team = (await session.execute(select(Team).where(Team.name == team_name))).scalars().first()
+                count = await session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "checkin"))
+                return team, count
+
+            team, before = await db.run(find)
+            if team is None:
+                raise click.ClickException(f"There is no team called {team_name!r}. `baton org export` lists the teams.")
+            conductor = Conductor(db, budget=settings.BATON_WEEKLY_BUDGET)
+            report = await conductor.tick(SystemClock().now(), team_id=team.id, force=True)
+            _, after = await db.run(find)
+            return report.invited, after - before, dict(report.held)
+        finally:
+            await db.close()
+
+    attempted, queued, held = asyncio.run(run())
+    already = attempted - queued
+    held_text = ", ".join(f"{n} held ({reason})" for reason, n in held.items())
+    click.echo(
+        f"Queued {queued} check-in invitation(s) for {team_name}"
+        + (f"; {already} already had this period's" if already else "")
+        + (f"; {held_text}" if held_text else "")
+        + ". A running `baton serve` delivers them.",
+        err=True,
+    )
+
+
+@checkin.command("report")
+@click.option("--team", "team_name", required=True, help="Team name.")
+@click.option("--weeks", type=click.IntRange(1, 104), default=8, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+def checkin_report(team_name: str, weeks: int, fmt: str) -> None:
+    """Participation, streaks and pulse per person and week, as CSV or JSON on standard output."""
+    from bot.reports import as_csv, as_json, participation
+    from dialogs.clock import SystemClock
+    from storage.db import Database
+
+    settings = _settings()
+
+    async def run() -> dict:
+        db = Database(settings.DATABASE_URL)
+        try:
+            await db.migrate()
+            return await participation(db, team_name, weeks, SystemClock().now())
+        finally:
+            await db.close()
+
+    try:
+        report = asyncio.run(run())
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(as_csv(report) if fmt == "csv" else as_json(report), nl=False)

@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     # Serve the local web chat even when a platform is configured (it lets anyone act as anyone).
     BATON_WEB_CHAT: bool = False
     BATON_DEMO: bool = True
+    # The rhythm: how often to look for due check-ins, how late a missed one may still go out,
+    # and how many unsolicited messages a person gets per rolling week at most.
+    BATON_TICK_SECONDS: float = Field(60.0, ge=0.05, le=3600)
+    BATON_GRACE_HOURS: float = Field(12.0, ge=0, le=168)
+    BATON_WEEKLY_BUDGET: int = Field(6, ge=1, le=50)
+    # Testing aid: read "now" from this file (an ISO timestamp). Never in production.
+    BATON_CLOCK_FILE: str | None = None
 
     SLACK_BOT_TOKEN: SecretStr | None = None
     SLACK_SIGNING_SECRET: SecretStr | None = None

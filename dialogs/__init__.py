@@ -6,6 +6,8 @@ from dialogs.engine import Dialog
 
 def all_dialogs() -> list[Dialog]:
     """A fresh instance of every dialog Baton offers, in the order `help` lists them."""
+    from dialogs.checkin import CheckinDialog
+    from dialogs.leave import LeaveDialog
     from dialogs.settings import SettingsDialog
 
-    return [SettingsDialog()]
+    return [CheckinDialog(), LeaveDialog(), SettingsDialog()]

@@ -33,3 +33,24 @@ class FakeClock:
     def advance(self, **delta: float) -> datetime:
         self._now += timedelta(**delta)
         return self._now
+
+
+class FileClock:
+    """Reads the time from a file holding an ISO timestamp; the system clock when the file is absent.
+
+    For tests that drive real `serve` processes through a simulated week
+    (BATON_CLOCK_FILE). Never set it in production.
+    """
+
+    def __init__(self, path: str) -> None:
+        from pathlib import Path
+
+        self.path = Path(path)
+
+    def now(self) -> datetime:
+        try:
+            text = self.path.read_text().strip()
+        except OSError:
+            return datetime.now(UTC)
+        moment = datetime.fromisoformat(text)
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,10 +1,10 @@
 """The tables. Every datetime is timezone-aware UTC (sqlmodel's UTCDateTime; timestamptz on PostgreSQL)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
@@ -17,6 +17,17 @@ class Team(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=120, unique=True)
     created_at: datetime
+    # The weekly rhythm, in each person's own time zone. Weekdays: Monday = 0.
+    checkin_weekday: int = 4
+    checkin_time: str = Field(default="16:00", max_length=5)
+    reminder_count: int = 1
+    reminder_after_minutes: int = 120
+    # The period closes (edits end, the manager's digest goes out) at this local time of the manager.
+    digest_weekday: int = 0
+    digest_time: str = Field(default="09:00", max_length=5)
+    # Opt-in: non-private answers posted to a team channel (a platform address).
+    broadcast: bool = False
+    broadcast_address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class Person(SQLModel, table=True):
@@ -97,6 +108,8 @@ class OutboxMessage(SQLModel, table=True):
     address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     kind: str = Field(default="reply", max_length=32)
+    # What the message is about, for the scheduler's own questions ("checkin:2026-W47").
+    topic: str | None = Field(default=None, max_length=64, index=True)
     unsolicited: bool = False
     due_at: datetime
     status: str = Field(default="pending", max_length=16)
@@ -105,3 +118,58 @@ class OutboxMessage(SQLModel, table=True):
     claimed_until: datetime | None = None
     created_at: datetime
     sent_at: datetime | None = None
+
+
+class CheckinTemplate(SQLModel, table=True):
+    """A team's own check-in questions; teams without one use the default in `dialogs.checkin`."""
+
+    __tablename__ = "checkin_template"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", unique=True)
+    questions: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime
+
+
+class CheckinRun(SQLModel, table=True):
+    """One person's check-in for one period, created when they first act on it.
+
+    `questions` is a snapshot, so editing the template never breaks a check-in in progress.
+    """
+
+    __tablename__ = "checkin_run"
+    __table_args__ = (UniqueConstraint("person_id", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    period: str = Field(max_length=8, index=True)
+    questions: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="open", max_length=16)  # open, answered, skipped
+    snoozed_until: datetime | None = None
+    snoozes: int = 0
+    started_at: datetime
+    answered_at: datetime | None = None
+
+
+class CheckinAnswer(SQLModel, table=True):
+    """An answer to one question of a run; editing overwrites it."""
+
+    __tablename__ = "checkin_answer"
+    __table_args__ = (UniqueConstraint("run_id", "question_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="checkin_run.id", index=True)
+    question_id: str = Field(max_length=32)
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    number: float | None = None
+    updated_at: datetime
+
+
+class Leave(SQLModel, table=True):
+    """Dates (the person's local calendar, inclusive) on which Baton sends them nothing on its own."""
+
+    __tablename__ = "leave"
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    start: date
+    end: date
+    created_by_id: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime

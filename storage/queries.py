@@ -76,13 +76,21 @@ async def resolve_sender(session: AsyncSession, platform: str, user_id: str, ema
 
 async def preferred_address(session: AsyncSession, person_id: int) -> tuple[str, dict[str, Any]]:
     """Where to reach a person on Baton's own initiative: their latest platform, else the local chat."""
-    result = await session.execute(
-        select(Identity).where(Identity.person_id == person_id).order_by(Identity.updated_at.desc()).limit(1)
+    return (await preferred_addresses(session, {person_id})).get(person_id, ("local", {}))
+
+
+async def preferred_addresses(session: AsyncSession, person_ids: set[int]) -> dict[int, tuple[str, dict[str, Any]]]:
+    """Each person's latest platform identity, in one query; people without one use the local chat."""
+    if not person_ids:
+        return {}
+    rows = await session.execute(
+        select(Identity.person_id, Identity.platform, Identity.address, Identity.updated_at).where(Identity.person_id.in_(person_ids))
     )
-    identity = result.scalars().first()
-    if identity is None:
-        return "local", {}
-    return identity.platform, dict(identity.address)
+    best: dict[int, tuple[datetime, str, dict[str, Any]]] = {}
+    for person_id, platform, address, updated_at in rows:
+        if person_id not in best or updated_at > best[person_id][0]:
+            best[person_id] = (updated_at, platform, dict(address))
+    return {person_id: (platform, address) for person_id, (_, platform, address) in best.items()}
 
 
 async def enqueue(

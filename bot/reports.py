@@ -1,0 +1,109 @@
+"""Participation and streaks per person and team, for `baton checkin report`."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from dialogs.checkin import Rhythm, period_of
+from dialogs.rhythm import previous_periods
+from storage.db import Database
+from storage.models import CheckinAnswer, CheckinRun, OutboxMessage, Person, Team
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    status: str  # answered, skipped, missed, not-invited
+    pulse: float | None
+
+
+async def participation(db: Database, team_name: str, weeks: int, now: datetime) -> dict:
+    """The team's last `weeks` periods: each person's status and pulse, participation rates and streaks.
+
+    Raises LookupError when the team does not exist.
+    """
+
+    async def work(session) -> dict:  # noqa: ANN001
+        team = (await session.execute(select(Team).where(Team.name == team_name))).scalars().first()
+        if team is None:
+            known = ", ".join(sorted((await session.execute(select(Team.name))).scalars())) or "none yet"
+            raise LookupError(f"There is no team called {team_name!r} (teams: {known}).")
+        people = list((await session.execute(select(Person).where(Person.team_id == team.id).order_by(Person.email))).scalars())
+        rhythm = Rhythm.of(team)
+        latest = period_of(rhythm.open_send(now, "UTC"), "UTC")
+        periods = previous_periods(latest, weeks)
+        ids = [p.id for p in people]
+        runs = list((await session.execute(select(CheckinRun).where(CheckinRun.person_id.in_(ids), CheckinRun.period.in_(periods)))).scalars())
+        pulses: dict[int, float] = {}
+        pulse_ids = {r.id: next((q["id"] for q in r.questions if q.get("feeds") == "pulse"), None) for r in runs}
+        if runs:
+            for answer in (await session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id.in_(list(pulse_ids))))).scalars():
+                if pulse_ids.get(answer.run_id) == answer.question_id and answer.number is not None:
+                    pulses[answer.run_id] = answer.number
+        invited = {
+            (person_id, topic.split(":", 1)[1])
+            for person_id, topic in await session.execute(
+                select(OutboxMessage.person_id, OutboxMessage.topic).where(
+                    OutboxMessage.person_id.in_(ids), OutboxMessage.topic.in_([f"checkin:{p}" for p in periods])
+                )
+            )
+        }
+        by_key = {(r.person_id, r.period): r for r in runs}
+        rows = []
+        for person in people:
+            cells = {}
+            for period in periods:
+                run = by_key.get((person.id, period))
+                if run is not None and run.status in ("answered", "skipped"):
+                    cells[period] = Cell(run.status, pulses.get(run.id))
+                elif run is not None or (person.id, period) in invited:
+                    cells[period] = Cell("missed", None)
+                else:
+                    cells[period] = Cell("not-invited", None)
+            asked = [c for c in cells.values() if c.status in ("answered", "missed")]
+            streak = 0
+            for period in reversed(periods):
+                status = cells[period].status
+                if status == "answered":
+                    streak += 1
+                elif status == "missed":
+                    break
+            rows.append(
+                {
+                    "email": person.email,
+                    "name": person.name,
+                    "participation": round(sum(c.status == "answered" for c in asked) / len(asked), 3) if asked else None,
+                    "streak": streak,
+                    "periods": {p: {"status": c.status, "pulse": c.pulse} for p, c in cells.items()},
+                }
+            )
+        team_rates = {}
+        for period in periods:
+            asked = [r["periods"][period]["status"] for r in rows if r["periods"][period]["status"] in ("answered", "missed")]
+            team_rates[period] = round(asked.count("answered") / len(asked), 3) if asked else None
+        return {"team": team.name, "periods": periods, "team_participation": team_rates, "people": rows}
+
+    return await db.run(work)
+
+
+def as_csv(report: dict) -> str:
+    """One row per person and period: team,period,email,name,status,pulse,participation,streak."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["team", "period", "email", "name", "status", "pulse", "participation", "streak"])
+    for person in report["people"]:
+        for period in report["periods"]:
+            cell = person["periods"][period]
+            writer.writerow(
+                [report["team"], period, person["email"], person["name"], cell["status"], "" if cell["pulse"] is None else f"{cell['pulse']:g}",
+                 "" if person["participation"] is None else person["participation"], person["streak"]]
+            )
+    return out.getvalue()
+
+
+def as_json(report: dict) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2)

@@ -1,0 +1,472 @@
+"""Weekly check-ins: the questions, the period arithmetic, and the `checkin` dialog.
+
+A period is the ISO week of the check-in's local send date ("2026-W47"). It
+opens when the check-in is sent (the team's weekday and time, in each
+person's own time zone) and closes at the digest time: answers can be edited
+until then, and a late first answer still counts until the next period opens.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import select
+
+from dialogs.engine import END, Dialog, State, Transition, Turn
+from dialogs.errors import UserFacingError
+from dialogs.manners import hhmm, local_datetime, tz
+from dialogs.messages import Choice, Rating, Reply, TextInput
+from storage import queries
+from storage.models import CheckinAnswer, CheckinRun, CheckinTemplate, Team
+
+NONE_WORDS = frozenset({"", "-", "–", "no", "none", "nothing", "nope", "n/a", "na", "nothing really", "all good"})
+SKIP = "__skip__"
+MAX_ANSWER = 2000
+
+
+class Question(BaseModel):
+    """One check-in question. `feeds` says which report section reads it."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    kind: Literal["text", "rating", "choice", "number"]
+    prompt: str = Field(min_length=3, max_length=300)
+    optional: bool = True
+    private: bool = False  # never broadcast to a team channel
+    feeds: Literal["progress", "blockers", "pulse", "priorities", "requests", "goal", "other"] = "other"
+    low: str = "Hard going"
+    high: str = "Great"
+    options: list[str] = Field(default_factory=list, max_length=10)
+    unit: str = Field(default="", max_length=12)
+    minimum: float | None = None
+    maximum: float | None = None
+    goal_id: int | None = None
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, options: list[str]) -> list[str]:
+        if any(not 1 <= len(o.strip()) <= 75 for o in options):
+            raise ValueError("each option needs 1 to 75 characters")
+        return [o.strip() for o in options]
+
+    @model_validator(mode="after")
+    def _kind(self) -> Question:
+        if self.kind == "choice" and len(self.options) < 2:
+            raise ValueError(f"question {self.id}: a choice question needs at least two options")
+        if self.minimum is not None and self.maximum is not None and self.minimum >= self.maximum:
+            raise ValueError(f"question {self.id}: minimum must be below maximum")
+        return self
+
+
+DEFAULT_QUESTIONS: tuple[dict[str, Any], ...] = (
+    {"id": "progress", "kind": "text", "prompt": "What moved forward this week?", "feeds": "progress"},
+    {
+        "id": "blockers",
+        "kind": "text",
+        "prompt": "What slowed you down or got in the way? (Type *nothing* if nothing did.)",
+        "feeds": "blockers",
+    },
+    {
+        "id": "pulse",
+        "kind": "rating",
+        "prompt": "How was this week for getting your work done?",
+        "low": "Hard going",
+        "high": "Great flow",
+        "private": True,
+        "feeds": "pulse",
+    },
+    {"id": "priorities", "kind": "text", "prompt": "What are your top priorities for next week?", "feeds": "priorities"},
+    {
+        "id": "needs",
+        "kind": "text",
+        "prompt": "Is there anything you need from your manager? (Only your manager sees this.)",
+        "private": True,
+        "feeds": "requests",
+    },
+)
+
+
+def validate_questions(raw: Any) -> list[dict[str, Any]]:
+    """Check a template (a list of question mappings); return it normalised or raise ValueError naming the problem."""
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("a template is a non-empty list of questions")
+    if len(raw) > 12:
+        raise ValueError("a check-in has at most 12 questions; people answer short ones")
+    try:
+        questions = [Question.model_validate(item) for item in raw]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"question {where}: {first['msg']}") from None
+    ids = [q.id for q in questions]
+    if len(set(ids)) != len(ids):
+        raise ValueError("question ids must be unique")
+    return [q.model_dump(exclude_defaults=True) | {"id": q.id, "kind": q.kind, "prompt": q.prompt} for q in questions]
+
+
+async def questions_for_team(session, team_id: int | None) -> list[dict[str, Any]]:  # noqa: ANN001
+    if team_id is not None:
+        template = (await session.execute(select(CheckinTemplate).where(CheckinTemplate.team_id == team_id))).scalars().first()
+        if template is not None:
+            return list(template.questions)
+    return [dict(q) for q in DEFAULT_QUESTIONS]
+
+
+def period_of(moment: datetime, zone_name: str) -> str:
+    year, week, _ = moment.astimezone(tz(zone_name)).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def week_label(period: str) -> str:
+    return f"week {int(period.split('-W')[1])}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rhythm:
+    """A team's weekly schedule, read off its row."""
+
+    weekday: int = 4
+    at: str = "16:00"
+    digest_weekday: int = 0
+    digest_at: str = "09:00"
+    reminder_count: int = 1
+    reminder_after: timedelta = timedelta(hours=2)
+
+    @classmethod
+    def of(cls, team: Team | None) -> Rhythm:
+        if team is None:
+            return cls()
+        return cls(
+            team.checkin_weekday,
+            team.checkin_time,
+            team.digest_weekday,
+            team.digest_time,
+            team.reminder_count,
+            timedelta(minutes=team.reminder_after_minutes),
+        )
+
+    def sends_around(self, now: datetime, zone_name: str) -> tuple[datetime, datetime, datetime]:
+        """Last week's, this week's and next week's send times (aware UTC) for someone in `zone_name`."""
+        return weekly_times(now, zone_name, self.weekday, self.at)
+
+    def open_send(self, now: datetime, zone_name: str) -> datetime:
+        """The send time of the period open now: the latest one not in the future."""
+        last, this, _ = self.sends_around(now, zone_name)
+        return this if this <= now else last
+
+    def next_send(self, now: datetime, zone_name: str) -> datetime:
+        _, this, following = self.sends_around(now, zone_name)
+        return this if this > now else following
+
+    def close_after(self, send: datetime, zone_name: str) -> datetime:
+        """When the period sent at `send` closes: the first digest time after it."""
+        zone = tz(zone_name)
+        local = send.astimezone(zone)
+        days = (self.digest_weekday - local.weekday()) % 7
+        close = local_datetime(local.date() + timedelta(days=days), hhmm(self.digest_at), zone)
+        return close if close > send else close + timedelta(days=7)
+
+
+def weekly_times(now: datetime, zone_name: str, weekday: int, at: str) -> tuple[datetime, datetime, datetime]:
+    """A weekly wall-clock time in `zone_name` for last, this and next ISO week (aware UTC)."""
+    zone = tz(zone_name)
+    local = now.astimezone(zone)
+    monday = local.date() - timedelta(days=local.weekday())
+    clock = hhmm(at)
+    return tuple(local_datetime(monday + timedelta(days=weekday + 7 * k), clock, zone) for k in (-1, 0, 1))  # type: ignore[return-value]
+
+
+def invitation(first_name: str, period: str, count: int) -> Reply:
+    """The message that opens a check-in: what it is, how long, and a way out."""
+    return Reply(
+        f"Hi {first_name}, it's check-in time for {week_label(period)}: {count} short questions, about "
+        f"{max(2, count)} minutes. Ready?",
+        choices=(
+            Choice("Start", f"checkin start {period}", "primary"),
+            Choice("Snooze", f"checkin snooze {period}"),
+            Choice("Skip this week", f"checkin skip {period}"),
+        ),
+        action="cmd",
+    )
+
+
+def reminder(first_name: str, period: str) -> Reply:
+    return Reply(
+        f"A gentle reminder, {first_name}: your check-in for {week_label(period)} is still open.",
+        choices=(Choice("Start", f"checkin start {period}", "primary"), Choice("Skip this week", f"checkin skip {period}")),
+        action="cmd",
+    )
+
+
+class CheckinDialog(Dialog):
+    name = "checkin"
+    commands = ("checkin",)
+    summary = "Answer this week's check-in (or edit it until it closes)."
+
+    def __init__(self) -> None:
+        self.first = "question"
+        self.states = {
+            "question": State(self.question_prompt, on_text=self.on_text, on_choice=self.on_choice, max_length=MAX_ANSWER),
+            "review": State(self.review_prompt, on_choice=self.on_review),
+            "snooze": State(self.snooze_prompt, on_choice=self.on_snooze),
+        }
+
+    # -- entry -------------------------------------------------------------------------------
+
+    async def begin(self, turn: Turn, args: str) -> Transition:
+        verb, _, period = args.partition(" ")
+        verb = verb.strip().lower() or "start"
+        if verb not in ("start", "skip", "snooze"):
+            raise UserFacingError("Try *checkin* to answer this week's check-in.")
+        if turn.person.team_id is None:
+            raise UserFacingError("You're not in a team with check-ins yet. Ask your manager or admin to add you to one.")
+        team = await turn.session.get(Team, turn.person.team_id)
+        rhythm = Rhythm.of(team)
+        open_send = rhythm.open_send(turn.now, turn.person.timezone)
+        current = period_of(open_send, turn.person.timezone)
+        period = period.strip() or current
+        if period != current:
+            raise UserFacingError(
+                f"The check-in for {week_label(period)} has closed; {week_label(current)}'s is open now. Type *checkin* to answer it."
+            )
+        run = await self._run(turn, period)
+        closes = rhythm.close_after(open_send, turn.person.timezone)
+        turn.data.update(run=run.id, closes=closes.isoformat(), period=period)
+        if verb == "skip":
+            if run.status == "answered":
+                turn.say(f"You've already answered {week_label(period)}'s check-in, so there's nothing to skip.")
+                return END
+            run.status = "skipped"
+            turn.session.add(run)
+            turn.say(f"Skipped {week_label(period)}. No reminders this week; see you next week.")
+            return END
+        if verb == "snooze":
+            if run.status == "answered":
+                turn.say(f"You've already answered {week_label(period)}'s check-in.")
+                return END
+            return "snooze"
+        if run.status == "answered":
+            if turn.now >= closes:
+                turn.say(f"{week_label(period).capitalize()}'s check-in has closed, so it can't be edited any more.")
+                return END
+            return "review"
+        if run.status == "skipped":
+            run.status = "open"  # changed their mind: a late answer still counts
+            turn.session.add(run)
+        run.snoozed_until = None
+        turn.session.add(run)
+        turn.data["i"] = await self._first_unanswered(turn, run)
+        return "question"
+
+    async def _run(self, turn: Turn, period: str) -> CheckinRun:
+        statement = select(CheckinRun).where(CheckinRun.person_id == turn.person.id, CheckinRun.period == period)
+        run = (await turn.session.execute(statement)).scalars().first()
+        if run is None:
+            questions = await questions_for_team(turn.session, turn.person.team_id)
+            await queries.insert_ignore(
+                turn.session,
+                CheckinRun,
+                person_id=turn.person.id,
+                team_id=turn.person.team_id,
+                period=period,
+                questions=questions,
+                status="open",
+                snoozes=0,
+                started_at=turn.now,
+            )
+            run = (await turn.session.execute(statement)).scalars().one()
+        return run
+
+    async def _answers(self, turn: Turn, run_id: int) -> dict[str, CheckinAnswer]:
+        rows = await turn.session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id == run_id))
+        return {a.question_id: a for a in rows.scalars()}
+
+    async def _first_unanswered(self, turn: Turn, run: CheckinRun) -> int:
+        answered = await self._answers(turn, run.id)
+        for index, question in enumerate(run.questions):
+            if question["id"] not in answered:
+                return index
+        return 0
+
+    # -- questions ---------------------------------------------------------------------------
+
+    async def _current(self, turn: Turn) -> tuple[CheckinRun, dict[str, Any], int]:
+        run = await turn.session.get(CheckinRun, turn.data["run"])
+        if run is None:
+            raise UserFacingError("That check-in is no longer here. Type *checkin* to start this week's.")
+        index = int(turn.data.get("i", 0))
+        return run, run.questions[index], index
+
+    async def question_prompt(self, turn: Turn) -> Reply:
+        run, question, index = await self._current(turn)
+        total = len(run.questions)
+        head = f"Question {index + 1} of {total} — {question['prompt']}"
+        skip = (Choice("Skip question", SKIP),) if question.get("optional", True) else ()
+        kind = question["kind"]
+        if kind == "rating":
+            return Reply(head, rating=Rating(1, 5, question.get("low", "Hard going"), question.get("high", "Great")), choices=skip)
+        if kind == "choice":
+            return Reply(head, choices=tuple(Choice(o, o) for o in question["options"]) + skip)
+        if kind == "number":
+            unit = f" ({question['unit']})" if question.get("unit") else ""
+            return Reply(head + unit, choices=skip, input=TextInput("A number", 32, False))
+        return Reply(head, choices=skip, input=TextInput("Type your answer…", MAX_ANSWER, True))
+
+    async def on_choice(self, turn: Turn, value: str) -> Transition:
+        run, question, _ = await self._current(turn)
+        if value == SKIP:
+            return await self._advance(turn, run)
+        return await self._record(turn, run, question, value)
+
+    async def on_text(self, turn: Turn, text: str) -> Transition:
+        run, question, _ = await self._current(turn)
+        return await self._record(turn, run, question, text)
+
+    async def _record(self, turn: Turn, run: CheckinRun, question: dict[str, Any], raw: str) -> Transition:
+        text, number = parse_answer(question, raw)
+        values = {"text": text, "number": number, "updated_at": turn.now}
+        existing = (await self._answers(turn, run.id)).get(question["id"])
+        if existing is None:
+            turn.session.add(CheckinAnswer(run_id=run.id, question_id=question["id"], **values))
+        else:
+            for key, value in values.items():
+                setattr(existing, key, value)
+            turn.session.add(existing)
+        await turn.session.flush()
+        return await self._advance(turn, run)
+
+    async def _advance(self, turn: Turn, run: CheckinRun) -> Transition:
+        if turn.data.get("edit"):
+            turn.data.pop("edit")
+            turn.say("Updated.")
+            return "review"
+        index = int(turn.data.get("i", 0)) + 1
+        if index < len(run.questions):
+            turn.data["i"] = index
+            return "question"
+        return await self._finish(turn, run)
+
+    async def _finish(self, turn: Turn, run: CheckinRun) -> Transition:
+        first_time = run.status != "answered"
+        run.status = "answered"
+        run.answered_at = run.answered_at or turn.now
+        turn.session.add(run)
+        closes = datetime.fromisoformat(turn.data["closes"]).astimezone(tz(turn.person.timezone))
+        if first_time:
+            turn.say(
+                f"Thanks, that's your check-in for {week_label(run.period)}. You can change an answer with *checkin* "
+                f"until {closes:%A %H:%M}."
+            )
+        return END
+
+    # -- review and edit ---------------------------------------------------------------------
+
+    async def review_prompt(self, turn: Turn) -> Reply:
+        run = await turn.session.get(CheckinRun, turn.data["run"])
+        assert run is not None
+        answers = await self._answers(turn, run.id)
+        lines = []
+        for question in run.questions:
+            answer = answers.get(question["id"])
+            shown = "—" if answer is None else answer.text or (f"{answer.number:g}" if answer.number is not None else "—")
+            lines.append(f"{question['prompt']}\n→ {shorten(shown, 200)}")
+        return Reply(
+            f"Your check-in for {week_label(run.period)}:\n\n" + "\n\n".join(lines) + "\n\nChange an answer?",
+            choices=tuple(Choice(f"Edit {n}", str(n)) for n in range(1, len(run.questions) + 1))[:9]
+            + (Choice("Done", "done", "primary"),),
+        )
+
+    async def on_review(self, turn: Turn, value: str) -> Transition:
+        if value == "done":
+            turn.say("Thanks — your check-in is saved.")
+            return END
+        closes = datetime.fromisoformat(turn.data["closes"])
+        if turn.now >= closes:
+            turn.say("This check-in has closed, so it can't be edited any more.")
+            return END
+        turn.data["i"] = int(value) - 1
+        turn.data["edit"] = True
+        return "question"
+
+    # -- snooze ------------------------------------------------------------------------------
+
+    def snooze_prompt(self, turn: Turn) -> Reply:
+        return Reply(
+            "When should I ask again?",
+            choices=(
+                Choice("In 1 hour", "1h"),
+                Choice("In 3 hours", "3h"),
+                Choice("Tomorrow morning", "tomorrow"),
+                Choice("Monday morning", "monday"),
+            ),
+        )
+
+    async def on_snooze(self, turn: Turn, value: str) -> Transition:
+        run = await turn.session.get(CheckinRun, turn.data["run"])
+        assert run is not None
+        until = snooze_until(turn.now, value, turn.person.timezone, turn.person.quiet_end)
+        closes = datetime.fromisoformat(turn.data["closes"])
+        run.snoozed_until = until
+        run.snoozes += 1
+        turn.session.add(run)
+        local = until.astimezone(tz(turn.person.timezone))
+        late = " (after it closes, but a late answer still counts)" if until >= closes else ""
+        turn.say(f"OK, I'll ask again {local:%A at %H:%M}{late}.")
+        return END
+
+
+def snooze_until(now: datetime, choice: str, zone_name: str, morning: str) -> datetime:
+    """The moment a snooze ends: in 1 or 3 hours, or tomorrow's / Monday's morning (the end of quiet hours)."""
+    if choice == "1h":
+        return now + timedelta(hours=1)
+    if choice == "3h":
+        return now + timedelta(hours=3)
+    zone = tz(zone_name)
+    local = now.astimezone(zone)
+    try:
+        wake = hhmm(morning)
+    except ValueError:
+        wake = hhmm("09:00")
+    days = 1 if choice == "tomorrow" else (7 - local.weekday()) % 7 or 7
+    return local_datetime(local.date() + timedelta(days=days), max(wake, hhmm("09:00")), zone)
+
+
+def parse_answer(question: dict[str, Any], raw: str) -> tuple[str | None, float | None]:
+    """Validate an answer for its question's kind: (text, number). Raises UserFacingError, keeping the question."""
+    kind = question["kind"]
+    text = raw.strip()
+    if kind == "rating":
+        if text.isdigit() and 1 <= int(text) <= 5:
+            return None, float(text)
+        raise UserFacingError("Please pick a number from 1 to 5 (or press *Skip question*).")
+    if kind == "number":
+        cleaned = text.replace(",", ".").replace(question.get("unit", "") or "\0", "").strip().rstrip("%").strip()
+        try:
+            number = float(cleaned)
+        except ValueError:
+            raise UserFacingError("That needs a number, like *42* or *3.5*.") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise UserFacingError("That needs an ordinary number, like *42*.")
+        low, high = question.get("minimum"), question.get("maximum")
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise UserFacingError(f"That number is outside what this question allows ({low:g} to {high:g}).")
+        return None, number
+    if kind == "choice":
+        for option in question["options"]:
+            if text.casefold() == option.casefold():
+                return option, None
+        raise UserFacingError("Please pick one of the options above.")
+    if not text:
+        raise UserFacingError("That answer was empty. Type something, or press *Skip question*.")
+    return text, None
+
+
+def is_nothing(text: str | None) -> bool:
+    """True when a free-text answer means 'nothing' (no blocker, no request)."""
+    return text is None or text.strip().strip(".!").casefold() in NONE_WORDS
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+

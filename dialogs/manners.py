@@ -1,0 +1,143 @@
+"""Chat manners for everything Baton sends on its own: quiet hours, leave, and a weekly budget.
+
+Pure functions where possible, plus the two queries that need the database.
+Every unsolicited message (check-in invitations, reminders, nudges, digests)
+goes through `plan_unsolicited` before it is queued.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Leave, OutboxMessage
+
+WEEKLY_BUDGET = 6  # unsolicited messages per person per rolling 7 days, across all of Baton
+
+
+@lru_cache(maxsize=1024)
+def tz(name: str) -> ZoneInfo:
+    """The zone for an IANA name; UTC when the name is unknown (never raise on a person's setting)."""
+    try:
+        return ZoneInfo(name)
+    except Exception:
+        return ZoneInfo("UTC")
+
+
+@lru_cache(maxsize=256)
+def hhmm(text: str) -> time:
+    """'16:00' → time(16, 0). Raises ValueError on anything else."""
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+def local_datetime(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """`day` at `at` on the wall clock of `zone`, as aware UTC.
+
+    On a spring-forward day a wall time that does not exist comes out moved
+    forward by the gap (02:30 → 03:30), as an alarm clock would ring; on a
+    fall-back day an ambiguous time means its first occurrence (fold=0).
+    """
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+
+
+def in_quiet_hours(local: datetime, start: time, end: time) -> bool:
+    if start == end:
+        return False
+    now = local.time()
+    return start <= now < end if start < end else now >= start or now < end
+
+
+def after_quiet_hours(when: datetime, zone: ZoneInfo, start: time, end: time) -> datetime:
+    """`when`, or the end of the quiet hours it falls in (aware UTC either way)."""
+    local = when.astimezone(zone)
+    if not in_quiet_hours(local, start, end):
+        return when
+    day = local.date() if local.time() < end else local.date() + timedelta(days=1)
+    return local_datetime(day, end, zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """What manners need to know about a person."""
+
+    person_id: int
+    timezone: str
+    quiet_start: str
+    quiet_end: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """When an unsolicited message may go out, or why it may not."""
+
+    due_at: datetime | None
+    reason: str | None = None  # "leave", "budget"
+
+
+async def leave_days(session: AsyncSession, person_ids: Iterable[int], first: date, last: date) -> dict[int, list[tuple[date, date]]]:
+    """Each person's leave overlapping [first, last]."""
+    ids = list(person_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Leave.person_id, Leave.start, Leave.end).where(Leave.person_id.in_(ids), Leave.start <= last, Leave.end >= first)
+    )
+    found: dict[int, list[tuple[date, date]]] = {}
+    for person_id, start, end in rows:
+        found.setdefault(person_id, []).append((start, end))
+    return found
+
+
+async def budget_used(session: AsyncSession, person_ids: Iterable[int], now: datetime) -> dict[int, int]:
+    """Unsolicited messages queued for each person in the 7 days before `now` (failed ones don't count)."""
+    ids = list(person_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(OutboxMessage.person_id, func.count())
+        .where(
+            OutboxMessage.person_id.in_(ids),
+            OutboxMessage.unsolicited.is_(True),
+            OutboxMessage.due_at > now - timedelta(days=7),
+            OutboxMessage.status != "failed",
+        )
+        .group_by(OutboxMessage.person_id)
+    )
+    return {person_id: count for person_id, count in rows}
+
+
+def on_leave(leaves: list[tuple[date, date]], day: date) -> bool:
+    return any(start <= day <= end for start, end in leaves)
+
+
+def plan_unsolicited(
+    recipient: Recipient,
+    when: datetime,
+    *,
+    leaves: list[tuple[date, date]] = (),  # type: ignore[assignment]
+    used: int = 0,
+    budget: int = WEEKLY_BUDGET,
+) -> Plan:
+    """Decide when (and whether) an unsolicited message to `recipient` may go out.
+
+    Nothing on a day of leave (their local calendar), nothing beyond the weekly
+    budget, and nothing during quiet hours: such a message waits for the end of
+    them instead (and is checked against leave on the day it would arrive).
+    """
+    if used >= budget:
+        return Plan(None, "budget")
+    zone = tz(recipient.timezone)
+    try:
+        start, end = hhmm(recipient.quiet_start), hhmm(recipient.quiet_end)
+    except ValueError:
+        start = end = time(0)
+    due = after_quiet_hours(when, zone, start, end)
+    if on_leave(list(leaves), due.astimezone(zone).date()):
+        return Plan(None, "leave")
+    return Plan(due)

@@ -1,0 +1,359 @@
+"""The weekly rhythm: what is due at a tick, written to the outbox under unique keys.
+
+A tick may fire twice, run on two replicas at once, or come late after
+downtime: every effect is keyed in the database (person, period, purpose), so
+each still happens once. Sends older than the grace window are not made up.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from statistics import mean
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialogs.checkin import (
+    DEFAULT_QUESTIONS,
+    Rhythm,
+    invitation,
+    is_nothing,
+    period_of,
+    reminder,
+    shorten,
+    week_label,
+    weekly_times,
+)
+from dialogs.manners import WEEKLY_BUDGET, Recipient, budget_used, leave_days, plan_unsolicited
+from dialogs.messages import Card, Choice, Reply
+from storage.db import Database
+from storage.models import CheckinAnswer, CheckinRun, CheckinTemplate, OutboxMessage, Person, Team
+from storage.queries import preferred_addresses
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE = timedelta(hours=12)
+
+
+@dataclass
+class TickReport:
+    """What one tick queued (attempted writes; the keys make repeats no-ops)."""
+
+    invited: int = 0
+    reminded: int = 0
+    resent: int = 0
+    digests: int = 0
+    held: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # reason → count
+
+    @property
+    def total(self) -> int:
+        return self.invited + self.reminded + self.resent + self.digests
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    person_id: int
+    key: str
+    topic: str
+    payload: dict[str, Any]
+    due_at: datetime
+    kind: str
+
+
+class Conductor:
+    """Runs the check-in rhythm for the whole organisation. One per process; `tick()` is safe to repeat."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        grace: timedelta = DEFAULT_GRACE,
+        budget: int = WEEKLY_BUDGET,
+        tools_available: bool = False,
+    ) -> None:
+        self.db = db
+        self.grace = grace
+        self.budget = budget
+        self.tools_available = tools_available
+
+    async def tick(self, now: datetime, *, team_id: int | None = None, force: bool = False) -> TickReport:
+        """Queue everything due at `now`. `force` sends the open period's invitations now (send-now)."""
+        report = TickReport()
+        report.invited = await self.db.run(lambda s: self._invite(s, now, report, team_id=team_id, force=force))
+        if not force:
+            report.resent = await self.db.run(lambda s: self._resend_snoozed(s, now, report))
+            report.reminded = await self.db.run(lambda s: self._remind(s, now, report))
+            report.digests = await self.db.run(lambda s: self._digests(s, now, report))
+        return report
+
+    # -- invitations -------------------------------------------------------------------------
+
+    async def _invite(self, session: AsyncSession, now: datetime, report: TickReport, *, team_id: int | None, force: bool) -> int:
+        statement = (
+            select(
+                Person.id,
+                Person.name,
+                Person.timezone,
+                Person.quiet_start,
+                Person.quiet_end,
+                Team.id.label("team_id"),
+                Team.checkin_weekday,
+                Team.checkin_time,
+            )
+            .join(Team, Team.id == Person.team_id)
+            .where(Person.active.is_(True))
+        )
+        if team_id is not None:
+            statement = statement.where(Team.id == team_id)
+        candidates = []
+        for row in await session.execute(statement):
+            last, this, _ = weekly_times(now, row.timezone, row.checkin_weekday, row.checkin_time)
+            send = this if this <= now else last
+            if force or send <= now < send + self.grace:
+                candidates.append((row, send))
+        if not candidates:
+            return 0
+        counts = await self._question_counts(session, {row.team_id for row, _ in candidates})
+        dues = []
+        plans = await self._plans(session, [(row, now if force else send) for row, send in candidates], now, report)
+        for (row, send), plan in zip(candidates, plans, strict=True):
+            if plan is None:
+                continue
+            period = period_of(send, row.timezone)
+            reply = invitation(row.name.split(" ")[0], period, counts.get(row.team_id, len(DEFAULT_QUESTIONS)))
+            dues.append(Due(row.id, f"checkin:{row.id}:{period}", f"checkin:{period}", reply.to_dict(), plan, "checkin"))
+        return await self._queue(session, dues, now)
+
+    async def _question_counts(self, session: AsyncSession, team_ids: set[int]) -> dict[int, int]:
+        rows = await session.execute(select(CheckinTemplate.team_id, CheckinTemplate.questions).where(CheckinTemplate.team_id.in_(team_ids)))
+        return {team: len(questions) for team, questions in rows}
+
+    async def _plans(self, session: AsyncSession, wanted: list[tuple[Any, datetime]], now: datetime, report: TickReport) -> list[datetime | None]:
+        """Apply quiet hours, leave and the weekly budget to each (person row, wanted time)."""
+        ids = [row.id for row, _ in wanted]
+        first = min(when for _, when in wanted).date() - timedelta(days=1)
+        leaves = await leave_days(session, ids, first, first + timedelta(days=10))
+        used = await budget_used(session, ids, now)
+        plans: list[datetime | None] = []
+        for row, when in wanted:
+            plan = plan_unsolicited(
+                Recipient(row.id, row.timezone, row.quiet_start, row.quiet_end),
+                max(when, now),
+                leaves=leaves.get(row.id, []),
+                used=used.get(row.id, 0),
+                budget=self.budget,
+            )
+            if plan.due_at is None:
+                report.held[plan.reason or "?"] += 1
+            else:
+                used[row.id] = used.get(row.id, 0) + 1
+            plans.append(plan.due_at)
+        return plans
+
+    async def _queue(self, session: AsyncSession, dues: list[Due], now: datetime) -> int:
+        """Insert every due message in one statement; keys already present are skipped."""
+        if not dues:
+            return 0
+        addresses = await preferred_addresses(session, {d.person_id for d in dues})
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        rows = []
+        for due in dues:
+            channel, address = addresses.get(due.person_id, ("local", {}))
+            rows.append(
+                {
+                    "key": due.key,
+                    "person_id": due.person_id,
+                    "channel": channel,
+                    "address": address,
+                    "payload": due.payload,
+                    "kind": due.kind,
+                    "topic": due.topic,
+                    "unsolicited": True,
+                    "due_at": due.due_at,
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": now,
+                }
+            )
+        await session.execute(insert(OutboxMessage).on_conflict_do_nothing(index_elements=["key"]), rows)
+        return len(rows)
+
+    # -- snoozes and reminders ---------------------------------------------------------------
+
+    async def _resend_snoozed(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
+        rows = await session.execute(
+            select(CheckinRun, Person)
+            .join(Person, Person.id == CheckinRun.person_id)
+            .where(CheckinRun.snoozed_until.is_not(None), CheckinRun.snoozed_until <= now, CheckinRun.status == "open")
+        )
+        dues = []
+        for run, person in rows:
+            reply = invitation(person.name.split(" ")[0], run.period, len(run.questions))
+            key = f"checkin-snooze:{person.id}:{run.period}:{run.snoozes}"
+            dues.append(Due(person.id, key, f"checkin-snooze:{run.period}", reply.to_dict(), now, "checkin"))
+            run.snoozed_until = None
+            session.add(run)
+        return await self._queue(session, dues, now)
+
+    async def _remind(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
+        invites = await session.execute(
+            select(OutboxMessage.person_id, OutboxMessage.topic, OutboxMessage.sent_at)
+            .where(OutboxMessage.kind == "checkin", OutboxMessage.topic.like("checkin:%"), OutboxMessage.status == "sent")
+            .where(OutboxMessage.sent_at > now - timedelta(days=8))
+        )
+        latest: dict[tuple[int, str], datetime] = {}
+        for person_id, topic, sent_at in invites:
+            latest[(person_id, topic.split(":", 1)[1])] = sent_at
+        if not latest:
+            return 0
+        person_ids = {p for p, _ in latest}
+        runs = {
+            (r.person_id, r.period): r
+            for r in (await session.execute(select(CheckinRun).where(CheckinRun.person_id.in_(person_ids)))).scalars()
+        }
+        sent_reminders: dict[tuple[int, str], int] = defaultdict(int)
+        for person_id, topic in await session.execute(
+            select(OutboxMessage.person_id, OutboxMessage.topic).where(
+                OutboxMessage.person_id.in_(person_ids), OutboxMessage.topic.like("checkin-reminder:%")
+            )
+        ):
+            sent_reminders[(person_id, topic.split(":", 1)[1])] += 1
+        people = {
+            p.id: (p, t)
+            for p, t in await session.execute(
+                select(Person, Team).join(Team, Team.id == Person.team_id).where(Person.id.in_(person_ids))
+            )
+        }
+        wanted = []
+        for (person_id, period), sent_at in latest.items():
+            run = runs.get((person_id, period))
+            if run is not None and (run.status in ("answered", "skipped") or run.snoozes > 0):
+                continue  # done, or they chose their own time
+            if person_id not in people:
+                continue
+            person, team = people[person_id]
+            rhythm = Rhythm.of(team)
+            count = sent_reminders[(person_id, period)]
+            if count >= rhythm.reminder_count:
+                continue
+            at = sent_at + rhythm.reminder_after * (count + 1)
+            still_open = now < rhythm.next_send(sent_at, person.timezone)
+            if at <= now and still_open and period_of(rhythm.open_send(now, person.timezone), person.timezone) == period:
+                wanted.append((person, period, count + 1))
+        if not wanted:
+            return 0
+        plans = await self._plans(session, [(p, now) for p, _, _ in wanted], now, report)
+        dues = [
+            Due(p.id, f"checkin-reminder:{p.id}:{period}:{n}", f"checkin-reminder:{period}", reminder(p.name.split(" ")[0], period).to_dict(), plan, "reminder")
+            for (p, period, n), plan in zip(wanted, plans, strict=True)
+            if plan is not None
+        ]
+        return await self._queue(session, dues, now)
+
+    # -- digests -----------------------------------------------------------------------------
+
+    async def _digests(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
+        managers = list(
+            (
+                await session.execute(
+                    select(Person).where(Person.active.is_(True), Person.id.in_(select(Person.manager_id).where(Person.manager_id.is_not(None))))
+                )
+            ).scalars()
+        )
+        wanted: list[tuple[Person, Due]] = []
+        for manager in managers:
+            reports = list(
+                (await session.execute(select(Person).where(Person.manager_id == manager.id, Person.active.is_(True)).order_by(Person.name))).scalars()
+            )
+            team = await session.get(Team, next((r.team_id for r in reports if r.team_id), manager.team_id or 0))
+            rhythm = Rhythm.of(team)
+            last, this, _ = weekly_times(now, manager.timezone, rhythm.digest_weekday, rhythm.digest_at)
+            send = this if this <= now else last
+            if not send <= now < send + self.grace:
+                continue
+            covered = period_of(rhythm.open_send(send - timedelta(seconds=1), manager.timezone), manager.timezone)
+            reply = await self.digest(session, manager, reports, team, covered)
+            wanted.append((manager, Due(manager.id, f"digest:{manager.id}:{covered}", f"digest:{covered}", reply.to_dict(), send, "digest")))
+        if not wanted:
+            return 0
+        plans = await self._plans(session, [(m, due.due_at) for m, due in wanted], now, report)
+        kept = [Due(d.person_id, d.key, d.topic, d.payload, plan, d.kind) for (_, d), plan in zip(wanted, plans, strict=True) if plan is not None]
+        return await self._queue(session, kept, now)
+
+    async def digest(self, session: AsyncSession, manager: Person, reports: list[Person], team: Team | None, period: str) -> Reply:
+        """The manager's digest for `period`: who answered, pulse and trend, blockers, requests."""
+        periods = previous_periods(period, 4)
+        ids = [r.id for r in reports]
+        runs = list((await session.execute(select(CheckinRun).where(CheckinRun.person_id.in_(ids), CheckinRun.period.in_(periods)))).scalars())
+        answers: dict[int, dict[str, CheckinAnswer]] = defaultdict(dict)
+        if runs:
+            for answer in (await session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id.in_([r.id for r in runs])))).scalars():
+                answers[answer.run_id][answer.question_id] = answer
+        by_key = {(r.person_id, r.period): r for r in runs}
+
+        def feed(run: CheckinRun, kind: str) -> list[CheckinAnswer]:
+            return [answers[run.id][q["id"]] for q in run.questions if q.get("feeds") == kind and q["id"] in answers[run.id]]
+
+        def pulse(run: CheckinRun | None) -> float | None:
+            values = [a.number for a in feed(run, "pulse") if a.number is not None] if run else []
+            return values[0] if values else None
+
+        answered, people_lines, blockers, requests, follow_ups = 0, [], [], [], []
+        for person in reports:
+            run = by_key.get((person.id, period))
+            first = person.name.split(" ")[0]
+            if run is None or run.status == "open":
+                people_lines.append(f"• {first}: not answered yet")
+                continue
+            if run.status == "skipped":
+                people_lines.append(f"• {first}: skipped this week")
+                continue
+            answered += 1
+            now_pulse = pulse(run)
+            before = pulse(by_key.get((person.id, periods[-2]))) if len(periods) > 1 else None
+            arrow = "" if now_pulse is None or before is None else " ↑" if now_pulse > before else " ↓" if now_pulse < before else " →"
+            people_lines.append(f"• {first}: pulse {now_pulse:g}{arrow}" if now_pulse is not None else f"• {first}: answered")
+            for answer in feed(run, "blockers"):
+                if not is_nothing(answer.text):
+                    blockers.append(f"• {first}: {shorten(answer.text or '', 280)}")
+                    follow_ups.append(person)
+            for answer in feed(run, "requests"):
+                if not is_nothing(answer.text):
+                    requests.append(f"• {first}: {shorten(answer.text or '', 280)}")
+            if now_pulse is not None and now_pulse <= 2 and person not in follow_ups:
+                follow_ups.append(person)
+        trend = []
+        for p in periods:
+            values = [v for v in (pulse(by_key.get((r.id, p))) for r in reports) if v is not None]
+            trend.append(f"{mean(values):.1f}" if values else "–")
+        lines = people_lines + (["", "Blockers:"] + blockers if blockers else []) + (["", "Asks for you:"] + requests if requests else [])
+        fields = (
+            ("Answered", f"{answered} of {len(reports)}"),
+            ("Team pulse, last 4 weeks", " → ".join(trend)),
+        )
+        choices = ()
+        if self.tools_available and follow_ups:
+            choices = tuple(Choice(f"Which tool helps? ({p.name.split(' ')[0]})", f"tools {p.email}") for p in follow_ups[:4])
+        team_name = f" — {team.name}" if team else ""
+        return Reply(
+            f"Your team's check-ins for {week_label(period)} are in.",
+            card=Card(f"Check-ins, {week_label(period)}{team_name}", fields, tuple(lines)),
+            choices=choices,
+            action="cmd" if choices else None,
+        )
+
+
+def previous_periods(period: str, count: int) -> list[str]:
+    """`count` ISO weeks ending with `period`, oldest first."""
+    year, week = period.split("-W")
+    monday = datetime.strptime(f"{year}-W{int(week):02d}-1", "%G-W%V-%u")
+    weeks = []
+    for back in range(count - 1, -1, -1):
+        y, w, _ = (monday - timedelta(weeks=back)).isocalendar()
+        weeks.append(f"{y}-W{w:02d}")
+    return weeks
