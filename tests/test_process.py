@@ -28,11 +28,11 @@ def baton_command() -> str:
 class ServeProcess:
     """`baton serve` in a subprocess on a free port, against the test database."""
 
-    def __init__(self, database_url: str, workdir: Path) -> None:
+    def __init__(self, database_url: str, workdir: Path, **extra_env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MICROSOFT_", "BATON_"))}
-        env |= {"DATABASE_URL": database_url, "BATON_PORT": str(self.port)}
+        env |= {"DATABASE_URL": database_url, "BATON_PORT": str(self.port)} | extra_env
         self.log = workdir / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(
             [baton_command(), "serve"], cwd=workdir, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT
@@ -144,3 +144,52 @@ async def test_two_processes_answering_the_same_prompt_record_it_once(db: Databa
     finally:
         a.stop()
         b.stop()
+
+
+async def test_two_replicas_through_a_simulated_week_send_each_message_once(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """Two serve processes tick every 0.1 s on one PostgreSQL while a clock file walks Friday to Monday."""
+    if "sqlite" in database_url:
+        pytest.skip("replicas share PostgreSQL; SQLite is a single-process store")
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from storage.models import OutboxMessage, Person
+
+    clock_file = tmp_path / "now"
+    now = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)  # Friday, before anyone's 16:00
+    clock_file.write_text(now.isoformat())
+    env = {"BATON_CLOCK_FILE": str(clock_file), "BATON_TICK_SECONDS": "0.1"}
+    replicas = [ServeProcess(database_url, tmp_path, **env), ServeProcess(database_url, tmp_path, **env)]
+    try:
+        await asyncio.gather(*(r.ready() for r in replicas))
+        while now < datetime(2026, 11, 23, 12, 0, tzinfo=UTC):  # through Monday's digest
+            now += timedelta(hours=1)
+            clock_file.write_text(now.isoformat())
+            await asyncio.sleep(0.4)  # several ticks and drains of both replicas
+        await asyncio.sleep(1.0)
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+    async def load(session):  # noqa: ANN001, ANN202
+        rows = list((await session.execute(select(OutboxMessage))).scalars())
+        people = {p.id: p for p in (await session.execute(select(Person))).scalars()}
+        return rows, people
+
+    rows, people = await db.run(load)
+    team = {pid for pid, p in people.items() if p.team_id is not None}
+    invitations = [r for r in rows if r.topic == "checkin:2026-W47"]
+    reminders = [r for r in rows if r.topic == "checkin-reminder:2026-W47"]
+    digests = [r for r in rows if r.topic == "digest:2026-W47"]
+    assert sorted(r.person_id for r in invitations) == sorted(team)  # one each, nobody twice
+    assert sorted(r.person_id for r in reminders) == sorted(team)  # nobody answered: one reminder each
+    assert [people[r.person_id].email for r in digests] == ["maya@demo.baton"]
+    assert all(r.status == "sent" for r in rows), [(r.key, r.status) for r in rows if r.status != "sent"]
+    assert all(r.attempts == 1 for r in rows), "a row was claimed by both replicas"
+    for row in invitations:
+        person = people[row.person_id]
+        local = row.sent_at.astimezone(__import__("zoneinfo").ZoneInfo(person.timezone))
+        assert (local.weekday(), local.hour) == (4, 16), (person.email, local)  # Friday 16:00 their time (within the hour step)
