@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -113,6 +114,7 @@ async def questions_for_team(session, team_id: int | None) -> list[dict[str, Any
     return [dict(q) for q in DEFAULT_QUESTIONS]
 
 
+@lru_cache(maxsize=4096)
 def period_of(moment: datetime, zone_name: str) -> str:
     year, week, _ = moment.astimezone(tz(zone_name)).isocalendar()
     return f"{year}-W{week:02d}"
@@ -168,6 +170,7 @@ class Rhythm:
         return close if close > send else close + timedelta(days=7)
 
 
+@lru_cache(maxsize=4096)  # a tick asks this for thousands of people sharing a few zones and schedules
 def weekly_times(now: datetime, zone_name: str, weekday: int, at: str) -> tuple[datetime, datetime, datetime]:
     """A weekly wall-clock time in `zone_name` for last, this and next ISO week (aware UTC)."""
     zone = tz(zone_name)

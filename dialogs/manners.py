@@ -80,36 +80,41 @@ class Plan:
     reason: str | None = None  # "leave", "budget"
 
 
+BULK = 500  # above this many people, read the whole (small, time-bounded) set rather than send a huge IN list
+
+
 async def leave_days(session: AsyncSession, person_ids: Iterable[int], first: date, last: date) -> dict[int, list[tuple[date, date]]]:
     """Each person's leave overlapping [first, last]."""
-    ids = list(person_ids)
+    ids = set(person_ids)
     if not ids:
         return {}
-    rows = await session.execute(
-        select(Leave.person_id, Leave.start, Leave.end).where(Leave.person_id.in_(ids), Leave.start <= last, Leave.end >= first)
-    )
+    statement = select(Leave.person_id, Leave.start, Leave.end).where(Leave.start <= last, Leave.end >= first)
+    if len(ids) <= BULK:
+        statement = statement.where(Leave.person_id.in_(ids))
     found: dict[int, list[tuple[date, date]]] = {}
-    for person_id, start, end in rows:
-        found.setdefault(person_id, []).append((start, end))
+    for person_id, start, end in await session.execute(statement):
+        if person_id in ids:
+            found.setdefault(person_id, []).append((start, end))
     return found
 
 
 async def budget_used(session: AsyncSession, person_ids: Iterable[int], now: datetime) -> dict[int, int]:
     """Unsolicited messages queued for each person in the 7 days before `now` (failed ones don't count)."""
-    ids = list(person_ids)
+    ids = set(person_ids)
     if not ids:
         return {}
-    rows = await session.execute(
+    statement = (
         select(OutboxMessage.person_id, func.count())
         .where(
-            OutboxMessage.person_id.in_(ids),
             OutboxMessage.unsolicited.is_(True),
             OutboxMessage.due_at > now - timedelta(days=7),
             OutboxMessage.status != "failed",
         )
         .group_by(OutboxMessage.person_id)
     )
-    return {person_id: count for person_id, count in rows}
+    if len(ids) <= BULK:
+        statement = statement.where(OutboxMessage.person_id.in_(ids))
+    return {person_id: count for person_id, count in await session.execute(statement) if person_id in ids}
 
 
 def on_leave(leaves: list[tuple[date, date]], day: date) -> bool:
@@ -132,12 +137,18 @@ def plan_unsolicited(
     """
     if used >= budget:
         return Plan(None, "budget")
-    zone = tz(recipient.timezone)
+    due, local_day = _quiet_plan(when, recipient.timezone, recipient.quiet_start, recipient.quiet_end)
+    if leaves and on_leave(list(leaves), local_day):
+        return Plan(None, "leave")
+    return Plan(due)
+
+
+@lru_cache(maxsize=4096)  # thousands of people share a few (time, zone, quiet hours) combinations
+def _quiet_plan(when: datetime, zone_name: str, quiet_start: str, quiet_end: str) -> tuple[datetime, date]:
+    zone = tz(zone_name)
     try:
-        start, end = hhmm(recipient.quiet_start), hhmm(recipient.quiet_end)
+        start, end = hhmm(quiet_start), hhmm(quiet_end)
     except ValueError:
         start = end = time(0)
     due = after_quiet_hours(when, zone, start, end)
-    if on_leave(list(leaves), due.astimezone(zone).date()):
-        return Plan(None, "leave")
-    return Plan(due)
+    return due, due.astimezone(zone).date()

@@ -7,7 +7,7 @@ lines; nothing in `dialogs/` knows which. User-written text is excluded from
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Platform = Literal["local", "slack", "teams"]
@@ -98,8 +98,26 @@ class Reply:
     action: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form, as stored in the outbox."""
-        return asdict(self)
+        """Plain JSON-able form, as stored in the outbox.
+
+        Written out by hand: `dataclasses.asdict` deep-copies recursively and was
+        the slowest step of queuing ten thousand check-ins.
+        """
+        rating, text_input, card = self.rating, self.input, self.card
+        return {
+            "text": self.text,
+            "choices": [{"label": c.label, "value": c.value, "style": c.style} for c in self.choices],
+            "rating": None
+            if rating is None
+            else {"min": rating.min, "max": rating.max, "low_label": rating.low_label, "high_label": rating.high_label},
+            "input": None
+            if text_input is None
+            else {"placeholder": text_input.placeholder, "max_length": text_input.max_length, "multiline": text_input.multiline},
+            "card": None
+            if card is None
+            else {"title": card.title, "fields": [list(f) for f in card.fields], "lines": list(card.lines)},
+            "action": self.action,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Reply:

@@ -83,11 +83,13 @@ async def preferred_addresses(session: AsyncSession, person_ids: set[int]) -> di
     """Each person's latest platform identity, in one query; people without one use the local chat."""
     if not person_ids:
         return {}
-    rows = await session.execute(
-        select(Identity.person_id, Identity.platform, Identity.address, Identity.updated_at).where(Identity.person_id.in_(person_ids))
-    )
+    statement = select(Identity.person_id, Identity.platform, Identity.address, Identity.updated_at)
+    if len(person_ids) <= 500:  # beyond that, one pass over the table beats a huge IN list
+        statement = statement.where(Identity.person_id.in_(person_ids))
     best: dict[int, tuple[datetime, str, dict[str, Any]]] = {}
-    for person_id, platform, address, updated_at in rows:
+    for person_id, platform, address, updated_at in await session.execute(statement):
+        if person_id not in person_ids:
+            continue
         if person_id not in best or updated_at > best[person_id][0]:
             best[person_id] = (updated_at, platform, dict(address))
     return {person_id: (platform, address) for person_id, (_, platform, address) in best.items()}

@@ -1,0 +1,34 @@
+"""`python -m bench [NAME ...]` (or `make bench`): run the benchmarks and print their ratios."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from bench import checkin_tick
+
+BENCHES = {"checkin-tick": checkin_tick.main}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", choices=[*BENCHES, []], help="which benchmarks (default: all)")
+    parser.add_argument("--people", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--postgres", default=None, help="also run against this PostgreSQL URL (default: BATON_TEST_DATABASE_URL)")
+    args = parser.parse_args()
+    results = {}
+    for name in args.names or BENCHES:
+        print(f"== {name}", file=sys.stderr, flush=True)
+        results[name] = asyncio.run(BENCHES[name](args))
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

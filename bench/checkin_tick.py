@@ -1,0 +1,142 @@
+"""Check-in tick for N people (due computation + outbox write) against a plain bulk INSERT of N rows.
+
+Both write the same number of outbox rows into the same database in the same
+run; the ratio (tick / baseline, medians of several repeats) is the result.
+Aim: <= 2.0. Peak memory of the tick is measured with tracemalloc.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, text
+
+from dialogs.checkin import invitation
+from dialogs.rhythm import Conductor
+from storage.db import Database, normalise_url
+from storage.models import OutboxMessage, Person, Team
+
+ZONES = ["Asia/Tokyo", "America/Los_Angeles", "Europe/Berlin", "Asia/Kolkata", "America/Sao_Paulo", "Australia/Sydney", "UTC", "Africa/Lagos"]
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+async def seed(db: Database, people: int) -> None:
+    async def work(session) -> None:  # noqa: ANN001
+        await session.execute(insert(Team), [{"name": f"Team {t}", "created_at": NOW} for t in range(20)])
+        teams = [r[0] for r in await session.execute(text("SELECT id FROM team ORDER BY id"))]
+        await session.execute(
+            insert(Person),
+            [
+                {
+                    "email": f"p{n}@bench.baton",
+                    "name": f"Person {n}",
+                    "timezone": ZONES[n % len(ZONES)],
+                    "team_id": teams[n % len(teams)],
+                    "created_at": NOW,
+                }
+                for n in range(people)
+            ],
+        )
+
+    await db.run(work)
+
+
+async def baseline(db: Database, ids: list[int]) -> float:
+    """A plain bulk INSERT of one outbox row per person: the cheapest way to write the same rows."""
+    payload = invitation("Person", "2026-W47", 5).to_dict()
+    rows: list[dict[str, Any]] = [
+        {
+            "key": f"checkin:{pid}:2026-W47",
+            "person_id": pid,
+            "channel": "local",
+            "address": {},
+            "payload": payload,
+            "kind": "checkin",
+            "topic": "checkin:2026-W47",
+            "unsolicited": True,
+            "due_at": NOW,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": NOW,
+        }
+        for pid in ids
+    ]
+    start = time.perf_counter()
+    await db.run(lambda s: s.execute(insert(OutboxMessage), rows))
+    return time.perf_counter() - start
+
+
+async def clear(db: Database) -> None:
+    await db.run(lambda s: s.execute(delete(OutboxMessage)))
+
+
+async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
+    db = Database(url)
+    try:
+        await db.migrate()
+        await seed(db, people)
+        ids = [r[0] for r in await db.run(lambda s: s.execute(text("SELECT id FROM person ORDER BY id")))]
+        conductor = Conductor(db)
+        base, tick, peaks = [], [], []
+        for _ in range(repeat):
+            await clear(db)
+            base.append(await baseline(db, ids))
+            await clear(db)
+            start = time.perf_counter()
+            report = await conductor.tick(NOW, force=True)
+            tick.append(time.perf_counter() - start)
+            written = await db.run(lambda s: s.scalar(text("SELECT count(*) FROM outbox")))
+            assert report.invited == people and written == people, (report, written)
+        # Memory in a separate, untimed pass: tracemalloc slows Python down several times over.
+        await clear(db)
+        tracemalloc.start()
+        await conductor.tick(NOW, force=True)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        ratio = statistics.median(tick) / statistics.median(base)
+        return {
+            "people": people,
+            "baseline_median_s": round(statistics.median(base), 4),
+            "tick_median_s": round(statistics.median(tick), 4),
+            "ratio": round(ratio, 2),
+            "aim": "<= 2.0",
+            "peak_memory_mib": round(max(peaks) / 2**20, 1),
+        }
+    finally:
+        await db.close()
+
+
+async def main(args) -> dict[str, Any]:  # noqa: ANN001
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["sqlite"] = await measure(f"sqlite+aiosqlite:///{tmp}/bench.db", args.people, args.repeat)
+    pg = args.postgres or os.environ.get("BATON_TEST_DATABASE_URL")
+    if pg:
+        results["postgresql"] = await with_scratch_database(normalise_url(pg), args.people, args.repeat)
+    return results
+
+
+async def with_scratch_database(admin_url: str, people: int, repeat: int) -> dict[str, Any]:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin_url)
+    name = f"baton_bench_{os.getpid()}"
+    connect = dict(user=url.username, password=url.password, host=url.host, port=url.port or 5432, database=url.database)
+    try:
+        conn = await asyncpg.connect(**connect, timeout=5)
+    except Exception as exc:  # report, don't fail the whole run
+        return {"skipped": f"PostgreSQL unreachable ({type(exc).__name__})"}
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            return await measure(url.set(database=name).render_as_string(hide_password=False), people, repeat)
+        finally:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
