@@ -239,3 +239,106 @@ def checkin_report(team_name: str, weeks: int, fmt: str) -> None:
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(as_csv(report) if fmt == "csv" else as_json(report), nl=False)
+
+
+@checkin.command("template")
+@click.option("--team", "team_name", required=True, help="Team name.")
+@click.option("--import", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="YAML or JSON list of questions.")
+@click.option("--reset", is_flag=True, help="Go back to the default questions.")
+def checkin_template(team_name: str, source: Path | None, reset: bool) -> None:
+    """Print the team's questions as YAML, or replace them from a YAML/JSON file (validated first)."""
+    import json
+
+    import yaml
+    from sqlalchemy import select
+
+    from dialogs.checkin import questions_for_team, validate_questions
+    from dialogs.clock import SystemClock
+    from dialogs.team import save_questions
+    from storage.db import Database
+    from storage.models import Team
+
+    settings = _settings()
+    questions = None
+    if source is not None:
+        try:
+            loaded = json.loads(source.read_text("utf-8")) if source.suffix == ".json" else yaml.safe_load(source.read_text("utf-8"))
+            questions = validate_questions(loaded.get("questions") if isinstance(loaded, dict) else loaded)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise click.ClickException(f"{source}: {exc}. Nothing was changed.") from None
+
+    async def run() -> list:
+        db = Database(settings.DATABASE_URL)
+        try:
+            await db.migrate()
+
+            async def work(session):  # noqa: ANN001, ANN202
+                team = (await session.execute(select(Team).where(Team.name == team_name))).scalars().first()
+                if team is None:
+                    raise click.ClickException(f"There is no team called {team_name!r}.")
+                if reset or questions is not None:
+                    await save_questions(session, team.id, questions, SystemClock().now())
+                return await questions_for_team(session, team.id)
+
+            return await db.run(work)
+        finally:
+            await db.close()
+
+    current = asyncio.run(run())
+    if source is not None or reset:
+        click.echo(f"{team_name} now asks {len(current)} question(s); check-ins already started keep theirs.", err=True)
+    else:
+        click.echo(yaml.safe_dump({"questions": current}, sort_keys=False, allow_unicode=True), nl=False)
+
+
+@checkin.command("schedule")
+@click.option("--team", "team_name", required=True, help="Team name.")
+@click.option("--day", help="Check-in weekday (mon … sun).")
+@click.option("--time", "at", help="Check-in local time, HH:MM.")
+@click.option("--reminders", type=click.IntRange(0, 3), help="How many reminders.")
+@click.option("--reminder-after", type=click.IntRange(15, 48 * 60), help="Minutes between reminders.")
+@click.option("--digest-day", help="Weekday the period closes and the digest goes out.")
+@click.option("--digest-time", help="Local time of the digest, HH:MM.")
+def checkin_schedule(team_name: str, day, at, reminders, reminder_after, digest_day, digest_time) -> None:  # noqa: ANN001
+    """Show or change the team's rhythm."""
+    from sqlalchemy import select
+
+    from dialogs.errors import UserFacingError
+    from dialogs.team import describe, parse_day, parse_time
+    from storage.db import Database
+    from storage.models import Team
+
+    settings = _settings()
+
+    async def run() -> str:
+        db = Database(settings.DATABASE_URL)
+        try:
+            await db.migrate()
+
+            async def work(session):  # noqa: ANN001, ANN202
+                team = (await session.execute(select(Team).where(Team.name == team_name))).scalars().first()
+                if team is None:
+                    raise click.ClickException(f"There is no team called {team_name!r}.")
+                try:
+                    if day is not None:
+                        team.checkin_weekday = parse_day(day)
+                    if at is not None:
+                        team.checkin_time = parse_time(at)
+                    if digest_day is not None:
+                        team.digest_weekday = parse_day(digest_day)
+                    if digest_time is not None:
+                        team.digest_time = parse_time(digest_time)
+                except UserFacingError as exc:
+                    raise click.ClickException(exc.message.replace("*", "")) from None
+                if reminders is not None:
+                    team.reminder_count = reminders
+                if reminder_after is not None:
+                    team.reminder_after_minutes = reminder_after
+                session.add(team)
+                return describe(team)
+
+            return await db.run(work)
+        finally:
+            await db.close()
+
+    click.echo(asyncio.run(run()))

@@ -42,7 +42,7 @@ class Outgoing:
 
     id: int
     key: str
-    person_id: int
+    person_id: int | None  # None: a post to a shared place such as a team channel (see `address`)
     channel: str
     address: dict[str, Any]
     reply: Reply
@@ -122,12 +122,14 @@ class OutboxSender:
         claimed = await self.db.run(self._claim)
         if not claimed:
             return 0
-        by_person: dict[int, list[Outgoing]] = defaultdict(list)
+        by_recipient: dict[object, list[Outgoing]] = defaultdict(list)
         for message in claimed:
-            by_person[message.person_id].append(message)
-        await asyncio.gather(*(self._deliver_in_order(messages) for messages in by_person.values()))
+            recipient = message.person_id if message.person_id is not None else repr(sorted(message.address.items()))
+            by_recipient[recipient].append(message)
+        await asyncio.gather(*(self._deliver_in_order(messages) for messages in by_recipient.values()))
+        people = {m.person_id for m in claimed if m.person_id is not None}
         for listener in self.listeners:
-            listener(set(by_person))
+            listener(people)
         return len(claimed)
 
     async def _claim(self, session) -> list[Outgoing]:  # noqa: ANN001 - AsyncSession

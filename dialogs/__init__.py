@@ -9,5 +9,6 @@ def all_dialogs() -> list[Dialog]:
     from dialogs.checkin import CheckinDialog
     from dialogs.leave import LeaveDialog
     from dialogs.settings import SettingsDialog
+    from dialogs.team import TeamDialog
 
-    return [CheckinDialog(), LeaveDialog(), SettingsDialog()]
+    return [CheckinDialog(), LeaveDialog(), TeamDialog(), SettingsDialog()]

@@ -94,12 +94,17 @@ def validate_questions(raw: Any) -> list[dict[str, Any]]:
         raise ValueError("a template is a non-empty list of questions")
     if len(raw) > 12:
         raise ValueError("a check-in has at most 12 questions; people answer short ones")
-    try:
-        questions = [Question.model_validate(item) for item in raw]
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"question {where}: {first['msg']}") from None
+    questions = []
+    for number, item in enumerate(raw, 1):
+        try:
+            questions.append(Question.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            name = item.get("id") if isinstance(item, dict) else None
+            label = f"question {number}" + (f" ({name})" if name else "") + (f", {field}" if field else "")
+            message = first["msg"].removeprefix("Value error, ").removeprefix(f"question {name}: ")
+            raise ValueError(f"{label}: {message}") from None
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
         raise ValueError("question ids must be unique")
@@ -357,11 +362,32 @@ class CheckinDialog(Dialog):
         turn.session.add(run)
         closes = datetime.fromisoformat(turn.data["closes"]).astimezone(tz(turn.person.timezone))
         if first_time:
+            await self._broadcast(turn, run)
             turn.say(
                 f"Thanks, that's your check-in for {week_label(run.period)}. You can change an answer with *checkin* "
                 f"until {closes:%A %H:%M}."
             )
         return END
+
+    async def _broadcast(self, turn: Turn, run: CheckinRun) -> None:
+        """Post the non-private answers to the team channel, if the team opted in. Never a private question."""
+        team = await turn.session.get(Team, run.team_id) if run.team_id else None
+        if team is None or not team.broadcast or not team.broadcast_address.get("channel"):
+            return
+        answers = await self._answers(turn, run.id)
+        lines = []
+        for question in run.questions:
+            answer = answers.get(question["id"])
+            if question.get("private") or answer is None or question["kind"] == "rating":
+                continue
+            shown = answer.text if answer.text is not None else f"{answer.number:g}"
+            if question.get("feeds") == "blockers" and is_nothing(shown):
+                continue
+            lines.append(f"{question['prompt']}\n{shorten(shown, 500)}")
+        if lines:
+            address = dict(team.broadcast_address)
+            reply = Reply(f"{turn.person.name}'s check-in for {week_label(run.period)}:\n\n" + "\n\n".join(lines))
+            turn.post(address.pop("platform", "local"), address, reply, key=f"broadcast:{run.id}")
 
     # -- review and edit ---------------------------------------------------------------------
 

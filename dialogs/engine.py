@@ -104,6 +104,7 @@ class Turn:
     inbound: Inbound | None
     replies: list[Reply] = field(default_factory=list)
     extra: list[tuple[Person | int, Reply, str]] = field(default_factory=list)
+    posts: list[tuple[str, dict[str, Any], Reply, str]] = field(default_factory=list)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -122,6 +123,10 @@ class Turn:
     def tell(self, person: Person | int, reply: Reply | str, *, key: str) -> None:
         """Send a message to someone else (e.g. a manager), queued in this turn's transaction under `key`."""
         self.extra.append((person, Reply(reply) if isinstance(reply, str) else reply, key))
+
+    def post(self, channel: str, address: dict[str, Any], reply: Reply, *, key: str) -> None:
+        """Post to a shared place (a team channel on `channel`), queued in this turn's transaction under `key`."""
+        self.posts.append((channel, dict(address), reply, key))
 
 
 def zone(name: str) -> ZoneInfo:
@@ -282,7 +287,19 @@ class Engine:
                 now=turn.now,
                 kind="notice",
             )
-        if turn.extra:
+        for channel, address, reply, key in turn.posts:
+            await queries.enqueue(
+                turn.session,
+                key=key,
+                person_id=None,
+                channel=channel,
+                address=address,
+                payload=reply.to_dict(),
+                due_at=turn.now,
+                now=turn.now,
+                kind="post",
+            )
+        if turn.extra or turn.posts:
             self.on_queued()
 
     # -- routing ---------------------------------------------------------------------------

@@ -103,7 +103,8 @@ class OutboxMessage(SQLModel, table=True):
     __table_args__ = (Index("ix_outbox_due", "status", "due_at"),)
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=255, unique=True)
-    person_id: int = Field(foreign_key="person.id", index=True)
+    # None for a post to a shared place (a team channel) rather than to a person.
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     channel: str = Field(max_length=16)
     address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

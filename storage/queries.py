@@ -99,7 +99,7 @@ async def enqueue(
     session: AsyncSession,
     *,
     key: str,
-    person_id: int,
+    person_id: int | None,
     channel: str,
     address: dict[str, Any],
     payload: dict[str, Any],
