@@ -182,7 +182,7 @@ def checkin_send_now(team_name: str) -> None:
 
     settings = _settings()
 
-    async def run() -> tuple[int, int, dict]:
+    async def run() -> tuple[int, int, dict, int]:
         db = Database(settings.DATABASE_URL)
         try:
             await db.migrate()
@@ -198,17 +198,18 @@ def checkin_send_now(team_name: str) -> None:
             conductor = Conductor(db, budget=settings.BATON_WEEKLY_BUDGET)
             report = await conductor.tick(SystemClock().now(), team_id=team.id, force=True)
             _, after = await db.run(find)
-            return report.invited, after - before, dict(report.held)
+            return report.invited, after - before, dict(report.held), report.deferred
         finally:
             await db.close()
 
-    attempted, queued, held = asyncio.run(run())
+    attempted, queued, held, deferred = asyncio.run(run())
     already = attempted - queued
     held_text = ", ".join(f"{n} held ({reason})" for reason, n in held.items())
     click.echo(
         f"Queued {queued} check-in invitation(s) for {team_name}"
         + (f"; {already} already had this period's" if already else "")
         + (f"; {held_text}" if held_text else "")
+        + (f"; {deferred} will arrive when the person's quiet hours end" if deferred else "")
         + ". A running `baton serve` delivers them.",
         err=True,
     )

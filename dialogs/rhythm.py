@@ -49,6 +49,7 @@ class TickReport:
     resent: int = 0
     digests: int = 0
     held: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # reason → count
+    deferred: int = 0  # queued for the end of someone's quiet hours rather than now
 
     @property
     def total(self) -> int:
@@ -152,6 +153,7 @@ class Conductor:
                 report.held[plan.reason or "?"] += 1
             else:
                 used[row.id] = used.get(row.id, 0) + 1
+                report.deferred += plan.due_at > max(when, now)
             plans.append(plan.due_at)
         return plans
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import Baton, create_app
 from bot.config import load_settings
+from dialogs.clock import FakeClock
 from storage.db import Database
 from tests.conftest import ARTIFACTS, IN_CI
 
@@ -43,12 +45,26 @@ async def browser() -> AsyncIterator[object]:
 
 
 @pytest.fixture
-async def base_url(db: Database, database_url: str) -> AsyncIterator[str]:
+async def served(db: Database, database_url: str) -> AsyncIterator[tuple[str, Baton]]:
     if "postgresql" in database_url:
         pytest.skip("the browser checks the page, not the database: once, on SQLite, is enough")
-    app = create_app(Baton.build(load_settings(env_file=None, DATABASE_URL=database_url)))
-    async with TestServer(app, host="127.0.0.1") as server:
-        yield str(server.make_url("/"))
+    # Friday 09:00 UTC: daytime in Tokyo, Berlin and Kolkata, so nobody's quiet hours hold messages back.
+    clock = FakeClock(datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+    baton = Baton.build(load_settings(env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600), clock=clock)
+    async with TestServer(create_app(baton), host="127.0.0.1") as server:
+        yield str(server.make_url("/")), baton
+
+
+@pytest.fixture
+def base_url(served: tuple[str, Baton]) -> str:
+    return served[0]
+
+
+async def choose(page, name: str) -> None:  # noqa: ANN001
+    await page.wait_for_function("document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6")
+    value = await page.eval_on_selector("#person", f"s => [...s.options].find(o => o.textContent.includes('{name}')).value")
+    await page.select_option("#person", value)
+    await page.wait_for_function("document.querySelector('#status').textContent.includes('connected')")
 
 
 async def test_a_manager_asks_for_help_and_walks_a_dialog_in_the_browser(browser, base_url: str) -> None:  # noqa: ANN001
@@ -95,3 +111,28 @@ async def test_the_page_works_on_a_phone_and_shows_text_literally(browser, base_
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "web-chat-phone.png"), full_page=True)
+
+
+async def test_a_check_in_arrives_without_a_reload_and_is_answered_in_the_page(browser, served) -> None:  # noqa: ANN001
+    base_url, baton = served
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await page.goto(base_url)
+    await choose(page, "Aiko")
+    await baton.conductor.tick(baton.clock.now(), force=True)  # what `baton checkin send-now` does
+    baton.sender.wake()
+    invitation = page.locator(".msg.bot", has_text="it's check-in time")
+    await invitation.wait_for(timeout=10_000)
+    await invitation.locator("button.choice", has_text="Start").click()
+    await page.locator(".msg.bot", has_text="Question 1 of 5").wait_for()
+    await page.fill("#composer", "Shipped the <billing> export")
+    await page.keyboard.press("Enter")
+    await page.locator(".msg.bot", has_text="Question 2 of 5").wait_for()
+    await page.fill("#composer", "nothing")
+    await page.keyboard.press("Enter")
+    pulse = page.locator(".msg.bot", has_text="Question 3 of 5")
+    await pulse.wait_for()
+    assert await pulse.locator("button.choice").count() == 6  # 1..5 and "Skip question"
+    await pulse.locator("button.choice", has_text="4").click()
+    await page.locator(".msg.bot", has_text="Question 4 of 5").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "web-chat-checkin.png"), full_page=True)
