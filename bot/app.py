@@ -117,8 +117,17 @@ def create_app(baton: Baton) -> web.Application:
         await baton.close()
 
     app.cleanup_ctx.append(lifecycle)
+    # Each adapter adds its routes and registers its delivery with the outbox sender.
     if baton.settings.web_chat_enabled:
         from adapters.web import setup_web_chat
 
         setup_web_chat(app, baton)
+    if baton.settings.slack_enabled:
+        from adapters.slack import setup_slack
+
+        setup_slack(app, baton)
+    if baton.settings.teams_enabled:
+        from adapters.teams import setup_teams  # the only place botbuilder gets imported from
+
+        setup_teams(app, baton)
     return app

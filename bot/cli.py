@@ -343,3 +343,48 @@ def checkin_schedule(team_name: str, day, at, reminders, reminder_after, digest_
             await db.close()
 
     click.echo(asyncio.run(run()))
+
+
+@main.group()
+def slack() -> None:
+    """Slack: print an app manifest."""
+
+
+@slack.command("manifest")
+@click.option("--url", help="Public https base URL of this Baton (events at URL/slack/events).")
+@click.option("--socket", is_flag=True, help="Socket Mode instead of a public URL.")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def slack_manifest(url: str | None, socket: bool, fmt: str) -> None:
+    """Print a ready Slack app manifest with least-privilege scopes."""
+    import json
+
+    import yaml
+
+    from adapters.slack.manifest import build_manifest
+
+    if bool(url) == socket:
+        raise click.UsageError("Give exactly one of --url https://your-host or --socket.")
+    if url and not url.startswith("https://"):
+        raise click.UsageError("Slack only calls https URLs: --url must start with https://")
+    manifest = build_manifest(url=url, socket=socket)
+    click.echo(json.dumps(manifest, indent=2) if fmt == "json" else yaml.safe_dump(manifest, sort_keys=False), nl=False)
+
+
+@main.group()
+def teams() -> None:
+    """Microsoft Teams: build a sideloadable app package."""
+
+
+@teams.command("package")
+@click.option("--app-id", required=True, help="The bot's Microsoft App ID (a GUID).")
+@click.option("--host", required=True, help="Public host name Teams reaches Baton at, e.g. baton.example.com.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("baton-teams.zip"), show_default=True)
+def teams_package(app_id: str, host: str, out: Path) -> None:
+    """Write manifest.json and the two icons into a zip Teams can sideload."""
+    from adapters.teams.package import write_package
+
+    try:
+        write_package(app_id=app_id, host=host, out=out)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"Wrote {out}. Upload it in Teams: Apps → Manage your apps → Upload an app.", err=True)

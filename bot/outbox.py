@@ -91,6 +91,10 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self.listeners: list[Callable[[set[int]], None]] = []
 
+    def register(self, delivery: Delivery) -> None:
+        """Add a channel's delivery (platform adapters call this when they are set up)."""
+        self.deliveries = {**self.deliveries, delivery.channel: delivery}
+
     def wake(self) -> None:
         """Ask the sender to look now (called when something was queued)."""
         self._wake.set()

@@ -7,6 +7,7 @@ until then, and a late first answer still counts until the next period opens.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -18,10 +19,12 @@ from sqlalchemy import select
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.errors import UserFacingError
 from dialogs.manners import hhmm, local_datetime, tz
-from dialogs.messages import Choice, Rating, Reply, TextInput
+from dialogs.messages import Choice, Form, FormField, Rating, Reply, TextInput
 from storage import queries
 from storage.models import CheckinAnswer, CheckinRun, CheckinTemplate, Team
 
+FORM = "__form__"
+ONE_AT_A_TIME = "__one__"
 NONE_WORDS = frozenset({"", "-", "–", "no", "none", "nothing", "nope", "n/a", "na", "nothing really", "all good"})
 SKIP = "__skip__"
 MAX_ANSWER = 2000
@@ -216,6 +219,7 @@ class CheckinDialog(Dialog):
         self.first = "question"
         self.states = {
             "question": State(self.question_prompt, on_text=self.on_text, on_choice=self.on_choice, max_length=MAX_ANSWER),
+            "form": State(self.form_prompt, on_choice=self.on_form),
             "review": State(self.review_prompt, on_choice=self.on_review),
             "snooze": State(self.snooze_prompt, on_choice=self.on_snooze),
         }
@@ -311,6 +315,8 @@ class CheckinDialog(Dialog):
         total = len(run.questions)
         head = f"Question {index + 1} of {total} — {question['prompt']}"
         skip = (Choice("Skip question", SKIP),) if question.get("optional", True) else ()
+        if index == 0 and not turn.data.get("edit") and total > 1:
+            skip += (Choice("Answer all at once", FORM),)
         kind = question["kind"]
         if kind == "rating":
             return Reply(head, rating=Rating(1, 5, question.get("low", "Hard going"), question.get("high", "Great")), choices=skip)
@@ -325,6 +331,8 @@ class CheckinDialog(Dialog):
         run, question, _ = await self._current(turn)
         if value == SKIP:
             return await self._advance(turn, run)
+        if value == FORM:
+            return "form"
         return await self._record(turn, run, question, value)
 
     async def on_text(self, turn: Turn, text: str) -> Transition:
@@ -388,6 +396,59 @@ class CheckinDialog(Dialog):
             address = dict(team.broadcast_address)
             reply = Reply(f"{turn.person.name}'s check-in for {week_label(run.period)}:\n\n" + "\n\n".join(lines))
             turn.post(address.pop("platform", "local"), address, reply, key=f"broadcast:{run.id}")
+
+    # -- all at once -------------------------------------------------------------------------
+
+    async def form_prompt(self, turn: Turn) -> Reply:
+        run = await turn.session.get(CheckinRun, turn.data["run"])
+        assert run is not None
+        answers = await self._answers(turn, run.id)
+        fields = []
+        for question in run.questions:
+            answer = answers.get(question["id"])
+            current = None if answer is None else answer.text if answer.text is not None else f"{answer.number:g}"
+            options = tuple(question.get("options", ())) if question["kind"] == "choice" else ()
+            fields.append(
+                FormField(question["id"], question["prompt"], question["kind"], options, question.get("optional", True), current, MAX_ANSWER)
+            )
+        return Reply(
+            f"Your check-in for {week_label(run.period)}, all questions at once.",
+            form=Form(f"Check-in, {week_label(run.period)}", tuple(fields), "Send check-in"),
+            choices=(Choice("One at a time instead", ONE_AT_A_TIME),),
+        )
+
+    async def on_form(self, turn: Turn, value: str) -> Transition:
+        run = await turn.session.get(CheckinRun, turn.data["run"])
+        assert run is not None
+        if value == ONE_AT_A_TIME:
+            turn.data["i"] = await self._first_unanswered(turn, run)
+            return "question"
+        try:
+            submitted = json.loads(value)
+        except ValueError:
+            submitted = None
+        if not isinstance(submitted, dict):
+            raise UserFacingError("I couldn't read that form. Please try again, or answer one at a time.")
+        parsed = []
+        for number, question in enumerate(run.questions, 1):
+            raw = submitted.get(question["id"])
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                if not question.get("optional", True):
+                    raise UserFacingError(f"Question {number} needs an answer.")
+                continue
+            if len(str(raw)) > MAX_ANSWER:
+                raise UserFacingError(f"The answer to question {number} is longer than {MAX_ANSWER:,} characters. Nothing was recorded yet.")
+            try:
+                parsed.append((question, *parse_answer(question, str(raw))))
+            except UserFacingError as exc:
+                raise UserFacingError(f"Question {number}: {exc.message} Nothing was recorded yet.") from None
+        existing = await self._answers(turn, run.id)
+        for question, text, number in parsed:
+            answer = existing.get(question["id"]) or CheckinAnswer(run_id=run.id, question_id=question["id"], updated_at=turn.now)
+            answer.text, answer.number, answer.updated_at = text, number, turn.now
+            turn.session.add(answer)
+        await turn.session.flush()
+        return await self._finish(turn, run)
 
     # -- review and edit ---------------------------------------------------------------------
 

@@ -81,6 +81,33 @@ class Card:
 
 
 @dataclass(frozen=True, slots=True)
+class FormField:
+    """One input of a form: `kind` is text, rating (1–5), choice or number."""
+
+    id: str
+    label: str
+    kind: Literal["text", "rating", "choice", "number"]
+    options: tuple[str, ...] = ()
+    optional: bool = True
+    value: str | None = None  # the current answer, to prefill
+    max_length: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """Several questions answered in one go (a Slack modal, an Adaptive Card, a web form).
+
+    The answers come back as one `Inbound` with `action` = the reply's action
+    and `value` = a JSON object {field id: answer string}; a surface that cannot
+    show forms sends the person through the questions one at a time instead.
+    """
+
+    title: str
+    fields: tuple[FormField, ...]
+    submit_label: str = "Submit"
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One message from Baton.
 
@@ -96,6 +123,7 @@ class Reply:
     input: TextInput | None = None
     card: Card | None = None
     action: str | None = None
+    form: Form | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form, as stored in the outbox.
@@ -117,6 +145,24 @@ class Reply:
             if card is None
             else {"title": card.title, "fields": [list(f) for f in card.fields], "lines": list(card.lines)},
             "action": self.action,
+            "form": None
+            if self.form is None
+            else {
+                "title": self.form.title,
+                "submit_label": self.form.submit_label,
+                "fields": [
+                    {
+                        "id": f.id,
+                        "label": f.label,
+                        "kind": f.kind,
+                        "options": list(f.options),
+                        "optional": f.optional,
+                        "value": f.value,
+                        "max_length": f.max_length,
+                    }
+                    for f in self.form.fields
+                ],
+            },
         }
 
     @classmethod
@@ -136,4 +182,11 @@ class Reply:
             if card
             else None,
             action=data.get("action"),
+            form=Form(
+                title=data["form"]["title"],
+                fields=tuple(FormField(**{**f, "options": tuple(f.get("options") or ())}) for f in data["form"]["fields"]),
+                submit_label=data["form"].get("submit_label", "Submit"),
+            )
+            if data.get("form")
+            else None,
         )

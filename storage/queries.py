@@ -124,3 +124,42 @@ async def enqueue(
         attempts=0,
         created_at=now,
     )
+
+
+async def upsert_identity(
+    session: AsyncSession, *, person_id: int, platform: str, external_id: str, address: dict[str, Any], now: datetime
+) -> None:
+    """Link a platform account to a person and remember how to reach them there (refreshing `address`)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(Identity).values(
+        person_id=person_id, platform=platform, external_id=external_id[:255], address=address, updated_at=now
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["platform", "external_id"],
+            set_={"person_id": person_id, "address": address, "updated_at": now},
+        )
+    )
+
+
+async def ensure_person(
+    session: AsyncSession, *, email: str, name: str, timezone: str | None, locale: str | None, now: datetime
+) -> Person:
+    """The person with `email`, created if Baton has never seen them (platform sign-up of unknown users).
+
+    An existing person's time zone and locale are refreshed from the platform
+    when it reports them; name and reporting line are left to the org import.
+    """
+    email = email.strip().lower()
+    await insert_ignore(
+        session, Person, email=email, name=name[:200] or email, timezone=timezone or "UTC", locale=(locale or "en")[:16],
+        is_admin=False, quiet_start="20:00", quiet_end="08:00", active=True, created_at=now,
+    )
+    person = await person_by_email(session, email)
+    assert person is not None
+    if timezone and person.timezone != timezone:
+        person.timezone = timezone
+    if locale and person.locale != locale[:16]:
+        person.locale = locale[:16]
+    return person
