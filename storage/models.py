@@ -174,3 +174,20 @@ class Leave(SQLModel, table=True):
     end: date
     created_by_id: int | None = Field(default=None, foreign_key="person.id")
     created_at: datetime
+
+
+class SlackInstallation(SQLModel, table=True):
+    """A Slack workspace (or org) install from the OAuth flow; `data` is bolt's Installation as a dict.
+
+    Holds the workspace's bot token: the database must be protected like any secret store.
+    """
+
+    __tablename__ = "slack_installation"
+    __table_args__ = (Index("ix_slack_installation_lookup", "enterprise_id", "team_id", "installed_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    enterprise_id: str | None = Field(default=None, max_length=32)
+    team_id: str | None = Field(default=None, max_length=32)
+    user_id: str | None = Field(default=None, max_length=32)
+    is_enterprise_install: bool = False
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    installed_at: datetime
