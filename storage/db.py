@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Loggers that print SQL statements with their parameters at DEBUG/INFO — which would put feedback,
+# answers and gap descriptions into the logs. Capped whenever Baton opens a database, whatever the
+# log level asked for.
+LEAKY_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "asyncpg")
 MIGRATION_LOCK = 0x42A70E  # an arbitrary, fixed advisory-lock key for schema changes
 
 
@@ -67,6 +71,8 @@ class Database:
     """One engine and its sessions. Create once per process; `close()` at exit."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        for name in LEAKY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
