@@ -47,7 +47,7 @@ class Baton:
         if clock is None:
             clock = FileClock(settings.BATON_CLOCK_FILE) if settings.BATON_CLOCK_FILE else SystemClock()
         db = Database(settings.DATABASE_URL)
-        engine = Engine(db, all_dialogs(), clock=clock)
+        engine = Engine(db, all_dialogs(catalogue_file=settings.BATON_CATALOGUE), clock=clock)
         sender = OutboxSender(db, deliveries if deliveries is not None else [LocalDelivery()], clock=clock)
         engine.on_queued = sender.wake
         conductor = Conductor(
@@ -55,6 +55,7 @@ class Baton:
             grace=timedelta(hours=settings.BATON_GRACE_HOURS),
             budget=settings.BATON_WEEKLY_BUDGET,
             tools_available="tools" in engine.commands,
+            catalogue_file=settings.BATON_CATALOGUE,
         )
         return cls(settings, db, engine, sender, clock, conductor)
 

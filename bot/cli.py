@@ -23,6 +23,9 @@ def _logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # it logs every readiness check
+    # Platform SDKs log whole request and response bodies (what people wrote) at DEBUG.
+    for name in ("slack_bolt", "slack_sdk", "botbuilder", "botframework", "msrest", "msal", "aiohttp.client"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
 
 
 @click.group()
@@ -388,3 +391,105 @@ def teams_package(app_id: str, host: str, out: Path) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"Wrote {out}. Upload it in Teams: Apps → Manage your apps → Upload an app.", err=True)
+
+
+@main.group()
+def tools() -> None:
+    """Which tool helps? Diagnose a gap from the command line; list the catalogue."""
+
+
+@tools.command("suggest")
+@click.argument("text")
+@click.option("--person", "email", help="Whose work it is about: adds the signals Baton has about them.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {influences: [...], tools: [...]}, best first.")
+def tools_suggest(text: str, email: str | None, as_json: bool) -> None:
+    """Rank the six influences for TEXT (with the signals used) and suggest tools for the best one."""
+    import json
+
+    from dialogs.clock import SystemClock
+    from dialogs.signals import gather
+    from dialogs.tools import catalogue, rank_influences, suggest
+    from storage import queries
+    from storage.db import Database
+
+    settings = _settings()
+    cat = catalogue(settings.BATON_CATALOGUE)
+
+    async def run():  # noqa: ANN202
+        db = Database(settings.DATABASE_URL)
+        try:
+            await db.migrate()
+
+            async def work(session):  # noqa: ANN001, ANN202
+                signals = []
+                if email:
+                    person = await queries.person_by_email(session, email)
+                    if person is None:
+                        raise click.ClickException(f"Nobody with the email {email} is in this organisation.")
+                    signals = await gather(session, person, SystemClock().now())
+                ranked = rank_influences(cat, text, signals)
+                best = ranked[0]
+                return ranked, await suggest(
+                    session, cat, best.id, fit=best.tool_ids, signals=tuple(s.id for s in signals)
+                )
+
+            return await db.run(work)
+        finally:
+            await db.close()
+
+    ranked, suggestions = asyncio.run(run())
+    result = {
+        "influences": [
+            {
+                "influence": r.name,
+                "id": r.id,
+                "score": r.score,
+                "evidence": list(r.text_evidence),
+                "signals": [{"id": s.id, "evidence": s.evidence, "weight": s.weight} for s in r.signals],
+            }
+            for r in ranked
+        ],
+        "tools": [
+            {
+                "id": t.tool.id,
+                "name": t.tool.name,
+                "influence": cat.influence(t.tool.influence).name,
+                "time": t.tool.time_label,
+                "cost": t.tool.cost,
+                "why": t.why,
+            }
+            for t in suggestions
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    for r in result["influences"]:
+        signals = "; ".join(s["evidence"] for s in r["signals"])
+        click.echo(f"{r['score']:.2f}  {r['influence']}" + (f"  (signals: {signals})" if signals else ""))
+    click.echo("")
+    for n, t in enumerate(result["tools"], 1):
+        click.echo(f"{n}. {t['name']} [{t['cost']} cost, {t['time']}]\n   {t['why']}")
+
+
+@tools.command("list")
+@click.option("--influence", help="Only this influence (id or name, e.g. resources or 'Job Fit').")
+def tools_list(influence: str | None) -> None:
+    """Print the catalogue: each tool with its influence, cost and time to apply."""
+    from dialogs.tools import catalogue
+
+    cat = catalogue(_settings().BATON_CATALOGUE)
+    wanted = None
+    if influence:
+        key = influence.strip().casefold().replace(" ", "_").replace("&", "and")
+        matches = [i for i in cat.influences if key in (i.id, i.name.casefold().replace(" ", "_").replace("&", "and"))]
+        if not matches:
+            names = ", ".join(i.id for i in cat.influences)
+            raise click.ClickException(f"Unknown influence {influence!r}; choose one of: {names}.")
+        wanted = matches[0].id
+    for inf in cat.influences:
+        if wanted and inf.id != wanted:
+            continue
+        click.echo(f"{inf.name}")
+        for tool in cat.tools_for(inf.id):
+            click.echo(f"  {tool.id:<40} {tool.cost:<6} {tool.time_label}")

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     BATON_TICK_SECONDS: float = Field(60.0, ge=0.05, le=3600)
     BATON_GRACE_HOURS: float = Field(12.0, ge=0, le=168)
     BATON_WEEKLY_BUDGET: int = Field(6, ge=1, le=50)
+    # An organisation's own tool catalogue (YAML), adding to or overriding the shipped one.
+    BATON_CATALOGUE: str | None = None
     # Testing aid: read "now" from this file (an ISO timestamp). Never in production.
     BATON_CLOCK_FILE: str | None = None
 
@@ -55,6 +57,15 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         return normalise_url(value)
+
+    @field_validator("BATON_CATALOGUE")
+    @classmethod
+    def _catalogue(cls, value: str | None) -> str | None:
+        if value:
+            from dialogs.tools import catalogue
+
+            catalogue(value)  # validated at start: a broken file names the tool and field
+        return value
 
     @field_validator("BATON_LOG_LEVEL")
     @classmethod

@@ -4,11 +4,15 @@ from __future__ import annotations
 from dialogs.engine import Dialog
 
 
-def all_dialogs() -> list[Dialog]:
-    """A fresh instance of every dialog Baton offers, in the order `help` lists them."""
+def all_dialogs(*, catalogue_file: str | None = None) -> list[Dialog]:
+    """A fresh instance of every dialog Baton offers, in the order `help` lists them.
+
+    `catalogue_file` is an organisation's own tool catalogue (added to or overriding the shipped one).
+    """
     from dialogs.checkin import CheckinDialog
     from dialogs.leave import LeaveDialog
     from dialogs.settings import SettingsDialog
     from dialogs.team import TeamDialog
+    from dialogs.tools import ToolsDialog
 
-    return [CheckinDialog(), LeaveDialog(), TeamDialog(), SettingsDialog()]
+    return [CheckinDialog(), ToolsDialog(catalogue_file), LeaveDialog(), TeamDialog(), SettingsDialog()]

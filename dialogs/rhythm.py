@@ -48,12 +48,13 @@ class TickReport:
     reminded: int = 0
     resent: int = 0
     digests: int = 0
+    follow_ups: int = 0
     held: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # reason → count
     deferred: int = 0  # queued for the end of someone's quiet hours rather than now
 
     @property
     def total(self) -> int:
-        return self.invited + self.reminded + self.resent + self.digests
+        return self.invited + self.reminded + self.resent + self.digests + self.follow_ups
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +77,13 @@ class Conductor:
         grace: timedelta = DEFAULT_GRACE,
         budget: int = WEEKLY_BUDGET,
         tools_available: bool = False,
+        catalogue_file: str | None = None,
     ) -> None:
         self.db = db
         self.grace = grace
         self.budget = budget
         self.tools_available = tools_available
+        self.catalogue_file = catalogue_file
 
     async def tick(self, now: datetime, *, team_id: int | None = None, force: bool = False) -> TickReport:
         """Queue everything due at `now`. `force` sends the open period's invitations now (send-now)."""
@@ -90,7 +93,31 @@ class Conductor:
             report.resent = await self.db.run(lambda s: self._resend_snoozed(s, now, report))
             report.reminded = await self.db.run(lambda s: self._remind(s, now, report))
             report.digests = await self.db.run(lambda s: self._digests(s, now, report))
+            report.follow_ups = await self.db.run(lambda s: self._follow_ups(s, now, report))
         return report
+
+    # -- "which tool helps?" follow-ups --------------------------------------------------------
+
+    async def _follow_ups(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
+        from dialogs.tools import catalogue, due_follow_ups, follow_up_reply
+
+        due = await due_follow_ups(session, now)
+        if not due:
+            return 0
+        cat = catalogue(self.catalogue_file)
+        plans = await self._plans(session, [(asker, now) for _, asker, _ in due], now, report)
+        dues = []
+        for (plan, asker, subject), when in zip(due, plans, strict=True):
+            if when is None:
+                continue  # on leave or over budget: asked at a later tick
+            tool = cat.get(plan.tool_id)
+            name, question = (tool.name, tool.follow_up) if tool else (plan.tool_id, "Did it help?")
+            about = None if subject.id == asker.id else subject.name.split(" ")[0]
+            reply = follow_up_reply(plan, name, question, about)
+            dues.append(Due(asker.id, f"tool-followup:{plan.id}", "tool-followup", reply.to_dict(), when, "follow-up"))
+            plan.status = "asked"
+            session.add(plan)
+        return await self._queue(session, dues, now)
 
     # -- invitations -------------------------------------------------------------------------
 

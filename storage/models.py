@@ -191,3 +191,26 @@ class SlackInstallation(SQLModel, table=True):
     is_enterprise_install: bool = False
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     installed_at: datetime
+
+
+class ToolPlan(SQLModel, table=True):
+    """A tool someone chose from "which tool helps?", with its follow-up and outcome.
+
+    Outcomes feed the ranking within the organisation: a tool that keeps working
+    for an influence rises, one that keeps failing sinks.
+    """
+
+    __tablename__ = "tool_plan"
+    id: int | None = Field(default=None, primary_key=True)
+    asked_by_id: int = Field(foreign_key="person.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)  # whose work it is about (may be asked_by)
+    gap: str = Field(sa_column=Column(Text, nullable=False))  # the manager's description, never logged
+    influence: str = Field(max_length=32)
+    tool_id: str = Field(max_length=64, index=True)
+    signals: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+    follow_up_at: datetime = Field(index=True)
+    status: str = Field(default="planned", max_length=16)  # planned, asked, closed
+    outcome: str | None = Field(default=None, max_length=8)  # yes, partly, no
+    outcome_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    outcome_at: datetime | None = None
