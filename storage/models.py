@@ -45,6 +45,8 @@ class Person(SQLModel, table=True):
     # Local times "HH:MM"; nothing unsolicited is delivered between start and end.
     quiet_start: str = Field(default="20:00", max_length=5)
     quiet_end: str = Field(default="08:00", max_length=5)
+    # How this person likes to be recognised: "private", "public", or None (either).
+    recognition: str | None = Field(default=None, max_length=8)
     active: bool = True
     created_at: datetime
 
@@ -214,3 +216,95 @@ class ToolPlan(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=8)  # yes, partly, no
     outcome_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     outcome_at: datetime | None = None
+
+
+class FeedbackRequest(SQLModel, table=True):
+    """Someone asked a colleague for feedback on a topic, by a deadline."""
+
+    __tablename__ = "feedback_request"
+    id: int | None = Field(default=None, primary_key=True)
+    requester_id: int = Field(foreign_key="person.id", index=True)
+    responder_id: int = Field(foreign_key="person.id", index=True)
+    topic: str = Field(max_length=300)
+    deadline: datetime
+    status: str = Field(default="open", max_length=16)  # open, answered, declined, expired
+    reminded: bool = False
+    created_at: datetime
+
+
+class FeedbackEntry(SQLModel, table=True):
+    """Attributed feedback from one person to another: upward, downward, requested, or kudos.
+
+    Only the two people involved ever see `text`; it never reaches a log line.
+    """
+
+    __tablename__ = "feedback_entry"
+    id: int | None = Field(default=None, primary_key=True)
+    from_id: int = Field(foreign_key="person.id", index=True)
+    to_id: int = Field(foreign_key="person.id", index=True)
+    kind: str = Field(max_length=16)  # upward, downward, requested, peer, kudos
+    request_id: int | None = Field(default=None, foreign_key="feedback_request.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    public: bool = False  # kudos posted to the team channel
+    created_at: datetime
+    thanked_at: datetime | None = None
+
+
+class Campaign360(SQLModel, table=True):
+    """A 360 for one subject. Thresholds may rise while open, never fall; the floor is 3."""
+
+    __tablename__ = "campaign_360"
+    id: int | None = Field(default=None, primary_key=True)
+    subject_id: int = Field(foreign_key="person.id", index=True)
+    created_by_id: int = Field(foreign_key="person.id")
+    status: str = Field(default="draft", max_length=16)  # draft, open, closed
+    threshold: int = 3
+    comment_threshold: int = 3
+    opens_at: datetime | None = None
+    closes_at: datetime | None = Field(default=None, index=True)
+    created_at: datetime
+    closed_on: date | None = None  # the day results were computed; the only time answers carry
+
+
+class Rater360(SQLModel, table=True):
+    """Participation only: who is asked, in which group, and whether they answered. Never content."""
+
+    __tablename__ = "rater_360"
+    __table_args__ = (UniqueConstraint("campaign_id", "rater_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign_360.id", index=True)
+    rater_id: int = Field(foreign_key="person.id", index=True)
+    group: str = Field(max_length=16)  # manager, self, peer, report
+    answered: bool = False
+    declined: bool = False
+
+
+class Pool360(SQLModel, table=True):
+    """Submitted answers waiting for the campaign to close. No rater, no time, random ids.
+
+    At close they are written to `answer_360` in shuffled order and deleted here.
+    """
+
+    __tablename__ = "pool_360"
+    # SQLite keeps rowid tables in insertion order; WITHOUT ROWID orders by the random key instead.
+    __table_args__ = {"sqlite_with_rowid": False}
+    id: str = Field(primary_key=True, max_length=32)
+    campaign_id: int = Field(foreign_key="campaign_360.id", index=True)
+    group: str = Field(max_length=16)
+    question_id: str = Field(max_length=32)
+    rating: int | None = None
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Answer360(SQLModel, table=True):
+    """A released answer: campaign, group, question and value only — unlinkable to its rater."""
+
+    __tablename__ = "answer_360"
+    __table_args__ = {"sqlite_with_rowid": False}
+    id: str = Field(primary_key=True, max_length=32)
+    campaign_id: int = Field(foreign_key="campaign_360.id", index=True)
+    group: str = Field(max_length=16)
+    question_id: str = Field(max_length=32)
+    rating: int | None = None
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    written_on: date
