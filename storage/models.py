@@ -27,6 +27,8 @@ class Team(SQLModel, table=True):
     digest_time: str = Field(default="09:00", max_length=5)
     # Opt-in: non-private answers posted to a team channel (a platform address).
     broadcast: bool = False
+    # After answering a check-in, invite the performer to give their manager feedback (and vice versa).
+    feedback_after_checkin: bool = True
     broadcast_address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 

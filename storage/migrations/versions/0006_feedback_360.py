@@ -120,6 +120,9 @@ def upgrade() -> None:
     with op.batch_alter_table('person', schema=None) as batch_op:
         batch_op.add_column(sa.Column('recognition', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True))
 
+    with op.batch_alter_table('team', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('feedback_after_checkin', sa.Boolean(), nullable=False, server_default=sa.true()))
+
 
 
 
@@ -127,6 +130,9 @@ def downgrade() -> None:
 
     with op.batch_alter_table('person', schema=None) as batch_op:
         batch_op.drop_column('recognition')
+
+    with op.batch_alter_table('team', schema=None) as batch_op:
+        batch_op.drop_column('feedback_after_checkin')
 
     with op.batch_alter_table('rater_360', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rater_360_rater_id'))
