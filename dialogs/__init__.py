@@ -11,8 +11,9 @@ def all_dialogs(*, catalogue_file: str | None = None) -> list[Dialog]:
     """
     from dialogs.checkin import CheckinDialog
     from dialogs.leave import LeaveDialog
+    from dialogs.review360 import Review360Dialog
     from dialogs.settings import SettingsDialog
     from dialogs.team import TeamDialog
     from dialogs.tools import ToolsDialog
 
-    return [CheckinDialog(), ToolsDialog(catalogue_file), LeaveDialog(), TeamDialog(), SettingsDialog()]
+    return [CheckinDialog(), ToolsDialog(catalogue_file), Review360Dialog(), LeaveDialog(), TeamDialog(), SettingsDialog()]

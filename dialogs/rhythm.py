@@ -49,12 +49,13 @@ class TickReport:
     resent: int = 0
     digests: int = 0
     follow_ups: int = 0
+    reviews: int = 0  # 360 results and reminders
     held: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # reason → count
     deferred: int = 0  # queued for the end of someone's quiet hours rather than now
 
     @property
     def total(self) -> int:
-        return self.invited + self.reminded + self.resent + self.digests + self.follow_ups
+        return self.invited + self.reminded + self.resent + self.digests + self.follow_ups + self.reviews
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,40 @@ class Conductor:
             report.reminded = await self.db.run(lambda s: self._remind(s, now, report))
             report.digests = await self.db.run(lambda s: self._digests(s, now, report))
             report.follow_ups = await self.db.run(lambda s: self._follow_ups(s, now, report))
+            report.reviews = await self.db.run(lambda s: self._reviews(s, now, report))
         return report
+
+    # -- anonymous 360s ------------------------------------------------------------------------
+
+    async def _reviews(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
+        """Close due 360s and send their results to the subject and their manager; remind late raters."""
+        from dialogs.review360 import close_campaign, due_360, reminder_360, report_reply
+
+        to_close, to_remind = await due_360(session, now)
+        dues: list[Due] = []
+        for campaign in to_close:
+            results = await close_campaign(session, campaign, now)
+            subject = await session.get(Person, campaign.subject_id)
+            if subject is None:
+                continue
+            readers = [(subject, True)]
+            manager = await session.get(Person, subject.manager_id) if subject.manager_id else None
+            if manager is not None:
+                readers.append((manager, False))
+            for reader, own in readers:
+                reply = report_reply(results, subject, for_subject=own, tools=self.tools_available)
+                # Results are expected, not a nudge: sent now, whatever the budget (quiet hours still apply).
+                plan = plan_unsolicited(Recipient(reader.id, reader.timezone, reader.quiet_start, reader.quiet_end), now, budget=10**6)
+                dues.append(Due(reader.id, f"360-report:{campaign.id}:{reader.id}", "360-report", reply.to_dict(), plan.due_at or now, "report"))
+        if to_remind:
+            subjects = {c.subject_id for c, _ in to_remind}
+            people = {p.id: p for p in (await session.execute(select(Person).where(Person.id.in_(subjects | {r.rater_id for _, r in to_remind})))).scalars()}
+            plans = await self._plans(session, [(people[r.rater_id], now) for _, r in to_remind], now, report)
+            for (campaign, rater), when in zip(to_remind, plans, strict=True):
+                if when is not None:
+                    reply = reminder_360(campaign, people[campaign.subject_id], rater.group)
+                    dues.append(Due(rater.rater_id, f"360-reminder:{campaign.id}:{rater.rater_id}", "360-reminder", reply.to_dict(), when, "reminder"))
+        return await self._queue(session, dues, now)
 
     # -- "which tool helps?" follow-ups --------------------------------------------------------
 
