@@ -48,6 +48,7 @@ class Outgoing:
     reply: Reply
     kind: str
     attempt: int
+    unsolicited: bool = False
 
 
 class Delivery(Protocol):
@@ -168,13 +169,37 @@ class OutboxSender:
                 OutboxMessage.payload,
                 OutboxMessage.kind,
                 OutboxMessage.attempts,
+                OutboxMessage.unsolicited,
             )
         )
         claimed = [
-            Outgoing(r.id, r.key, r.person_id, r.channel, dict(r.address), Reply.from_dict(r.payload), r.kind, r.attempts)
+            Outgoing(r.id, r.key, r.person_id, r.channel, dict(r.address), Reply.from_dict(r.payload), r.kind, r.attempts, r.unsolicited)
             for r in rows
         ]
-        return sorted(claimed, key=lambda m: m.id)
+        return sorted(await self._screen(session, claimed, now), key=lambda m: m.id)
+
+    async def _screen(self, session, claimed: list[Outgoing], now: datetime) -> list[Outgoing]:  # noqa: ANN001
+        """Drop unsolicited messages to people on leave today: leave may be recorded after a message was queued."""
+        from dialogs.manners import leave_days, on_leave, tz
+        from storage.models import Person
+
+        ids = {m.person_id for m in claimed if m.unsolicited and m.person_id is not None}
+        if not ids:
+            return claimed
+        leaves = await leave_days(session, ids, (now - timedelta(days=1)).date(), (now + timedelta(days=1)).date())
+        if not leaves:
+            return claimed
+        zones = dict((await session.execute(select(Person.id, Person.timezone).where(Person.id.in_(list(leaves))))).all())
+        held = {
+            m.id
+            for m in claimed
+            if m.unsolicited and m.person_id in leaves and on_leave(leaves[m.person_id], now.astimezone(tz(zones[m.person_id])).date())
+        }
+        if held:
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(held)).values(status="cancelled", last_error="on leave")
+            )
+        return [m for m in claimed if m.id not in held]
 
     async def _deliver_in_order(self, messages: list[Outgoing]) -> None:
         for index, message in enumerate(messages):

@@ -337,9 +337,14 @@ class CheckinDialog(Dialog):
 
     async def on_text(self, turn: Turn, text: str) -> Transition:
         run, question, _ = await self._current(turn)
+        if question.get("optional", True) and text.strip().casefold().rstrip(".!") in ("skip", "skip question"):
+            return await self._advance(turn, run)
         return await self._record(turn, run, question, text)
 
     async def _record(self, turn: Turn, run: CheckinRun, question: dict[str, Any], raw: str) -> Transition:
+        if run.status == "answered" and turn.now >= datetime.fromisoformat(turn.data["closes"]):
+            turn.say(f"{week_label(run.period).capitalize()}'s check-in closed in the meantime, so that edit wasn't saved.")
+            return END
         text, number = parse_answer(question, raw)
         values = {"text": text, "number": number, "updated_at": turn.now}
         existing = (await self._answers(turn, run.id)).get(question["id"])
@@ -371,10 +376,13 @@ class CheckinDialog(Dialog):
         closes = datetime.fromisoformat(turn.data["closes"]).astimezone(tz(turn.person.timezone))
         if first_time:
             await self._broadcast(turn, run)
-            turn.say(
-                f"Thanks, that's your check-in for {week_label(run.period)}. You can change an answer with *checkin* "
-                f"until {closes:%A %H:%M}."
-            )
+            if turn.now < closes:
+                turn.say(
+                    f"Thanks, that's your check-in for {week_label(run.period)}. You can change an answer with *checkin* "
+                    f"until {closes:%A %H:%M}."
+                )
+            else:
+                turn.say(f"Thanks, that's your check-in for {week_label(run.period)}. It came in late, and it still counts.")
         return END
 
     async def _broadcast(self, turn: Turn, run: CheckinRun) -> None:

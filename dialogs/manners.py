@@ -128,18 +128,23 @@ def plan_unsolicited(
     leaves: list[tuple[date, date]] = (),  # type: ignore[assignment]
     used: int = 0,
     budget: int = WEEKLY_BUDGET,
+    scheduled: datetime | None = None,
 ) -> Plan:
     """Decide when (and whether) an unsolicited message to `recipient` may go out.
 
     Nothing on a day of leave (their local calendar), nothing beyond the weekly
     budget, and nothing during quiet hours: such a message waits for the end of
-    them instead (and is checked against leave on the day it would arrive).
+    them instead. Leave is checked on the day the message was `scheduled` for
+    (default `when`) and on the day it would arrive.
     """
     if used >= budget:
         return Plan(None, "budget")
     due, local_day = _quiet_plan(when, recipient.timezone, recipient.quiet_start, recipient.quiet_end)
-    if leaves and on_leave(list(leaves), local_day):
-        return Plan(None, "leave")
+    if leaves:
+        # Neither on the day it was meant for, nor on the day quiet hours push it to.
+        intended = (scheduled or when).astimezone(tz(recipient.timezone)).date()
+        if on_leave(list(leaves), intended) or on_leave(list(leaves), local_day):
+            return Plan(None, "leave")
     return Plan(due)
 
 

@@ -209,6 +209,7 @@ class Conductor:
                 leaves=leaves.get(row.id, []),
                 used=used.get(row.id, 0),
                 budget=self.budget,
+                scheduled=when,
             )
             if plan.due_at is None:
                 report.held[plan.reason or "?"] += 1
@@ -306,7 +307,8 @@ class Conductor:
                 continue
             at = sent_at + rhythm.reminder_after * (count + 1)
             still_open = now < rhythm.next_send(sent_at, person.timezone)
-            if at <= now and still_open and period_of(rhythm.open_send(now, person.timezone), person.timezone) == period:
+            # Not made up after downtime beyond the grace window, like every scheduled send.
+            if at <= now < at + self.grace and still_open and period_of(rhythm.open_send(now, person.timezone), person.timezone) == period:
                 wanted.append((person, period, count + 1))
         if not wanted:
             return 0

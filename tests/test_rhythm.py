@@ -330,12 +330,6 @@ async def test_no_invitation_on_a_day_of_leave_and_the_rhythm_resumes_the_next_w
     assert len(invitations(rig, tom, W48)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG dialogs/rhythm.py _invite/_plans: during the 12 h grace window a tick in quiet hours plans the "
-    "invitation for the next morning and checks leave on THAT day, so leave ending on Friday still gets "
-    "Saturday 08:00 invitation for the week of the leave",
-)
 async def test_ticks_through_the_evening_after_a_friday_of_leave_send_nothing_that_week(rig: Rig) -> None:
     tom = await pid(rig, "tom@demo.baton")
     await add_leave(rig, tom, date(2026, 11, 16), date(2026, 11, 20))
@@ -347,11 +341,6 @@ async def test_ticks_through_the_evening_after_a_friday_of_leave_send_nothing_th
     assert invitations(rig, tom) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an invitation queued before leave was recorded is still delivered on the day of leave "
-    "(plan_unsolicited runs only at queue time; nothing re-checks leave before delivery)",
-)
 async def test_leave_recorded_after_an_invitation_was_queued_still_silences_it(rig: Rig) -> None:
     await add_team(rig, "Night", checkin_time="22:00")
     nadia = await add_person(rig, "nadia@demo.baton", "Nadia Berg", "Europe/Berlin", team="Night", manager=None)
@@ -538,11 +527,6 @@ async def test_no_reminder_after_an_answer_a_skip_or_a_snooze(rig: Rig) -> None:
     assert len(reminders(rig, aiko)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG dialogs/rhythm.py _remind: a reminder has no grace window; after downtime it is made up days "
-    "late (the module promises sends older than the grace window are not made up)",
-)
 async def test_a_reminder_missed_by_days_of_downtime_is_not_made_up(rig: Rig) -> None:
     tom = await pid(rig, "tom@demo.baton")
     await tick(rig, utc(2026, 11, 20, 15, 0))

@@ -18,6 +18,7 @@ from storage import queries
 from storage.db import Database, DatabaseUnavailable
 
 POLL_SECONDS = 1.0
+LETTERS = "abcdefghij"
 
 
 def format_reply(reply: Reply) -> str:
@@ -33,7 +34,9 @@ def format_reply(reply: Reply) -> str:
         labels = [f"{n} = {label}" for n, label in ((r.min, r.low_label), (r.max, r.high_label)) if label]
         ends = f"  ({', '.join(labels)})" if labels else ""
         lines.append(f"  {scale}{ends}")
-    lines += [f"  {n}) {choice.label}" for n, choice in enumerate(reply.choices, 1)]
+    # Beside a scale, numbers mean the scale: the buttons get letters instead.
+    marks = LETTERS if reply.rating else [str(n) for n in range(1, len(reply.choices) + 1)]
+    lines += [f"  {mark}) {choice.label}" for mark, choice in zip(marks, reply.choices, strict=False)]
     return "\n".join(lines)
 
 
@@ -69,6 +72,9 @@ class Console:
         event_id = f"{self.person_id}:console:{uuid.uuid4().hex}"
         sender = Sender(platform="local", user_id=str(self.person_id))
         last = self.last_choices
+        if last is not None and last.rating and last.action and len(text) == 1 and text.lower() in LETTERS[: len(last.choices)]:
+            value = last.choices[LETTERS.index(text.lower())].value
+            return Inbound(sender, {"person": self.person_id}, action=last.action, value=value, event_id=event_id)
         if last is not None and text.isdigit() and last.action:
             number = int(text)
             if last.rating and last.rating.min <= number <= last.rating.max:
