@@ -111,6 +111,9 @@ def create_app(baton: Baton) -> web.Application:
     app[BATON_KEY] = baton
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    from bot.goalsio import setup_goal_api
+
+    setup_goal_api(app, baton.db, baton.clock)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await baton.start()

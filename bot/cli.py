@@ -493,3 +493,83 @@ def tools_list(influence: str | None) -> None:
         click.echo(f"{inf.name}")
         for tool in cat.tools_for(inf.id):
             click.echo(f"  {tool.id:<40} {tool.cost:<6} {tool.time_label}")
+
+
+@main.group()
+def goals() -> None:
+    """Goals: import progress from CSV, manage integration tokens for the HTTP endpoint."""
+
+
+@goals.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def goals_import(file: Path) -> None:
+    """Import progress (columns goal_id,value[,recorded_at,note]). All rows or none."""
+    from bot.goalsio import import_progress
+    from dialogs.clock import SystemClock
+    from storage.db import Database
+
+    settings = _settings()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file} is not UTF-8 text. Save it as 'CSV UTF-8' and try again.") from None
+
+    async def run():  # noqa: ANN202
+        db = Database(settings.DATABASE_URL)
+        try:
+            await db.migrate()
+            return await import_progress(db, text, SystemClock().now())
+        finally:
+            await db.close()
+
+    count, errors = asyncio.run(run())
+    if errors:
+        for error in errors:
+            click.echo(f"{file}:{error}", err=True)
+        raise click.ClickException(f"Nothing was imported: {len(errors)} problem(s) above.")
+    click.echo(f"Imported {count} progress value(s).", err=True)
+
+
+@goals.command("token")
+@click.argument("action", type=click.Choice(["create", "revoke"]))
+@click.argument("name")
+def goals_token(action: str, name: str) -> None:
+    """Create (printed once) or revoke the token an integration uses for POST /api/goals/ID/progress."""
+    from sqlalchemy import select
+
+    from bot.goalsio import create_token
+    from dialogs.clock import SystemClock
+    from storage.db import Database
+    from storage.models import IntegrationToken
+
+    settings = _settings()
+
+    async def run() -> str | None:
+        db = Database(settings.DATABASE_URL)
+        try:
+            await db.migrate()
+            if action == "create":
+                return await create_token(db, name, SystemClock().now())
+
+            async def revoke(session):  # noqa: ANN001, ANN202
+                token = (await session.execute(select(IntegrationToken).where(IntegrationToken.name == name))).scalars().first()
+                if token is None:
+                    raise click.ClickException(f"No integration called {name!r}.")
+                token.revoked_at = SystemClock().now()
+
+            await db.run(revoke)
+            return None
+        finally:
+            await db.close()
+
+    try:
+        token = asyncio.run(run())
+    except Exception as exc:  # IntegrityError for a name in use
+        if isinstance(exc, click.ClickException):
+            raise
+        raise click.ClickException(f"An integration called {name!r} already exists; pick another name.") from None
+    if token:
+        click.echo(token)
+        click.echo("Keep it secret: it is shown only this once.", err=True)
+    else:
+        click.echo(f"Revoked {name}.", err=True)

@@ -10,10 +10,19 @@ def all_dialogs(*, catalogue_file: str | None = None) -> list[Dialog]:
     `catalogue_file` is an organisation's own tool catalogue (added to or overriding the shipped one).
     """
     from dialogs.checkin import CheckinDialog
+    from dialogs.goals import GoalsDialog
     from dialogs.leave import LeaveDialog
     from dialogs.review360 import Review360Dialog
     from dialogs.settings import SettingsDialog
     from dialogs.team import TeamDialog
     from dialogs.tools import ToolsDialog
 
-    return [CheckinDialog(), ToolsDialog(catalogue_file), Review360Dialog(), LeaveDialog(), TeamDialog(), SettingsDialog()]
+    return [
+        CheckinDialog(),
+        GoalsDialog(),
+        ToolsDialog(catalogue_file),
+        Review360Dialog(),
+        LeaveDialog(),
+        TeamDialog(),
+        SettingsDialog(),
+    ]

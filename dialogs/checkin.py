@@ -346,6 +346,8 @@ class CheckinDialog(Dialog):
             turn.say(f"{week_label(run.period).capitalize()}'s check-in closed in the meantime, so that edit wasn't saved.")
             return END
         text, number = parse_answer(question, raw)
+        if question.get("goal_id") and number is not None:
+            await self._goal_progress(turn, question, raw)
         values = {"text": text, "number": number, "updated_at": turn.now}
         existing = (await self._answers(turn, run.id)).get(question["id"])
         if existing is None:
@@ -356,6 +358,21 @@ class CheckinDialog(Dialog):
             turn.session.add(existing)
         await turn.session.flush()
         return await self._advance(turn, run)
+
+    async def _goal_progress(self, turn: Turn, question: dict[str, Any], raw: str) -> None:
+        """A number question bound to a goal records the goal's progress too (validated in the goal's unit)."""
+        from dialogs.goals import escalate_goal, parse_value, record_progress
+        from storage.models import Goal
+
+        goal = await turn.session.get(Goal, question["goal_id"])
+        if goal is None or goal.status != "active":
+            return
+        value = parse_value(goal, raw)
+        update, escalate = await record_progress(
+            turn.session, goal, value, source="checkin", now=turn.now, today=turn.local_now.date(), recorded_by=turn.person.id
+        )
+        if escalate:
+            await escalate_goal(turn, goal, update)
 
     async def _advance(self, turn: Turn, run: CheckinRun) -> Transition:
         if turn.data.get("edit"):

@@ -29,7 +29,7 @@ from dialogs.checkin import (
     week_label,
     weekly_times,
 )
-from dialogs.manners import WEEKLY_BUDGET, Recipient, budget_used, leave_days, plan_unsolicited
+from dialogs.manners import WEEKLY_BUDGET, Recipient, budget_used, leave_days, plan_unsolicited, tz
 from dialogs.messages import Card, Choice, Reply
 from storage.db import Database
 from storage.models import CheckinAnswer, CheckinRun, CheckinTemplate, OutboxMessage, Person, Team
@@ -50,12 +50,13 @@ class TickReport:
     digests: int = 0
     follow_ups: int = 0
     reviews: int = 0  # 360 results and reminders
+    nudges: int = 0  # goal nudges
     held: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # reason → count
     deferred: int = 0  # queued for the end of someone's quiet hours rather than now
 
     @property
     def total(self) -> int:
-        return self.invited + self.reminded + self.resent + self.digests + self.follow_ups + self.reviews
+        return self.invited + self.reminded + self.resent + self.digests + self.follow_ups + self.reviews + self.nudges
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,32 @@ class Conductor:
             report.digests = await self.db.run(lambda s: self._digests(s, now, report))
             report.follow_ups = await self.db.run(lambda s: self._follow_ups(s, now, report))
             report.reviews = await self.db.run(lambda s: self._reviews(s, now, report))
+            report.nudges = await self.db.run(lambda s: self._goal_nudges(s, now, report))
         return report
+
+    # -- goal nudges ------------------------------------------------------------------------------
+
+    async def _goal_nudges(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
+        """Stale, due-soon-and-behind and unspecific goals get a nudge — within quiet hours, leave and the budget."""
+        from dialogs.goals import due_nudges, nudge_key, nudge_reply
+
+        found = await due_nudges(session, now)
+        if not found:
+            return 0
+        existing = set(
+            (await session.execute(select(OutboxMessage.key).where(OutboxMessage.key.in_([nudge_key(g, r, now) for g, _, r, _ in found])))).scalars()
+        )
+        fresh = [(g, p, r, u) for g, p, r, u in found if nudge_key(g, r, now) not in existing]  # don't spend budget twice
+        if not fresh:
+            return 0
+        plans = await self._plans(session, [(p, now) for _, p, _, _ in fresh], now, report)
+        dues = []
+        for (goal, owner, reason, latest), when in zip(fresh, plans, strict=True):
+            if when is not None:
+                today = now.astimezone(tz(owner.timezone)).date()
+                reply = nudge_reply(goal, reason, latest, today)
+                dues.append(Due(owner.id, nudge_key(goal, reason, now), f"goal-{reason}", reply.to_dict(), when, "nudge"))
+        return await self._queue(session, dues, now)
 
     # -- anonymous 360s ------------------------------------------------------------------------
 
@@ -350,6 +376,9 @@ class Conductor:
         kept = [Due(d.person_id, d.key, d.topic, d.payload, plan, d.kind) for (_, d), plan in zip(wanted, plans, strict=True) if plan is not None]
         return await self._queue(session, kept, now)
 
+    async def _goal_lines(self, session: AsyncSession, reports: list[Person]) -> list[str]:
+        return await _goal_lines_for(session, reports)
+
     async def digest(self, session: AsyncSession, manager: Person, reports: list[Person], team: Team | None, period: str) -> Reply:
         """The manager's digest for `period`: who answered, pulse and trend, blockers, requests."""
         periods = previous_periods(period, 4)
@@ -396,7 +425,13 @@ class Conductor:
         for p in periods:
             values = [v for v in (pulse(by_key.get((r.id, p))) for r in reports) if v is not None]
             trend.append(f"{mean(values):.1f}" if values else "–")
-        lines = people_lines + (["", "Blockers:"] + blockers if blockers else []) + (["", "Asks for you:"] + requests if requests else [])
+        goal_lines = await self._goal_lines(session, reports)
+        lines = (
+            people_lines
+            + (["", "Blockers:"] + blockers if blockers else [])
+            + (["", "Asks for you:"] + requests if requests else [])
+            + (["", "Goals off track:"] + goal_lines if goal_lines else [])
+        )
         fields = (
             ("Answered", f"{answered} of {len(reports)}"),
             ("Team pulse, last 4 weeks", " → ".join(trend)),
@@ -411,6 +446,20 @@ class Conductor:
             choices=choices,
             action="cmd" if choices else None,
         )
+
+
+async def _goal_lines_for(session: AsyncSession, reports: list[Person]) -> list[str]:
+    from dialogs.goals import latest_updates
+    from storage.models import Goal
+
+    goals = list(
+        (await session.execute(select(Goal).where(Goal.owner_id.in_([r.id for r in reports]), Goal.status == "active", Goal.rag.in_(["amber", "red"])))).scalars()
+    )
+    latest = await latest_updates(session, [g.id for g in goals])
+    names = {r.id: r.name.split(" ")[0] for r in reports}
+    return [
+        f"• {names[g.owner_id]}: {shorten(g.title, 80)} — {latest[g.id].progress:.0%}, {g.rag}" for g in goals if g.id in latest
+    ]
 
 
 def previous_periods(period: str, count: int) -> list[str]:

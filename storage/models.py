@@ -310,3 +310,64 @@ class Answer360(SQLModel, table=True):
     rating: int | None = None
     comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     written_on: date
+
+
+class Goal(SQLModel, table=True):
+    """A goal for a person or a team: a metric (start → target, in a unit, up or down) or milestones."""
+
+    __tablename__ = "goal"
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    parent_id: int | None = Field(default=None, foreign_key="goal.id", index=True)
+    title: str = Field(max_length=200)
+    kind: str = Field(default="metric", max_length=16)  # metric, milestones
+    start_value: float | None = None
+    target_value: float | None = None
+    unit: str = Field(default="", max_length=16)
+    start_date: date
+    due_date: date | None = None
+    committed: bool = True  # False: aspirational (judged against 60–70% attainment)
+    learning: bool = False  # a learning goal: progress in what is learned, not the outcome
+    status: str = Field(default="active", max_length=16)  # active, done, dropped
+    rag: str | None = Field(default=None, max_length=8)  # green, amber, red at the last update
+    nudges_off: bool = False
+    snoozed_until: datetime | None = None
+    created_by_id: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime
+
+
+class GoalMilestone(SQLModel, table=True):
+    __tablename__ = "goal_milestone"
+    id: int | None = Field(default=None, primary_key=True)
+    goal_id: int = Field(foreign_key="goal.id", index=True)
+    title: str = Field(max_length=200)
+    position: int = 0
+    done_at: datetime | None = None
+
+
+class GoalUpdate(SQLModel, table=True):
+    """One progress value, with where it came from and when."""
+
+    __tablename__ = "goal_update"
+    id: int | None = Field(default=None, primary_key=True)
+    goal_id: int = Field(foreign_key="goal.id", index=True)
+    value: float
+    progress: float  # share of the way from start to target (milestones: share done), at this update
+    expected: float  # share expected by now, given the elapsed time and the goal's kind
+    rag: str = Field(max_length=8)
+    source: str = Field(max_length=64)  # chat, checkin, csv, http:<integration>
+    note: str | None = Field(default=None, max_length=500)
+    recorded_at: datetime = Field(index=True)
+    recorded_by_id: int | None = Field(default=None, foreign_key="person.id")
+
+
+class IntegrationToken(SQLModel, table=True):
+    """A token another system uses to post goal progress. Only a hash is kept."""
+
+    __tablename__ = "integration_token"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime
+    revoked_at: datetime | None = None

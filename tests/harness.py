@@ -100,6 +100,9 @@ class Chat:
 
     async def press(self, label: str, *, on: Reply | None = None, event_id: str | None = None) -> None:
         """Press the button labelled `label` (or with that value) on `on`, default the last prompt with buttons."""
+        self._pull()
+        for pending in self._queue:
+            self._note(pending)
         reply = on or self.last_prompt
         assert reply is not None and reply.action, "no message with buttons to press"
         values = {c.label: c.value for c in reply.choices} | {c.value: c.value for c in reply.choices}

@@ -24,7 +24,8 @@ async def person(rig: Rig, email: str) -> Person:
 async def test_help_lists_what_a_manager_can_do(chat: Chat) -> None:
     await chat.send("help")
     reply = chat.expect("as a manager", "settings", "cancel")
-    assert reply.action == "cmd" and any(c.value == "settings" for c in reply.choices)
+    assert reply.action == "cmd" and any(c.value == "checkin" for c in reply.choices)
+    assert "*goals*" in reply.text and "*360*" in reply.text and "*team*" in reply.text
 
 
 async def test_help_speaks_to_a_performer_as_a_team_member(rig: Rig) -> None:
