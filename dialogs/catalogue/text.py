@@ -3,7 +3,8 @@
 No model is downloaded or hosted: the scorer is built from the catalogue's own
 words (influence cues, tool names, "when it helps", tool cues and the
 influences' example gap descriptions), so an organisation that adds tools
-with its own cues teaches the scorer too.
+with its own cues teaches the scorer too, and from labelled gap descriptions
+shipped beside it (``labelled_gaps.yaml``).
 
 Pipeline, the same for catalogue text and for the manager's text:
 
@@ -16,13 +17,17 @@ Pipeline, the same for catalogue text and for the manager's text:
    (the named concept is ruled out, so it does not count). Each becomes a
    made-up concept token whose influence the catalogue cues decide;
 3. tokenise, drop function words, unify British/American spelling
-   (-ise/-ize, -our/-or) and stem with Snowball (``snowballstemmer``);
+   (-ise/-ize, -our/-or) and stem with Snowball (``snowballstemmer``); mark
+   the next few content words after a negation ("no", "never", "can't",
+   "nobody"...) within the same clause as negated;
 4. (manager's text only) an unknown word of 5+ letters one typing slip away
    from a catalogue word (swapped, dropped or extra letter, or a neighbouring
    key, same first letter) is read as that word, at reduced weight;
    capitalised words inside a sentence are taken for names and left alone.
 
-Two kinds of evidence are summed per influence:
+Evidence is summed per influence from two channels:
+
+The lexicon (hand-curated, from the catalogue):
 
 - terms (stems and adjacent stem pairs): each weighs, per influence, the
   smoothed share ``p(influence | term)`` above the uniform 1/6, times how
@@ -35,14 +40,24 @@ Two kinds of evidence are summed per influence:
   window, credited to the influence (and, less, the secondary influences)
   of the tool or influence that owns the cue.
 
-Scores: the best influence's score is the confidence that there is evidence
-at all, ``1 - exp(-raw / SCALE)``; the others are scaled in proportion to
-their raw evidence. So every score is in [0, 1], empty text gives zeros, and
-the order is the order of evidence. Ties go to the earlier influence in the
-order of diagnosis (environment before the individual).
+The learnt channel: a multinomial naive Bayes over binary features (stems,
+stem pairs, negated stems, 4- and 6-letter stem prefixes), trained on the
+catalogue's cues, names, "when"s and examples and on the labelled gap
+descriptions. Its log-likelihood above the least likely influence, times
+``_NB_WEIGHT``, is added to the lexicon's evidence. It generalises where the
+lexicon has no phrase: words seen in labelled descriptions, "not X" as
+opposed to "X", word families the stemmer keeps apart.
 
-Measured accuracy and how the lexicon was tuned: see tests/test_catalogue.py
-and tests/data/gaps_dev.yaml.
+Scores: the best influence's score is the confidence that there is evidence
+at all, ``1 - exp(-raw / SCALE)``; each other influence's is that times
+``exp(-(best raw - its raw) / SPREAD)``. So every score is in [0, 1], empty
+text gives zeros, and the order is the order of evidence. Ties go to the
+earlier influence in the order of diagnosis (environment before the
+individual).
+
+Measured accuracy: cross-validation over the labelled descriptions
+(:mod:`dialogs.catalogue.evaluation`, run by tests/test_catalogue.py), and
+the independent final set tests/data/gaps_eval.yaml, which is never trained on.
 """
 
 from __future__ import annotations
@@ -56,19 +71,39 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Final
 
 import snowballstemmer
+import yaml
 
-from dialogs.catalogue import Catalogue, Influence
+from dialogs.catalogue import INFLUENCE_IDS, Catalogue, CatalogueError, Influence
 
-__all__ = ["Evidence", "InfluenceScore", "TextScorer", "normalise", "score_influences"]
+# libyaml's loader when PyYAML was built with it (as dialogs.catalogue does).
+_YAML_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+__all__ = [
+    "LABELLED_PATH",
+    "Evidence",
+    "InfluenceScore",
+    "LabelledGap",
+    "TextScorer",
+    "load_labelled",
+    "normalise",
+    "score_influences",
+]
 
 # A chat message is never this long; past it we read only the start, which
 # keeps the time bounded whatever is pasted in (about 3,000 words).
 MAX_CHARS: Final = 20_000
-# Raw evidence at which the best score reaches 1 - 1/e (~0.63).
-SCALE: Final = 1.5
+# Raw evidence at which the best score reaches 1 - 1/e (~0.63). The median
+# gap description in tests/data carries about 15 (score ~0.85).
+SCALE: Final = 8.0
+# Evidence behind the best at which an influence's score is 1/e of the best's.
+# Set so that, as before the learnt channel, the runner-up typically scores
+# about 0.4 of the best and the third about 0.25: a check-in signal (0.1 to
+# 0.45, dialogs/signals.py) can still lift a close runner-up, not a distant one.
+SPREAD: Final = 7.0
 # How many evidence items to keep per influence for the explanation.
 MAX_EVIDENCE: Final = 6
 
@@ -96,6 +131,27 @@ _BIGRAM_BOOST: Final = 1.5
 _CORRECTED: Final = 0.6
 # Credit for a matched multi-word cue phrase, before its length bonus.
 _CUE_CREDIT: Final = 1.0
+
+# The learnt channel: multinomial naive Bayes over binary features (stems,
+# stem pairs, negated stems, stem prefixes), trained on the catalogue's cues,
+# "when"s, names and examples and on labelled gap descriptions. Tuned by
+# 5-fold cross-validation over tests/data/gaps.yaml + gaps_dev.yaml
+# (dialogs/catalogue/evaluation.py, 3 shuffles): top-1 0.841, top-3 0.954,
+# against 0.788 / 0.946 for the lexicon alone with the training folds added
+# as influence examples. On the gaps.yaml items alone (the independent
+# author's) 0.732 / 0.926, against 0.643 / 0.902. The constants below sit on
+# a plateau: alpha 0.05-0.2 and weight 0.25-0.6 all score within a point.
+LABELLED_PATH: Final = Path(__file__).with_name("labelled_gaps.yaml")
+# Additive smoothing of p(feature | influence).
+_NB_ALPHA: Final = 0.1
+# Evidence per nat of naive-Bayes log-likelihood above the least likely influence.
+_NB_WEIGHT: Final = 0.4
+# Stem prefixes added as features: a cheap way to let "recognition" meet
+# "recognise", "miscategorised" meet "categories", and to give long (usually
+# specific) words more say than short ones.
+_NB_PREFIXES: Final = (4, 6)
+# Naive-Bayes evidence items below this weight are not shown as reasons.
+_NB_MIN_EVIDENCE: Final = 0.15
 
 # Function words that say nothing about which influence is at play. Question
 # words (what, how, who, why) are kept on purpose: "know how" points at
@@ -347,7 +403,20 @@ _TRIED_FIXES = re.compile(
     rf"\b{_FIX}(?:\s*(?:,|;|and|,\s*and)\s*(?:(?:a|an|the|some)\s+)?{_FIX}){{2,}}\b", re.IGNORECASE
 )
 _APOSTROPHES = re.compile(r"(?<=\w)['’‘`´ʼ](?=\w)")
-_WORD = re.compile(r"[^\W_]+")
+# Words, and the punctuation that ends a clause (and with it a negation's scope).
+_WORD_OR_BREAK = re.compile(r"[^\W_]+|[.,;:!?()\[\]\n\u2013\u2014]")
+# Words that open a negation: the next few content words of the clause are
+# read as "not X" by the learnt channel ("no aircon", "never been shown",
+# "nobody notices"). Function words themselves are dropped from the terms.
+_NEGATORS: Final = frozenset(
+    """
+    no not never nobody noone nothing none nor neither without cant cannot couldnt dont doesnt didnt isnt
+    wasnt arent werent wont wouldnt hasnt havent hadnt shouldnt lack lacks lacking
+    """.split()
+)
+# Words that start a new clause and so end a negation's scope.
+_CLAUSE_WORDS: Final = frozenset("but and so because although though while whereas yet then".split())
+_NEGATION_WINDOW: Final = 3
 _SENTENCE_END = re.compile(r"[.!?:;\n]\s*$")
 
 
@@ -423,6 +492,7 @@ def normalise(text: str) -> str:
     return _APOSTROPHES.sub("", text)
 
 
+@lru_cache(maxsize=65_536)
 def _canonical(word: str) -> str:
     """A normalised word with spelling variants unified (before stemming)."""
     word = _REPEATS.sub(r"\1\1", word)
@@ -438,6 +508,7 @@ class _Token:
     surface: str  # the word as the manager wrote it (normalised)
     canonical: str  # spelling-unified form, before stemming
     name_like: bool  # capitalised inside a sentence: probably a name
+    negated: bool = False  # within a few words after "no", "never", "can't"... in the same clause
 
 
 def _tried_fixes_tokens(match: re.Match[str]) -> str:
@@ -459,9 +530,18 @@ def _tokens(text: str) -> list[_Token]:
     raw = _APOSTROPHES.sub("", raw)
     raw = _ONE_ON_ONE.sub(" oneonone ", raw)
     out: list[_Token] = []
-    for match in _WORD.finditer(raw):
+    negation = 0  # content words still inside the current negation's scope
+    for match in _WORD_OR_BREAK.finditer(raw):
         original = match.group()
-        word = normalise(original)
+        if not original[0].isalnum():  # a clause ends: so does any negation
+            negation = 0
+            continue
+        # Plain ASCII needs only lower-casing (the common case, and much faster).
+        word = original.lower() if original.isascii() else normalise(original)
+        if word in _NEGATORS:
+            negation = _NEGATION_WINDOW
+        elif word in _CLAUSE_WORDS:
+            negation = 0
         if not word or word in _STOPWORDS or (word.isdigit() and word != "360"):
             continue
         start = match.start()
@@ -474,8 +554,20 @@ def _tokens(text: str) -> list[_Token]:
         canonical = _canonical(word)
         if canonical in _STOPWORDS:
             continue
-        out.append(_Token(word, canonical, name_like))
+        negated = negation > 0 and word not in _NEGATORS
+        out.append(_Token(word, canonical, name_like, negated))
+        if negated:
+            negation -= 1
     return out
+
+
+@lru_cache(maxsize=16_384)
+def _known_tokens(text: str) -> tuple[_Token, ...]:
+    """:func:`_tokens` of catalogue and training text, memoised: the same cue
+    or example is read by the lexicon and the learnt channel, and again by
+    every scorer built for cross-validation. Never used for a manager's text.
+    """
+    return tuple(_tokens(text))
 
 
 def _catalogue_stems(text: str) -> list[str]:
@@ -568,13 +660,119 @@ class _Cue:
     tool_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class LabelledGap:
+    """A gap description and the influence its author judged to be at play."""
+
+    text: str
+    influence: str
+
+
+def load_labelled(path: Path = LABELLED_PATH) -> tuple[LabelledGap, ...]:
+    """Labelled gap descriptions from a YAML file (``version: 1``, ``items:``
+    of ``text`` and ``influence``; other keys such as ``note`` are ignored).
+
+    Raises :class:`CatalogueError` naming the file for anything invalid.
+    """
+    return _load_labelled(Path(path).resolve())
+
+
+@lru_cache(maxsize=8)
+def _load_labelled(path: Path) -> tuple[LabelledGap, ...]:
+    source = str(path)
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+    except OSError as exc:
+        raise CatalogueError(f"cannot read: {exc.strerror or exc}", source=source) from exc
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"not valid YAML: {exc}", source=source) from exc
+    if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("items"), list):
+        raise CatalogueError("expected 'version: 1' and a list of 'items'", source=source)
+    items: list[LabelledGap] = []
+    for number, item in enumerate(data["items"], start=1):
+        text = item.get("text") if isinstance(item, dict) else None
+        influence = item.get("influence") if isinstance(item, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise CatalogueError(f"item #{number} has no text", source=source, field="text")
+        if influence not in INFLUENCE_IDS:
+            raise CatalogueError(
+                f"item #{number}: unknown influence {influence!r}; expected one of {', '.join(INFLUENCE_IDS)}",
+                source=source,
+                field="influence",
+            )
+        items.append(LabelledGap(text.strip(), influence))
+    return tuple(items)
+
+
+def _nb_features(stems: Sequence[str], negated: Sequence[bool]) -> dict[str, str]:
+    """The learnt channel's binary features of a text, each mapped to the term it came from.
+
+    Stems, adjacent stem pairs (as in :func:`_terms`), stems inside a negation
+    ("!stem"), and stem prefixes (">4stem", ">6stemxx").
+    """
+    features: dict[str, str] = {}
+    for i, stem in enumerate(stems):
+        features.setdefault(stem, stem)
+        if i + 1 < len(stems) and stems[i + 1] != stem:
+            pair = f"{stem} {stems[i + 1]}"
+            features.setdefault(pair, pair)
+        if negated[i]:
+            features.setdefault("!" + stem, stem)
+        for length in _NB_PREFIXES:
+            if len(stem) > length:
+                features.setdefault(f">{length}{stem[:length]}", stem)
+    return features
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    """A training document for the learnt channel: its features and who owns it."""
+
+    features: frozenset[str]
+    shares: Mapping[str, float]  # influence id -> weight of this document for it
+
+
+def _document(text: str, shares: Mapping[str, float]) -> _Document:
+    tokens = _known_tokens(text)
+    stems = [_stem(t.canonical) for t in tokens]
+    return _Document(frozenset(_nb_features(stems, [t.negated for t in tokens])), shares)
+
+
+def _train_naive_bayes(documents: Iterable[_Document], ids: Sequence[str]) -> Mapping[str, tuple[float, ...]]:
+    """Per feature, ``log p(feature | influence)`` for each of ``ids``, centred on its mean.
+
+    Multinomial naive Bayes over binary features with additive smoothing;
+    centring changes no ranking and makes each value the feature's vote for
+    (positive) or against (negative) an influence.
+    """
+    counts: dict[str, list[float]] = {}
+    totals = [0.0] * len(ids)
+    column = {influence_id: n for n, influence_id in enumerate(ids)}
+    for document in documents:
+        for feature in document.features:
+            row = counts.setdefault(feature, [0.0] * len(ids))
+            for influence_id, share in document.shares.items():
+                row[column[influence_id]] += share
+                totals[column[influence_id]] += share
+    denominators = [math.log(total + _NB_ALPHA * len(counts)) for total in totals]
+    model: dict[str, tuple[float, ...]] = {}
+    for feature, row in counts.items():
+        logs = [math.log(count + _NB_ALPHA) - denominator for count, denominator in zip(row, denominators, strict=True)]
+        mean = sum(logs) / len(logs)
+        model[feature] = tuple(value - mean for value in logs)
+    return model
+
+
 class TextScorer:
     """Scores free text against one catalogue; build once, score many times.
 
+    ``labelled`` are gap descriptions with their influence for the learnt
+    channel to train on, besides the catalogue's own text; ``None`` (the
+    default) reads the shipped ``labelled_gaps.yaml``, ``()`` uses none.
     Immutable after construction and safe to share between tasks.
     """
 
-    def __init__(self, catalogue: Catalogue) -> None:
+    def __init__(self, catalogue: Catalogue, labelled: Iterable[LabelledGap] | None = None) -> None:
         self._influences: tuple[Influence, ...] = catalogue.influences
         ids = [i.id for i in self._influences]
         term_mass: dict[str, Counter[str]] = defaultdict(Counter)
@@ -582,7 +780,7 @@ class TextScorer:
         vocabulary: Counter[str] = Counter()
 
         def learn(text: str, shares: Mapping[str, float], weight: float) -> list[str]:
-            tokens = _tokens(text)
+            tokens = _known_tokens(text)
             stems = [_stem(t.canonical) for t in tokens]
             vocabulary.update(t.canonical for t in tokens)
             for term, boost, _position in _terms(stems):
@@ -611,8 +809,8 @@ class TextScorer:
             for phrase in influence.cues:
                 add_cue(phrase, own, None)
             for example in influence.examples:
-                stems = [_stem(t.canonical) for t in _tokens(example)]
-                vocabulary.update(t.canonical for t in _tokens(example))
+                stems = [_stem(t.canonical) for t in _known_tokens(example)]
+                vocabulary.update(t.canonical for t in _known_tokens(example))
                 for term, boost, _position in _terms(stems):
                     example_mass[term][influence.id] += boost
         for tool in catalogue.tools:
@@ -643,6 +841,35 @@ class TextScorer:
                 index[deleted].append(word)
         self._typo_index: Mapping[str, tuple[str, ...]] = {k: tuple(v) for k, v in index.items()}
 
+        # The learnt channel's catalogue documents, kept so that
+        # with_labelled() retrains it without rebuilding the lexicon.
+        documents: list[_Document] = []
+        for influence in self._influences:
+            own = {influence.id: 1.0}
+            documents.extend(_document(text, own) for text in (*influence.examples, *influence.cues))
+        for tool in catalogue.tools:
+            shares = {tool.influence: 1.0} | {s: _SECONDARY_SHARE for s in tool.secondary}
+            documents.extend(_document(text, shares) for text in (*tool.cues, tool.when, tool.name))
+        self._catalogue_documents: tuple[_Document, ...] = tuple(documents)
+        self._model: Mapping[str, tuple[float, ...]] = {}
+        self._train(load_labelled() if labelled is None else labelled)
+
+    def _train(self, labelled: Iterable[LabelledGap]) -> None:
+        ids = [i.id for i in self._influences]
+        known = set(ids)
+        extra = [_document(item.text, {item.influence: 1.0}) for item in labelled if item.influence in known]
+        self._model = _train_naive_bayes((*self._catalogue_documents, *extra), ids)
+
+    def with_labelled(self, labelled: Iterable[LabelledGap]) -> TextScorer:
+        """A scorer with the same catalogue whose learnt channel is trained on ``labelled`` instead.
+
+        Shares the (costly) lexicon with this one; used for cross-validation.
+        """
+        clone = object.__new__(TextScorer)
+        clone.__dict__.update(self.__dict__)
+        clone._train(labelled)
+        return clone
+
     # -- reading the manager's text ---------------------------------------
 
     def _correct(self, token: _Token) -> str:
@@ -670,11 +897,39 @@ class TextScorer:
 
     def score(self, text: str) -> list[InfluenceScore]:
         """All six influences, best first; see :func:`score_influences`."""
+        raw, evidence, tool_credit = self._read(text)
+        best = max(raw.values())
+        confidence = 1.0 - math.exp(-best / SCALE) if best > 0 else 0.0
+        order = {influence.id: position for position, influence in enumerate(self._influences)}
+        results = [
+            InfluenceScore(
+                influence=influence,
+                score=round(confidence * math.exp((raw[influence.id] - best) / SPREAD), 6) if best > 0 else 0.0,
+                evidence=tuple(sorted(evidence[influence.id], key=lambda e: -e.weight)[:MAX_EVIDENCE]),
+                tool_ids=tuple(t for t, _ in tool_credit[influence.id].most_common()),
+            )
+            for influence in self._influences
+        ]
+        # Sort on raw evidence (scores may round equal); ties follow diagnosis order.
+        results.sort(key=lambda r: (-raw[r.id], order[r.id]))
+        return results
+
+    def ranking(self, text: str) -> list[str]:
+        """The influence ids, best first (what :meth:`score` orders by, without the explanations)."""
+        raw = self._read(text)[0]
+        order = {influence.id: position for position, influence in enumerate(self._influences)}
+        return sorted(raw, key=lambda i: (-raw[i], order[i]))
+
+    def _read(
+        self, text: str
+    ) -> tuple[dict[str, float], dict[str, list[Evidence]], dict[str, Counter[str]]]:
+        """Raw evidence per influence, the reasons for it, and the tools whose cues matched."""
         tokens = _tokens(text or "")
         corrections: dict[str, str] = {}
         stems: list[str] = []
         surfaces: list[str] = []
         readings: list[str] = []
+        negated = [token.negated for token in tokens]
         for token in tokens:
             if token.canonical not in corrections:
                 corrections[token.canonical] = self._correct(token)
@@ -685,6 +940,7 @@ class TextScorer:
 
         raw: dict[str, float] = {i.id: 0.0 for i in self._influences}
         evidence: dict[str, list[Evidence]] = defaultdict(list)
+        word_weight: dict[str, Counter[str]] = defaultdict(Counter)  # influence -> term -> evidence
         tool_credit: dict[str, Counter[str]] = defaultdict(Counter)
 
         # Terms: sub-linear in repeats, so a long text cannot win on one word.
@@ -715,7 +971,7 @@ class TextScorer:
                 if gained <= 0.0:
                     continue
                 raw[influence_id] += gained
-                evidence[influence_id].append(Evidence("word", found, matched, gained))
+                word_weight[influence_id][term] += gained
 
         # Cue phrases: each counts once, however often it recurs.
         positions: dict[str, list[int]] = defaultdict(list)
@@ -735,21 +991,39 @@ class TextScorer:
                 if cue.tool_id is not None:
                     tool_credit[influence_id][cue.tool_id] += credit * share
 
-        best = max(raw.values())
-        confidence = 1.0 - math.exp(-best / SCALE) if best > 0 else 0.0
-        order = {influence.id: position for position, influence in enumerate(self._influences)}
-        results = [
-            InfluenceScore(
-                influence=influence,
-                score=round(confidence * raw[influence.id] / best, 6) if best > 0 else 0.0,
-                evidence=tuple(sorted(evidence[influence.id], key=lambda e: -e.weight)[:MAX_EVIDENCE]),
-                tool_ids=tuple(t for t, _ in tool_credit[influence.id].most_common()),
-            )
-            for influence in self._influences
+        # The learnt channel: naive-Bayes log-likelihood per influence, as
+        # evidence above the least likely one (so no evidence at all stays 0).
+        ids = [i.id for i in self._influences]
+        likelihood = [0.0] * len(ids)
+        votes: dict[str, list[float]] = {}
+        # A word the learnt channel knows as written is read as written: the
+        # typo correction only knows the catalogue's words ("committee" is
+        # not a slip for "committed").
+        learnt_stems = [
+            own if (own := _stem(token.canonical)) in self._model else stem
+            for token, stem in zip(tokens, stems, strict=True)
         ]
-        # Sort on raw evidence (scores may round equal); ties follow diagnosis order.
-        results.sort(key=lambda r: (-raw[r.id], order[r.id]))
-        return results
+        for feature, term in _nb_features(learnt_stems, negated).items():
+            row = self._model.get(feature)
+            if row is None:
+                continue
+            likelihood = [a + b for a, b in zip(likelihood, row, strict=True)]
+            if term in first_seen:
+                tally = votes.setdefault(term, [0.0] * len(ids))
+                votes[term] = [a + b for a, b in zip(tally, row, strict=True)]
+        floor = min(likelihood)
+        for n, influence_id in enumerate(ids):
+            raw[influence_id] += _NB_WEIGHT * (likelihood[n] - floor)
+        for term, row in votes.items():
+            for n, influence_id in enumerate(ids):
+                if _NB_WEIGHT * row[n] >= _NB_MIN_EVIDENCE or term in word_weight[influence_id]:
+                    word_weight[influence_id][term] += max(0.0, _NB_WEIGHT * row[n])
+        for influence_id, weights in word_weight.items():
+            for term, weight in weights.items():
+                found, matched = first_seen[term]
+                evidence[influence_id].append(Evidence("word", found, matched, weight))
+
+        return raw, evidence, tool_credit
 
 
 def _terms(stems: Sequence[str]) -> Iterable[tuple[str, float, int]]:
@@ -819,7 +1093,7 @@ def _next_after(sorted_positions: Sequence[int], after: int) -> int | None:
 @lru_cache(maxsize=8)
 def _scorer_for(catalogue: Catalogue) -> TextScorer:
     # Catalogues are immutable and identity-hashed, so the index built from
-    # one is valid for its lifetime; building takes tens of milliseconds.
+    # one is valid for its lifetime; building takes under a second.
     return TextScorer(catalogue)
 
 
@@ -829,6 +1103,8 @@ def score_influences(text: str, catalogue: Catalogue) -> list[InfluenceScore]:
     Returns all six, best first, each with a score in [0, 1] and the evidence
     (cue phrases and words) that drove it. Empty or wordless text scores 0
     everywhere (still in diagnosis order). Only the first MAX_CHARS characters
-    are read, so time is bounded. Deterministic and offline.
+    are read, so time is bounded. Deterministic and offline. The scorer for a
+    catalogue (lexicon plus the naive Bayes trained on the shipped labelled
+    descriptions) is built on first use, in about a second, and memoised.
     """
     return _scorer_for(catalogue).score(text)
