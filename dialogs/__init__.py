@@ -10,6 +10,7 @@ def all_dialogs(*, catalogue_file: str | None = None) -> list[Dialog]:
     `catalogue_file` is an organisation's own tool catalogue (added to or overriding the shipped one).
     """
     from dialogs.checkin import CheckinDialog
+    from dialogs.feedback import FeedbackDialog, KudosDialog, RequestDialog
     from dialogs.goals import GoalsDialog
     from dialogs.leave import LeaveDialog
     from dialogs.review360 import Review360Dialog
@@ -20,6 +21,9 @@ def all_dialogs(*, catalogue_file: str | None = None) -> list[Dialog]:
     return [
         CheckinDialog(),
         GoalsDialog(),
+        FeedbackDialog(),
+        RequestDialog(),
+        KudosDialog(),
         ToolsDialog(catalogue_file),
         Review360Dialog(),
         LeaveDialog(),

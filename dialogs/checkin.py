@@ -393,6 +393,7 @@ class CheckinDialog(Dialog):
         closes = datetime.fromisoformat(turn.data["closes"]).astimezone(tz(turn.person.timezone))
         if first_time:
             await self._broadcast(turn, run)
+            await self._invite_feedback(turn, run)
             if turn.now < closes:
                 turn.say(
                     f"Thanks, that's your check-in for {week_label(run.period)}. You can change an answer with *checkin* "
@@ -401,6 +402,16 @@ class CheckinDialog(Dialog):
             else:
                 turn.say(f"Thanks, that's your check-in for {week_label(run.period)}. It came in late, and it still counts.")
         return END
+
+    async def _invite_feedback(self, turn: Turn, run: CheckinRun) -> None:
+        """Two-way feedback: offer the performer a word with their manager, if the team wants that."""
+        from dialogs.feedback import after_checkin
+        from storage.models import Person
+
+        team = await turn.session.get(Team, run.team_id) if run.team_id else None
+        if team is None or not team.feedback_after_checkin or turn.person.manager_id is None:
+            return
+        after_checkin(turn, run, await turn.session.get(Person, turn.person.manager_id))
 
     async def _broadcast(self, turn: Turn, run: CheckinRun) -> None:
         """Post the non-private answers to the team channel, if the team opted in. Never a private question."""

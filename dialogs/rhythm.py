@@ -51,12 +51,13 @@ class TickReport:
     follow_ups: int = 0
     reviews: int = 0  # 360 results and reminders
     nudges: int = 0  # goal nudges
+    feedback: int = 0  # feedback request reminders and expiries
     held: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # reason → count
     deferred: int = 0  # queued for the end of someone's quiet hours rather than now
 
     @property
     def total(self) -> int:
-        return self.invited + self.reminded + self.resent + self.digests + self.follow_ups + self.reviews + self.nudges
+        return self.invited + self.reminded + self.resent + self.digests + self.follow_ups + self.reviews + self.nudges + self.feedback
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,16 @@ class Conductor:
             report.follow_ups = await self.db.run(lambda s: self._follow_ups(s, now, report))
             report.reviews = await self.db.run(lambda s: self._reviews(s, now, report))
             report.nudges = await self.db.run(lambda s: self._goal_nudges(s, now, report))
+            report.feedback = await self.db.run(lambda s: self._feedback(s, now))
         return report
+
+    async def _feedback(self, session: AsyncSession, now: datetime) -> int:
+        from dialogs.feedback import feedback_step
+
+        async def queue(person_id: int, key: str, topic: str, reply: Reply, due_at: datetime, kind: str) -> int:
+            return await self._queue(session, [Due(person_id, key, topic, reply.to_dict(), due_at, kind)], now)
+
+        return await feedback_step(session, now, queue)
 
     # -- goal nudges ------------------------------------------------------------------------------
 
@@ -436,9 +446,13 @@ class Conductor:
             ("Answered", f"{answered} of {len(reports)}"),
             ("Team pulse, last 4 weeks", " → ".join(trend)),
         )
-        choices = ()
+        choices: tuple[Choice, ...] = tuple(
+            Choice(f"Reply to {p.name.split(' ')[0]}'s check-in", f"feedback {p.email} checkin")
+            for p in reports
+            if (by_key.get((p.id, period)) is not None and by_key[(p.id, period)].status == "answered")
+        )[:3]
         if self.tools_available and follow_ups:
-            choices = tuple(Choice(f"Which tool helps? ({p.name.split(' ')[0]})", f"tools {p.email}") for p in follow_ups[:4])
+            choices += tuple(Choice(f"Which tool helps? ({p.name.split(' ')[0]})", f"tools {p.email}") for p in follow_ups[:3])
         team_name = f" — {team.name}" if team else ""
         return Reply(
             f"Your team's check-ins for {week_label(period)} are in.",

@@ -1,4 +1,4 @@
-"""`settings`: a person's own time zone and quiet hours."""
+"""`settings`: a person's own time zone, quiet hours, and how they like to be recognised."""
 from __future__ import annotations
 
 import re
@@ -8,6 +8,13 @@ from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.errors import UserFacingError
 from dialogs.messages import Choice, Reply, TextInput
 
+# How a person likes to be recognised (Person.recognition; "either" is stored as None):
+# (button, how the menu describes it, the confirmation).
+RECOGNITION = {
+    "private": ("In private", "in private", "kudos for you will come to you alone."),
+    "public": ("In public", "in public", "kudos for you may also be posted in your team's channel."),
+    "either": ("Either is fine", "either way", "whoever gives you kudos can choose where."),
+}
 QUIET = re.compile(r"^\s*(\d{1,2})[:.h]?(\d{2})?\s*[-–—to ]+\s*(\d{1,2})[:.h]?(\d{2})?\s*$")
 
 
@@ -37,7 +44,7 @@ def find_timezone(text: str) -> str | None:
 class SettingsDialog(Dialog):
     name = "settings"
     commands = ("settings",)
-    summary = "Change your time zone and quiet hours."
+    summary = "Change your time zone, quiet hours and how you like to be recognised."
 
     def __init__(self) -> None:
         self.first = "menu"
@@ -45,21 +52,28 @@ class SettingsDialog(Dialog):
             "menu": State(self.menu_prompt, on_choice=self.on_menu),
             "timezone": State(self.timezone_prompt, on_text=self.on_timezone, max_length=64),
             "quiet": State(self.quiet_prompt, on_text=self.on_quiet, on_choice=self.on_quiet, max_length=32),
+            "recognition": State(self.recognition_prompt, on_choice=self.on_recognition),
         }
 
     def menu_prompt(self, turn: Turn) -> Reply:
         p = turn.person
         return Reply(
             f"Your time zone is *{p.timezone}* and your quiet hours are *{p.quiet_start}–{p.quiet_end}* "
-            "(I send nothing on my own then). What would you like to change?",
-            choices=(Choice("Time zone", "timezone"), Choice("Quiet hours", "quiet"), Choice("Done", "done")),
+            f"(I send nothing on my own then). You like recognition *{RECOGNITION[p.recognition or 'either'][1]}*. "
+            "What would you like to change?",
+            choices=(
+                Choice("Time zone", "timezone"),
+                Choice("Quiet hours", "quiet"),
+                Choice("Recognition", "recognition"),
+                Choice("Done", "done"),
+            ),
         )
 
     async def on_menu(self, turn: Turn, value: str) -> Transition:
         if value == "done":
             turn.say("All set.")
             return END
-        return value if value in ("timezone", "quiet") else None
+        return value if value in ("timezone", "quiet", "recognition") else None
 
     def timezone_prompt(self, turn: Turn) -> Reply:
         return Reply(
@@ -88,4 +102,19 @@ class SettingsDialog(Dialog):
         turn.person.quiet_start, turn.person.quiet_end = start, end
         turn.session.add(turn.person)
         turn.say(f"Done: quiet hours are now *{start}–{end}* your time.")
+        return "menu"
+
+    def recognition_prompt(self, turn: Turn) -> Reply:
+        return Reply(
+            "When someone gives you kudos, how would you like it? In private comes only to you; "
+            "in public may also be posted in your team's channel, if it has one.",
+            choices=tuple(Choice(label, value) for value, (label, _, _) in RECOGNITION.items()),
+        )
+
+    async def on_recognition(self, turn: Turn, value: str) -> Transition:
+        if value not in RECOGNITION:
+            return None
+        turn.person.recognition = None if value == "either" else value
+        turn.session.add(turn.person)
+        turn.say(f"Done: {RECOGNITION[value][2]}")
         return "menu"

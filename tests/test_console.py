@@ -104,7 +104,7 @@ async def test_a_terminal_conversation_changes_quiet_hours(db: Database, clock: 
     await console.send("settings")
     menu = out.getvalue()[mark:]
     assert "baton> Your time zone is Europe/Berlin and your quiet hours are 20:00–08:00" in menu
-    assert "1) Time zone" in menu and "2) Quiet hours" in menu and "3) Done" in menu
+    assert "1) Time zone" in menu and "2) Quiet hours" in menu and "3) Recognition" in menu and "4) Done" in menu
 
     mark = len(out.getvalue())
     await console.send("2")  # the second button: Quiet hours
@@ -145,7 +145,7 @@ async def test_a_number_beyond_the_buttons_is_read_as_text(db: Database, clock: 
 async def test_run_console_reads_lines_until_end_of_input(db: Database, clock: FakeClock) -> None:
     await seed_demo(db, clock)
     out = io.StringIO()
-    status = await run_console(db, "Aiko@Demo.Baton", stdin=io.StringIO("settings\n\n1\nLisbon\n3\n"), out=out)
+    status = await run_console(db, "Aiko@Demo.Baton", stdin=io.StringIO("settings\n\n1\nLisbon\n4\n"), out=out)
     assert status == 0
     text = out.getvalue()
     assert text.startswith("Chatting with Baton as Aiko Tanaka <aiko@demo.baton>.")
@@ -174,7 +174,7 @@ def test_baton_chat_through_a_pipe_changes_the_time_zone(tmp_path: Path) -> None
     assert run.returncode == 0, run.stderr
     assert "Chatting with Baton as Maya Chen <maya@demo.baton>" in run.stdout
     assert "Here's what I can do for you as a manager" in run.stdout
-    assert "• settings — Change your time zone and quiet hours." in run.stdout
+    assert "• settings — Change your time zone, quiet hours and how you like to be recognised." in run.stdout
     assert "Done: your time zone is now Asia/Tokyo." in run.stdout
     assert "Traceback" not in run.stderr
 

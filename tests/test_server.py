@@ -91,7 +91,7 @@ async def test_help_over_http_arrives_on_the_stream(http: aiohttp.ClientSession)
     assert (status, body) == (202, {"ok": True})
     (event,) = await read_events(http, maya["id"], 1)
     assert "what I can do for you as a manager" in event["text"]
-    assert {"label": "Settings", "action": "cmd", "value": "settings", "style": None} in event["choices"]
+    assert {"label": "Checkin", "action": "cmd", "value": "checkin", "style": None} in event["choices"]
 
 
 async def test_a_double_submit_with_one_client_id_is_handled_once(http: aiohttp.ClientSession) -> None:
