@@ -121,6 +121,9 @@ def create_app(baton: Baton) -> web.Application:
         await baton.close()
 
     app.cleanup_ctx.append(lifecycle)
+    from bot.dashboard import setup_dashboard
+
+    setup_dashboard(app, baton)
     # Each adapter adds its routes and registers its delivery with the outbox sender.
     if baton.settings.web_chat_enabled:
         from adapters.web import setup_web_chat

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     BATON_TICK_SECONDS: float = Field(60.0, ge=0.05, le=3600)
     BATON_GRACE_HOURS: float = Field(12.0, ge=0, le=168)
     BATON_WEEKLY_BUDGET: int = Field(6, ge=1, le=50)
+    # The address people reach this Baton at, for links sent in chat (dashboard sign-in).
+    # Default: http://BATON_HOST:BATON_PORT
+    BATON_PUBLIC_URL: str | None = None
     # An organisation's own tool catalogue (YAML), adding to or overriding the shipped one.
     BATON_CATALOGUE: str | None = None
     # Testing aid: read "now" from this file (an ISO timestamp). Never in production.
@@ -97,6 +100,10 @@ class Settings(BaseSettings):
         if self.BATON_TEAMS_EMULATOR and self.MICROSOFT_APP_ID:
             raise ValueError("BATON_TEAMS_EMULATOR=1 and MICROSOFT_APP_ID cannot both be set: unset one of them")
         return self
+
+    @property
+    def public_url(self) -> str:
+        return (self.BATON_PUBLIC_URL or f"http://{self.BATON_HOST}:{self.BATON_PORT}").rstrip("/")
 
     @property
     def slack_enabled(self) -> bool:
