@@ -4,12 +4,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from bot.config import Settings, load_settings
 from dialogs.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from storage.db import Database
+
+T = TypeVar("T")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -17,6 +24,21 @@ def _settings(**overrides: object) -> Settings:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Open the configured database, bring its schema up to date, run `work`, close it."""
+    from storage.db import Database
+
+    async def run() -> T:
+        db = Database(settings.DATABASE_URL)
+        try:
+            await db.migrate()
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
 
 
 def _logging(level: str) -> None:
@@ -65,18 +87,11 @@ def serve(host: str | None, port: int | None, public: bool | None) -> None:
 @main.command()
 def migrate() -> None:
     """Bring the database schema up to date (serve does this too)."""
-    from storage.db import Database
 
-    settings = _settings()
+    async def nothing_more(db: Database) -> None:
+        return None  # with_database has migrated already
 
-    async def run() -> None:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await db.migrate()
-        finally:
-            await db.close()
-
-    asyncio.run(run())
+    with_database(_settings(), nothing_more)
     click.echo("Schema is current.", err=True)
 
 
@@ -85,19 +100,10 @@ def migrate() -> None:
 def chat(email: str) -> None:
     """Chat with Baton in the terminal as a person of the organisation."""
     from adapters.console import run_console
-    from storage.db import Database
 
     settings = _settings()
     _logging("WARNING")
-
-    async def run() -> int:
-        db = Database(settings.DATABASE_URL)
-        try:
-            return await run_console(db, email)
-        finally:
-            await db.close()
-
-    sys.exit(asyncio.run(run()))
+    sys.exit(with_database(settings, lambda db: run_console(db, email)))
 
 
 @main.group()
@@ -111,7 +117,6 @@ def org_import(file: Path) -> None:
     """Import FILE.csv (columns email,name,manager_email,team,timezone). All rows or none."""
     from bot.orgcsv import import_csv
     from dialogs.clock import SystemClock
-    from storage.db import Database
 
     settings = _settings()
     try:
@@ -120,16 +125,11 @@ def org_import(file: Path) -> None:
         raise click.ClickException(f"{file} is not UTF-8 text. Save it as 'CSV UTF-8' and try again.") from None
     total = max(text.count("\n") - 1, 1)
 
-    async def run():  # noqa: ANN202
-        db = Database(settings.DATABASE_URL)
-        try:
-            await db.migrate()
-            with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
-                return await import_csv(db, text, SystemClock().now(), progress=bar.update)
-        finally:
-            await db.close()
+    async def run(db: Database):  # noqa: ANN202
+        with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
+            return await import_csv(db, text, SystemClock().now(), progress=bar.update)
 
-    result, errors = asyncio.run(run())
+    result, errors = with_database(settings, run)
     if errors:
         for error in errors:
             click.echo(f"{file}:{error}", err=True)
@@ -147,19 +147,13 @@ def org_import(file: Path) -> None:
 def org_export(file: Path | None) -> None:
     """Write the organisation as CSV to FILE (or standard output)."""
     from bot.orgcsv import export_csv
-    from storage.db import Database
 
     settings = _settings()
 
-    async def run() -> str:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await db.migrate()
-            return await export_csv(db)
-        finally:
-            await db.close()
+    async def run(db: Database) -> str:
+        return await export_csv(db)
 
-    text = asyncio.run(run())
+    text = with_database(settings, run)
     if file is None:
         click.echo(text, nl=False)
     else:
@@ -180,32 +174,26 @@ def checkin_send_now(team_name: str) -> None:
 
     from dialogs.clock import SystemClock
     from dialogs.rhythm import Conductor
-    from storage.db import Database
     from storage.models import OutboxMessage, Team
 
     settings = _settings()
 
-    async def run() -> tuple[int, int, dict, int]:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await db.migrate()
+    async def run(db: Database) -> tuple[int, int, dict, int]:
 
-            async def find(session):  # noqa: ANN001, ANN202
-                team = (await session.execute(select(Team).where(Team.name == team_name))).scalars().first()
-                count = await session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "checkin"))
-                return team, count
+        async def find(session):  # noqa: ANN001, ANN202
+            team = (await session.execute(select(Team).where(Team.name == team_name))).scalars().first()
+            count = await session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "checkin"))
+            return team, count
 
-            team, before = await db.run(find)
-            if team is None:
-                raise click.ClickException(f"There is no team called {team_name!r}. `baton org export` lists the teams.")
-            conductor = Conductor(db, budget=settings.BATON_WEEKLY_BUDGET)
-            report = await conductor.tick(SystemClock().now(), team_id=team.id, force=True)
-            _, after = await db.run(find)
-            return report.invited, after - before, dict(report.held), report.deferred
-        finally:
-            await db.close()
+        team, before = await db.run(find)
+        if team is None:
+            raise click.ClickException(f"There is no team called {team_name!r}. `baton org export` lists the teams.")
+        conductor = Conductor(db, budget=settings.BATON_WEEKLY_BUDGET)
+        report = await conductor.tick(SystemClock().now(), team_id=team.id, force=True)
+        _, after = await db.run(find)
+        return report.invited, after - before, dict(report.held), report.deferred
 
-    attempted, queued, held, deferred = asyncio.run(run())
+    attempted, queued, held, deferred = with_database(settings, run)
     already = attempted - queued
     held_text = ", ".join(f"{n} held ({reason})" for reason, n in held.items())
     click.echo(
@@ -226,20 +214,14 @@ def checkin_report(team_name: str, weeks: int, fmt: str) -> None:
     """Participation, streaks and pulse per person and week, as CSV or JSON on standard output."""
     from bot.reports import as_csv, as_json, participation
     from dialogs.clock import SystemClock
-    from storage.db import Database
 
     settings = _settings()
 
-    async def run() -> dict:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await db.migrate()
-            return await participation(db, team_name, weeks, SystemClock().now())
-        finally:
-            await db.close()
+    async def run(db: Database) -> dict:
+        return await participation(db, team_name, weeks, SystemClock().now())
 
     try:
-        report = asyncio.run(run())
+        report = with_database(settings, run)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(as_csv(report) if fmt == "csv" else as_json(report), nl=False)
@@ -259,7 +241,6 @@ def checkin_template(team_name: str, source: Path | None, reset: bool) -> None:
     from dialogs.checkin import questions_for_team, validate_questions
     from dialogs.clock import SystemClock
     from dialogs.team import save_questions
-    from storage.db import Database
     from storage.models import Team
 
     settings = _settings()
@@ -271,24 +252,19 @@ def checkin_template(team_name: str, source: Path | None, reset: bool) -> None:
         except (ValueError, yaml.YAMLError) as exc:
             raise click.ClickException(f"{source}: {exc}. Nothing was changed.") from None
 
-    async def run() -> list:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await db.migrate()
+    async def run(db: Database) -> list:
 
-            async def work(session):  # noqa: ANN001, ANN202
-                team = (await session.execute(select(Team).where(Team.name == team_name))).scalars().first()
-                if team is None:
-                    raise click.ClickException(f"There is no team called {team_name!r}.")
-                if reset or questions is not None:
-                    await save_questions(session, team.id, questions, SystemClock().now())
-                return await questions_for_team(session, team.id)
+        async def work(session):  # noqa: ANN001, ANN202
+            team = (await session.execute(select(Team).where(Team.name == team_name))).scalars().first()
+            if team is None:
+                raise click.ClickException(f"There is no team called {team_name!r}.")
+            if reset or questions is not None:
+                await save_questions(session, team.id, questions, SystemClock().now())
+            return await questions_for_team(session, team.id)
 
-            return await db.run(work)
-        finally:
-            await db.close()
+        return await db.run(work)
 
-    current = asyncio.run(run())
+    current = with_database(settings, run)
     if source is not None or reset:
         click.echo(f"{team_name} now asks {len(current)} question(s); check-ins already started keep theirs.", err=True)
     else:
@@ -309,43 +285,37 @@ def checkin_schedule(team_name: str, day, at, reminders, reminder_after, digest_
 
     from dialogs.errors import UserFacingError
     from dialogs.team import describe, parse_day, parse_time
-    from storage.db import Database
     from storage.models import Team
 
     settings = _settings()
 
-    async def run() -> str:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await db.migrate()
+    async def run(db: Database) -> str:
 
-            async def work(session):  # noqa: ANN001, ANN202
-                team = (await session.execute(select(Team).where(Team.name == team_name))).scalars().first()
-                if team is None:
-                    raise click.ClickException(f"There is no team called {team_name!r}.")
-                try:
-                    if day is not None:
-                        team.checkin_weekday = parse_day(day)
-                    if at is not None:
-                        team.checkin_time = parse_time(at)
-                    if digest_day is not None:
-                        team.digest_weekday = parse_day(digest_day)
-                    if digest_time is not None:
-                        team.digest_time = parse_time(digest_time)
-                except UserFacingError as exc:
-                    raise click.ClickException(exc.message.replace("*", "")) from None
-                if reminders is not None:
-                    team.reminder_count = reminders
-                if reminder_after is not None:
-                    team.reminder_after_minutes = reminder_after
-                session.add(team)
-                return describe(team)
+        async def work(session):  # noqa: ANN001, ANN202
+            team = (await session.execute(select(Team).where(Team.name == team_name))).scalars().first()
+            if team is None:
+                raise click.ClickException(f"There is no team called {team_name!r}.")
+            try:
+                if day is not None:
+                    team.checkin_weekday = parse_day(day)
+                if at is not None:
+                    team.checkin_time = parse_time(at)
+                if digest_day is not None:
+                    team.digest_weekday = parse_day(digest_day)
+                if digest_time is not None:
+                    team.digest_time = parse_time(digest_time)
+            except UserFacingError as exc:
+                raise click.ClickException(exc.message.replace("*", "")) from None
+            if reminders is not None:
+                team.reminder_count = reminders
+            if reminder_after is not None:
+                team.reminder_after_minutes = reminder_after
+            session.add(team)
+            return describe(team)
 
-            return await db.run(work)
-        finally:
-            await db.close()
+        return await db.run(work)
 
-    click.echo(asyncio.run(run()))
+    click.echo(with_database(settings, run))
 
 
 @main.group()
@@ -410,34 +380,28 @@ def tools_suggest(text: str, email: str | None, as_json: bool) -> None:
     from dialogs.signals import gather
     from dialogs.tools import catalogue, rank_influences, suggest
     from storage import queries
-    from storage.db import Database
 
     settings = _settings()
     cat = catalogue(settings.BATON_CATALOGUE)
 
-    async def run():  # noqa: ANN202
-        db = Database(settings.DATABASE_URL)
-        try:
-            await db.migrate()
+    async def run(db: Database):  # noqa: ANN202
 
-            async def work(session):  # noqa: ANN001, ANN202
-                signals = []
-                if email:
-                    person = await queries.person_by_email(session, email)
-                    if person is None:
-                        raise click.ClickException(f"Nobody with the email {email} is in this organisation.")
-                    signals = await gather(session, person, SystemClock().now())
-                ranked = rank_influences(cat, text, signals)
-                best = ranked[0]
-                return ranked, await suggest(
-                    session, cat, best.id, fit=best.tool_ids, signals=tuple(s.id for s in signals)
-                )
+        async def work(session):  # noqa: ANN001, ANN202
+            signals = []
+            if email:
+                person = await queries.person_by_email(session, email)
+                if person is None:
+                    raise click.ClickException(f"Nobody with the email {email} is in this organisation.")
+                signals = await gather(session, person, SystemClock().now())
+            ranked = rank_influences(cat, text, signals)
+            best = ranked[0]
+            return ranked, await suggest(
+                session, cat, best.id, fit=best.tool_ids, signals=tuple(s.id for s in signals)
+            )
 
-            return await db.run(work)
-        finally:
-            await db.close()
+        return await db.run(work)
 
-    ranked, suggestions = asyncio.run(run())
+    ranked, suggestions = with_database(settings, run)
     result = {
         "influences": [
             {
@@ -506,7 +470,6 @@ def goals_import(file: Path) -> None:
     """Import progress (columns goal_id,value[,recorded_at,note]). All rows or none."""
     from bot.goalsio import import_progress
     from dialogs.clock import SystemClock
-    from storage.db import Database
 
     settings = _settings()
     try:
@@ -514,15 +477,10 @@ def goals_import(file: Path) -> None:
     except UnicodeDecodeError:
         raise click.ClickException(f"{file} is not UTF-8 text. Save it as 'CSV UTF-8' and try again.") from None
 
-    async def run():  # noqa: ANN202
-        db = Database(settings.DATABASE_URL)
-        try:
-            await db.migrate()
-            return await import_progress(db, text, SystemClock().now())
-        finally:
-            await db.close()
+    async def run(db: Database):  # noqa: ANN202
+        return await import_progress(db, text, SystemClock().now())
 
-    count, errors = asyncio.run(run())
+    count, errors = with_database(settings, run)
     if errors:
         for error in errors:
             click.echo(f"{file}:{error}", err=True)
@@ -539,31 +497,25 @@ def goals_token(action: str, name: str) -> None:
 
     from bot.goalsio import create_token
     from dialogs.clock import SystemClock
-    from storage.db import Database
     from storage.models import IntegrationToken
 
     settings = _settings()
 
-    async def run() -> str | None:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await db.migrate()
-            if action == "create":
-                return await create_token(db, name, SystemClock().now())
+    async def run(db: Database) -> str | None:
+        if action == "create":
+            return await create_token(db, name, SystemClock().now())
 
-            async def revoke(session):  # noqa: ANN001, ANN202
-                token = (await session.execute(select(IntegrationToken).where(IntegrationToken.name == name))).scalars().first()
-                if token is None:
-                    raise click.ClickException(f"No integration called {name!r}.")
-                token.revoked_at = SystemClock().now()
+        async def revoke(session):  # noqa: ANN001, ANN202
+            token = (await session.execute(select(IntegrationToken).where(IntegrationToken.name == name))).scalars().first()
+            if token is None:
+                raise click.ClickException(f"No integration called {name!r}.")
+            token.revoked_at = SystemClock().now()
 
-            await db.run(revoke)
-            return None
-        finally:
-            await db.close()
+        await db.run(revoke)
+        return None
 
     try:
-        token = asyncio.run(run())
+        token = with_database(settings, run)
     except Exception as exc:  # IntegrityError for a name in use
         if isinstance(exc, click.ClickException):
             raise
