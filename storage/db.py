@@ -13,6 +13,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
@@ -120,16 +121,45 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
-    async def migrate(self) -> None:
-        """Bring the schema to the newest migration (Alembic), in one transaction where the backend allows.
+    async def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to `revision` (the newest by default), in one transaction where the backend allows.
 
         Replicas starting together queue on an advisory lock (PostgreSQL), or on
         SQLite's write lock, so only the first one migrates.
         """
+        if self.is_sqlite:
+            await self._migrate_sqlite(revision)
+            return
         async with self.engine.begin() as conn:
-            if not self.is_sqlite:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            await conn.run_sync(_upgrade)
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            await conn.run_sync(_upgrade, revision)
+
+    async def _migrate_sqlite(self, revision: str) -> None:
+        """SQLite alters a table by rebuilding it (copy, drop, rename), which enforced foreign keys
+        forbid while other rows point at it. So migrations run on their own connection with foreign
+        keys off — the pragma only takes effect outside a transaction — and are checked afterwards."""
+        engine = create_async_engine(self.url, connect_args={"timeout": 30}, poolclass=NullPool)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection, _record):  # noqa: ANN001 - SQLAlchemy hook
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=OFF")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn):  # noqa: ANN001 - SQLAlchemy hook
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade, revision)
+                broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left {len(broken)} rows with broken references; rolled back")
+        finally:
+            await engine.dispose()
 
     async def schema_current(self) -> bool:
         """True when the database is at the newest migration."""
@@ -172,10 +202,10 @@ def _alembic_config(connection):  # noqa: ANN001 - a sync Connection inside run_
     return config
 
 
-def _upgrade(connection) -> None:  # noqa: ANN001
+def _upgrade(connection, revision: str = "head") -> None:  # noqa: ANN001
     from alembic import command
 
-    command.upgrade(_alembic_config(connection), "head")
+    command.upgrade(_alembic_config(connection), revision)
 
 
 def _is_current(connection) -> bool:  # noqa: ANN001

@@ -22,3 +22,49 @@ async def test_migrated_schema_matches_the_models(db: Database) -> None:
 async def test_migrating_again_is_a_no_op(db: Database) -> None:
     await db.migrate()
     assert await db.schema_current()
+
+
+async def test_every_migration_upgrades_a_database_that_holds_data(database_url: str, tmp_path) -> None:  # noqa: ANN001
+    """Start at the first revision, fill it as a running Baton would, then upgrade to the newest."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    if "sqlite" in database_url:
+        url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+        old = Database(url)
+    else:
+        from tests.conftest import _create_pg_database, _drop_pg_database, _postgres_admin_url
+
+        admin = _postgres_admin_url()
+        url = await _create_pg_database(admin)
+        old = Database(url)
+    try:
+        await old.migrate("0001")
+        now = datetime(2026, 11, 20, tzinfo=UTC)
+        async with old.engine.begin() as conn:
+            await conn.execute(text("INSERT INTO team (id, name, created_at) VALUES (1, 'Platform', :now)"), {"now": now})
+            await conn.execute(
+                text(
+                    "INSERT INTO person (id, email, name, timezone, locale, team_id, manager_id, is_admin, quiet_start, quiet_end, active, created_at) "
+                    "VALUES (1, 'm@x.org', 'M', 'UTC', 'en', 1, NULL, false, '20:00', '08:00', true, :now), "
+                    "(2, 'p@x.org', 'P', 'UTC', 'en', 1, 1, false, '20:00', '08:00', true, :now)"
+                ),
+                {"now": now},
+            )
+            await conn.execute(
+                text("INSERT INTO outbox (key, person_id, channel, address, payload, kind, unsolicited, due_at, status, attempts, created_at) "
+                     "VALUES ('k', 2, 'local', '{}', '{\"text\": \"hi\"}', 'reply', false, :now, 'sent', 1, :now)"),
+                {"now": now},
+            )
+        await old.migrate()
+        assert await old.schema_current()
+        async with old.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT email, team_id, manager_id FROM person ORDER BY id"))).all()
+            team = (await conn.execute(text("SELECT checkin_weekday, checkin_time FROM team"))).one()
+        assert [tuple(r) for r in rows] == [("m@x.org", 1, None), ("p@x.org", 1, 1)]
+        assert tuple(team) == (4, "16:00")  # new columns filled with their defaults
+    finally:
+        await old.close()
+        if "sqlite" not in database_url:
+            await _drop_pg_database(admin, url)
