@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from bench import checkin_tick
+from bench import checkin_tick, teams_turn
 
-BENCHES = {"checkin-tick": checkin_tick.main}
+BENCHES = {"checkin-tick": checkin_tick.main, "teams-turn": teams_turn.main}
 
 
 def main() -> int:

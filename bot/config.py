@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     MICROSOFT_APP_PASSWORD: SecretStr | None = None
     MICROSOFT_APP_TENANT_ID: str | None = None
     BATON_TEAMS_EMULATOR: bool = False
+    # Where Bot Framework signing keys are published, and where bot tokens come from (overridable for tests).
+    BATON_TEAMS_OPENID_URL: str = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    BATON_TEAMS_AUTHORITY: str | None = None  # default: login.microsoftonline.com/{tenant or botframework.com}
+    BATON_TEAMS_TENANT_RATE: float = Field(30.0, ge=0.1, le=50)  # sends per second per tenant
 
     @field_validator("DATABASE_URL")
     @classmethod

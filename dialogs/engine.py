@@ -14,6 +14,7 @@ committed turn left off, and a scheduled prompt never races a reply.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import logging
@@ -430,15 +431,8 @@ class Engine:
         reply = state.prompt(turn)
         if inspect.isawaitable(reply):
             reply = await reply
-        if reply.choices or reply.rating:
-            reply = Reply(
-                text=reply.text,
-                choices=reply.choices,
-                rating=reply.rating,
-                input=reply.input,
-                card=reply.card,
-                action=reply.action or f"{turn.state.dialog}:{turn.state.prompt_id}",
-            )
+        if reply.choices or reply.rating or reply.form:
+            reply = dataclasses.replace(reply, action=reply.action or f"{turn.state.dialog}:{turn.state.prompt_id}")
         return reply
 
     async def _cancel(self, turn: Turn) -> None:

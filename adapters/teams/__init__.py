@@ -1,0 +1,244 @@
+"""Microsoft Teams over the Bot Framework: `POST /api/messages` in, the outbox's `teams` channel out.
+
+A request is authenticated before anything else happens to it (see
+`auth.py`; emulator mode skips that on loopback only), parsed as JSON, run
+through botbuilder's CloudAdapter (`bridge.py`), and translated
+(`activities.py`) into an `Inbound` for the engine. The engine queues the
+replies in the outbox; `TeamsDelivery` sends them from the stored
+conversation reference. Installing Baton (conversationUpdate /
+installationUpdate) links the account and greets the person once.
+
+Every botbuilder import lives in this package.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from adapters.teams.activities import (
+    EXECUTE_INVOKE,
+    PLATFORM,
+    external_id,
+    inbound_of,
+    installer_of,
+    is_personal,
+    members_added,
+    reference_of,
+)
+from adapters.teams.auth import KeysUnavailable, TokenValidator, Unauthorized
+from adapters.teams.bridge import BadActivity, Bridge
+from adapters.teams.cards import render
+from adapters.teams.connector import Connector
+from adapters.teams.delivery import TeamsDelivery
+from adapters.teams.identity import Directory
+from adapters.teams.options import TeamsOptions
+from bot.outbox import DeliveryError
+from dialogs.engine import COMMAND_ACTION
+from dialogs.errors import UnknownPerson
+from dialogs.messages import Choice, Reply
+from storage import queries
+from storage.db import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from botbuilder.core import TurnContext
+
+    from bot.app import Baton
+
+log = logging.getLogger(__name__)
+
+TEAMS_KEY = web.AppKey("teams", object)
+MAX_BODY = 256 * 1024
+
+UNKNOWN_PERSON = Reply(
+    "Hi! I couldn't find you in Baton's organisation yet. Ask your Baton admin to add you with your work email "
+    "address, then say hi again."
+)
+NO_DATABASE = Reply(
+    "Sorry, I can't reach my database right now, so I couldn't record that. Please send it again in a few minutes."
+)
+
+
+def welcome(name: str | None) -> Reply:
+    """The one greeting a person gets when Baton is installed for them."""
+    first = (name or "").split(" ")[0].strip()
+    hello = f"Hi {first}! " if first else "Hi! "
+    return Reply(
+        hello + "I'm Baton. Once a week I'll ask you a few short questions about how your work is going — never "
+        "outside your working hours — and pass a summary to your manager. Type *help* any time to see what I can do.",
+        choices=(Choice("Help", "help", "primary"), Choice("Settings", "settings")),
+        action=COMMAND_ACTION,
+    )
+
+
+class TeamsAdapter:
+    """The `/api/messages` endpoint and what it needs. One per application."""
+
+    def __init__(self, baton: Baton, options: TeamsOptions, connector: Connector) -> None:
+        self.baton = baton
+        self.options = options
+        self.connector = connector
+        self.validator = (
+            TokenValidator(app_id=options.app_id, openid_url=options.openid_url, session=connector.session)
+            if options.authenticated
+            else None
+        )
+        self.bridge = Bridge(options, self.validator)
+        self.directory = Directory(baton.db, baton.clock, connector, emulator=options.emulator)
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        """`POST /api/messages`: authenticate, parse, run the turn; 401 for anything not properly signed."""
+        claims: dict[str, Any] = {}
+        token = None
+        if self.validator is not None:
+            try:
+                token = await self.validator.verify(request.headers.get("Authorization"))
+            except Unauthorized as exc:
+                log.info("teams: rejected a request: %s", exc)
+                return web.json_response({"error": "unauthorized"}, status=401)
+            except KeysUnavailable:
+                return web.json_response({"error": "cannot verify requests right now"}, status=503)
+            claims = token.claims
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return web.json_response({"error": "activity too large"}, status=413)
+        if not (request.content_type or "").endswith("json"):
+            return web.json_response({"error": "expected application/json"}, status=415)
+        try:
+            raw = await request.content.read(MAX_BODY + 1)
+            if len(raw) > MAX_BODY:
+                return web.json_response({"error": "activity too large"}, status=413)
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return web.json_response({"error": "not a JSON activity"}, status=400)
+        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            return web.json_response({"error": "not an activity"}, status=400)
+        if token is not None:
+            try:
+                TokenValidator.check_activity(token, body)
+            except Unauthorized as exc:
+                log.info("teams: rejected a request: %s", exc)
+                return web.json_response({"error": "unauthorized"}, status=401)
+        elif not isinstance(body.get("serviceUrl"), str):
+            return web.json_response({"error": "activity has no serviceUrl"}, status=400)
+
+        async def logic(context: TurnContext) -> None:
+            answer = await self.turn(body)
+            if answer is not None:
+                await Bridge.answer_invoke(context, *answer)
+
+        try:
+            invoke = await self.bridge.run(body, claims, logic)
+        except BadActivity:
+            return web.json_response({"error": "not a Bot Framework activity"}, status=400)
+        except DatabaseUnavailable:
+            return web.json_response({"error": "database unavailable"}, status=503)
+        except Exception as exc:  # a bug here must not leak details; the hook logs without content
+            ref = self.baton.engine.report(exc, channel=PLATFORM, activity=str(body.get("type"))[:32])
+            return web.json_response({"error": f"internal error (ref {ref})"}, status=500)
+        if invoke is not None and body.get("type") == "invoke":
+            status, payload = invoke
+            return web.json_response(payload, status=status) if payload is not None else web.Response(status=status)
+        return web.Response(status=200)
+
+    async def turn(self, activity: dict[str, Any]) -> tuple[int, Any] | None:
+        """Act on one authenticated activity; return (status, body) when it is an invoke that needs an answer."""
+        kind = activity.get("type")
+        if not is_personal(activity):
+            return (200, None) if kind == "invoke" else None  # Baton lives in personal chats only
+        if kind in ("conversationUpdate", "installationUpdate"):
+            if members_added(activity):
+                await self.installed(installer_of(activity))
+            return None
+        if kind == "invoke":
+            if activity.get("name") != EXECUTE_INVOKE:
+                return (501, None)
+            await self.message(activity)
+            return (200, {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": "Got it."})
+        if kind == "message":
+            await self.message(activity)
+        return None
+
+    async def message(self, activity: dict[str, Any]) -> None:
+        reference = reference_of(activity)
+        inbound = inbound_of(activity, reference)
+        if inbound is None:
+            return
+        try:
+            person_id = await self.directory.person_id(activity, reference)
+            if person_id is None:
+                await self._notice(reference, UNKNOWN_PERSON, key=f"teams:unknown:{inbound.event_id or external_id(activity)}")
+                return
+            await self.baton.engine.handle(inbound)
+        except UnknownPerson:  # the identity vanished between linking and the turn (an org import, say)
+            self.directory.forget(inbound.sender.user_id)
+            await self._notice(reference, UNKNOWN_PERSON, key=f"teams:unknown:{inbound.event_id}")
+        except DatabaseUnavailable:
+            await self._direct(reference, NO_DATABASE)
+
+    async def installed(self, activity: dict[str, Any]) -> None:
+        """Baton was added to a personal chat: store the reference and greet the person, once per account."""
+        account = external_id(activity)
+        if not account:
+            return
+        reference = reference_of(activity)
+        person_id = await self.directory.person_id(activity, reference, refresh=True)
+        if person_id is None:
+            await self._notice(reference, UNKNOWN_PERSON, key=f"teams:unknown:install:{account}")
+            return
+        await self._notice(reference, welcome, key=f"teams:welcome:{account}", person_id=person_id)
+
+    async def _notice(
+        self, reference: dict[str, Any], reply: Reply | Callable[[str | None], Reply], *, key: str, person_id: int | None = None
+    ) -> None:
+        """Queue a message Baton sends on its own account (not a dialog turn) under an idempotency key.
+
+        `reply` may be a function of the person's name (read in the same transaction).
+        """
+        now = self.baton.clock.now()
+
+        async def queue(session) -> bool:  # noqa: ANN001
+            message = reply
+            if callable(message):
+                person = await queries.person_by_id(session, person_id) if person_id is not None else None
+                message = message(person.name if person else None)
+            return await queries.enqueue(
+                session, key=key, person_id=person_id, channel=PLATFORM, address=reference,
+                payload=message.to_dict(), due_at=now, now=now, kind="notice",
+            )
+
+        if await self.baton.db.run(queue):
+            self.baton.sender.wake()
+
+    async def _direct(self, reference: dict[str, Any], reply: Reply) -> None:
+        """Tell the person at once, bypassing the outbox — only for when the database itself is down."""
+        try:
+            await self.connector.send(reference, render(reply))
+        except DeliveryError as exc:
+            log.warning("teams: could not tell a person the database is down: %s", exc.reason)
+
+
+def setup_teams(app: web.Application, baton: Baton) -> TeamsAdapter:
+    """Add `POST /api/messages` and register the Teams delivery with the outbox sender."""
+    options = TeamsOptions.from_settings(baton.settings)
+    connector = Connector(options)
+    adapter = TeamsAdapter(baton, options, connector)
+    baton.sender.register(TeamsDelivery(connector))
+    app[TEAMS_KEY] = adapter
+    app.router.add_post("/api/messages", adapter.messages)
+
+    async def close(_app: web.Application) -> None:
+        await adapter.bridge.close()
+        await connector.close()
+
+    app.on_cleanup.append(close)
+    if options.authenticated:
+        log.info("teams: enabled for app %s (requests need a Bot Framework token)", options.app_id)
+    else:
+        log.warning("teams: EMULATOR MODE: requests are not authenticated; this must only ever listen on loopback")
+    return adapter
+
+
+__all__ = ["TEAMS_KEY", "TeamsAdapter", "setup_teams", "welcome"]

@@ -1,0 +1,218 @@
+"""A small fake of the Bot Framework services on a free loopback port, speaking their REST wire format.
+
+- Bot Connector: `POST /v3/conversations/{id}/activities`,
+  `POST|PUT /v3/conversations/{id}/activities/{activityId}` (recorded) and
+  `GET /v3/conversations/{id}/members/{memberId}` (from `members`). Scripted
+  failures (`fail_next`) answer the next sends with e.g. 429 + Retry-After,
+  403 or 502, as the service does.
+- Microsoft identity platform: `POST /{tenant}/oauth2/v2.0/token`
+  (client-credentials; counted).
+- Bot Framework OpenID metadata and JWKS: `GET /openid` and `GET /keys`, with
+  the public keys of the `Issuer`s the test registers.
+
+`Issuer` makes RSA keys and signs channel tokens the way the Bot Framework
+does (RS256; iss, aud, serviceurl, nbf/exp), so tests exercise the real
+validation path. Nothing here is faked inside Baton.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ISSUER = "https://api.botframework.com"
+
+
+def _b64(number: int) -> str:
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+class Issuer:
+    """An RSA signing key with a key id, able to sign Bot Framework channel tokens."""
+
+    _cached: dict[str, rsa.RSAPrivateKey] = {}
+
+    def __init__(self, kid: str, *, endorsements: tuple[str, ...] = ("msteams", "emulator")) -> None:
+        self.kid = kid
+        self.endorsements = endorsements
+        # Generating RSA keys is slow; tests ask for the same few key ids over and over.
+        self.key = Issuer._cached.setdefault(kid, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+    def jwk(self) -> dict[str, Any]:
+        numbers = self.key.public_key().public_numbers()
+        return {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "n": _b64(numbers.n),
+            "e": _b64(numbers.e),
+            "endorsements": list(self.endorsements),
+        }
+
+    def token(self, *, audience: str, service_url: str, lifetime: int = 3600, kid: str | None = None, **claims: Any) -> str:
+        now = int(time.time())
+        payload = {
+            "iss": ISSUER,
+            "aud": audience,
+            "serviceurl": service_url,
+            "nbf": now - 5,
+            "exp": now + lifetime,
+            **claims,
+        }
+        return jwt.encode(payload, self.key, algorithm="RS256", headers={"kid": kid or self.kid})
+
+
+@dataclass
+class Recorded:
+    """One request the fake connector received."""
+
+    method: str
+    path: str
+    conversation_id: str
+    activity_id: str | None
+    body: dict[str, Any]
+    authorization: str | None
+    status: int
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class FakeConnector:
+    """Start with `await fake.start()`; `fake.url` is the serviceUrl to put into activities."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[Recorded] = field(default_factory=list)
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    issuers: list[Issuer] = field(default_factory=list)
+    failures: list[tuple[int, dict[str, str], dict[str, Any] | None]] = field(default_factory=list)
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    metadata_reads: int = 0
+    access_token: str = "fake-bot-token"
+
+    def __post_init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+        self._changed = asyncio.Event()
+        self._ids = itertools.count(1)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    @property
+    def openid_url(self) -> str:
+        return f"{self.url}openid"
+
+    @property
+    def authority(self) -> str:
+        return f"{self.url}botframework.com"
+
+    @property
+    def sent(self) -> list[Recorded]:
+        """Activities Baton sent successfully (2xx), oldest first."""
+        return [r for r in self.requests if r.method in ("POST", "PUT") and 200 <= r.status < 300]
+
+    def sent_to(self, conversation_id: str) -> list[Recorded]:
+        return [r for r in self.sent if r.conversation_id == conversation_id]
+
+    def fail_next(self, status: int, *, times: int = 1, retry_after: float | None = None, code: str | None = None) -> None:
+        """Answer the next `times` sends with `status` (and Retry-After / a Bot Framework error code)."""
+        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+        body = {"error": {"code": code, "message": "scripted failure"}} if code else None
+        self.failures.extend([(status, headers, body)] * times)
+
+    async def wait_for(self, count: int, *, conversation_id: str | None = None, timeout: float = 10.0) -> list[Recorded]:
+        """Wait until at least `count` activities were sent (to one conversation, if given); return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            sent = self.sent_to(conversation_id) if conversation_id else self.sent
+            if len(sent) >= count:
+                return sent
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"expected {count} activities at the fake connector, got {len(sent)}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
+            except TimeoutError:
+                pass
+
+    async def start(self) -> FakeConnector:
+        app = web.Application()
+        app.router.add_post("/v3/conversations/{conversation}/activities", self._activity)
+        app.router.add_post("/v3/conversations/{conversation}/activities/{activity}", self._activity)
+        app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", self._activity)
+        app.router.add_get("/v3/conversations/{conversation}/members/{member}", self._member)
+        app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
+        app.router.add_get("/openid", self._openid)
+        app.router.add_get("/keys", self._keys)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _activity(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        ok = 201 if request.method == "POST" else 200
+        status, headers, error = self.failures.pop(0) if self.failures else (ok, {}, None)
+        self.requests.append(
+            Recorded(
+                request.method,
+                request.path,
+                request.match_info["conversation"],
+                request.match_info.get("activity"),
+                body,
+                request.headers.get("Authorization"),
+                status,
+            )
+        )
+        self._changed.set()
+        if status >= 300:
+            return web.json_response(error, status=status, headers=headers) if error else web.Response(status=status, headers=headers)
+        return web.json_response({"id": f"1{next(self._ids):012d}"}, status=status)
+
+    async def _member(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            Recorded("GET", request.path, request.match_info["conversation"], None, {}, request.headers.get("Authorization"), 200)
+        )
+        member = self.members.get(request.match_info["member"])
+        if member is None:
+            return web.json_response({"error": {"code": "MemberNotFoundInConversation", "message": "not found"}}, status=404)
+        return web.json_response({"id": request.match_info["member"], **member})
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = dict(await request.post())
+        self.token_requests.append({k: str(v) for k, v in form.items()})
+        if form.get("grant_type") != "client_credentials" or not form.get("client_secret"):
+            return web.json_response({"error": "invalid_request"}, status=400)
+        return web.json_response({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": self.access_token})
+
+    async def _openid(self, request: web.Request) -> web.Response:
+        self.metadata_reads += 1
+        return web.json_response(
+            {
+                "issuer": ISSUER,
+                "authorization_endpoint": "https://invalid.botframework.com",
+                "jwks_uri": f"{self.url}keys",
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            }
+        )
+
+    async def _keys(self, request: web.Request) -> web.Response:
+        return web.Response(text=json.dumps({"keys": [issuer.jwk() for issuer in self.issuers]}), content_type="application/json")
