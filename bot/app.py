@@ -50,6 +50,7 @@ class Baton:
         engine = Engine(db, all_dialogs(catalogue_file=settings.BATON_CATALOGUE), clock=clock)
         sender = OutboxSender(db, deliveries if deliveries is not None else [LocalDelivery()], clock=clock)
         engine.on_queued = sender.wake
+        engine.on_claimed = sender.deliver_soon
         conductor = Conductor(
             db,
             grace=timedelta(hours=settings.BATON_GRACE_HOURS),

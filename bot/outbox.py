@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy import or_, select, update
 
 from dialogs.clock import Clock, SystemClock
+from dialogs.locks import KeyedLocks
 from dialogs.messages import Reply
 from storage.db import Database
 from storage.models import OutboxMessage
@@ -91,6 +92,8 @@ class OutboxSender:
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self.listeners: list[Callable[[set[int]], None]] = []
+        self._in_flight: set[asyncio.Task] = set()
+        self._recipients = KeyedLocks()  # one person's messages go out one at a time, in order
 
     def register(self, delivery: Delivery) -> None:
         """Add a channel's delivery (platform adapters call this when they are set up)."""
@@ -99,6 +102,27 @@ class OutboxSender:
     def wake(self) -> None:
         """Ask the sender to look now (called when something was queued)."""
         self._wake.set()
+
+    def deliver_soon(self, rows: list[dict[str, Any]]) -> None:
+        """Deliver rows a turn queued already claimed, right away, without another claim.
+
+        If this process dies first, their lease runs out and any sender claims them.
+        """
+        messages = [
+            Outgoing(r["id"], r["key"], r["person_id"], r["channel"], dict(r["address"]), Reply.from_dict(r["payload"]), "reply", 1)
+            for r in rows
+            if r["channel"] in self.deliveries
+        ]
+        if not messages:
+            return
+        task = asyncio.create_task(self._deliver_batch(messages))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def settle(self) -> None:
+        """Wait for deliveries handed over with `deliver_soon` to finish."""
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain until `stop` is set. Database trouble is logged and waited out, never fatal."""
@@ -124,18 +148,22 @@ class OutboxSender:
         """Claim and deliver one batch of due rows; return how many were handled."""
         if not self.deliveries:
             return 0
+        await self.settle()
         claimed = await self.db.run(self._claim)
         if not claimed:
             return 0
+        await self._deliver_batch(claimed)
+        return len(claimed)
+
+    async def _deliver_batch(self, messages: list[Outgoing]) -> None:
         by_recipient: dict[object, list[Outgoing]] = defaultdict(list)
-        for message in claimed:
+        for message in messages:
             recipient = message.person_id if message.person_id is not None else repr(sorted(message.address.items()))
             by_recipient[recipient].append(message)
-        await asyncio.gather(*(self._deliver_in_order(messages) for messages in by_recipient.values()))
-        people = {m.person_id for m in claimed if m.person_id is not None}
+        await asyncio.gather(*(self._deliver_in_order(batch) for batch in by_recipient.values()))
+        people = {m.person_id for m in messages if m.person_id is not None}
         for listener in self.listeners:
             listener(people)
-        return len(claimed)
 
     async def _claim(self, session) -> list[Outgoing]:  # noqa: ANN001 - AsyncSession
         now = self.clock.now()
@@ -202,14 +230,25 @@ class OutboxSender:
         return [m for m in claimed if m.id not in held]
 
     async def _deliver_in_order(self, messages: list[Outgoing]) -> None:
-        for index, message in enumerate(messages):
-            ok = await self._deliver(message)
-            if not ok:
-                # keep this person's order: what follows a failed message waits for it
-                rest = [m.id for m in messages[index + 1 :]]
-                if rest:
-                    await self.db.run(lambda s: self._release(s, rest))
-                return
+        recipient = messages[0].person_id if messages[0].person_id is not None else repr(sorted(messages[0].address.items()))
+        async with self._recipients(recipient):
+            await self._deliver_sequence(messages)
+
+    async def _deliver_sequence(self, messages: list[Outgoing]) -> None:
+        sent: list[int] = []
+        try:
+            for index, message in enumerate(messages):
+                if not await self._deliver(message):
+                    # keep this person's order: what follows a failed message waits for it
+                    rest = [m.id for m in messages[index + 1 :]]
+                    if rest:
+                        await self.db.run(lambda s: self._release(s, rest))
+                    return
+                sent.append(message.id)
+        finally:
+            if sent:  # one statement for everything that went out
+                when = self.clock.now()
+                await self.db.run(lambda s: self._mark_sent(s, sent, when))
 
     async def _deliver(self, message: Outgoing) -> bool:
         delivery = self.deliveries[message.channel]
@@ -222,7 +261,6 @@ class OutboxSender:
             log.error("delivery to channel %s crashed (%s)", message.channel, type(exc).__name__)
             await self._failed(message, DeliveryError(f"internal error: {type(exc).__name__}"))
             return False
-        await self.db.run(lambda s: self._mark(s, message.id, status="sent", sent_at=self.clock.now()))
         return True
 
     async def _failed(self, message: Outgoing, exc: DeliveryError) -> None:
@@ -240,6 +278,10 @@ class OutboxSender:
         await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
 
     @staticmethod
+    async def _mark_sent(session, ids: list[int], when: datetime) -> None:  # noqa: ANN001
+        await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(status="sent", sent_at=when))
+
+    @staticmethod
     async def _release(session, ids: list[int]) -> None:  # noqa: ANN001
         await session.execute(
             update(OutboxMessage)
@@ -254,20 +296,23 @@ def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
 
 
 async def sent_since(db: Database, person_id: int, after_id: int, *, channel: str = "local", limit: int = 100) -> list[tuple[int, datetime, Reply]]:
-    """Messages already delivered to a person on `channel` after outbox id `after_id`, oldest first."""
+    """Messages delivered to a person on `channel` after the one with outbox id `after_id`, in delivery order.
+
+    The cursor follows delivery time, not id: a message queued earlier (a reminder
+    waiting out quiet hours) can be delivered after later ones.
+    """
 
     async def query(session) -> list[tuple[int, datetime, Reply]]:  # noqa: ANN001
-        rows = await session.execute(
-            select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload)
-            .where(
-                OutboxMessage.person_id == person_id,
-                OutboxMessage.channel == channel,
-                OutboxMessage.status == "sent",
-                OutboxMessage.id > after_id,
-            )
-            .order_by(OutboxMessage.id)
-            .limit(limit)
+        statement = select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload).where(
+            OutboxMessage.person_id == person_id, OutboxMessage.channel == channel, OutboxMessage.status == "sent"
         )
+        if after_id:
+            last = await session.scalar(select(OutboxMessage.sent_at).where(OutboxMessage.id == after_id))
+            if last is not None:
+                statement = statement.where(
+                    or_(OutboxMessage.sent_at > last, (OutboxMessage.sent_at == last) & (OutboxMessage.id > after_id))
+                )
+        rows = await session.execute(statement.order_by(OutboxMessage.sent_at, OutboxMessage.id).limit(limit))
         return [(r.id, r.sent_at, Reply.from_dict(r.payload)) for r in rows]
 
     return await db.run(query)
@@ -280,7 +325,7 @@ async def recent_sent(db: Database, person_id: int, *, channel: str = "local", l
         rows = await session.execute(
             select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload)
             .where(OutboxMessage.person_id == person_id, OutboxMessage.channel == channel, OutboxMessage.status == "sent")
-            .order_by(OutboxMessage.id.desc())
+            .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
             .limit(limit)
         )
         return [(r.id, r.sent_at, Reply.from_dict(r.payload)) for r in reversed(list(rows))]

@@ -19,6 +19,7 @@ import difflib
 import inspect
 import logging
 import secrets
+import time
 import traceback
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 END = "__end__"
 MAX_TEXT = 4000  # characters accepted in one message; longer text is refused, politely and whole
 CANCEL_WORDS = frozenset({"cancel", "stop", "quit", "exit"})
-COMMAND_ACTION = "cmd"  # Reply.action of buttons whose value is a command to run
+COMMAND_ACTION = "cmd"
+CLAIM_LEASE = timedelta(minutes=2)  # a reply handed straight to the sender is retaken by any sender after this  # Reply.action of buttons whose value is a command to run
 
 Transition = str | None
 TextHandler = Callable[["Turn", str], Awaitable[Transition]]
@@ -163,6 +165,12 @@ class Engine:
                 self.commands[word] = dialog
         self._locks = KeyedLocks()
         self.on_queued: Callable[[], None] = lambda: None  # set by the outbox sender to wake up
+        # Set by the outbox sender: replies to a person's own message are queued already claimed and
+        # handed over right after the turn commits, saving the sender a claim. None: queue as pending.
+        self.on_claimed: Callable[[list[dict[str, Any]]], None] | None = None
+        # Short-lived, per-process caches of facts that rarely change; each turn still re-reads the person.
+        self._senders: dict[tuple[str, str], tuple[int, float]] = {}
+        self._managers: dict[int, tuple[bool, float]] = {}
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -174,16 +182,13 @@ class Engine:
         tells the person what to do. Handler bugs do not raise: the person
         gets an apology with a reference id and the log gets the details.
         """
-        async with self.db.session() as session:
-            person = await queries.resolve_sender(
-                session, inbound.sender.platform, inbound.sender.user_id, inbound.sender.email
-            )
-            person_id = person.id if person else None
-        if person_id is None:
-            raise UnknownPerson(inbound.sender.platform)
+        person_id = await self._person_id(inbound)
         async with self._locks(person_id):
             try:
-                return await self.db.run(lambda s: self._turn(s, person_id, inbound))
+                replies, claimed = await self.db.run(lambda s: self._turn(s, person_id, inbound))
+            except UnknownPerson:
+                self._senders.pop((inbound.sender.platform, inbound.sender.user_id), None)
+                raise
             except DatabaseUnavailable:
                 raise
             except Exception as exc:  # the single error hook for dialog code
@@ -192,8 +197,29 @@ class Engine:
                     f"Sorry, something went wrong on my side and I couldn't record that (ref {ref}). "
                     "Please send it again in a moment."
                 )
-                await self.db.run(lambda s: self._queue(s, person_id, inbound, [apology], key=f"error:{ref}"))
+                handed = await self.db.run(lambda s: self._queue(s, person_id, inbound, [apology], key=f"error:{ref}"))
+                if handed and self.on_claimed is not None:
+                    self.on_claimed(handed)
                 return [apology]
+            if claimed and self.on_claimed is not None:
+                self.on_claimed(claimed)
+            return replies
+
+    async def _person_id(self, inbound: Inbound) -> int:
+        """The person behind the sender, from a five-minute cache or the database. Raises UnknownPerson."""
+        key = (inbound.sender.platform, inbound.sender.user_id)
+        cached = self._senders.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        async with self.db.session() as session:
+            person = await queries.resolve_sender(session, key[0], key[1], inbound.sender.email)
+            person_id = person.id if person else None
+        if person_id is None:
+            raise UnknownPerson(inbound.sender.platform)
+        if len(self._senders) > 10_000:
+            self._senders.clear()
+        self._senders[key] = (person_id, time.monotonic() + 300)
+        return person_id
 
     def report(self, exc: BaseException, **context: Any) -> str:
         """Log an unexpected error with a short reference id; return the id.
@@ -209,26 +235,35 @@ class Engine:
         log.error("error ref=%s type=%s context=%s at %s", ref, type(exc).__name__, context, frames)
         return ref
 
-    async def _turn(self, session: AsyncSession, person_id: int, inbound: Inbound) -> list[Reply]:
+    async def _turn(self, session: AsyncSession, person_id: int, inbound: Inbound) -> tuple[list[Reply], list[dict[str, Any]]]:
         now = self.clock.now()
         if inbound.event_id and not await queries.mark_event_processed(
             session, f"{inbound.sender.platform}:{inbound.event_id}", now
         ):
-            return []  # a retry or a double submit: handled already
+            return [], []  # a retry or a double submit: handled already
         turn = await self._open(session, person_id, inbound, now)
         await self._route(turn)
         await self._save(turn)
-        await self._queue(session, person_id, inbound, turn.replies)
+        claimed = await self._queue(session, person_id, inbound, turn.replies)
         await self._queue_extra(turn)
-        return turn.replies
+        return turn.replies, claimed
 
     async def _open(self, session: AsyncSession, person_id: int, inbound: Inbound | None, now: datetime) -> Turn:
         """Load the person and their state, row-locked where the backend can."""
         person = await session.get(Person, person_id)
-        assert person is not None
+        if person is None:
+            raise UnknownPerson("removed")
         state = await _load_state(session, person_id, now)
-        role = Role(manager=await queries.is_manager(session, person_id), admin=person.is_admin)
+        role = Role(manager=await self._is_manager(session, person_id), admin=person.is_admin)
         return Turn(self, session, person, role, now, state, inbound)
+
+    async def _is_manager(self, session: AsyncSession, person_id: int) -> bool:
+        cached = self._managers.get(person_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        manager = await queries.is_manager(session, person_id)
+        self._managers[person_id] = (manager, time.monotonic() + 60)
+        return manager
 
     async def _save(self, turn: Turn) -> None:
         state = turn.state
@@ -249,9 +284,10 @@ class Engine:
 
     async def _queue(
         self, session: AsyncSession, person_id: int, inbound: Inbound | None, replies: Sequence[Reply], key: str | None = None
-    ) -> None:
+    ) -> list[dict[str, Any]]:
+        """Queue replies to `person_id`; those answering their own message come back claimed, for immediate delivery."""
         if not replies:
-            return
+            return []
         now = self.clock.now()
         if inbound is not None:
             channel, address = inbound.sender.platform, dict(inbound.address)
@@ -259,18 +295,28 @@ class Engine:
             channel, address = await queries.preferred_address(session, person_id)
         base = key or (f"reply:{inbound.sender.platform}:{inbound.event_id}" if inbound and inbound.event_id else None)
         base = base or f"reply:{secrets.token_hex(8)}"
+        claim = inbound is not None and self.on_claimed is not None
+        claimed: list[dict[str, Any]] = []
         for index, reply in enumerate(replies):
-            await queries.enqueue(
+            payload = reply.to_dict()
+            row_id = await queries.enqueue(
                 session,
                 key=f"{base}:{index}",
                 person_id=person_id,
                 channel=channel,
                 address=address,
-                payload=reply.to_dict(),
+                payload=payload,
                 due_at=now,
                 now=now,
+                claimed_until=now + CLAIM_LEASE if claim else None,
             )
-        self.on_queued()
+            if claim and row_id is not None:
+                claimed.append(
+                    {"id": row_id, "key": f"{base}:{index}", "person_id": person_id, "channel": channel, "address": address, "payload": payload}
+                )
+        if not claim:
+            self.on_queued()
+        return claimed
 
     async def _queue_extra(self, turn: Turn) -> None:
         for target, reply, key in turn.extra:

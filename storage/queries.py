@@ -13,24 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Identity, OutboxMessage, Person, ProcessedEvent
 
 
-async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: Any) -> bool:
-    """Insert one row unless a unique key already holds it. True when the row was inserted.
+async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: Any) -> Any:
+    """Insert one row unless a unique key already holds it. Returns the new row's primary key, or None.
 
     This is the primitive behind exactly-once: two writers racing on the same
-    key both call it, and exactly one gets True.
+    key both call it, and exactly one gets a key back.
     """
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = model.__table__  # type: ignore[attr-defined]
     pk = [c for c in table.primary_key.columns][0]
     statement = insert(table).values(**values).on_conflict_do_nothing().returning(pk)
-    result = await session.execute(statement)
-    return result.first() is not None
+    row = (await session.execute(statement)).first()
+    return None if row is None else row[0]
 
 
 async def mark_event_processed(session: AsyncSession, key: str, now: datetime) -> bool:
     """Record an inbound delivery key; False when it was processed before."""
-    return await insert_ignore(session, ProcessedEvent, key=key[:255], created_at=now)
+    return await insert_ignore(session, ProcessedEvent, key=key[:255], created_at=now) is not None
 
 
 async def person_by_email(session: AsyncSession, email: str) -> Person | None:
@@ -107,8 +107,13 @@ async def enqueue(
     now: datetime,
     kind: str = "reply",
     unsolicited: bool = False,
-) -> bool:
-    """Queue one message under an idempotency key. False when that key was queued before."""
+    claimed_until: datetime | None = None,
+) -> int | None:
+    """Queue one message under an idempotency key; its id, or None when that key was queued before.
+
+    With `claimed_until`, the row is born claimed (status "sending") for a sender
+    that delivers it right after the transaction commits.
+    """
     return await insert_ignore(
         session,
         OutboxMessage,
@@ -120,8 +125,9 @@ async def enqueue(
         kind=kind,
         unsolicited=unsolicited,
         due_at=due_at,
-        status="pending",
-        attempts=0,
+        status="pending" if claimed_until is None else "sending",
+        attempts=0 if claimed_until is None else 1,
+        claimed_until=claimed_until,
         created_at=now,
     )
 

@@ -52,6 +52,7 @@ class Rig:
         delivery = RecordingDelivery()
         engine = Engine(db, all_dialogs(), clock=clock)
         sender = OutboxSender(db, [delivery], clock=clock)
+        engine.on_queued, engine.on_claimed = sender.wake, sender.deliver_soon
         rig = cls(db, clock, engine, sender, delivery)
         if demo:
             await seed_demo(db, clock)
@@ -71,6 +72,7 @@ class Rig:
         """A new engine and sender on the same database, as after a process restart."""
         engine = Engine(self.db, all_dialogs(), clock=self.clock)
         sender = OutboxSender(self.db, [self.delivery], clock=self.clock)
+        engine.on_queued, engine.on_claimed = sender.wake, sender.deliver_soon
         return Rig(self.db, self.clock, engine, sender, self.delivery, self.people)
 
 

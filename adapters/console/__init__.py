@@ -50,6 +50,7 @@ class Console:
         self.engine = Engine(db, all_dialogs())
         self.sender = OutboxSender(db, [LocalDelivery()])
         self.engine.on_queued = self.sender.wake
+        self.engine.on_claimed = self.sender.deliver_soon
         self.last_id = 0
         self.last_choices: Reply | None = None
         self._printing = asyncio.Lock()  # the poller and a reply must not print the same rows twice
