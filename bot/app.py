@@ -47,7 +47,7 @@ class Baton:
         if clock is None:
             clock = FileClock(settings.BATON_CLOCK_FILE) if settings.BATON_CLOCK_FILE else SystemClock()
         db = Database(settings.DATABASE_URL)
-        engine = Engine(db, all_dialogs(catalogue_file=settings.BATON_CATALOGUE), clock=clock)
+        engine = Engine(db, all_dialogs(catalogue_file=settings.BATON_CATALOGUE, public_url=settings.public_url), clock=clock)
         sender = OutboxSender(db, deliveries if deliveries is not None else [LocalDelivery()], clock=clock)
         engine.on_queued = sender.wake
         engine.on_claimed = sender.deliver_soon

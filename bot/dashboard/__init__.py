@@ -1,14 +1,324 @@
-"""The manager and HR dashboard under /dashboard (being built; see issue 9)."""
+"""The manager and HR dashboard under /dashboard: signed in through a chat link, rendered on the server.
+
+Routes (all under /dashboard):
+  GET  /login?token=…        spend a chat link, open a session, redirect to /dashboard
+  GET  /signin               how to sign in (where a visit without a session lands)
+  POST /logout               revoke the session (CSRF-checked)
+  GET  /, /people/{id}, /team, /goals, /360, /360/{id}, /tools, /org, /settings
+                             pages; `?csv=<table>` downloads one of the page's tables
+  POST /settings/teams/{id}  change a team's rhythm (admins, CSRF-checked)
+  GET  /static/*             the stylesheet (no CDN, no script)
+
+Log lines name the route and the status only — never a token, a query string
+or anything a person wrote.
+"""
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from aiohttp import web
+
+from bot.dashboard import auth
+from bot.dashboard.html import Markup, esc, link, page, paragraph, tag
+from bot.dashboard.views import Ctx, Forbidden, NotFound, View
+from bot.dashboard import views
+from storage.db import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from bot.app import Baton
 
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+SECURITY_HEADERS = {
+    # No script at all; styles only from our own file; forms only back to us; never framed.
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+HOW_TO_SIGN_IN = (
+    "To open your dashboard, type dashboard to Baton in chat (Slack, Teams or the local web chat). "
+    "Baton replies with a personal link that works once, within 10 minutes."
+)
+
+PageFn = Callable[[Ctx], Awaitable[View]]
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers=SECURITY_HEADERS | {"Location": location})
+
+
+def _message(title: str, *paragraphs: object, status: int, viewer: auth.Viewer | None = None) -> web.Response:
+    body = Markup("".join(paragraph(p) for p in paragraphs))
+    return _html(page(title, body, viewer=viewer, csrf=viewer.csrf if viewer else None), status)
+
+
+def refused_link() -> web.Response:
+    return _message(
+        "This sign-in link is not valid",
+        "It may have been used already or be more than 10 minutes old: each link works once, for 10 minutes, for the person it was sent to.",
+        Markup(f"To get a new one, type {tag('kbd', 'dashboard')} to Baton in chat and open the link it sends you."),
+        status=403,
+    )
+
+
+def forbidden(viewer: auth.Viewer | None) -> web.Response:
+    return _message(
+        "Not yours to see",
+        "This page belongs to someone else's data or to a role you don't have, so it isn't shown.",
+        Markup(f"Back to {link('/dashboard', 'your dashboard')}."),
+        status=403,
+        viewer=viewer,
+    )
+
+
+@web.middleware
+async def _log_route(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    if not request.path.startswith("/dashboard"):
+        return await handler(request)
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        log.info("dashboard %s %s -> %d", request.method, route, exc.status)
+        raise
+    except Exception as exc:  # only the type: a message could carry what someone wrote
+        log.error("dashboard %s %s -> 500 (%s)", request.method, route, type(exc).__name__)
+        return _message("Something went wrong", "Baton couldn't show this page. Please try again in a moment.", status=500)
+    log.info("dashboard %s %s -> %d", request.method, route, response.status)
+    return response
+
+
+class RedactTokens(logging.Filter):
+    """Blanks sign-in tokens in access-log lines (`baton serve` turns the access log off; others may not)."""
+
+    PATTERN = re.compile(r"(token=)[^\s&\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = self.PATTERN.sub(r"\1[redacted]", record.msg)
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "token=" in a for a in record.args):
+            record.args = tuple(self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
 
 def setup_dashboard(app: web.Application, baton: Baton) -> None:
-    """Add the dashboard's routes. Placeholder until the dashboard lands."""
-    return None
+    """Add the dashboard's routes to `app` (called by create_app before the app starts)."""
+    app.middlewares.append(_log_route)
+    access = logging.getLogger("aiohttp.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())
+
+    async def viewer_of(request: web.Request, session) -> auth.Viewer | None:  # noqa: ANN001
+        return await auth.load_viewer(session, request.cookies.get(auth.COOKIE), baton.clock.now())
+
+    def view(build: Callable[[Ctx, web.Request], Awaitable[View]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """A GET page: signed-in viewer, one read transaction, HTML or `?csv=` for one of its tables."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            needs = getattr(build, "participation_page", None)
+            prefetched: dict[str, dict] = {}
+            if needs:
+                # Participation opens its own transactions: gather it first, outside the page's one.
+                async def teams(session) -> tuple[auth.Viewer | None, list[str]]:  # noqa: ANN001
+                    viewer = await viewer_of(request, session)
+                    return viewer, await views.participation_teams(session, viewer, needs) if viewer else []
+
+                try:
+                    viewer, names = await baton.db.run(teams)
+                    if viewer is not None and names:
+                        weeks = views.weeks_of(request)
+                        prefetched = await views.fetch_participation(baton, names, weeks, baton.clock.now())
+                except DatabaseUnavailable:
+                    return _message("Baton can't reach its database", "Please try again in a moment.", status=503)
+
+            async def work(session) -> tuple[auth.Viewer | None, View | None, str | None]:  # noqa: ANN001
+                viewer = await viewer_of(request, session)
+                if viewer is None:
+                    return None, None, None
+                ctx = Ctx(request, session, viewer, baton.clock.now(), baton, prefetched)
+                try:
+                    return viewer, await build(ctx, request), None
+                except Forbidden:
+                    return viewer, None, "forbidden"
+                except NotFound:
+                    return viewer, None, "missing"
+
+            try:
+                viewer, built, problem = await baton.db.run(work)
+            except DatabaseUnavailable:
+                return _message("Baton can't reach its database", "Please try again in a moment.", status=503)
+            if viewer is None:
+                target = "/dashboard/signin"
+                if request.path != "/dashboard":
+                    target += "?next=" + quote(request.path, safe="/")
+                return _redirect(target)
+            if problem == "forbidden":
+                return forbidden(viewer)
+            if problem == "missing" or built is None:
+                return _message("Not found", "There is nothing at this address.", status=404, viewer=viewer)
+            wanted = request.query.get("csv")
+            if wanted is not None:
+                table = built.tables.get(wanted)
+                if table is None:
+                    return _message("No such table", "This page has no table by that name.", status=404, viewer=viewer)
+                filename = f"baton-{request.path.strip('/').replace('/', '-')}-{wanted}.csv"
+                return web.Response(
+                    body=table.csv().encode("utf-8-sig"),  # the BOM makes Excel read UTF-8 names correctly
+                    content_type="text/csv",
+                    charset="utf-8",
+                    headers=SECURITY_HEADERS | {"Content-Disposition": f'attachment; filename="{filename}"'},
+                )
+            parts = [p.html(request.path, built.query) if isinstance(p, views.Table) else p for p in built.parts]
+            body = Markup("".join(esc(p) for p in parts))
+            return _html(page(built.title, body, viewer=viewer, current=built.current, csrf=viewer.csrf))
+
+        return handler
+
+    def person_id_of(request: web.Request) -> int:
+        raw = request.match_info["person_id"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise Forbidden
+        return int(raw)
+
+    async def home(ctx: Ctx, request: web.Request) -> View:
+        return await views.person_page(ctx, ctx.viewer.id)
+
+    async def person(ctx: Ctx, request: web.Request) -> View:
+        return await views.person_page(ctx, person_id_of(request))
+
+    async def review(ctx: Ctx, request: web.Request) -> View:
+        raw = request.match_info["campaign_id"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise Forbidden
+        return await views.review_page(ctx, int(raw))
+
+    def plain(fn: Callable[[Ctx], Awaitable[View]], participation_page: str | None = None) -> Callable[[Ctx, web.Request], Awaitable[View]]:
+        async def build(ctx: Ctx, request: web.Request) -> View:
+            return await fn(ctx)
+
+        build.participation_page = participation_page  # type: ignore[attr-defined]
+        return build
+
+    async def login(request: web.Request) -> web.StreamResponse:
+        token = request.query.get("token", "")
+
+        async def work(session) -> str | None:  # noqa: ANN001
+            return await auth.exchange_token(session, token, baton.clock.now())
+
+        session_id = await baton.db.run(work)
+        if session_id is None:
+            return refused_link()
+        response = _redirect("/dashboard")
+        auth.set_session_cookie(response, request, session_id)
+        return response
+
+    async def signin(request: web.Request) -> web.StreamResponse:
+        signed_out = request.query.get("out") == "1"
+        return _message(
+            "Signed out" if signed_out else "Sign in to Baton's dashboard",
+            "You are signed out of the dashboard on this browser." if signed_out else "There is no password to remember.",
+            Markup(f"To open your dashboard, type {tag('kbd', 'dashboard')} to Baton in chat (Slack, Teams or the local web chat)."),
+            "Baton replies with a personal link that works once, within 10 minutes. Open it in this browser and you are in; "
+            "the session lasts 8 hours or until you sign out.",
+            status=200,
+        )
+
+    async def csrf_checked(request: web.Request) -> tuple[auth.Viewer | None, dict[str, str], web.Response | None]:
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+
+        async def work(session) -> auth.Viewer | None:  # noqa: ANN001
+            return await viewer_of(request, session)
+
+        viewer = await baton.db.run(work)
+        if viewer is None:
+            return None, form, _message("Not signed in", HOW_TO_SIGN_IN, status=403)
+        if not auth.csrf_ok(viewer, form.get("csrf")):
+            return viewer, form, _message(
+                "This form has expired",
+                "The form was missing its security token or came from another page, so nothing was changed. "
+                "Reload the page and try again.",
+                status=403,
+                viewer=viewer,
+            )
+        return viewer, form, None
+
+    async def logout(request: web.Request) -> web.StreamResponse:
+        viewer, _, refused = await csrf_checked(request)
+        if refused is not None:
+            return refused
+        assert viewer is not None
+
+        async def work(session) -> None:  # noqa: ANN001
+            await auth.revoke(session, viewer.session_id, baton.clock.now())
+
+        await baton.db.run(work)
+        response = _redirect("/dashboard/signin?out=1")
+        auth.clear_session_cookie(response, request)
+        return response
+
+    async def save_rhythm(request: web.Request) -> web.StreamResponse:
+        viewer, form, refused = await csrf_checked(request)
+        if refused is not None:
+            return refused
+        assert viewer is not None
+        if not viewer.is_admin:
+            return forbidden(viewer)
+        raw = request.match_info["team_id"]
+        team_id = int(raw) if raw.isdigit() and len(raw) < 18 else -1
+        try:
+            values = views.parse_rhythm(form)
+        except ValueError as exc:
+            message = str(exc)
+
+            async def again(session) -> View:  # noqa: ANN001
+                ctx = Ctx(request, session, viewer, baton.clock.now(), baton)
+                return await views.settings_page(ctx, errors={team_id: (f"Nothing was saved — {message}.", form)})
+
+            built = await baton.db.run(again)
+            parts = [p.html("/dashboard/settings") if isinstance(p, views.Table) else p for p in built.parts]
+            return _html(page(built.title, Markup("".join(esc(p) for p in parts)), viewer=viewer, current=built.current, csrf=viewer.csrf), 400)
+
+        async def work(session) -> bool:  # noqa: ANN001
+            from storage.models import Team
+
+            team = await session.get(Team, team_id)
+            if team is None:
+                return False
+            for key, value in values.items():
+                setattr(team, key, value)
+            session.add(team)
+            return True
+
+        if not await baton.db.run(work):
+            return _message("Not found", "There is no such team.", status=404, viewer=viewer)
+        log.info("dashboard: team %d rhythm changed by person %d", team_id, viewer.id)
+        return _redirect(f"/dashboard/settings?saved={team_id}")
+
+    app.router.add_get("/dashboard/login", login)
+    app.router.add_get("/dashboard/signin", signin)
+    app.router.add_post("/dashboard/logout", logout)
+    app.router.add_get("/dashboard", view(home))
+    app.router.add_get("/dashboard/", view(home))
+    app.router.add_get("/dashboard/people/{person_id}", view(person))
+    app.router.add_get("/dashboard/team", view(plain(views.team_page, "team")))
+    app.router.add_get("/dashboard/goals", view(plain(views.goals_page)))
+    app.router.add_get("/dashboard/360", view(plain(views.reviews_page)))
+    app.router.add_get("/dashboard/360/{campaign_id}", view(review))
+    app.router.add_get("/dashboard/tools", view(plain(views.tools_page)))
+    app.router.add_get("/dashboard/org", view(plain(views.org_page, "org")))
+    app.router.add_get("/dashboard/settings", view(plain(views.settings_page)))
+    app.router.add_post("/dashboard/settings/teams/{team_id}", save_rhythm)
+    app.router.add_static("/dashboard/static/", STATIC, show_index=False)

@@ -1,0 +1,117 @@
+"""The dashboard in a real headless Chromium (Debian's package), driven by Playwright.
+
+A manager asks for the link in the local web chat, follows it, sees the team's
+pulse chart, downloads a CSV; a used and an expired link are refused.
+Screenshots (desktop and a 360 px phone) land in test-artifacts/.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.app import Baton, create_app
+from bot.config import load_settings
+from dialogs.clock import FakeClock
+from storage.db import Database
+from tests.conftest import ARTIFACTS, free_port
+from tests.test_browser import browser, choose  # noqa: F401  (the Chromium fixture is reused)
+from tests.test_dashboard import NOW, PULSES, SCRIPT, Site, chat_engine, seed
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+async def site(db: Database, database_url: str) -> AsyncIterator[Site]:
+    if "postgresql" in database_url:
+        pytest.skip("the browser checks the pages, not the database: once, on SQLite, is enough")
+    clock = FakeClock(NOW)
+    port = free_port()
+    settings = load_settings(env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600, BATON_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    baton = Baton.build(settings, clock=clock)
+    async with TestServer(create_app(baton), host="127.0.0.1", port=port) as server:
+        ids, campaign_id, other_id = await seed(baton.db, NOW)
+        yield Site(str(server.make_url("")).rstrip("/"), baton, clock, chat_engine(baton), ids, campaign_id, other_id)
+
+
+async def test_a_manager_signs_in_from_chat_sees_the_pulse_chart_and_exports_a_csv(browser, site: Site, tmp_path: Path) -> None:  # noqa: ANN001
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = await context.new_page()
+    await page.goto(site.url + "/")
+    await choose(page, "Maya")
+    await page.fill("#composer", "dashboard")
+    await page.click("#send")
+    message = page.locator(".msg.bot", has_text="/dashboard/login?token=")
+    await message.wait_for()
+    link = re.search(r"http://\S+/dashboard/login\?token=[\w-]+", await message.inner_text())
+    assert link is not None
+    await page.goto(link.group(0))
+    assert page.url == site.url + "/dashboard"
+    await page.locator("h1", has_text="Your dashboard").wait_for()
+
+    await page.click("header nav >> text=Team")
+    await page.locator("h1", has_text="Team overview").wait_for()
+    chart = page.locator("svg#pulse-chart")
+    await chart.wait_for()
+    values = [float(v) for v in await chart.locator("circle.dot").evaluate_all("ds => ds.map(d => d.dataset.value)")]
+    assert values == [pytest.approx(sum(p[i] for p in PULSES.values()) / 4, abs=0.01) for i in range(4)]
+    box = await chart.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 80  # drawn, not collapsed
+    # What people wrote shows as text; nothing they wrote runs.
+    assert await page.locator("td", has_text=SCRIPT).count() == 1
+    assert await page.evaluate("window.pwned === undefined")
+
+    async with page.expect_download() as pending:
+        await page.locator("section[aria-labelledby='t-weekly'] a.csv").click()
+    download = await pending.value
+    assert download.suggested_filename.endswith(".csv")
+    saved = tmp_path / "weekly.csv"
+    await download.save_as(saved)
+    rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8-sig"))))
+    assert len(rows) == 8 and list(rows[0]) == ["Week", "Answered", "Asked", "Participation", "Average pulse"]
+    assert [r["Participation"] for r in rows[-4:]] == ["100%"] * 4
+    assert [r["Average pulse"] for r in rows[-4:]] == ["4.0", "3.5", "3.5", "2.8"]
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-team-desktop.png"), full_page=True)
+    await page.click("header nav >> text=Goals")
+    await page.locator("svg.sparkline").first.wait_for()
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-goals-desktop.png"), full_page=True)
+
+    # The same link again, in another browser: spent.
+    other = await browser.new_context()
+    again = await other.new_page()
+    response = await again.goto(link.group(0))
+    assert response is not None and response.status == 403
+    assert "type dashboard to Baton in chat" in (await again.inner_text("main")).replace("\n", " ")
+    await other.close()
+    await context.close()
+
+
+async def test_on_a_phone_the_team_page_fits_and_an_expired_link_is_refused(browser, site: Site) -> None:  # noqa: ANN001
+    context = await browser.new_context(viewport={"width": 360, "height": 780}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = await context.new_page()
+    await page.goto(await site.link_for("maya"))
+    await page.goto(site.url + "/dashboard/team")
+    await page.locator("svg#pulse-chart circle.dot").first.wait_for()
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-team-phone.png"), full_page=True)
+    await page.goto(site.url + f"/dashboard/360/{site.campaign_id}")
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-360-phone.png"), full_page=True)
+
+    stale = await site.link_for("maya")
+    site.clock.advance(minutes=11)
+    fresh = await (await browser.new_context(viewport={"width": 360, "height": 780})).new_page()
+    response = await fresh.goto(stale)
+    assert response is not None and response.status == 403
+    await fresh.locator("h1", has_text="sign-in link is not valid").wait_for()
+    assert await fresh.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    await fresh.screenshot(path=str(ARTIFACTS / "dashboard-expired-link-phone.png"), full_page=True)
+    await context.close()
