@@ -50,7 +50,10 @@ async def test_a_manager_signs_in_from_chat_sees_the_pulse_chart_and_exports_a_c
     await message.wait_for()
     link = re.search(r"http://\S+/dashboard/login\?token=[\w-]+", await message.inner_text())
     assert link is not None
-    await page.goto(link.group(0))
+    anchor = message.locator("a", has_text="/dashboard/login?token=")
+    assert await anchor.get_attribute("href") == link.group(0)  # the chat shows it as a link
+    async with page.expect_navigation():
+        await anchor.click()
     assert page.url == site.url + "/dashboard"
     await page.locator("h1", has_text="Your dashboard").wait_for()
 

@@ -59,16 +59,33 @@
     return node;
   }
 
+  // Web addresses in Baton's own messages (a dashboard sign-in link) become links; only http(s).
+  const URL_PATTERN = /https?:\/\/[^\s<>"'`]+[^\s<>"'`.,;:!?)]/g;
+
+  /** Append `text` to `node`, turning web addresses into <a> elements (built as DOM nodes, never HTML). */
+  function appendLinked(node, text) {
+    let last = 0;
+    for (const match of text.matchAll(URL_PATTERN)) {
+      const link = make("a", null, match[0]);
+      link.href = match[0];
+      link.rel = "noopener noreferrer";
+      node.append(text.slice(last, match.index), link);
+      last = match.index + match[0].length;
+    }
+    node.append(text.slice(last));
+  }
+
   /** Baton's plain text: newlines are kept by CSS (white-space: pre-wrap), *x* becomes <strong>. */
   function richText(text, className = "text", tag = "div") {
     const node = make(tag, className);
     const source = String(text);
     let last = 0;
     for (const match of source.matchAll(BOLD)) {
-      node.append(source.slice(last, match.index), make("strong", null, match[1]));
+      appendLinked(node, source.slice(last, match.index));
+      node.append(make("strong", null, match[1]));
       last = match.index + match[0].length;
     }
-    node.append(source.slice(last));
+    appendLinked(node, source.slice(last));
     return node;
   }
 
