@@ -7,9 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from bench import checkin_tick, teams_turn
+from bench import checkin_tick, slack_inbound, slack_outbound, teams_turn
 
-BENCHES = {"checkin-tick": checkin_tick.main, "teams-turn": teams_turn.main}
+BENCHES = {
+    "checkin-tick": checkin_tick.main,
+    "slack-inbound": slack_inbound.main,
+    "slack-outbound": slack_outbound.main,
+    "teams-turn": teams_turn.main,
+}
 
 
 def main() -> int:

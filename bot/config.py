@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     SLACK_CLIENT_ID: str | None = None
     SLACK_CLIENT_SECRET: SecretStr | None = None
     SLACK_API_URL: str = "https://slack.com/api/"
+    # Add Slack users Baton has never seen when they write to it (off: only people already imported).
+    BATON_SLACK_AUTO_ADD: bool = True
+    # Messages per second per workspace (Slack's chat.postMessage tier, shared by every channel).
+    BATON_SLACK_WORKSPACE_RATE: float = Field(10.0, gt=0, le=100_000)
 
     MICROSOFT_APP_ID: str | None = None
     MICROSOFT_APP_PASSWORD: SecretStr | None = None

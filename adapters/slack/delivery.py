@@ -1,0 +1,228 @@
+"""The Slack delivery for the outbox: chat.postMessage through one shared AsyncWebClient.
+
+Rate limits are token buckets (GCRA: one "theoretical arrival time" per key),
+reserved without awaiting and waited out with `asyncio.sleep`, so nothing
+blocks the loop: about one message per second per channel (short bursts
+allowed) and a configurable rate per workspace. A 429 pauses the whole
+workspace for its Retry-After and hands the row back to the outbox with that
+delay. Errors map onto `DeliveryError`: Slack's permanent ones (the person
+left, the channel is gone, the token was revoked…) are marked with their
+reason and not retried; everything else is retried with backoff.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.render import Message, render, text_only
+from bot.outbox import DeliveryError, Outgoing
+
+log = logging.getLogger(__name__)
+
+PERMANENT_ERRORS = frozenset(
+    {
+        "account_inactive",
+        "user_not_found",
+        "user_disabled",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "cannot_dm_bot",
+        "messages_tab_disabled",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+        "team_access_not_granted",
+        "ekm_access_denied",
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "not_allowed_token_type",
+        "org_login_required",
+        "team_not_found",
+        "msg_too_long",
+        "invalid_arguments",
+        "too_many_attachments",
+        "duplicate_channel_not_found",
+        "as_user_not_supported",
+    }
+)
+BLOCK_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format"})
+MAX_WAIT = 20.0  # longer waits go back to the outbox (its lease must never run out while we sleep)
+
+
+class Bucket:
+    """A token bucket as GCRA: `rate` per second, `burst` at once."""
+
+    __slots__ = ("interval", "tolerance", "tat")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.interval = 1.0 / rate
+        self.tolerance = (max(1, burst) - 1) * self.interval
+        self.tat = 0.0
+
+    def reserve(self, now: float) -> float:
+        """Take the next slot; return how long to wait for it (0 when it is free now)."""
+        tat = max(self.tat, now)
+        self.tat = tat + self.interval
+        return max(0.0, tat - self.tolerance - now)
+
+    def release(self) -> None:
+        """Give back the last reserved slot (the caller decided not to wait for it)."""
+        self.tat -= self.interval
+
+    def pause(self, now: float, seconds: float) -> None:
+        """Nothing until `now + seconds` (Slack said so with a 429)."""
+        self.tat = max(self.tat, now + seconds + self.tolerance)
+
+
+class Buckets:
+    """Buckets by key, created on first use and forgotten when idle (10,000 DMs make 10,000 keys)."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, Bucket] = {}
+
+    def __getitem__(self, key: str) -> Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= 4096:
+                self._sweep(time.monotonic())
+            bucket = self._buckets[key] = Bucket(self.rate, self.burst)
+        return bucket
+
+    def _sweep(self, now: float) -> None:
+        self._buckets = {k: b for k, b in self._buckets.items() if b.tat > now}
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+TokenLookup = Callable[[str | None, str | None], Awaitable[str | None]]
+
+
+class SlackDelivery:
+    """Delivers outbox rows of channel "slack".
+
+    `address` is {"team", "channel", "user"}: messages to a person go to
+    `channel` (a DM id, or the user id, which Slack resolves to the app's DM);
+    posts to a shared place (person_id None) go to `channel`. `token_for(team,
+    enterprise)` gives the workspace's bot token (None: not installed there).
+    """
+
+    channel = "slack"
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        token_for: TokenLookup,
+        *,
+        workspace_rate: float = 10.0,
+        workspace_burst: int = 20,
+        channel_rate: float = 1.0,
+        channel_burst: int = 3,
+        max_wait: float = MAX_WAIT,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.client = client
+        self.token_for = token_for
+        self.workspaces = Buckets(workspace_rate, workspace_burst)
+        self.channels = Buckets(channel_rate, channel_burst)
+        self.max_wait = max_wait
+        self.ready = ready
+        self._progress: dict[int, int] = {}  # outbox id → parts already posted (replies over 50 blocks)
+
+    async def deliver(self, message: Outgoing) -> None:
+        if not self.ready():
+            raise DeliveryError("slack client not running", retry_after=2.0)
+        address = message.address
+        target = address.get("channel") or (address.get("user") if message.person_id is not None else None)
+        if not target:
+            raise DeliveryError("no Slack channel or user in the address", permanent=True)
+        team = address.get("team")
+        token = await self.token_for(team, address.get("enterprise"))
+        if not token:
+            raise DeliveryError(f"Baton is not installed in Slack workspace {team}", permanent=True)
+        parts = render(message.reply, form_ref=str(message.id))
+        start = self._progress.get(message.id, 0)
+        try:
+            for index in range(start, len(parts)):
+                await self._take_turn(team or "-", target)
+                await self._post(token, target, team or "-", parts[index], message)
+                if len(parts) > 1:
+                    # a reply over 50 blocks is several posts: a retry resumes after the last one sent
+                    self._progress[message.id] = index + 1
+        except DeliveryError as exc:
+            if exc.permanent:
+                self._progress.pop(message.id, None)
+            raise
+        self._progress.pop(message.id, None)
+
+    async def _take_turn(self, team: str, target: str) -> None:
+        now = time.monotonic()
+        workspace, conversation = self.workspaces[team], self.channels[target]
+        wait = max(workspace.reserve(now), conversation.reserve(now))
+        if wait > self.max_wait:
+            workspace.release()
+            conversation.release()
+            raise DeliveryError("waiting for Slack's rate limit", retry_after=wait)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _post(self, token: str, target: str, team: str, part: Message, message: Outgoing) -> None:
+        try:
+            await self._call(token, target, part)
+        except SlackApiError as exc:
+            error, status = _error_of(exc)
+            if status == 429 or error == "ratelimited":
+                retry_after = _retry_after(exc)
+                self.workspaces[team].pause(time.monotonic(), retry_after)
+                raise DeliveryError("ratelimited", retry_after=retry_after) from None
+            if error in BLOCK_ERRORS and part.blocks:
+                log.error("slack refused the blocks of outbox message %s (%s); sending text only", message.id, error)
+                await self._post(token, target, team, text_only(message.reply), message)
+                return
+            if error in PERMANENT_ERRORS:
+                raise DeliveryError(error, permanent=True) from None
+            raise DeliveryError(error or f"HTTP {status}") from None
+        except (SlackClientError, OSError, asyncio.TimeoutError, RuntimeError) as exc:
+            # SlackRequestError, a dropped connection, a timeout, the session closing at shutdown
+            # (aiohttp's RuntimeError): whether Slack got it is unknown; retry
+            raise DeliveryError(f"network: {type(exc).__name__}") from None
+
+    async def _call(self, token: str, target: str, part: Message) -> None:
+        kwargs: dict[str, Any] = {"token": token, "channel": target, "text": part.text, "unfurl_links": False, "unfurl_media": False}
+        if part.blocks:
+            kwargs["blocks"] = part.blocks
+        await self.client.chat_postMessage(**kwargs)
+
+
+def _error_of(exc: SlackApiError) -> tuple[str | None, int]:
+    response = exc.response
+    status = getattr(response, "status_code", 0) or 0
+    try:
+        error = response.get("error") if response is not None else None
+    except Exception:  # a non-JSON body
+        error = None
+    return error, status
+
+
+def _retry_after(exc: SlackApiError, default: float = 1.0) -> float:
+    headers = getattr(exc.response, "headers", None) or {}
+    for key, value in dict(headers).items():
+        if key.lower() == "retry-after":
+            try:
+                return max(0.0, float(value[0] if isinstance(value, list) else value))
+            except (TypeError, ValueError):
+                break
+    return default
