@@ -28,13 +28,20 @@ log = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
-    """A delivery failed. `permanent` ones are not retried; `retry_after` (seconds) overrides backoff."""
+    """A delivery failed. `permanent` ones are not retried; `retry_after` (seconds) overrides backoff.
 
-    def __init__(self, reason: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+    `rate_limited` means the platform (or Baton's own pacing) asked to wait: that is
+    not a failed attempt, so it never makes the sender give up.
+    """
+
+    def __init__(
+        self, reason: str, *, permanent: bool = False, retry_after: float | None = None, rate_limited: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason[:200]
         self.permanent = permanent
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +167,13 @@ class OutboxSender:
         for message in messages:
             recipient = message.person_id if message.person_id is not None else repr(sorted(message.address.items()))
             by_recipient[recipient].append(message)
-        await asyncio.gather(*(self._deliver_in_order(batch) for batch in by_recipient.values()))
+        sent: list[int] = []
+        try:
+            await asyncio.gather(*(self._deliver_in_order(batch, sent) for batch in by_recipient.values()))
+        finally:
+            if sent:  # one statement for everything that went out, whoever it went to
+                when = self.clock.now()
+                await self.db.run(lambda s: self._mark_sent(s, sent, when))
         people = {m.person_id for m in messages if m.person_id is not None}
         for listener in self.listeners:
             listener(people)
@@ -229,14 +242,10 @@ class OutboxSender:
             )
         return [m for m in claimed if m.id not in held]
 
-    async def _deliver_in_order(self, messages: list[Outgoing]) -> None:
+    async def _deliver_in_order(self, messages: list[Outgoing], sent: list[int]) -> None:
+        """Deliver one recipient's messages in order, appending the ids that went out to `sent`."""
         recipient = messages[0].person_id if messages[0].person_id is not None else repr(sorted(messages[0].address.items()))
         async with self._recipients(recipient):
-            await self._deliver_sequence(messages)
-
-    async def _deliver_sequence(self, messages: list[Outgoing]) -> None:
-        sent: list[int] = []
-        try:
             for index, message in enumerate(messages):
                 if not await self._deliver(message):
                     # keep this person's order: what follows a failed message waits for it
@@ -245,10 +254,6 @@ class OutboxSender:
                         await self.db.run(lambda s: self._release(s, rest))
                     return
                 sent.append(message.id)
-        finally:
-            if sent:  # one statement for everything that went out
-                when = self.clock.now()
-                await self.db.run(lambda s: self._mark_sent(s, sent, when))
 
     async def _deliver(self, message: Outgoing) -> bool:
         delivery = self.deliveries[message.channel]
@@ -271,7 +276,10 @@ class OutboxSender:
             return
         delay = exc.retry_after if exc.retry_after is not None else backoff(message.attempt)
         due = self.clock.now() + timedelta(seconds=delay)
-        await self.db.run(lambda s: self._mark(s, message.id, status="pending", due_at=due, last_error=exc.reason))
+        attempts = message.attempt - 1 if exc.rate_limited else message.attempt  # waiting isn't failing
+        await self.db.run(
+            lambda s: self._mark(s, message.id, status="pending", due_at=due, last_error=exc.reason, attempts=attempts)
+        )
 
     @staticmethod
     async def _mark(session, message_id: int, **values: Any) -> None:  # noqa: ANN001

@@ -53,10 +53,10 @@ async def test_a_message_is_not_sent_before_it_is_due(db: Database, rig: Rig) ->
 
 async def test_a_transient_failure_is_retried_after_retry_after(db: Database, rig: Rig) -> None:
     await queue(db, rig, "k", "tom@demo.baton", "hello")
-    rig.delivery.failures.append(DeliveryError("ratelimited", retry_after=30))
+    rig.delivery.failures.append(DeliveryError("ratelimited", retry_after=30, rate_limited=True))
     await rig.sender.drain_once()
     (row,) = await rows(db)
-    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "ratelimited")
+    assert (row.status, row.attempts, row.last_error) == ("pending", 0, "ratelimited")  # a rate limit isn't a failed try
     rig.clock.advance(seconds=29)
     assert await rig.sender.drain_once() == 0
     rig.clock.advance(seconds=2)
@@ -79,10 +79,23 @@ async def test_the_sender_gives_up_after_max_attempts(db: Database, rig: Rig) ->
     sender = OutboxSender(db, [rig.delivery], clock=rig.clock, max_attempts=3)
     await queue(db, rig, "k", "tom@demo.baton", "hello")
     for _ in range(3):
-        rig.delivery.failures.append(DeliveryError("http_error", retry_after=0))
+        rig.delivery.failures.append(DeliveryError("http_error"))
         await sender.drain_once()
+        rig.clock.advance(minutes=10)  # past any backoff
     (row,) = await rows(db)
     assert row.status == "failed" and "gave up after 3 attempts" in row.last_error
+
+
+async def test_rate_limits_never_make_the_sender_give_up(db: Database, rig: Rig) -> None:
+    sender = OutboxSender(db, [rig.delivery], clock=rig.clock, max_attempts=3)
+    await queue(db, rig, "k", "tom@demo.baton", "hello")
+    for _ in range(6):
+        rig.delivery.failures.append(DeliveryError("ratelimited", retry_after=1, rate_limited=True))
+        await sender.drain_once()
+        rig.clock.advance(seconds=2)
+    await sender.drain_once()
+    (row,) = await rows(db)
+    assert (row.status, row.attempts) == ("sent", 1)
 
 
 async def test_one_persons_failure_does_not_hold_up_another(db: Database, rig: Rig) -> None:

@@ -175,7 +175,7 @@ class SlackDelivery:
         if wait > self.max_wait:
             workspace.release()
             conversation.release()
-            raise DeliveryError("waiting for Slack's rate limit", retry_after=wait)
+            raise DeliveryError("waiting for Slack's rate limit", retry_after=wait, rate_limited=True)
         if wait > 0:
             await asyncio.sleep(wait)
 
@@ -187,7 +187,7 @@ class SlackDelivery:
             if status == 429 or error == "ratelimited":
                 retry_after = _retry_after(exc)
                 self.workspaces[team].pause(time.monotonic(), retry_after)
-                raise DeliveryError("ratelimited", retry_after=retry_after) from None
+                raise DeliveryError("ratelimited", retry_after=retry_after, rate_limited=True) from None
             if error in BLOCK_ERRORS and part.blocks:
                 log.error("slack refused the blocks of outbox message %s (%s); sending text only", message.id, error)
                 await self._post(token, target, team, text_only(message.reply), message)

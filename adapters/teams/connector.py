@@ -145,7 +145,7 @@ class Connector:
             try:
                 await self.pacer.slot(conversation["id"], _tenant(reference))
             except TooBusy as busy:
-                raise DeliveryError("paced to stay within Teams' rate limits", retry_after=busy.wait) from None
+                raise DeliveryError("paced to stay within Teams' rate limits", retry_after=busy.wait, rate_limited=True) from None
         activity = {
             **body,
             "from": reference.get("bot") or {},
@@ -203,7 +203,7 @@ class Connector:
             what = "throttled by Teams" if status == 429 else "Teams could not take it now"
             if status == 401:
                 what = "Teams refused the bot token"
-            return DeliveryError(f"{what} ({detail})", retry_after=delay)
+            return DeliveryError(f"{what} ({detail})", retry_after=delay, rate_limited=status == 429)
         if status == 403:
             return DeliveryError(f"Teams refused ({detail}): Baton was uninstalled or blocked in this chat", permanent=True)
         if status == 404:
