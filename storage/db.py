@@ -139,19 +139,7 @@ class Database:
         forbid while other rows point at it. So migrations run on their own connection with foreign
         keys off — the pragma only takes effect outside a transaction — and are checked afterwards."""
         engine = create_async_engine(self.url, connect_args={"timeout": 30}, poolclass=NullPool)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _on_connect(dbapi_connection, _record):  # noqa: ANN001 - SQLAlchemy hook
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=OFF")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _on_begin(conn):  # noqa: ANN001 - SQLAlchemy hook
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
+        _sqlite_pragmas(engine, foreign_keys=False)
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(_upgrade, revision)
@@ -170,8 +158,8 @@ class Database:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
-    """WAL for concurrent readers, enforced foreign keys, and BEGIN IMMEDIATE.
+def _sqlite_pragmas(engine: AsyncEngine, *, foreign_keys: bool = True) -> None:
+    """WAL for concurrent readers, enforced foreign keys (off only for migrations), and BEGIN IMMEDIATE.
 
     pysqlite opens transactions lazily and as readers, so two writers can
     deadlock upgrading their locks; taking the write lock at BEGIN makes SQLite
@@ -183,7 +171,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
