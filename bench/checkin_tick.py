@@ -16,9 +16,10 @@ from typing import Any
 
 from sqlalchemy import delete, insert, text
 
+from bench.common import scratch_postgres
 from dialogs.checkin import invitation
 from dialogs.rhythm import Conductor
-from storage.db import Database, normalise_url
+from storage.db import Database
 from storage.models import OutboxMessage, Person, Team
 
 ZONES = ["Asia/Tokyo", "America/Los_Angeles", "Europe/Berlin", "Asia/Kolkata", "America/Sao_Paulo", "Australia/Sydney", "UTC", "Africa/Lagos"]
@@ -117,26 +118,5 @@ async def main(args) -> dict[str, Any]:  # noqa: ANN001
         results["sqlite"] = await measure(f"sqlite+aiosqlite:///{tmp}/bench.db", args.people, args.repeat)
     pg = args.postgres or os.environ.get("BATON_TEST_DATABASE_URL")
     if pg:
-        results["postgresql"] = await with_scratch_database(normalise_url(pg), args.people, args.repeat)
+        results["postgresql"] = await scratch_postgres(pg, lambda url: measure(url, args.people, args.repeat), tag="bench_tick")
     return results
-
-
-async def with_scratch_database(admin_url: str, people: int, repeat: int) -> dict[str, Any]:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(admin_url)
-    name = f"baton_bench_{os.getpid()}"
-    connect = dict(user=url.username, password=url.password, host=url.host, port=url.port or 5432, database=url.database)
-    try:
-        conn = await asyncpg.connect(**connect, timeout=5)
-    except Exception as exc:  # report, don't fail the whole run
-        return {"skipped": f"PostgreSQL unreachable ({type(exc).__name__})"}
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        try:
-            return await measure(url.set(database=name).render_as_string(hide_password=False), people, repeat)
-        finally:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()

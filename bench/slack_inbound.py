@@ -39,8 +39,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import insert, text
 
-from bench.slack_outbound import TOKEN, FakeProcess, scratch_postgres
-from storage.db import Database, normalise_url
+from bench.common import scratch_postgres
+from bench.slack_outbound import TOKEN, FakeProcess
+from storage.db import Database
 from storage.models import CheckinRun, DialogState, Identity, Person, Team
 
 SECRET = "bench-signing-secret"
@@ -316,5 +317,5 @@ async def main(args) -> dict[str, Any]:  # noqa: ANN001
         results["sqlite"] = await measure(f"sqlite+aiosqlite:///{tmp}/bench.db", people, repeat)
     pg = getattr(args, "postgres", None) or os.environ.get("BATON_TEST_DATABASE_URL")
     if pg:
-        results["postgresql"] = await scratch_postgres(normalise_url(pg), lambda url: measure(url, people, repeat))
+        results["postgresql"] = await scratch_postgres(pg, lambda url: measure(url, people, repeat), tag="bench_slack_in")
     return results

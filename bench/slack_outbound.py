@@ -39,7 +39,8 @@ from adapters.slack.delivery import SlackDelivery
 from adapters.slack.render import render
 from bot.outbox import OutboxSender
 from dialogs.checkin import invitation
-from storage.db import Database, normalise_url
+from bench.common import scratch_postgres
+from storage.db import Database
 from storage.models import OutboxMessage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,27 +198,5 @@ async def main(args) -> dict[str, Any]:  # noqa: ANN001
         results["sqlite"] = await measure(f"sqlite+aiosqlite:///{tmp}/bench.db", people, repeat)
     pg = getattr(args, "postgres", None) or os.environ.get("BATON_TEST_DATABASE_URL")
     if pg:
-        results["postgresql"] = await scratch_postgres(normalise_url(pg), lambda url: measure(url, people, repeat))
+        results["postgresql"] = await scratch_postgres(pg, lambda url: measure(url, people, repeat), tag="bench_slack_out")
     return results
-
-
-async def scratch_postgres(admin_url: str, run) -> dict[str, Any]:  # noqa: ANN001
-    """Run `run(url)` on a database created for it and dropped afterwards."""
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(admin_url)
-    name = f"baton_bench_slack_{os.getpid()}"
-    connect = dict(user=url.username, password=url.password, host=url.host, port=url.port or 5432, database=url.database)
-    try:
-        conn = await asyncpg.connect(**connect, timeout=5)
-    except Exception as exc:  # report, don't fail the whole run
-        return {"skipped": f"PostgreSQL unreachable ({type(exc).__name__})"}
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        try:
-            return await run(url.set(database=name).render_as_string(hide_password=False))
-        finally:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()

@@ -37,6 +37,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.common import scratch_postgres
+
 ROOT = Path(__file__).resolve().parent.parent
 TENANTS = 16
 BOT_ID = "28:bench-baton"
@@ -313,34 +315,13 @@ async def main(args: Any) -> dict[str, Any]:
             results["sqlite"] = await run_on(f"sqlite+aiosqlite:///{tmp}/teams-bench.db", args, connector, users, warmup, messages, stock)
         pg = getattr(args, "postgres", None) or os.environ.get("BATON_TEST_DATABASE_URL")
         if pg:
-            results["postgresql"] = await with_scratch_database(pg, args, connector, users, warmup, messages, stock)
+            results["postgresql"] = await scratch_postgres(
+                pg, lambda url: run_on(url, args, connector, users, warmup, messages, stock), tag="bench_teams"
+            )
         results["unexpected_replies"] = connector.unexpected
         return results
     finally:
         await connector.stop()
-
-
-async def with_scratch_database(admin: str, args: Any, connector: Connector, users: int, warmup: int, messages: int, stock: dict[str, Any]) -> dict[str, Any]:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    from storage.db import normalise_url
-
-    url = make_url(normalise_url(admin))
-    name = f"baton_teams_bench_{os.getpid()}"
-    connect = dict(user=url.username, password=url.password, host=url.host, port=url.port or 5432, database=url.database)
-    try:
-        conn = await asyncpg.connect(**connect, timeout=5)
-    except Exception as exc:
-        return {"skipped": f"PostgreSQL unreachable ({type(exc).__name__})"}
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        try:
-            return await run_on(url.set(database=name).render_as_string(hide_password=False), args, connector, users, warmup, messages, stock)
-        finally:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 # -- the servers (child processes) -----------------------------------------------------------------
