@@ -303,27 +303,72 @@ def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
     return random.uniform(0, min(cap, base * 2**attempt))
 
 
-async def sent_since(db: Database, person_id: int, after_id: int, *, channel: str = "local", limit: int = 100) -> list[tuple[int, datetime, Reply]]:
-    """Messages delivered to a person on `channel` after the one with outbox id `after_id`, in delivery order.
+class DeliveredFeed:
+    """What one person has been delivered on one channel: each message once, in delivery order.
 
-    The cursor follows delivery time, not id: a message queued earlier (a reminder
-    waiting out quiet hours) can be delivered after later ones.
+    Delivery times are stamped before their transaction commits, so commits can
+    land out of timestamp order; a strict cursor would skip a message forever.
+    The feed re-reads a trailing window on every poll and remembers which ids it
+    has already handed out.
     """
 
-    async def query(session) -> list[tuple[int, datetime, Reply]]:  # noqa: ANN001
-        statement = select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload).where(
-            OutboxMessage.person_id == person_id, OutboxMessage.channel == channel, OutboxMessage.status == "sent"
-        )
-        if after_id:
-            last = await session.scalar(select(OutboxMessage.sent_at).where(OutboxMessage.id == after_id))
-            if last is not None:
-                statement = statement.where(
-                    or_(OutboxMessage.sent_at > last, (OutboxMessage.sent_at == last) & (OutboxMessage.id > after_id))
-                )
-        rows = await session.execute(statement.order_by(OutboxMessage.sent_at, OutboxMessage.id).limit(limit))
-        return [(r.id, r.sent_at, Reply.from_dict(r.payload)) for r in rows]
+    WINDOW = timedelta(seconds=60)
 
-    return await db.run(query)
+    def __init__(self, db: Database, person_id: int, *, channel: str = "local") -> None:
+        self.db = db
+        self.person_id = person_id
+        self.channel = channel
+        self.since: datetime | None = None
+        self._seen: dict[int, datetime] = {}
+
+    async def history(self, limit: int = 50) -> list[tuple[int, datetime, Reply]]:
+        """The last `limit` delivered messages, oldest first; the feed continues after them."""
+        return self._take(await recent_sent(self.db, self.person_id, channel=self.channel, limit=limit))
+
+    async def resume(self, last_id: int) -> list[tuple[int, datetime, Reply]]:
+        """Continue after a message the reader already has (SSE Last-Event-ID).
+
+        Everything delivered up to it (by delivery time, then id) counts as seen; only
+        a reconnect that coincides with a late commit could miss one, until reload.
+        """
+
+        async def when(session) -> datetime | None:  # noqa: ANN001
+            return await session.scalar(select(OutboxMessage.sent_at).where(OutboxMessage.id == last_id))
+
+        self.since = await self.db.run(when)
+        if self.since is None:
+            return await self.history()
+        window = await self.fresh()
+        return [row for row in window if (row[1], row[0]) > (self.since_of(last_id, window), last_id)]
+
+    def since_of(self, message_id: int, rows: list[tuple[int, datetime, Reply]]) -> datetime:
+        return next((sent_at for mid, sent_at, _ in rows if mid == message_id), self.since or datetime.min)
+
+    async def fresh(self, limit: int = 200) -> list[tuple[int, datetime, Reply]]:
+        """Messages delivered since the last call that this feed has not handed out yet."""
+        floor = self.since - self.WINDOW if self.since is not None else None
+
+        async def query(session) -> list[tuple[int, datetime, Reply]]:  # noqa: ANN001
+            statement = select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload).where(
+                OutboxMessage.person_id == self.person_id, OutboxMessage.channel == self.channel, OutboxMessage.status == "sent"
+            )
+            if floor is not None:
+                statement = statement.where(OutboxMessage.sent_at >= floor)
+            rows = await session.execute(statement.order_by(OutboxMessage.sent_at, OutboxMessage.id).limit(limit))
+            return [(r.id, r.sent_at, Reply.from_dict(r.payload)) for r in rows]
+
+        return self._take(await self.db.run(query))
+
+    def _take(self, rows: list[tuple[int, datetime, Reply]]) -> list[tuple[int, datetime, Reply]]:
+        new = [row for row in rows if row[0] not in self._seen]
+        for message_id, sent_at, _ in new:
+            self._seen[message_id] = sent_at
+            if self.since is None or sent_at > self.since:
+                self.since = sent_at
+        if self.since is not None and len(self._seen) > 500:  # forget what is far behind the window
+            horizon = self.since - 2 * self.WINDOW
+            self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
+        return new
 
 
 async def recent_sent(db: Database, person_id: int, *, channel: str = "local", limit: int = 50) -> list[tuple[int, datetime, Reply]]:

@@ -10,7 +10,7 @@ import sys
 import uuid
 from typing import TextIO
 
-from bot.outbox import LocalDelivery, OutboxSender, recent_sent, sent_since
+from bot.outbox import DeliveredFeed, LocalDelivery, OutboxSender
 from dialogs import all_dialogs
 from dialogs.engine import Engine
 from dialogs.messages import Inbound, Reply, Sender
@@ -51,16 +51,14 @@ class Console:
         self.sender = OutboxSender(db, [LocalDelivery()])
         self.engine.on_queued = self.sender.wake
         self.engine.on_claimed = self.sender.deliver_soon
-        self.last_id = 0
+        self.feed = DeliveredFeed(db, person_id)
         self.last_choices: Reply | None = None
         self._printing = asyncio.Lock()  # the poller and a reply must not print the same rows twice
 
     async def show_new(self) -> None:
         async with self._printing:
-            history = await sent_since(self.db, self.person_id, self.last_id)
-            for message_id, _sent_at, reply in history:
+            for _message_id, _sent_at, reply in await self.feed.fresh():
                 self.print_reply(reply)
-                self.last_id = message_id
 
     def print_reply(self, reply: Reply) -> None:
         if reply.choices or reply.rating:
@@ -108,10 +106,8 @@ async def run_console(db: Database, email: str, stdin: TextIO = sys.stdin, out: 
         return 2
     console = Console(db, person.id, out)
     print(f"Chatting with Baton as {person.name} <{person.email}>. Type help, or press Ctrl-D to leave.", file=out, flush=True)
-    recent = await recent_sent(db, person.id, limit=5)
-    for message_id, _sent_at, reply in recent:
+    for _message_id, _sent_at, reply in await console.feed.history(limit=5):
         console.print_reply(reply)
-        console.last_id = message_id
 
     async def poll() -> None:
         while True:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.outbox import recent_sent, sent_since
+from bot.outbox import DeliveredFeed
 from dialogs.errors import UnknownPerson
 from dialogs.messages import Inbound, Reply, Sender
 from storage.db import DatabaseUnavailable
@@ -139,12 +139,12 @@ def setup_web_chat(app: web.Application, baton: Baton) -> None:
         )
         await response.prepare(request)
         wake = hub.subscribe(person_id)
+        feed = DeliveredFeed(baton.db, person_id)
         idle = 0.0
         try:
-            history = await recent_sent(baton.db, person_id) if last_id == 0 else await sent_since(baton.db, person_id, last_id)
+            history = await feed.history() if last_id == 0 else await feed.resume(last_id)
             for message_id, sent_at, reply in history:
                 await _send_event(response, message_id, render(message_id, sent_at, reply))
-                last_id = message_id
             while not hub.closing:
                 try:
                     await asyncio.wait_for(wake.wait(), POLL_SECONDS)
@@ -152,12 +152,11 @@ def setup_web_chat(app: web.Application, baton: Baton) -> None:
                     pass
                 wake.clear()
                 try:
-                    fresh = await sent_since(baton.db, person_id, last_id)
+                    fresh = await feed.fresh()
                 except DatabaseUnavailable:
                     continue  # the page keeps waiting; the next poll tries again
                 for message_id, sent_at, reply in fresh:
                     await _send_event(response, message_id, render(message_id, sent_at, reply))
-                    last_id = message_id
                 idle = 0.0 if fresh else idle + POLL_SECONDS
                 if idle >= KEEPALIVE_SECONDS:  # proxies drop silent connections
                     await response.write(b": keep-alive\n\n")
