@@ -335,14 +335,11 @@ class DeliveredFeed:
         async def when(session) -> datetime | None:  # noqa: ANN001
             return await session.scalar(select(OutboxMessage.sent_at).where(OutboxMessage.id == last_id))
 
-        self.since = await self.db.run(when)
-        if self.since is None:
+        last_at = await self.db.run(when)
+        if last_at is None:
             return await self.history()
-        window = await self.fresh()
-        return [row for row in window if (row[1], row[0]) > (self.since_of(last_id, window), last_id)]
-
-    def since_of(self, message_id: int, rows: list[tuple[int, datetime, Reply]]) -> datetime:
-        return next((sent_at for mid, sent_at, _ in rows if mid == message_id), self.since or datetime.min)
+        self.since = last_at
+        return [row for row in await self.fresh() if (row[1], row[0]) > (last_at, last_id)]
 
     async def fresh(self, limit: int = 200) -> list[tuple[int, datetime, Reply]]:
         """Messages delivered since the last call that this feed has not handed out yet."""

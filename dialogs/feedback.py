@@ -282,10 +282,7 @@ class _Compose(Dialog):
 
     def preview_prompt(self, turn: Turn) -> Reply:
         body = compose(turn.data.get("well"), turn.data.get("better"))
-        return Reply(
-            f"Here's what {turn.data['name']} will get:\n\n{self.header(turn)}\n\n{body}\n\nSend it?",
-            choices=(Choice("Send", "send", "primary"), Choice("Edit", "edit"), Choice("Cancel", "cancel", "danger")),
-        )
+        return preview_reply(turn.data["name"], f"{self.header(turn)}\n\n{body}")
 
     async def on_preview(self, turn: Turn, value: str) -> Transition:
         if value == "cancel":
@@ -752,10 +749,7 @@ class KudosDialog(Dialog):
 
     def preview_prompt(self, turn: Turn) -> Reply:
         where = "\n\nIt will also be posted in the team channel." if turn.data.get("public") else ""
-        return Reply(
-            f"Here's what {turn.data['name']} will get:\n\nKudos from {first(turn.person)}: {turn.data['text']}{where}\n\nSend it?",
-            choices=(Choice("Send", "send", "primary"), Choice("Edit", "edit"), Choice("Cancel", "cancel", "danger")),
-        )
+        return preview_reply(turn.data["name"], f"Kudos from {first(turn.person)}: {turn.data['text']}{where}")
 
     async def on_preview(self, turn: Turn, value: str) -> Transition:
         if value == "cancel":
@@ -788,6 +782,14 @@ class KudosDialog(Dialog):
 
 
 # -- hooks for the check-in dialog and the Conductor -------------------------------------------
+
+
+def preview_reply(recipient: str, body: str) -> Reply:
+    """What the recipient will get, with Send / Edit / Cancel — shown before anything goes out."""
+    return Reply(
+        f"Here's what {recipient} will get:\n\n{body}\n\nSend it?",
+        choices=(Choice("Send", "send", "primary"), Choice("Edit", "edit"), Choice("Cancel", "cancel", "danger")),
+    )
 
 
 def after_checkin(turn: Turn, run: CheckinRun, manager: Person | None = None) -> None:

@@ -172,9 +172,8 @@ async def test_creating_a_goal_in_chat_offers_a_learning_goal_for_new_work(rig: 
     await chat.send("2027-06-30")
     await chat.press("Aspirational")
     await chat.press("Yes, it's new")
-    created = chat.expect("Created goal #", "learning goal")
+    chat.expect("Created goal #", "learning goal")
     stored = (await rig.db.run(lambda s: s.execute(select(Goal)))).scalars().one()
     assert (stored.unit, stored.target_value, stored.committed, stored.learning) == ("partners", 12, False, True)
     await chat.send("goals")
     chat.expect("Launch the partner API", "(aspirational)")
-    del created

@@ -133,14 +133,13 @@ async def test_picking_a_tool_makes_a_plan_and_the_follow_up_learns(rig: Rig, ch
     await chat.press("No", on=follow_up)
     chat.expect("shape what I suggest here next time")
     await chat.send("the team lead kept overriding it")
-    again = chat.expect("other tools for the same influence")
+    chat.expect("other tools for the same influence")
     offered = chat.expect("Which one will you try?")
     assert chosen.value not in {c.value for c in offered.choices}
     await chat.press("No", on=follow_up)
     chat.expect("already told me")
     stored = (await rig.db.run(lambda s: s.get(ToolPlan, plan.id)))
     assert (stored.outcome, stored.outcome_note, stored.status) == ("no", "the team lead kept overriding it", "closed")
-    del again
 
 
 async def test_outcomes_move_tools_and_the_suggestion_says_so(rig: Rig) -> None:
