@@ -224,6 +224,23 @@ class CheckinDialog(Dialog):
             "snooze": State(self.snooze_prompt, on_choice=self.on_snooze),
         }
 
+    async def prefetch(self, session, turns: list[Turn]) -> None:  # noqa: ANN001 - AsyncSession
+        """The runs these turns are answering, in one query."""
+        ids = {turn.data["run"] for turn in turns if isinstance(turn.data.get("run"), int)}
+        if not ids:
+            return
+        runs = {run.id: run for run in await session.scalars(select(CheckinRun).where(CheckinRun.id.in_(ids)))}
+        for turn in turns:
+            if turn.data.get("run") in runs:
+                turn.memo["run"] = runs[turn.data["run"]]
+
+    async def _run_of(self, turn: Turn) -> CheckinRun | None:
+        """The run this dialog is answering (fetched with its batch when there was one)."""
+        run = turn.memo.get("run")
+        if run is None or run.id != turn.data.get("run"):
+            run = turn.memo["run"] = await turn.session.get(CheckinRun, turn.data["run"])
+        return run
+
     # -- entry -------------------------------------------------------------------------------
 
     async def begin(self, turn: Turn, args: str) -> Transition:
@@ -304,7 +321,7 @@ class CheckinDialog(Dialog):
     # -- questions ---------------------------------------------------------------------------
 
     async def _current(self, turn: Turn) -> tuple[CheckinRun, dict[str, Any], int]:
-        run = await turn.session.get(CheckinRun, turn.data["run"])
+        run = await self._run_of(turn)
         if run is None:
             raise UserFacingError("That check-in is no longer here. Type *checkin* to start this week's.")
         index = int(turn.data.get("i", 0))
@@ -348,15 +365,10 @@ class CheckinDialog(Dialog):
         text, number = parse_answer(question, raw)
         if question.get("goal_id") and number is not None:
             await self._goal_progress(turn, question, raw)
-        values = {"text": text, "number": number, "updated_at": turn.now}
-        existing = (await self._answers(turn, run.id)).get(question["id"])
-        if existing is None:
-            turn.session.add(CheckinAnswer(run_id=run.id, question_id=question["id"], **values))
-        else:
-            for key, value in values.items():
-                setattr(existing, key, value)
-            turn.session.add(existing)
-        await turn.session.flush()
+        await queries.upsert(
+            turn.session, CheckinAnswer, {"run_id": run.id, "question_id": question["id"]},
+            {"text": text, "number": number, "updated_at": turn.now},
+        )
         return await self._advance(turn, run)
 
     async def _goal_progress(self, turn: Turn, question: dict[str, Any], raw: str) -> None:
@@ -436,7 +448,7 @@ class CheckinDialog(Dialog):
     # -- all at once -------------------------------------------------------------------------
 
     async def form_prompt(self, turn: Turn) -> Reply:
-        run = await turn.session.get(CheckinRun, turn.data["run"])
+        run = await self._run_of(turn)
         assert run is not None
         answers = await self._answers(turn, run.id)
         fields = []
@@ -454,7 +466,7 @@ class CheckinDialog(Dialog):
         )
 
     async def on_form(self, turn: Turn, value: str) -> Transition:
-        run = await turn.session.get(CheckinRun, turn.data["run"])
+        run = await self._run_of(turn)
         assert run is not None
         if value == ONE_AT_A_TIME:
             turn.data["i"] = await self._first_unanswered(turn, run)
@@ -489,7 +501,7 @@ class CheckinDialog(Dialog):
     # -- review and edit ---------------------------------------------------------------------
 
     async def review_prompt(self, turn: Turn) -> Reply:
-        run = await turn.session.get(CheckinRun, turn.data["run"])
+        run = await self._run_of(turn)
         assert run is not None
         answers = await self._answers(turn, run.id)
         lines = []
@@ -529,7 +541,7 @@ class CheckinDialog(Dialog):
         )
 
     async def on_snooze(self, turn: Turn, value: str) -> Transition:
-        run = await turn.session.get(CheckinRun, turn.data["run"])
+        run = await self._run_of(turn)
         assert run is not None
         until = snooze_until(turn.now, value, turn.person.timezone, turn.person.quiet_end)
         closes = datetime.fromisoformat(turn.data["closes"])

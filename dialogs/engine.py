@@ -11,9 +11,18 @@ delivery key (drops retries) → load the state (row-locked on PostgreSQL) →
 run the handler → save the state with version + 1 → queue the replies in the
 outbox → commit. So a restart or another replica continues where the last
 committed turn left off, and a scheduled prompt never races a reply.
+
+Turns from different people that arrive while a transaction is in flight
+share the next one (group commit): one statement records all their delivery
+keys, one loads all their states, one saves them and one queues every reply,
+so the database's fixed cost per transaction is paid once per batch, not once
+per message. If any turn in a batch fails, nothing of the batch is kept and
+each of its turns runs again on its own, so one person's failure never costs
+another person their answer, and the apology reaches only the one it concerns.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import difflib
 import inspect
@@ -28,15 +37,16 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.clock import Clock, SystemClock
 from dialogs.errors import UnknownPerson, UserFacingError
 from dialogs.locks import KeyedLocks
 from dialogs.messages import Choice, Inbound, Reply
+from storage.coalesce import Coalescer
 from storage.db import Conflict, Database, DatabaseUnavailable
-from storage.models import DialogState, Person
+from storage.models import DialogState, OutboxMessage, Person
 from storage import queries
 
 log = logging.getLogger(__name__)
@@ -44,8 +54,9 @@ log = logging.getLogger(__name__)
 END = "__end__"
 MAX_TEXT = 4000  # characters accepted in one message; longer text is refused, politely and whole
 CANCEL_WORDS = frozenset({"cancel", "stop", "quit", "exit"})
-COMMAND_ACTION = "cmd"
-CLAIM_LEASE = timedelta(minutes=2)  # a reply handed straight to the sender is retaken by any sender after this  # Reply.action of buttons whose value is a command to run
+COMMAND_ACTION = "cmd"  # Reply.action of buttons whose value is a command to run
+CLAIM_LEASE = timedelta(minutes=2)  # a reply handed straight to the sender is retaken by any sender after this
+MAX_BATCH = 64  # turns sharing one transaction at most (group commit)
 
 Transition = str | None
 TextHandler = Callable[["Turn", str], Awaitable[Transition]]
@@ -82,6 +93,10 @@ class Dialog:
         """Entry point for a command; `args` is the text after the command word. Returns the first state."""
         return self.first
 
+    async def prefetch(self, session: AsyncSession, turns: list[Turn]) -> None:
+        """Optional: load what these turns (all mid-way through this dialog, in one batch) will read,
+        in one query, into each `turn.memo`. Handlers must still work when it did nothing."""
+
     def available_to(self, role: Role) -> bool:
         return self.audience == "everyone" or (self.audience == "manager" and (role.manager or role.admin)) or (
             self.audience == "admin" and role.admin
@@ -108,6 +123,7 @@ class Turn:
     replies: list[Reply] = field(default_factory=list)
     extra: list[tuple[Person | int, Reply, str]] = field(default_factory=list)
     posts: list[tuple[str, dict[str, Any], Reply, str]] = field(default_factory=list)
+    memo: dict[str, Any] = field(default_factory=dict)  # rows the dialog fetched for this turn; never saved
 
     @property
     def data(self) -> dict[str, Any]:
@@ -171,55 +187,117 @@ class Engine:
         # Short-lived, per-process caches of facts that rarely change; each turn still re-reads the person.
         self._senders: dict[tuple[str, str], tuple[int, float]] = {}
         self._managers: dict[int, tuple[bool, float]] = {}
+        self._sender_lookup: Coalescer[tuple[str, str], int] = Coalescer(self._find_senders)
+        # Group commit: turns waiting for the next transaction, and the task that runs them.
+        self._waiting: list[_Waiting] = []
+        self._committer: asyncio.Task[None] | None = None
 
     # -- inbound ---------------------------------------------------------------------------
 
-    async def handle(self, inbound: Inbound) -> list[Reply]:
+    async def handle(self, inbound: Inbound, *, person_id: int | None = None) -> list[Reply]:
         """Run one turn for `inbound`; return the replies queued for the sender (empty for a duplicate).
 
         Raises UnknownPerson when the sender maps to nobody, and
         DatabaseUnavailable when nothing could be recorded; the adapter then
         tells the person what to do. Handler bugs do not raise: the person
         gets an apology with a reference id and the log gets the details.
+        An adapter that already knows the sender's `person_id` passes it.
         """
-        person_id = await self._person_id(inbound)
-        async with self._locks(person_id):
+        if person_id is None:
+            person_id = await self._person_id(inbound)
+        try:
+            # The person's lock keeps their turns in order; a scheduled prompt waits for it too.
+            async with self._locks(person_id):
+                waiting = _Waiting(person_id, inbound, asyncio.get_running_loop().create_future())
+                self._waiting.append(waiting)
+                if self._committer is None or self._committer.done():
+                    self._committer = asyncio.get_running_loop().create_task(self._commit_waiting(), name="engine-turns")
+                return await asyncio.shield(waiting.done)  # a caller that gives up does not cancel the turn
+        except UnknownPerson:
+            self._senders.pop((inbound.sender.platform, inbound.sender.user_id), None)
+            raise
+
+    async def _commit_waiting(self) -> None:
+        """Run the waiting turns, a batch per transaction, until none are left."""
+        while self._waiting:
+            batch, rest, people = [], [], set()
+            for waiting in self._waiting:  # one turn per person and batch, in arrival order
+                if len(batch) < MAX_BATCH and waiting.person_id not in people:
+                    batch.append(waiting)
+                    people.add(waiting.person_id)
+                else:
+                    rest.append(waiting)
+            self._waiting = rest
+            if len(batch) == 1:
+                await self._alone(batch[0])
+                continue
             try:
-                replies, claimed = await self.db.run(lambda s: self._turn(s, person_id, inbound))
-            except UnknownPerson:
-                self._senders.pop((inbound.sender.platform, inbound.sender.user_id), None)
-                raise
-            except DatabaseUnavailable:
-                raise
-            except Exception as exc:  # the single error hook for dialog code
-                ref = self.report(exc, person_id=person_id)
-                apology = Reply(
-                    f"Sorry, something went wrong on my side and I couldn't record that (ref {ref}). "
-                    "Please send it again in a moment."
-                )
-                handed = await self.db.run(lambda s: self._queue(s, person_id, inbound, [apology], key=f"error:{ref}"))
-                if handed and self.on_claimed is not None:
-                    self.on_claimed(handed)
-                return [apology]
+                outcomes, claimed = await self.db.run(lambda s: self._batch(s, batch))
+            except DatabaseUnavailable as exc:
+                for waiting in batch:
+                    _settle(waiting.done, exc)
+                continue
+            except Exception:  # some turn failed, and the whole batch rolled back: run each on its own
+                for waiting in batch:
+                    await self._alone(waiting)
+                continue
             if claimed and self.on_claimed is not None:
                 self.on_claimed(claimed)
-            return replies
+            for waiting, outcome in zip(batch, outcomes, strict=True):
+                _settle(waiting.done, outcome)
+
+    async def _alone(self, waiting: _Waiting) -> None:
+        """One turn in a transaction of its own; a failing dialog gets the error hook and an apology."""
+        person_id, inbound = waiting.person_id, waiting.inbound
+        try:
+            replies, claimed = await self.db.run(lambda s: self._turn(s, person_id, inbound))
+        except (UnknownPerson, DatabaseUnavailable) as exc:
+            _settle(waiting.done, exc)
+            return
+        except Exception as exc:  # the single error hook for dialog code
+            ref = self.report(exc, person_id=person_id)
+            apology = Reply(
+                f"Sorry, something went wrong on my side and I couldn't record that (ref {ref}). "
+                "Please send it again in a moment."
+            )
+            try:
+                handed = await self.db.run(lambda s: self._queue(s, person_id, inbound, [apology], key=f"error:{ref}"))
+            except Exception as again:  # noqa: BLE001 - the database failed as well: the caller says so
+                _settle(waiting.done, again if isinstance(again, DatabaseUnavailable) else DatabaseUnavailable(type(again).__name__))
+                return
+            if handed and self.on_claimed is not None:
+                self.on_claimed(handed)
+            _settle(waiting.done, [apology])
+            return
+        if claimed and self.on_claimed is not None:
+            self.on_claimed(claimed)
+        _settle(waiting.done, replies)
 
     async def _person_id(self, inbound: Inbound) -> int:
-        """The person behind the sender, from a five-minute cache or the database. Raises UnknownPerson."""
+        """The person behind the sender, from a five-minute cache or the database. Raises UnknownPerson.
+
+        Senders looked up at the same moment share one query; an account not
+        linked yet is then looked for by its email, on its own.
+        """
         key = (inbound.sender.platform, inbound.sender.user_id)
         cached = self._senders.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        async with self.db.session() as session:
-            person = await queries.resolve_sender(session, key[0], key[1], inbound.sender.email)
-            person_id = person.id if person else None
+        person_id = await self._sender_lookup.get(key)
+        if person_id is None and inbound.sender.email:
+            async with self.db.session() as session:
+                person = await queries.resolve_sender(session, key[0], key[1], inbound.sender.email)
+                person_id = person.id if person else None
         if person_id is None:
             raise UnknownPerson(inbound.sender.platform)
         if len(self._senders) > 10_000:
             self._senders.clear()
         self._senders[key] = (person_id, time.monotonic() + 300)
         return person_id
+
+    async def _find_senders(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        async with self.db.session() as session:
+            return await queries.sender_ids(session, keys)
 
     def report(self, exc: BaseException, **context: Any) -> str:
         """Log an unexpected error with a short reference id; return the id.
@@ -248,22 +326,128 @@ class Engine:
         await self._queue_extra(turn)
         return turn.replies, claimed
 
+    async def _batch(
+        self, session: AsyncSession, batch: list[_Waiting]
+    ) -> tuple[list[list[Reply] | BaseException], list[dict[str, Any]]]:
+        """Many people's turns in one transaction, with one statement per step that all of them share."""
+        now = self.clock.now()
+        found = await session.scalars(select(Person).where(Person.id.in_([w.person_id for w in batch])))
+        people = {person.id: person for person in found}
+        outcomes: list[list[Reply] | BaseException] = [[] for _ in batch]
+        keys: dict[int, str] = {}
+        for index, waiting in enumerate(batch):
+            if waiting.person_id not in people:
+                outcomes[index] = UnknownPerson("removed")
+            elif waiting.inbound.event_id:
+                keys[index] = f"{waiting.inbound.sender.platform}:{waiting.inbound.event_id}"[:255]
+        fresh = await queries.mark_events_processed(session, list(keys.values()), now)
+        live = [
+            index for index, waiting in enumerate(batch)
+            if waiting.person_id in people and (index not in keys or keys[index] in fresh)
+        ]  # the rest are retries or double submits, handled already: no replies
+        states = await _load_states(session, [batch[index].person_id for index in live], now)
+        managers = await self._are_managers(session, [batch[index].person_id for index in live])
+        turns: list[tuple[int, Turn]] = []
+        for index in live:
+            waiting = batch[index]
+            person = people[waiting.person_id]
+            role = Role(manager=managers[waiting.person_id], admin=person.is_admin)
+            turns.append((index, Turn(self, session, person, role, now, states[waiting.person_id], waiting.inbound)))
+        by_dialog: dict[str, list[Turn]] = {}
+        for _, turn in turns:
+            if turn.state.dialog in self.dialogs:
+                by_dialog.setdefault(turn.state.dialog, []).append(turn)
+        for name, group in by_dialog.items():
+            await self.dialogs[name].prefetch(session, group)
+        for _, turn in turns:
+            await self._route(turn)
+        await self._save_all([turn for _, turn in turns])
+        claimed = await self._queue_all(session, [turn for _, turn in turns], now)
+        for index, turn in turns:
+            await self._queue_extra(turn)
+            outcomes[index] = turn.replies
+        return outcomes, claimed
+
+    async def _save_all(self, turns: list[Turn]) -> None:
+        """Save many states in one statement (each still checked against the version it was loaded with)."""
+        if not turns:
+            return
+        column = DialogState.__table__.c  # type: ignore[attr-defined]
+        statement = (
+            update(DialogState.__table__)  # type: ignore[arg-type]
+            .where(column.person_id == bindparam("p_id"), column.version == bindparam("p_version"))
+            .values(
+                dialog=bindparam("p_dialog", type_=column.dialog.type),
+                state=bindparam("p_state", type_=column.state.type),
+                data=bindparam("p_data", type_=column.data.type),
+                prompt_id=bindparam("p_prompt", type_=column.prompt_id.type),
+                version=bindparam("p_next", type_=column.version.type),
+                updated_at=bindparam("p_now", type_=column.updated_at.type),
+            )
+        )
+        rows = [
+            {
+                "p_id": t.state.person_id, "p_version": t.state.version, "p_dialog": t.state.dialog, "p_state": t.state.state,
+                "p_data": dict(t.state.data), "p_prompt": t.state.prompt_id, "p_next": t.state.version + 1, "p_now": t.now,
+            }
+            for t in turns
+        ]
+        result = await turns[0].session.execute(statement, rows)
+        # The states were loaded row-locked (PostgreSQL) or under the write lock (SQLite), so a mismatch
+        # means a bug, not a race; where the driver reports counts for many rows, check them anyway.
+        if result.supports_sane_multi_rowcount() and result.rowcount != len(rows):
+            raise Conflict("dialog_state")
+
+    async def _queue_all(self, session: AsyncSession, turns: list[Turn], now: datetime) -> list[dict[str, Any]]:
+        """Queue every turn's replies to its sender in one statement; claimed for immediate delivery when a sender waits."""
+        claim = self.on_claimed is not None
+        rows: list[dict[str, Any]] = []
+        for turn in turns:
+            inbound = turn.inbound
+            assert inbound is not None
+            base = f"reply:{inbound.sender.platform}:{inbound.event_id}" if inbound.event_id else f"reply:{secrets.token_hex(8)}"
+            for index, reply in enumerate(turn.replies):
+                rows.append(
+                    {
+                        "key": f"{base}:{index}"[:255], "person_id": turn.person.id, "channel": inbound.sender.platform,
+                        "address": dict(inbound.address), "payload": reply.to_dict(), "kind": "reply", "unsolicited": False,
+                        "due_at": now, "status": "sending" if claim else "pending", "attempts": 1 if claim else 0,
+                        "claimed_until": now + CLAIM_LEASE if claim else None, "created_at": now,
+                    }
+                )
+        queued = {row.key: row.id for row in await queries.insert_ignore_many(session, OutboxMessage, rows, "id", "key")}
+        if not claim:
+            if queued:
+                self.on_queued()
+            return []
+        return [
+            {"id": queued[row["key"]], "key": row["key"], "person_id": row["person_id"], "channel": row["channel"],
+             "address": row["address"], "payload": row["payload"]}
+            for row in rows if row["key"] in queued
+        ]
+
     async def _open(self, session: AsyncSession, person_id: int, inbound: Inbound | None, now: datetime) -> Turn:
         """Load the person and their state, row-locked where the backend can."""
         person = await session.get(Person, person_id)
         if person is None:
             raise UnknownPerson("removed")
         state = await _load_state(session, person_id, now)
-        role = Role(manager=await self._is_manager(session, person_id), admin=person.is_admin)
+        role = Role(manager=(await self._are_managers(session, [person_id]))[person_id], admin=person.is_admin)
         return Turn(self, session, person, role, now, state, inbound)
 
-    async def _is_manager(self, session: AsyncSession, person_id: int) -> bool:
-        cached = self._managers.get(person_id)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        manager = await queries.is_manager(session, person_id)
-        self._managers[person_id] = (manager, time.monotonic() + 60)
-        return manager
+    async def _are_managers(self, session: AsyncSession, person_ids: list[int]) -> dict[int, bool]:
+        """Whether each person manages someone: from a one-minute cache, the rest in one query."""
+        clock = time.monotonic()
+        known = {p: cached[0] for p in person_ids if (cached := self._managers.get(p)) is not None and cached[1] > clock}
+        missing = [p for p in person_ids if p not in known]
+        if missing:
+            managing = await queries.managers_among(session, missing)
+            for person_id in missing:
+                known[person_id] = person_id in managing
+                self._managers[person_id] = (known[person_id], clock + 60)
+            if len(self._managers) > 50_000:
+                self._managers.clear()
+        return known
 
     async def _save(self, turn: Turn) -> None:
         state = turn.state
@@ -610,6 +794,43 @@ def match_choice(text: str, choices: Sequence[Choice], rating: Any) -> str | Non
         if not rating and 1 <= number <= len(choices):
             return choices[number - 1].value
     return None
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """A turn waiting for the next transaction, and where its outcome goes."""
+
+    person_id: int
+    inbound: Inbound
+    done: asyncio.Future[list[Reply]]
+
+
+def _settle(done: asyncio.Future[list[Reply]], outcome: list[Reply] | BaseException) -> None:
+    if done.done():
+        return
+    if isinstance(outcome, BaseException):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)
+
+
+async def _load_states(session: AsyncSession, person_ids: list[int], now: datetime) -> dict[int, DialogState]:
+    """Many people's dialog states, locked in id order (so batches never deadlock), created empty where missing."""
+    if not person_ids:
+        return {}
+    statement = select(DialogState).where(DialogState.person_id.in_(person_ids)).order_by(DialogState.person_id).with_for_update()
+    states = {state.person_id: state for state in await session.scalars(statement)}
+    missing = [person_id for person_id in person_ids if person_id not in states]
+    if missing:
+        await queries.insert_ignore_many(
+            session, DialogState, [{"person_id": p, "data": {}, "version": 0, "updated_at": now} for p in missing]
+        )
+        states.update((state.person_id, state) for state in await session.scalars(statement.where(DialogState.person_id.in_(missing))))
+    for state in states.values():
+        # Work on detached copies: the versioned UPDATE is the only write.
+        session.expunge(state)
+        state.data = dict(state.data or {})
+    return states
 
 
 async def _load_state(session: AsyncSession, person_id: int, now: datetime) -> DialogState:

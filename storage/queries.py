@@ -1,10 +1,11 @@
 """Queries shared by the engine, the adapters and the command line."""
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel
@@ -28,9 +29,47 @@ async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: 
     return None if row is None else row[0]
 
 
+async def insert_ignore_many(session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]], *returning: str) -> list[Any]:
+    """Insert many rows in one statement, skipping those whose unique key is taken; the inserted rows' `returning` columns.
+
+    The batch form of `insert_ignore`: rows that lost to an earlier writer are
+    simply absent from the result (match them by a unique column you return).
+    """
+    if not rows:
+        return []
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = model.__table__  # type: ignore[attr-defined]
+    statement = insert(table).values(rows).on_conflict_do_nothing()
+    if not returning:
+        await session.execute(statement)
+        return []
+    return list(await session.execute(statement.returning(*(table.c[name] for name in returning))))
+
+
+async def upsert(session: AsyncSession, model: type[SQLModel], key: dict[str, Any], values: dict[str, Any]) -> None:
+    """Insert the row with unique `key`, or overwrite `values` on the one already there — one statement, no read."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    await session.execute(_upsert_statement(dialect, model, tuple(key), tuple(values)), {**key, **values})
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_statement(dialect: str, model: type[SQLModel], key: tuple[str, ...], values: tuple[str, ...]) -> Any:
+    """One statement object per shape, so SQLAlchemy compiles it once and reuses it."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(model.__table__)  # type: ignore[attr-defined]
+    return statement.on_conflict_do_update(index_elements=list(key), set_={name: statement.excluded[name] for name in values})
+
+
 async def mark_event_processed(session: AsyncSession, key: str, now: datetime) -> bool:
     """Record an inbound delivery key; False when it was processed before."""
     return await insert_ignore(session, ProcessedEvent, key=key[:255], created_at=now) is not None
+
+
+async def mark_events_processed(session: AsyncSession, keys: list[str], now: datetime) -> set[str]:
+    """Record many inbound delivery keys at once; the set of those not processed before."""
+    rows = [{"key": key[:255], "created_at": now} for key in keys]
+    return {row.key for row in await insert_ignore_many(session, ProcessedEvent, rows, "key")}
 
 
 async def person_by_email(session: AsyncSession, email: str) -> Person | None:
@@ -42,9 +81,10 @@ async def person_by_id(session: AsyncSession, person_id: int) -> Person | None:
     return await session.get(Person, person_id)
 
 
-async def is_manager(session: AsyncSession, person_id: int) -> bool:
-    count = await session.scalar(select(func.count()).select_from(Person).where(Person.manager_id == person_id))
-    return bool(count)
+async def managers_among(session: AsyncSession, person_ids: list[int]) -> set[int]:
+    """Those of `person_ids` whom someone reports to."""
+    statement = select(Person.manager_id).where(Person.manager_id.in_(person_ids)).distinct()
+    return {manager_id for manager_id in await session.scalars(statement) if manager_id is not None}
 
 
 async def reports_of(session: AsyncSession, manager_id: int) -> list[Person]:
@@ -72,6 +112,25 @@ async def resolve_sender(session: AsyncSession, platform: str, user_id: str, ema
     if person is None and email:
         person = await person_by_email(session, email)
     return person
+
+
+async def sender_ids(session: AsyncSession, senders: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The people behind many platform accounts at once (linked identities only; `local` ids are person ids)."""
+    found: dict[tuple[str, str], int] = {}
+    local = [user for platform, user in senders if platform == "local" and user.isdigit()]
+    if local:
+        rows = await session.scalars(select(Person.id).where(Person.id.in_([int(user) for user in local])))
+        found.update((("local", str(person_id)), person_id) for person_id in rows)
+    by_platform: dict[str, list[str]] = {}
+    for platform, user in senders:
+        if platform != "local":
+            by_platform.setdefault(platform, []).append(user)
+    for platform, users in by_platform.items():
+        statement = select(Identity.external_id, Identity.person_id).where(
+            Identity.platform == platform, Identity.external_id.in_(users)
+        )
+        found.update(((platform, external_id), person_id) for external_id, person_id in await session.execute(statement))
+    return found
 
 
 async def preferred_address(session: AsyncSession, person_id: int) -> tuple[str, dict[str, Any]]:
