@@ -53,9 +53,10 @@ DATABASE_DOWN = (
 TOKEN_TTL = 300.0
 DEFAULT_WORKSPACE_RATE = 10.0  # chat.postMessage per second per workspace; Slack: "several hundred per minute"
 SYNC_INTERVAL = 24 * 3600.0
-# Turns running at once. More wait their turn in memory (they are acked already) instead of queuing
-# for database connections, whose pool would time them out under a burst of events.
-TURN_SLOTS = 8
+# Turns running at once. More wait their turn in memory (they are acked already). Running turns share
+# the engine's batched transactions and coalesced lookups rather than holding a connection each, so
+# this can be wide; it bounds only how much work a burst of events starts at one time.
+TURN_SLOTS = 256
 
 
 class _NotTheTokenWarning(logging.Filter):
@@ -436,7 +437,7 @@ class SlackAdapter:
             if resolved.email:
                 inbound = replace(inbound, sender=replace(inbound.sender, email=resolved.email))
             side = asyncio.create_task(on_fresh()) if on_fresh is not None else None
-            return await self.baton.engine.handle(inbound)
+            return await self.baton.engine.handle(inbound, person_id=resolved.person_id)
         except UnknownPerson:  # the person was removed between the lookup and the turn
             self.directory.forget(user)
             await self.notice(token, user, NOT_ADDED)

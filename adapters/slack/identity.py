@@ -26,6 +26,7 @@ from sqlalchemy import select
 from adapters.slack.translate import PLATFORM
 from dialogs.clock import Clock
 from storage import queries
+from storage.coalesce import Coalescer
 from storage.db import Database
 from storage.models import Identity, Person
 
@@ -92,6 +93,7 @@ class Directory:
         self.clock = clock
         self.auto_add = auto_add
         self._known: OrderedDict[str, int] = OrderedDict()  # user id → person id
+        self._lookup: Coalescer[str, int] = Coalescer(lambda users: self.db.run(lambda s: _identity_people(s, users)))
         self._profiles: OrderedDict[str, tuple[float, Profile | None]] = OrderedDict()
         self._pending: dict[str, asyncio.Future[Profile | None]] = {}
 
@@ -113,7 +115,7 @@ class Directory:
         known = self._known.get(user_id)
         if known is not None:
             return Resolution(known)
-        person_id = await self.db.run(lambda s: _identity_person(s, user_id))
+        person_id = await self._lookup.get(user_id)  # users seen at the same moment share one query
         if person_id is not None:
             self._remember(user_id, person_id)
             return Resolution(person_id)
@@ -234,10 +236,9 @@ class Directory:
         return None
 
 
-async def _identity_person(session, user_id: str) -> int | None:  # noqa: ANN001
-    return await session.scalar(
-        select(Identity.person_id).where(Identity.platform == PLATFORM, Identity.external_id == user_id)
-    )
+async def _identity_people(session, user_ids: list[str]) -> dict[str, int]:  # noqa: ANN001
+    found = await queries.sender_ids(session, [(PLATFORM, user) for user in user_ids])
+    return {user: person_id for (_, user), person_id in found.items()}
 
 
 def _retry_after(exc: SlackApiError) -> float | None:

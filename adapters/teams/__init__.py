@@ -171,7 +171,7 @@ class TeamsAdapter:
             if person_id is None:
                 await self._notice(reference, UNKNOWN_PERSON, key=f"teams:unknown:{inbound.event_id or external_id(activity)}")
                 return
-            await self.baton.engine.handle(inbound)
+            await self.baton.engine.handle(inbound, person_id=person_id)
         except UnknownPerson:  # the identity vanished between linking and the turn (an org import, say)
             self.directory.forget(inbound.sender.user_id)
             await self._notice(reference, UNKNOWN_PERSON, key=f"teams:unknown:{inbound.event_id}")
