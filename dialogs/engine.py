@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.clock import Clock, SystemClock
@@ -315,9 +316,7 @@ class Engine:
 
     async def _turn(self, session: AsyncSession, person_id: int, inbound: Inbound) -> tuple[list[Reply], list[dict[str, Any]]]:
         now = self.clock.now()
-        if inbound.event_id and not await queries.mark_event_processed(
-            session, f"{inbound.sender.platform}:{inbound.event_id}", now
-        ):
+        if inbound.key and not await queries.mark_event_processed(session, inbound.key, now):
             return [], []  # a retry or a double submit: handled already
         turn = await self._open(session, person_id, inbound, now)
         await self._route(turn)
@@ -338,8 +337,9 @@ class Engine:
         for index, waiting in enumerate(batch):
             if waiting.person_id not in people:
                 outcomes[index] = UnknownPerson("removed")
-            elif waiting.inbound.event_id:
-                keys[index] = f"{waiting.inbound.sender.platform}:{waiting.inbound.event_id}"[:255]
+            elif waiting.inbound.key:
+                keys[index] = waiting.inbound.key
+        # Keys name the sender, and a batch holds one turn per person, so no key appears twice here.
         fresh = await queries.mark_events_processed(session, list(keys.values()), now)
         live = [
             index for index, waiting in enumerate(batch)
@@ -357,10 +357,17 @@ class Engine:
         for _, turn in turns:
             if turn.state.dialog in self.dialogs:
                 by_dialog.setdefault(turn.state.dialog, []).append(turn)
-        for name, group in by_dialog.items():
-            await self.dialogs[name].prefetch(session, group)
-        for _, turn in turns:
-            await self._route(turn)
+        try:
+            for name, group in by_dialog.items():
+                await self.dialogs[name].prefetch(session, group)
+            for _, turn in turns:
+                await self._route(turn)
+        except (DBAPIError, Conflict):
+            raise  # the database's trouble: retry the batch
+        except Exception as exc:
+            # Dialog code failed (even with an error that looks transient, like a timeout): retrying
+            # the batch would fail everyone with it, so the batch rolls back and its turns run alone.
+            raise _DialogFailed from exc
         await self._save_all([turn for _, turn in turns])
         claimed = await self._queue_all(session, [turn for _, turn in turns], now)
         for index, turn in turns:
@@ -405,7 +412,7 @@ class Engine:
         for turn in turns:
             inbound = turn.inbound
             assert inbound is not None
-            base = f"reply:{inbound.sender.platform}:{inbound.event_id}" if inbound.event_id else f"reply:{secrets.token_hex(8)}"
+            base = f"reply:{inbound.key}" if inbound.key else f"reply:{secrets.token_hex(8)}"
             for index, reply in enumerate(turn.replies):
                 rows.append(
                     {
@@ -477,7 +484,7 @@ class Engine:
             channel, address = inbound.sender.platform, dict(inbound.address)
         else:
             channel, address = await queries.preferred_address(session, person_id)
-        base = key or (f"reply:{inbound.sender.platform}:{inbound.event_id}" if inbound and inbound.event_id else None)
+        base = key or (f"reply:{inbound.key}" if inbound and inbound.key else None)
         base = base or f"reply:{secrets.token_hex(8)}"
         claim = inbound is not None and self.on_claimed is not None
         claimed: list[dict[str, Any]] = []
@@ -794,6 +801,10 @@ def match_choice(text: str, choices: Sequence[Choice], rating: Any) -> str | Non
         if not rating and 1 <= number <= len(choices):
             return choices[number - 1].value
     return None
+
+
+class _DialogFailed(Exception):
+    """A dialog raised inside a batch; never retried as a batch (see `_commit_waiting`)."""
 
 
 @dataclass(slots=True)

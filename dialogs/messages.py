@@ -42,6 +42,14 @@ class Inbound:
     event_id: str | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def key(self) -> str | None:
+        """This delivery's identity for dropping retries: platform, sender and event id (ids are only
+        unique per conversation on some platforms, so two people's events never share a key)."""
+        if not self.event_id:
+            return None
+        return f"{self.sender.platform}:{self.sender.user_id}:{self.event_id}"[:255]
+
 
 @dataclass(frozen=True, slots=True)
 class Choice:

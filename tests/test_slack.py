@@ -460,14 +460,14 @@ async def test_an_event_delivered_four_times_is_recorded_once(rig: SlackRig) -> 
     async with rig.baton.engine._locks(tom.id):
         results = await asyncio.gather(rig.event(payload), rig.event(payload, headers=retry(1)), rig.event(payload, headers=retry(2)))
         assert [status for status, _ in results] == [200, 200, 200]  # acked while the turn waits
-        assert len(rig.adapter.tasks) >= 3 and await rig.count(ProcessedEvent, ProcessedEvent.key == "slack:Ev0RETRY001") == 0
+        assert len(rig.adapter.tasks) >= 3 and await rig.count(ProcessedEvent, ProcessedEvent.key == "slack:U0TOM:Ev0RETRY001") == 0
     await rig.settle()
     status, _ = await rig.event(payload, headers=retry(3))
     assert status == 200
     await rig.settle()
     assert [a.text for a in (await answers(rig, "tom@example.com")).values()] == ["Shipped the importer"]
     assert len([m for m in rig.posts_to("U0TOM") if "Question 2 of 5" in message_text(m)]) == 1
-    assert await rig.count(ProcessedEvent, ProcessedEvent.key == "slack:Ev0RETRY001") == 1
+    assert await rig.count(ProcessedEvent, ProcessedEvent.key == "slack:U0TOM:Ev0RETRY001") == 1
 
 
 async def test_nothing_anyone_wrote_and_no_token_reaches_the_logs(rig: SlackRig, caplog: pytest.LogCaptureFixture) -> None:

@@ -431,7 +431,7 @@ class SlackAdapter:
             if resolved.person_id is None:
                 await self.notice(token, user, resolved.reason or NOT_ADDED)
                 return None
-            if interaction and inbound.event_id and await self._seen(inbound.event_id):
+            if interaction and inbound.key and await self._seen(inbound.key):
                 await self.notice(token, user, ALREADY, channel=inbound.address.get("channel"))
                 return None
             if resolved.email:
@@ -448,8 +448,7 @@ class SlackAdapter:
                 await asyncio.gather(side, return_exceptions=True)
         return None
 
-    async def _seen(self, event_id: str) -> bool:
-        key = f"{translate.PLATFORM}:{event_id}"[:255]
+    async def _seen(self, key: str) -> bool:
         found = await self.baton.db.run(lambda s: s.scalar(select(ProcessedEvent.key).where(ProcessedEvent.key == key)))
         return found is not None
 
