@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,7 +47,7 @@ from dialogs.locks import KeyedLocks
 from dialogs.messages import Choice, Inbound, Reply
 from storage.coalesce import Coalescer
 from storage.db import Conflict, Database, DatabaseUnavailable
-from storage.models import DialogState, OutboxMessage, Person
+from storage.models import DialogState, InboxEvent, OutboxMessage, Person
 from storage import queries
 
 log = logging.getLogger(__name__)
@@ -261,8 +261,13 @@ class Engine:
                 f"Sorry, something went wrong on my side and I couldn't record that (ref {ref}). "
                 "Please send it again in a moment."
             )
+
+            async def apologise(session: AsyncSession) -> list[dict[str, Any]]:
+                await _forget_kept(session, [inbound])  # the person is told to send it again: nothing to replay
+                return await self._queue(session, person_id, inbound, [apology], key=f"error:{ref}")
+
             try:
-                handed = await self.db.run(lambda s: self._queue(s, person_id, inbound, [apology], key=f"error:{ref}"))
+                handed = await self.db.run(apologise)
             except Exception as again:  # noqa: BLE001 - the database failed as well: the caller says so
                 _settle(waiting.done, again if isinstance(again, DatabaseUnavailable) else DatabaseUnavailable(type(again).__name__))
                 return
@@ -316,6 +321,7 @@ class Engine:
 
     async def _turn(self, session: AsyncSession, person_id: int, inbound: Inbound) -> tuple[list[Reply], list[dict[str, Any]]]:
         now = self.clock.now()
+        await _forget_kept(session, [inbound])
         if inbound.key and not await queries.mark_event_processed(session, inbound.key, now):
             return [], []  # a retry or a double submit: handled already
         turn = await self._open(session, person_id, inbound, now)
@@ -339,6 +345,7 @@ class Engine:
                 outcomes[index] = UnknownPerson("removed")
             elif waiting.inbound.key:
                 keys[index] = waiting.inbound.key
+        await _forget_kept(session, [waiting.inbound for waiting in batch])
         # Keys name the sender, and a batch holds one turn per person, so no key appears twice here.
         fresh = await queries.mark_events_processed(session, list(keys.values()), now)
         live = [
@@ -801,6 +808,13 @@ def match_choice(text: str, choices: Sequence[Choice], rating: Any) -> str | Non
         if not rating and 1 <= number <= len(choices):
             return choices[number - 1].value
     return None
+
+
+async def _forget_kept(session: AsyncSession, inbounds: list[Inbound]) -> None:
+    """Delete the inbox rows of deliveries the adapter kept (storage/inbox.py), in the turn's transaction."""
+    keys = [inbound.key for inbound in inbounds if inbound.durable and inbound.key]
+    if keys:
+        await session.execute(delete(InboxEvent).where(InboxEvent.key.in_(keys)))
 
 
 class _DialogFailed(Exception):

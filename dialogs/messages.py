@@ -7,7 +7,7 @@ lines; nothing in `dialogs/` knows which. User-written text is excluded from
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Platform = Literal["local", "slack", "teams"]
@@ -41,6 +41,22 @@ class Inbound:
     value: str | None = field(default=None, repr=False)
     event_id: str | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # The adapter kept this delivery in the inbox before acknowledging it; the turn's transaction removes it.
+    durable: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON for the inbox (without `raw`, which only the adapter's own code reads)."""
+        return {
+            "sender": asdict(self.sender), "address": dict(self.address), "text": self.text, "action": self.action,
+            "value": self.value, "event_id": self.event_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, durable: bool = False) -> Inbound:
+        return cls(
+            Sender(**data["sender"]), dict(data.get("address") or {}), data.get("text"), data.get("action"),
+            data.get("value"), data.get("event_id"), durable=durable,
+        )
 
     @property
     def key(self) -> str | None:

@@ -96,6 +96,21 @@ class ProcessedEvent(SQLModel, table=True):
     created_at: datetime = Field(index=True)
 
 
+class InboxEvent(SQLModel, table=True):
+    """A delivery acknowledged to its platform whose turn has not committed yet (see storage/inbox.py).
+
+    Written before the acknowledgement and deleted in the turn's own
+    transaction, so a crash in between loses nothing: the row is replayed.
+    It holds what the person sent only for that short while.
+    """
+
+    __tablename__ = "inbox"
+    key: str = Field(primary_key=True, max_length=255)
+    inbound: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    attempts: int = 0
+    received_at: datetime = Field(index=True)
+
+
 class OutboxMessage(SQLModel, table=True):
     """Every message Baton sends, replies included, queued in the turn's transaction.
 

@@ -44,6 +44,7 @@ from storage.models import (
     CheckinRun,
     DialogState,
     Identity,
+    InboxEvent,
     OutboxMessage,
     Person,
     ProcessedEvent,
@@ -468,6 +469,29 @@ async def test_an_event_delivered_four_times_is_recorded_once(rig: SlackRig) -> 
     assert [a.text for a in (await answers(rig, "tom@example.com")).values()] == ["Shipped the importer"]
     assert len([m for m in rig.posts_to("U0TOM") if "Question 2 of 5" in message_text(m)]) == 1
     assert await rig.count(ProcessedEvent, ProcessedEvent.key == "slack:U0TOM:Ev0RETRY001") == 1
+
+
+async def test_an_acked_answer_is_kept_before_the_ack_and_recorded_after_a_crash(rig: SlackRig) -> None:
+    """The ack means Slack will not send it again, so the answer is in the inbox before the ack goes out;
+    if the process dies before the turn, the replay after the restart records it — once."""
+    invitation = await invite(rig, "U0TOM")
+    await rig.interact(click(rig.fake, "U0TOM", invitation, "Start"))
+    await rig.wait_post("U0TOM", "Question 1 of 5")
+    tom = await rig.person("tom@example.com")
+    async with rig.baton.engine._locks(tom.id):  # the turn cannot run yet
+        status, _ = await rig.event(dm("U0TOM", "Kept through the crash", "Ev0CRASH001"))
+        assert status == 200
+        assert await rig.count(InboxEvent, InboxEvent.key == "slack:U0TOM:Ev0CRASH001") == 1
+        for task in list(rig.adapter.tasks):  # the process dies: the turn in memory is gone
+            task.cancel()
+        await asyncio.gather(*rig.adapter.tasks, return_exceptions=True)
+    assert await answers(rig, "tom@example.com") == {}
+    rig.clock.advance(minutes=3)
+    assert await rig.adapter.inbox.replay(rig.adapter._replay) == 1
+    await rig.settle()
+    assert [a.text for a in (await answers(rig, "tom@example.com")).values()] == ["Kept through the crash"]
+    assert await rig.count(InboxEvent) == 0 and await rig.adapter.inbox.replay(rig.adapter._replay) == 0
+    assert len([m for m in rig.posts_to("U0TOM") if "Question 2 of 5" in message_text(m)]) == 1
 
 
 async def test_nothing_anyone_wrote_and_no_token_reaches_the_logs(rig: SlackRig, caplog: pytest.LogCaptureFixture) -> None:

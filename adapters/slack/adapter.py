@@ -37,6 +37,7 @@ from dialogs.errors import ConfigurationError, UnknownPerson
 from dialogs.home import home
 from dialogs.messages import Inbound, Reply
 from storage.db import DatabaseUnavailable
+from storage.inbox import Inbox
 from storage.models import OutboxMessage, Person, ProcessedEvent
 
 if TYPE_CHECKING:
@@ -47,10 +48,15 @@ log = logging.getLogger(__name__)
 ALREADY = "You've already pressed that — it's done, so I left things as they were."
 FORM_GONE = "That form isn't available any more. Type *checkin* to get a fresh one."
 FORM_FAILED = "Sorry, the form didn't open. Please press the button again."
+DATABASE_LATER = (
+    "Sorry, my database is having trouble, so I couldn't record that yet. I've kept your message and will "
+    "record it as soon as I can; no need to send it again."
+)
 DATABASE_DOWN = (
     "Sorry, I can't record anything right now: my database is unreachable. Nothing was saved; please try again in a few minutes."
 )
 TOKEN_TTL = 300.0
+REPLAY_INTERVAL = 60.0  # seconds between looks for kept deliveries that a crash left without a turn
 DEFAULT_WORKSPACE_RATE = 10.0  # chat.postMessage per second per workspace; Slack: "several hundred per minute"
 SYNC_INTERVAL = 24 * 3600.0
 # Turns running at once. More wait their turn in memory (they are acked already). Running turns share
@@ -145,6 +151,10 @@ class SlackAdapter:
             self.client, self.token_for, workspace_rate=self.options.workspace_rate, ready=self._ensure_session
         )
         self.tasks: set[asyncio.Task[None]] = set()
+        # Deliveries are kept in the inbox before the ack, and replayed if a crash beat their turn.
+        self.inbox = Inbox(baton.db, baton.clock)
+        self._working: set[str] = set()  # inbox keys this process is running a turn for
+        self._replay_task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(TURN_SLOTS)
         self.socket_handler: Any = None
         self._closing = False
@@ -245,10 +255,12 @@ class SlackAdapter:
                 ) from None
             log.info("slack: connected over Socket Mode")
         self._sync_task = asyncio.get_running_loop().create_task(self._sync_loop(), name="slack-users-sync")
+        self._replay_task = asyncio.get_running_loop().create_task(self._replay_loop(), name="slack-inbox-replay")
         yield
-        if self._sync_task is not None:
-            self._sync_task.cancel()
-            await asyncio.gather(self._sync_task, return_exceptions=True)
+        for task in (self._sync_task, self._replay_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.socket_handler is not None:
             await self.socket_handler.close_async()
         await self.drain(10.0)
@@ -368,12 +380,12 @@ class SlackAdapter:
     async def _on_message(self, body: dict[str, Any], context: Any) -> None:
         inbound = translate.from_message(body)
         if inbound is not None:
-            self.spawn(self.turn(inbound, self._context_token(context)), "message")
+            self.spawn(self.turn(await self.inbox.keep(inbound), self._context_token(context)), "message")
 
     async def _on_mention(self, body: dict[str, Any], context: Any) -> None:
         inbound = translate.from_mention(body)
         if inbound is not None:
-            self.spawn(self.turn(inbound, self._context_token(context)), "mention")
+            self.spawn(self.turn(await self.inbox.keep(inbound), self._context_token(context)), "mention")
 
     async def _on_command(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         if (body.get("channel_id") or "").startswith("D"):
@@ -382,13 +394,13 @@ class SlackAdapter:
             await ack(text="I'll answer in our direct messages (Apps → Baton).")
         inbound = translate.from_command(body)
         if inbound is not None:
-            self.spawn(self.turn(inbound, self._context_token(context)), "command")
+            self.spawn(self.turn(await self.inbox.keep(inbound), self._context_token(context)), "command")
 
     async def _on_action(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         await ack()
         inbound = translate.from_block_action(body)
         if inbound is not None:
-            self.spawn(self._press(inbound, body, self._context_token(context)), "action")
+            self.spawn(self._press(await self.inbox.keep(inbound), body, self._context_token(context)), "action")
 
     async def _on_form_button(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         await ack()
@@ -398,7 +410,7 @@ class SlackAdapter:
         await ack()  # closes the modal; the answers are recorded by the turn and confirmed in the DM
         inbound = translate.from_view_submission(body)
         if inbound is not None:
-            self.spawn(self.turn(inbound, self._context_token(context), interaction=True), "form")
+            self.spawn(self.turn(await self.inbox.keep(inbound), self._context_token(context), interaction=True), "form")
 
     async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
         user = event.get("user")
@@ -426,12 +438,17 @@ class SlackAdapter:
         """
         user, team = inbound.sender.user_id, inbound.address.get("team")
         side: asyncio.Task[None] | None = None
+        working = inbound.key if inbound.durable else None
+        if working:
+            self._working.add(working)
         try:
             resolved = await self.directory.resolve(team, user, token)
             if resolved.person_id is None:
+                await self.inbox.drop(inbound)
                 await self.notice(token, user, resolved.reason or NOT_ADDED)
                 return None
             if interaction and inbound.key and await self._seen(inbound.key):
+                await self.inbox.drop(inbound)
                 await self.notice(token, user, ALREADY, channel=inbound.address.get("channel"))
                 return None
             if resolved.email:
@@ -440,13 +457,37 @@ class SlackAdapter:
             return await self.baton.engine.handle(inbound, person_id=resolved.person_id)
         except UnknownPerson:  # the person was removed between the lookup and the turn
             self.directory.forget(user)
+            await self._quietly(self.inbox.drop(inbound))
             await self.notice(token, user, NOT_ADDED)
         except DatabaseUnavailable:
-            await self.notice(token, user, DATABASE_DOWN)
+            # A delivery kept in the inbox is replayed once the database answers again.
+            await self.notice(token, user, DATABASE_LATER if inbound.durable else DATABASE_DOWN)
         finally:
+            if working:
+                self._working.discard(working)
             if side is not None:
                 await asyncio.gather(side, return_exceptions=True)
         return None
+
+    @staticmethod
+    async def _quietly(work: Awaitable[Any]) -> None:
+        try:
+            await work
+        except Exception as exc:  # noqa: BLE001 - best effort; a stale inbox row is replayed and dropped again
+            log.warning("slack: inbox cleanup failed (%s)", type(exc).__name__)
+
+    async def _replay_loop(self) -> None:
+        """Replay kept deliveries that a crash left without a turn: at start, then every minute."""
+        while True:
+            try:
+                await self.inbox.replay(self._replay, skip=self._working)
+            except Exception as exc:  # noqa: BLE001 - the database may be down; try again next round
+                log.warning("slack: inbox replay failed (%s)", type(exc).__name__)
+            await asyncio.sleep(REPLAY_INTERVAL)
+
+    async def _replay(self, inbound: Inbound) -> None:
+        token = await self.token_for(inbound.address.get("team"), inbound.address.get("enterprise"))
+        await self._guarded(self.turn(inbound, token), "replay", True)
 
     async def _seen(self, key: str) -> bool:
         found = await self.baton.db.run(lambda s: s.scalar(select(ProcessedEvent.key).where(ProcessedEvent.key == key)))

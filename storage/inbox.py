@@ -1,0 +1,95 @@
+"""The inbox: deliveries acknowledged before their turn ran, kept until it commits.
+
+Slack wants an answer within three seconds and does not send an acknowledged
+event again, so Baton acknowledges first and works after. In between, the
+event would live only in memory, and a crash there would lose what the
+person sent. So the adapter keeps each delivery here before it acknowledges
+(deliveries arriving together share one insert), the engine deletes the row
+in the turn's own transaction, and rows left behind by a crash are replayed
+(`replay`, at start and every minute). The engine's delivery keys make a
+replay of something that did get through a no-op.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+
+from dialogs.clock import Clock
+from dialogs.messages import Inbound
+from storage import queries
+from storage.coalesce import Coalescer
+from storage.db import Database
+from storage.models import InboxEvent
+
+log = logging.getLogger(__name__)
+
+
+class Inbox:
+    """Keeps acknowledged deliveries until their turn commits. One per adapter that acknowledges early."""
+
+    def __init__(self, db: Database, clock: Clock, *, stale: timedelta = timedelta(minutes=2), max_attempts: int = 5) -> None:
+        self.db = db
+        self.clock = clock
+        self.stale = stale
+        self.max_attempts = max_attempts
+        self._rows: dict[str, dict] = {}
+        self._writer: Coalescer[str, bool] = Coalescer(self._write)
+
+    async def keep(self, inbound: Inbound) -> Inbound:
+        """Store `inbound`; return it marked durable — or as it was, when it has no key or the database failed."""
+        key = inbound.key
+        if key is None:
+            return inbound
+        self._rows[key] = {"key": key, "inbound": inbound.to_dict(), "attempts": 0, "received_at": self.clock.now()}
+        try:
+            await self._writer.get(key)
+        except Exception as exc:  # noqa: BLE001 - the turn still runs; it will most likely say the database is down
+            log.warning("inbox: could not keep a delivery (%s); it runs from memory only", type(exc).__name__)
+            return inbound
+        return dataclasses.replace(inbound, durable=True)
+
+    async def _write(self, keys: list[str]) -> dict[str, bool]:
+        rows = [self._rows.pop(key) for key in keys if key in self._rows]
+        await self.db.run(lambda s: queries.insert_ignore_many(s, InboxEvent, rows))
+        return dict.fromkeys(keys, True)
+
+    async def drop(self, inbound: Inbound) -> None:
+        """Forget a kept delivery that will never make a turn (its sender is unknown, say)."""
+        if inbound.durable and inbound.key:
+            key = inbound.key
+            await self.db.run(lambda s: s.execute(delete(InboxEvent).where(InboxEvent.key == key)))
+
+    async def replay(self, run: Callable[[Inbound], Awaitable[object]], *, skip: Collection[str] = (), limit: int = 500) -> int:
+        """Run again the deliveries older than `stale` that no turn removed; return how many.
+
+        `skip` holds keys this process is still working on. A delivery replayed
+        `max_attempts` times is given up (logged by count, never by content).
+        """
+        cutoff = self.clock.now() - self.stale
+
+        async def take(session) -> list[tuple[str, dict, int]]:  # noqa: ANN001 - AsyncSession
+            """(key, inbound, which replay this is) for each stale row, counting this replay."""
+            statement = select(InboxEvent).where(InboxEvent.received_at < cutoff).order_by(InboxEvent.received_at).limit(limit)
+            rows = [(row.key, row.inbound, row.attempts + 1) for row in await session.scalars(statement) if row.key not in skip]
+            if rows:
+                await session.execute(
+                    update(InboxEvent).where(InboxEvent.key.in_([key for key, _, _ in rows])).values(attempts=InboxEvent.attempts + 1),
+                    execution_options={"synchronize_session": False},
+                )
+            return rows
+
+        rows = await self.db.run(take)
+        spent = [key for key, _, attempt in rows if attempt > self.max_attempts]
+        if spent:
+            log.warning("inbox: gave up on %d deliveries after %d attempts each", len(spent), self.max_attempts)
+            await self.db.run(lambda s: s.execute(delete(InboxEvent).where(InboxEvent.key.in_(spent))))
+        again = [Inbound.from_dict(inbound, durable=True) for _, inbound, attempt in rows if attempt <= self.max_attempts]
+        if again:
+            log.info("inbox: replaying %d deliveries acknowledged before a restart", len(again))
+            await asyncio.gather(*(run(inbound) for inbound in again))
+        return len(again)
