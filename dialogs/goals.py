@@ -226,13 +226,7 @@ class GoalsDialog(Dialog):
         return goal
 
     async def _mine(self, turn: Turn) -> list[Goal]:
-        rows = await turn.session.execute(
-            select(Goal)
-            .where(Goal.status == "active")
-            .where((Goal.owner_id == turn.person.id) | ((Goal.team_id == turn.person.team_id) & (Goal.team_id.is_not(None))))
-            .order_by(Goal.id)
-        )
-        return list(rows.scalars())
+        return await open_goals(turn.session, turn.person)
 
     async def list_prompt(self, turn: Turn) -> Reply:
         goals = await self._mine(turn)
@@ -482,6 +476,17 @@ def nudge_key(goal: Goal, reason: str, now: datetime) -> str:
         return f"goal-due:{goal.id}:{goal.due_date}"
     year, week, _ = now.isocalendar()
     return f"goal-stale:{goal.id}:{year}-W{week:02d}"
+
+
+async def open_goals(session: AsyncSession, person: Person) -> list[Goal]:
+    """The active goals `person` sees as theirs: their own and their team's, oldest first."""
+    rows = await session.execute(
+        select(Goal)
+        .where(Goal.status == "active")
+        .where((Goal.owner_id == person.id) | ((Goal.team_id == person.team_id) & (Goal.team_id.is_not(None))))
+        .order_by(Goal.id)
+    )
+    return list(rows.scalars())
 
 
 async def person_goals(session: AsyncSession, person_id: int) -> list[Goal]:

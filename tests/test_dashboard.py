@@ -28,7 +28,7 @@ from dialogs.checkin import DEFAULT_QUESTIONS, Rhythm, period_of
 from dialogs.clock import FakeClock
 from dialogs.dashboard import DashboardDialog
 from dialogs.engine import Engine
-from dialogs.messages import Inbound, Sender
+from dialogs.messages import Inbound, Reply, Sender
 from dialogs.review360 import new_id
 from dialogs.rhythm import previous_periods
 from storage.db import Database
@@ -42,6 +42,7 @@ from storage.models import (
     FeedbackEntry,
     Goal,
     GoalUpdate,
+    OutboxMessage,
     Person,
     Rater360,
     Team,
@@ -337,6 +338,8 @@ async def test_a_manager_sees_their_reports_but_not_another_teams_people(site: S
             "/dashboard/people/abc",
             "/dashboard/org",
             "/dashboard/settings",
+            "/dashboard/deliveries",
+            "/dashboard/deliveries?csv=failed",
         ):
             status, page = await get(http, path)
             assert status == 403, path
@@ -351,6 +354,7 @@ async def test_a_performer_cannot_reach_manager_pages_or_colleagues(site: Site) 
     ids = site.ids
     async with await sign_in(site, "arjun") as http:
         for path in ("/dashboard/team", "/dashboard/team?csv=weekly", "/dashboard/org", "/dashboard/settings",
+                     "/dashboard/deliveries", "/dashboard/deliveries?csv=failed", "/dashboard/deliveries?csv=reasons",
                      f"/dashboard/people/{ids['tom']}", f"/dashboard/people/{ids['maya']}", f"/dashboard/360/{site.campaign_id}",
                      f"/dashboard/goals?person={ids['tom']}"):
             status, _ = await get(http, path)
@@ -358,6 +362,7 @@ async def test_a_performer_cannot_reach_manager_pages_or_colleagues(site: Site) 
         status, page = await get(http, "/dashboard")
         assert status == 200 and "arjun progress in" in page and "tom progress" not in page
         assert 'href="/dashboard/team"' not in page  # no link to what they cannot open
+        assert 'href="/dashboard/deliveries"' not in page
     async with await sign_in(site, "tom") as http:  # the subject sees their own 360 report and feedback
         status, page = await get(http, f"/dashboard/360/{site.campaign_id}")
         assert status == 200 and "Shares context early" in page
@@ -457,3 +462,64 @@ async def test_dashboard_logs_name_routes_and_statuses_only(site: Site, caplog: 
     token = link.split("token=")[1]
     for secret in (token, "staging database", "Shares context", "Thanks for the 1:1", "progress in"):
         assert secret not in logged
+
+
+# -- failed deliveries (admins) --------------------------------------------------------------------------------
+
+
+DELIVERY_SECRET = "Feedback text: zebra-7731 was a mess"  # in the failed rows' payloads, never on a page
+
+
+async def test_an_admin_sees_failed_deliveries_without_their_content(site: Site) -> None:
+    ids = site.ids
+
+    def row(key: str, days: float, reason: str | None, person: str | None, *, status: str = "failed", channel: str = "slack") -> OutboxMessage:
+        when = NOW - timedelta(days=days)
+        return OutboxMessage(
+            key=key, person_id=ids[person] if person else None, channel=channel, address={"team": "T1", "channel": "C1"},
+            payload=Reply(f"{DELIVERY_SECRET} {SCRIPT}").to_dict(), kind="reminder" if person else "post", due_at=when,
+            status=status, attempts=3, last_error=reason, created_at=when,
+        )
+
+    async def work(session) -> None:  # noqa: ANN001
+        session.add_all(
+            [
+                row("a", 0.5, "user_not_found", "tom"),
+                row("b", 2, "account_inactive", "nina", channel="teams"),
+                row("c", 3, "channel_not_found", None),
+                row("d", 20, "gave up after 8 attempts: network: ClientConnectorError", "tom"),
+                row("old", 31, "is_archived", "tom"),  # older than 30 days
+                row("sent", 1, None, "tom", status="sent"),
+                row("pending", 1, "ratelimited", "tom", status="pending"),
+            ]
+        )
+
+    await site.baton.db.run(work)
+    async with await sign_in(site, "sam") as http:
+        status, home = await get(http, "/dashboard")
+        assert 'href="/dashboard/deliveries"' in home  # in the navigation and on the admin's own page
+        status, page = await get(http, "/dashboard/deliveries")
+        assert status == 200 and "Delivery problems" in page
+        assert "never shown" in page and "name=\"csrf\"" in page  # the sign-out form keeps its CSRF token
+        status, text = await get(http, "/dashboard/deliveries?csv=failed")
+        assert status == 200
+        rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+        assert rows == [
+            {"When (UTC)": "2026-11-19 21:00", "Channel": "slack", "Recipient": "Tom Becker", "Kind": "reminder", "Reason": "user_not_found"},
+            {"When (UTC)": "2026-11-18 09:00", "Channel": "teams", "Recipient": "Nina Berg", "Kind": "reminder", "Reason": "account_inactive"},
+            {"When (UTC)": "2026-11-17 09:00", "Channel": "slack", "Recipient": "team channel", "Kind": "post", "Reason": "channel_not_found"},
+            {"When (UTC)": "2026-10-31 09:00", "Channel": "slack", "Recipient": "Tom Becker", "Kind": "reminder", "Reason": "network (retries ran out)"},
+        ]
+        status, reasons = await get(http, "/dashboard/deliveries?csv=reasons")
+        assert list(csv.DictReader(io.StringIO(reasons.lstrip("\ufeff")))) == [
+            {"Reason": "account_inactive", "Messages": "1"},
+            {"Reason": "channel_not_found", "Messages": "1"},
+            {"Reason": "network (retries ran out)", "Messages": "1"},
+            {"Reason": "user_not_found", "Messages": "1"},
+        ]
+        for shown in (page, text, reasons, home):
+            assert "zebra" not in shown and DELIVERY_SECRET not in shown and "pwned" not in shown
+            assert "is_archived" not in shown and "ratelimited" not in shown
+    async with await sign_in(site, "maya") as manager:  # a manager is not an admin
+        _, page = await get(manager, "/dashboard")
+        assert 'href="/dashboard/deliveries"' not in page

@@ -343,7 +343,10 @@ def modal(form: Form, *, action: str | None, channel: str | None = None, intro: 
 
 
 def home_view(reply: Reply) -> dict[str, Any]:
-    """A reply as the App Home tab: a header (the card title), the text, fields, lines and buttons."""
+    """A reply as the App Home tab: a header (the card title), the text, fields, lines and buttons.
+
+    Within 100 blocks: when the content needs more, it is cut and the buttons stay.
+    """
     blocks: list[Block] = []
     card = reply.card
     if card is not None:
@@ -354,9 +357,10 @@ def home_view(reply: Reply) -> dict[str, Any]:
         if rest:
             blocks.append(DividerBlock())
             blocks.extend(rest)
-    blocks.extend(_action_blocks(reply, None))
+    actions = _action_blocks(reply, None)[:VIEW_BLOCKS]
+    blocks = blocks[: VIEW_BLOCKS - len(actions)] + actions
     try:
-        return to_dict(View(type="home", blocks=blocks[:VIEW_BLOCKS] or [_section("·")]))
+        return to_dict(View(type="home", blocks=blocks or [_section("·")]))
     except SlackObjectFormationError:
         fallback = [_section(piece) for piece in split_text(escape(reply.text))][:VIEW_BLOCKS]
         return to_dict(View(type="home", blocks=fallback or [_section("·")]))

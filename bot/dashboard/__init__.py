@@ -4,7 +4,7 @@ Routes (all under /dashboard):
   GET  /login?token=…        spend a chat link, open a session, redirect to /dashboard
   GET  /signin               how to sign in (where a visit without a session lands)
   POST /logout               revoke the session (CSRF-checked)
-  GET  /, /people/{id}, /team, /goals, /360, /360/{id}, /tools, /org, /settings
+  GET  /, /people/{id}, /team, /goals, /360, /360/{id}, /tools, /org, /settings, /deliveries
                              pages; `?csv=<table>` downloads one of the page's tables
   POST /settings/teams/{id}  change a team's rhythm (admins, CSRF-checked)
   GET  /static/*             the stylesheet (no CDN, no script)
@@ -320,5 +320,6 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
     app.router.add_get("/dashboard/tools", view(plain(views.tools_page)))
     app.router.add_get("/dashboard/org", view(plain(views.org_page, "org")))
     app.router.add_get("/dashboard/settings", view(plain(views.settings_page)))
+    app.router.add_get("/dashboard/deliveries", view(plain(views.deliveries_page)))
     app.router.add_post("/dashboard/settings/teams/{team_id}", save_rhythm)
     app.router.add_static("/dashboard/static/", STATIC, show_index=False)

@@ -126,6 +126,7 @@ NAV = (
     ("/dashboard/tools", "Tool plans", "everyone"),
     ("/dashboard/org", "Organisation", "admin"),
     ("/dashboard/settings", "Settings", "admin"),
+    ("/dashboard/deliveries", "Deliveries", "admin"),
 )
 
 

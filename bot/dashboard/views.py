@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from statistics import mean
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from dialogs.checkin import Rhythm, is_nothing, period_of, questions_for_team, s
 from dialogs.review360 import FLOOR, GROUP_NAMES, INFLUENCE_NAMES, compute_results
 from dialogs.rhythm import previous_periods
 from dialogs.team import DAYS, describe as describe_rhythm
+from storage.deliveries import failed_deliveries, failure_reasons
 from storage.models import (
     Campaign360,
     CheckinAnswer,
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from bot.app import Baton
 
 MAX_WEEKS = 26
+DELIVERY_DAYS = 30  # failed deliveries shown to admins
+DELIVERY_ROWS = 500
 AGGREGATE_MINIMUM = FLOOR  # an organisation figure drawn from fewer people would point at individuals
 
 
@@ -120,7 +123,12 @@ async def person_page(ctx: Ctx, person_id: int) -> View:
     if own and ctx.viewer.is_manager:
         view.parts.append(paragraph("Your team: ", link("/dashboard/team", "overview, pulse and blockers"), "."))
     if own and ctx.viewer.is_admin:
-        view.parts.append(paragraph("Organisation: ", link("/dashboard/org", "aggregates"), " and ", link("/dashboard/settings", "settings"), "."))
+        view.parts.append(
+            paragraph(
+                "Organisation: ", link("/dashboard/org", "aggregates"), ", ", link("/dashboard/settings", "settings"),
+                " and ", link("/dashboard/deliveries", "delivery problems"), ".",
+            )
+        )
     view.parts.append(await _checkins_table(ctx, person, weeks))
     view.parts.append(await _goals_table(ctx, [person], key="goals", caption="Goals"))
     if own:
@@ -630,6 +638,46 @@ async def tools_page(ctx: Ctx) -> View:
                 (tool.name if tool else tool_id, INFLUENCE_NAMES.get(tool.influence, tool.influence) if tool else "", sum(c.values()), c["yes"], c["partly"], c["no"], c["open"])
             )
         view.parts.append(totals)
+    return view
+
+
+# -- failed deliveries (admins) ----------------------------------------------------------------------------
+
+
+async def deliveries_page(ctx: Ctx) -> View:
+    """Messages Baton gave up on in the last 30 days: when, where, to whom, what kind, why — never their content."""
+    if not ctx.viewer.is_admin:
+        raise Forbidden
+    since = ctx.now - timedelta(days=DELIVERY_DAYS)
+    view = View("Delivery problems", "/dashboard/deliveries")
+    view.parts.append(
+        paragraph(
+            f"Messages from the last {DELIVERY_DAYS} days that Slack or Teams refused for good, or that failed until Baton stopped "
+            "retrying. What the messages said is never shown: it can hold feedback."
+        )
+    )
+    reasons = await failure_reasons(ctx.session, since)
+    summary = Table(
+        "reasons", "Reasons", ("Reason", "Messages"), empty=f"No failed deliveries in the last {DELIVERY_DAYS} days.",
+        note="user_not_found or account_inactive: the person left or was deactivated on that platform. "
+        "channel_not_found or not_in_channel: a team channel was removed, or Baton isn't in it. "
+        "Teams refused (403 …): Baton was uninstalled or blocked in that chat.",
+    )
+    summary.rows = [(name, count) for name, count in reasons]
+    view.parts.append(summary)
+    failed = await failed_deliveries(ctx.session, since, limit=DELIVERY_ROWS)
+    total = sum(count for _, count in reasons)
+    shown = f"The latest {DELIVERY_ROWS} of {total}. " if total > len(failed) else ""
+    table = Table(
+        "failed", "Failed deliveries", ("When (UTC)", "Channel", "Recipient", "Kind", "Reason"),
+        empty=f"No failed deliveries in the last {DELIVERY_DAYS} days.",
+        note=f"{shown}When: the time the last attempt was due.",
+    )
+    for row in failed:
+        table.rows.append(
+            (row.when.astimezone(UTC).strftime("%Y-%m-%d %H:%M"), row.channel, row.recipient or "team channel", row.kind, row.reason)
+        )
+    view.parts.append(table)
     return view
 
 
