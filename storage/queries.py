@@ -40,11 +40,13 @@ async def insert_ignore_many(session: AsyncSession, model: type[SQLModel], rows:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = model.__table__  # type: ignore[attr-defined]
-    statement = insert(table).values(rows).on_conflict_do_nothing()
+    # Parameters as a list, not .values(rows): SQLAlchemy compiles the statement once and batches the rows
+    # itself ("insertmanyvalues"), where a multi-row VALUES clause would be compiled anew for every size.
+    statement = insert(table).on_conflict_do_nothing()
     if not returning:
-        await session.execute(statement)
+        await session.execute(statement, rows)
         return []
-    return list(await session.execute(statement.returning(*(table.c[name] for name in returning))))
+    return list(await session.execute(statement.returning(*(table.c[name] for name in returning)), rows))
 
 
 async def upsert(session: AsyncSession, model: type[SQLModel], key: dict[str, Any], values: dict[str, Any]) -> None:
