@@ -89,6 +89,7 @@ class OutboxSender:
         max_attempts: int = 8,
         lease: timedelta = timedelta(minutes=2),
         poll_interval: float = 1.0,
+        pipeline: int = 2,
     ) -> None:
         self.db = db
         self.deliveries: Mapping[str, Delivery] = {d.channel: d for d in deliveries}
@@ -97,6 +98,7 @@ class OutboxSender:
         self.max_attempts = max_attempts
         self.lease = lease
         self.poll_interval = poll_interval
+        self.pipeline = pipeline  # batches being delivered at once
         self._wake = asyncio.Event()
         self.listeners: list[Callable[[set[int]], None]] = []
         self._in_flight: set[asyncio.Task] = set()
@@ -132,24 +134,44 @@ class OutboxSender:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Drain until `stop` is set. Database trouble is logged and waited out, never fatal."""
+        """Drain until `stop` is set. Database trouble is logged and waited out, never fatal.
+
+        While a full batch is being delivered the next one is claimed and
+        started (at most `pipeline` batches at once), so the sender never sits
+        idle waiting for one batch's slowest message before claiming more.
+        """
         failures = 0
-        while not stop.is_set():
-            try:
-                handled = await self.drain_once()
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                log.warning("outbox drain failed (%s); retrying", type(exc).__name__)
-                handled = 0
-                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
-            if handled >= self.batch:
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except TimeoutError:
-                pass
+        batches: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                claimed: list[Outgoing] = []
+                try:
+                    claimed = await self.db.run(self._claim) if self.deliveries else []
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    log.warning("outbox drain failed (%s); retrying", type(exc).__name__)
+                    await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+                if claimed:
+                    task = asyncio.create_task(self._deliver_logged(claimed))
+                    batches.add(task)
+                    task.add_done_callback(batches.discard)
+                    if len(claimed) >= self.batch:
+                        if len(batches) >= self.pipeline:
+                            await asyncio.wait(set(batches), return_when=asyncio.FIRST_COMPLETED)
+                        continue
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                except TimeoutError:
+                    pass
+        except asyncio.CancelledError:
+            for task in batches:  # their rows stay claimed and are retaken after the lease
+                task.cancel()
+            raise
+        finally:
+            if batches:
+                await asyncio.gather(*batches, return_exceptions=True)
 
     async def drain_once(self) -> int:
         """Claim and deliver one batch of due rows; return how many were handled."""
@@ -161,6 +183,12 @@ class OutboxSender:
             return 0
         await self._deliver_batch(claimed)
         return len(claimed)
+
+    async def _deliver_logged(self, messages: list[Outgoing]) -> None:
+        try:
+            await self._deliver_batch(messages)
+        except Exception as exc:  # the rows stay claimed; their lease runs out and they are taken again
+            log.warning("outbox batch failed (%s); its rows are retried after their lease", type(exc).__name__)
 
     async def _deliver_batch(self, messages: list[Outgoing]) -> None:
         by_recipient: dict[object, list[Outgoing]] = defaultdict(list)

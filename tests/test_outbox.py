@@ -164,3 +164,44 @@ async def test_a_row_left_sending_by_a_dead_sender_is_taken_back_after_its_lease
     rig.clock.advance(minutes=3)
     assert await rig.sender.drain_once() == 1
     assert [m.reply.text for m in rig.delivery.sent] == ["hello"]
+
+
+async def test_the_running_sender_claims_the_next_batch_while_one_is_still_being_delivered(db: Database, rig: Rig) -> None:
+    """`run` (what `baton serve` uses) pipelines batches: one slow message in the first batch does not keep
+    the second from going out — and still every message goes out once, each person's in order."""
+    emails = [e for e in rig.people if e != "sam@demo.baton"]
+    await queue(db, rig, "slow", "sam@demo.baton", "slow one")  # its own recipient, first in the first batch
+    for n in range(12):
+        await queue(db, rig, f"m{n:02d}", emails[n % len(emails)], f"{emails[n % len(emails)]} {n:02d}")
+    await queue(db, rig, "late", "tom@demo.baton", "tom late")
+    ids = sorted(row.id for row in await rows(db))
+    slow_id, second_batch = ids[0], set(ids[7:])
+    second_batch_started = asyncio.Event()
+
+    class SlowFirst(RecordingDelivery):
+        async def deliver(self, message):  # noqa: ANN001, ANN201
+            if message.id == slow_id:
+                await second_batch_started.wait()  # deadlocks unless another batch is delivered meanwhile
+            elif message.id in second_batch:
+                second_batch_started.set()
+            await super().deliver(message)
+
+    delivery = SlowFirst()
+    sender = OutboxSender(db, [delivery], clock=rig.clock, batch=7, poll_interval=0.01)
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    try:
+        for _ in range(500):
+            if len(delivery.sent) == 14:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+    texts = [m.reply.text for m in delivery.sent]
+    assert sorted(texts) == sorted(set(texts)) and len(texts) == 14
+    assert texts.index("slow one") > texts.index("tom late")  # the second batch went out past the stuck one
+    for email in emails:
+        mine = [t for t in texts if t.startswith(email)]
+        assert mine == sorted(mine)
+    assert all(row.status == "sent" for row in await rows(db))
