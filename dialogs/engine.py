@@ -38,7 +38,6 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.clock import Clock, SystemClock
@@ -219,33 +218,62 @@ class Engine:
             raise
 
     async def _commit_waiting(self) -> None:
-        """Run the waiting turns, a batch per transaction, until none are left."""
-        while self._waiting:
-            batch, rest, people = [], [], set()
-            for waiting in self._waiting:  # one turn per person and batch, in arrival order
-                if len(batch) < MAX_BATCH and waiting.person_id not in people:
-                    batch.append(waiting)
-                    people.add(waiting.person_id)
-                else:
-                    rest.append(waiting)
-            self._waiting = rest
-            if len(batch) == 1:
-                await self._alone(batch[0])
-                continue
-            try:
-                outcomes, claimed = await self.db.run(lambda s: self._batch(s, batch))
-            except DatabaseUnavailable as exc:
-                for waiting in batch:
-                    _settle(waiting.done, exc)
-                continue
-            except Exception:  # some turn failed, and the whole batch rolled back: run each on its own
-                for waiting in batch:
-                    await self._alone(waiting)
-                continue
-            if claimed and self.on_claimed is not None:
-                self.on_claimed(claimed)
-            for waiting, outcome in zip(batch, outcomes, strict=True):
-                _settle(waiting.done, outcome)
+        """Run the waiting turns, a batch per transaction, until none are left.
+
+        Whatever happens, every caller gets an outcome: an unexpected error
+        settles its batch with that error, and cancellation (shutdown) cancels
+        every waiting turn rather than leaving its caller — and the person's
+        lock — waiting forever.
+        """
+        batch: list[_Waiting] = []
+        try:
+            while self._waiting:
+                batch, rest, people = [], [], set()
+                for waiting in self._waiting:  # one turn per person and batch, in arrival order
+                    if len(batch) < MAX_BATCH and waiting.person_id not in people:
+                        batch.append(waiting)
+                        people.add(waiting.person_id)
+                    else:
+                        rest.append(waiting)
+                self._waiting = rest
+                try:
+                    await self._commit(batch)
+                except Exception as exc:  # a bug here, not in a dialog: the callers hear of it
+                    self.report(exc, where="engine batch")
+                    for waiting in batch:
+                        _settle(waiting.done, exc)
+        except asyncio.CancelledError:
+            for waiting in [*batch, *self._waiting]:
+                waiting.done.cancel()
+            self._waiting = []
+            raise
+
+    async def _commit(self, batch: list[_Waiting]) -> None:
+        if len(batch) == 1:
+            await self._alone(batch[0])
+            return
+        try:
+            outcomes, claimed = await self.db.run(lambda s: self._batch(s, batch))
+        except DatabaseUnavailable as exc:  # the batch's own statements kept failing: the database is down
+            for waiting in batch:
+                _settle(waiting.done, exc)
+            return
+        except Exception:  # some turn failed, and the whole batch rolled back: run each on its own
+            for waiting in batch:
+                await self._alone(waiting)
+            return
+        self._hand_over(claimed)
+        for waiting, outcome in zip(batch, outcomes, strict=True):
+            _settle(waiting.done, outcome)
+
+    def _hand_over(self, claimed: list[dict[str, Any]]) -> None:
+        """Give replies queued already claimed to the sender; if that fails they go out after their lease."""
+        if not claimed or self.on_claimed is None:
+            return
+        try:
+            self.on_claimed(claimed)
+        except Exception as exc:  # noqa: BLE001 - the rows are committed; the lease brings them back
+            self.report(exc, where="handing replies to the sender")
 
     async def _alone(self, waiting: _Waiting) -> None:
         """One turn in a transaction of its own; a failing dialog gets the error hook and an apology."""
@@ -271,12 +299,10 @@ class Engine:
             except Exception as again:  # noqa: BLE001 - the database failed as well: the caller says so
                 _settle(waiting.done, again if isinstance(again, DatabaseUnavailable) else DatabaseUnavailable(type(again).__name__))
                 return
-            if handed and self.on_claimed is not None:
-                self.on_claimed(handed)
+            self._hand_over(handed)
             _settle(waiting.done, [apology])
             return
-        if claimed and self.on_claimed is not None:
-            self.on_claimed(claimed)
+        self._hand_over(claimed)
         _settle(waiting.done, replies)
 
     async def _person_id(self, inbound: Inbound) -> int:
@@ -369,11 +395,10 @@ class Engine:
                 await self.dialogs[name].prefetch(session, group)
             for _, turn in turns:
                 await self._route(turn)
-        except (DBAPIError, Conflict):
-            raise  # the database's trouble: retry the batch
         except Exception as exc:
-            # Dialog code failed (even with an error that looks transient, like a timeout): retrying
-            # the batch would fail everyone with it, so the batch rolls back and its turns run alone.
+            # One dialog failed — even with an error that looks transient (a timeout, a deadlock in its own
+            # query): retrying the batch could fail everyone with it, so the batch rolls back and its turns
+            # run alone, each with its own retries. Only the batch's shared statements retry the batch.
             raise _DialogFailed from exc
         await self._save_all([turn for _, turn in turns])
         claimed = await self._queue_all(session, [turn for _, turn in turns], now)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import delete, select
+from sqlalchemy.exc import OperationalError
 
 from dialogs import all_dialogs
 from dialogs.engine import MAX_BATCH, Dialog, Engine, State
@@ -274,8 +275,14 @@ async def test_one_failing_turn_costs_the_others_nothing_and_keeps_nothing_of_it
     assert (await states(rig))[broken.id].version == 2
 
 
-async def test_a_transient_looking_error_in_one_turn_costs_the_others_nothing(rig: Rig) -> None:
-    """A handler that times out (TimeoutError, which the database layer retries as transient) for one person.
+def _deadlock(text: str) -> Exception:
+    return OperationalError("UPDATE something", {}, Exception(f"deadlock detected: {text}"))
+
+
+@pytest.mark.parametrize("error", [TimeoutError, _deadlock], ids=["timeout", "database-deadlock"])
+async def test_a_transient_looking_error_in_one_turn_costs_the_others_nothing(rig: Rig, error) -> None:  # noqa: ANN001
+    """A handler that fails for one person with an error the database layer retries as transient (a
+    timeout, or a deadlock in the dialog's own query).
 
     Run alone, such a turn fails only its own sender (DatabaseUnavailable after
     the retries, or an apology). In a batch it must not take everyone else's
@@ -285,7 +292,7 @@ async def test_a_transient_looking_error_in_one_turn_costs_the_others_nothing(ri
     engine, _ = use_engine(rig, echo)
     people = await add_people(rig, 8)
     await asyncio.gather(*(engine.handle(message(p, "echo")) for p in people))
-    echo.broken_for, echo.broken_with = {people[0].id}, TimeoutError
+    echo.broken_for, echo.broken_with = {people[0].id}, error
 
     results = await asyncio.gather(
         *(engine.handle(message(p, f"line of {p.name}")) for p in people), return_exceptions=True
@@ -297,6 +304,23 @@ async def test_a_transient_looking_error_in_one_turn_costs_the_others_nothing(ri
         assert not isinstance(outcome, BaseException), f"{person.name} lost their turn to someone else's error: {outcome!r}"
         assert texts(outcome) == [f"{person.name} said: line of {person.name}"]
         assert saved[person.id].data["heard"] == [f"line of {person.name}"]
+
+
+async def test_a_failure_after_the_commit_still_answers_every_caller(rig: Rig) -> None:
+    """If handing the committed replies to the sender blows up, every `handle` still returns (nobody waits
+    forever holding their lock), the replies stay queued for the sender's next pass, and the next turn runs."""
+    engine, _ = use_engine(rig)
+    people = await add_people(rig, 5)
+
+    def broken(rows) -> None:  # noqa: ANN001
+        raise RuntimeError("a bug in the hand-over")
+
+    engine.on_claimed = broken
+    results = await asyncio.wait_for(asyncio.gather(*(engine.handle(message(p, "help")) for p in people)), 10)
+    assert all(len(replies) == 1 for replies in results)
+    assert {row.person_id for row in await outbox(rig)} >= {p.id for p in people}
+    engine.on_claimed = rig.sender.deliver_soon
+    assert len(await asyncio.wait_for(engine.handle(message(people[0], "help")), 10)) == 1
 
 
 # -- 3. retried deliveries under load --------------------------------------------------------------
