@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, true, update
 
 from dialogs.clock import Clock, SystemClock
 from dialogs.locks import KeyedLocks
@@ -103,6 +103,7 @@ class OutboxSender:
         self.listeners: list[Callable[[set[int]], None]] = []
         self._in_flight: set[asyncio.Task] = set()
         self._recipients = KeyedLocks()  # one person's messages go out one at a time, in order
+        self._delivering: set[int] = set()  # ids of rows this process is sending right now
 
     def register(self, delivery: Delivery) -> None:
         """Add a channel's delivery (platform adapters call this when they are set up)."""
@@ -144,6 +145,8 @@ class OutboxSender:
         batches: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
+                if len(batches) >= self.pipeline:  # never more than `pipeline` batches out at once
+                    await asyncio.wait(set(batches), return_when=asyncio.FIRST_COMPLETED)
                 claimed: list[Outgoing] = []
                 try:
                     claimed = await self.db.run(self._claim) if self.deliveries else []
@@ -157,8 +160,6 @@ class OutboxSender:
                     batches.add(task)
                     task.add_done_callback(batches.discard)
                     if len(claimed) >= self.batch:
-                        if len(batches) >= self.pipeline:
-                            await asyncio.wait(set(batches), return_when=asyncio.FIRST_COMPLETED)
                         continue
                 self._wake.clear()
                 try:
@@ -191,6 +192,14 @@ class OutboxSender:
             log.warning("outbox batch failed (%s); its rows are retried after their lease", type(exc).__name__)
 
     async def _deliver_batch(self, messages: list[Outgoing]) -> None:
+        ids = {message.id for message in messages}
+        self._delivering |= ids  # never claimed again by this process while it is still sending them
+        try:
+            await self._deliver_by_recipient(messages)
+        finally:
+            self._delivering -= ids
+
+    async def _deliver_by_recipient(self, messages: list[Outgoing]) -> None:
         by_recipient: dict[object, list[Outgoing]] = defaultdict(list)
         for message in messages:
             recipient = message.person_id if message.person_id is not None else repr(sorted(message.address.items()))
@@ -218,6 +227,8 @@ class OutboxSender:
                     (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now),
                 ),
             )
+            # ... unless it is this process, still at it (a delivery that outlived its lease)
+            .where(OutboxMessage.id.not_in(list(self._delivering)) if self._delivering else true())
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
             .limit(self.batch)
             .with_for_update(skip_locked=True)

@@ -205,3 +205,68 @@ async def test_the_running_sender_claims_the_next_batch_while_one_is_still_being
         mine = [t for t in texts if t.startswith(email)]
         assert mine == sorted(mine)
     assert all(row.status == "sent" for row in await rows(db))
+
+
+async def test_a_delivery_outliving_its_lease_is_not_claimed_again_by_its_own_sender(db: Database, rig: Rig) -> None:
+    """The lease lets another sender take over from a dead one; the sender still at it must not take its own
+    row back and send it twice. And however many partial batches come in, at most `pipeline` go out at once."""
+    gate, sent, concurrent, most = asyncio.Event(), [], [0], [0]
+
+    class Stuck(RecordingDelivery):
+        async def deliver(self, message):  # noqa: ANN001, ANN201
+            concurrent[0] += 1
+            most[0] = max(most[0], concurrent[0])
+            try:
+                await gate.wait()
+                sent.append(message.id)
+            finally:
+                concurrent[0] -= 1
+
+    sender = OutboxSender(db, [Stuck()], clock=rig.clock, poll_interval=0.01, pipeline=2)
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    for n, email in enumerate(["tom@demo.baton", "aiko@demo.baton", "arjun@demo.baton", "lucia@demo.baton"]):
+        await queue(db, rig, f"one-by-one {n}", email, f"message {n}")  # each its own partial batch
+        sender.wake()
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+    rig.clock.advance(minutes=3)  # every lease has run out while the deliveries are still stuck
+    for _ in range(30):
+        await asyncio.sleep(0.01)
+    assert most[0] <= 2
+    gate.set()
+    for _ in range(200):
+        if len(sent) == 4:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert sorted(sent) == sorted(set(sent)) and len(sent) == 4
+    assert all(row.status == "sent" for row in await rows(db))
+
+
+async def test_a_stuck_delivery_past_its_lease_is_sent_once(db: Database, rig: Rig) -> None:
+    """One message stuck in delivery past its lease, with room in the pipeline: the sender keeps polling,
+    but does not claim the row it is still sending."""
+    gate, sent = asyncio.Event(), []
+
+    class Stuck(RecordingDelivery):
+        async def deliver(self, message):  # noqa: ANN001, ANN201
+            await gate.wait()
+            sent.append(message.id)
+
+    sender = OutboxSender(db, [Stuck()], clock=rig.clock, poll_interval=0.01)
+    await queue(db, rig, "stuck", "tom@demo.baton", "stuck")
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    rig.clock.advance(minutes=3)
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    gate.set()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert len(sent) == 1
