@@ -64,11 +64,21 @@ class Inbox:
             key = inbound.key
             await self.db.run(lambda s: s.execute(delete(InboxEvent).where(InboxEvent.key == key)))
 
-    async def replay(self, run: Callable[[Inbound], Awaitable[object]], *, skip: Collection[str] = (), limit: int = 500) -> int:
+    async def replay(
+        self,
+        run: Callable[[Inbound], Awaitable[object]],
+        *,
+        give_up: Callable[[Inbound], Awaitable[object]] | None = None,
+        skip: Collection[str] = (),
+        limit: int = 500,
+    ) -> int:
         """Run again the deliveries older than `stale` that no turn removed; return how many.
 
-        `skip` holds keys this process is still working on. A delivery replayed
-        `max_attempts` times is given up (logged by count, never by content).
+        `skip` holds keys this process is still working on. One sender's
+        deliveries run one after another, oldest first, so their order holds.
+        A delivery replayed `max_attempts` times is given up: `give_up` tells
+        the person (the adapter may have promised to keep it), and the log
+        says how many — never what.
         """
         cutoff = self.clock.now() - self.stale
 
@@ -84,12 +94,24 @@ class Inbox:
             return rows
 
         rows = await self.db.run(take)
-        spent = [key for key, _, attempt in rows if attempt > self.max_attempts]
+        spent = [(key, Inbound.from_dict(inbound)) for key, inbound, attempt in rows if attempt > self.max_attempts]
         if spent:
             log.warning("inbox: gave up on %d deliveries after %d attempts each", len(spent), self.max_attempts)
-            await self.db.run(lambda s: s.execute(delete(InboxEvent).where(InboxEvent.key.in_(spent))))
-        again = [Inbound.from_dict(inbound, durable=True) for _, inbound, attempt in rows if attempt <= self.max_attempts]
-        if again:
-            log.info("inbox: replaying %d deliveries acknowledged before a restart", len(again))
-            await asyncio.gather(*(run(inbound) for inbound in again))
-        return len(again)
+            if give_up is not None:
+                await asyncio.gather(*(give_up(inbound) for _, inbound in spent), return_exceptions=True)
+            keys = [key for key, _ in spent]
+            await self.db.run(lambda s: s.execute(delete(InboxEvent).where(InboxEvent.key.in_(keys))))
+        by_sender: dict[tuple[str, str], list[Inbound]] = {}
+        for _, inbound, attempt in rows:
+            if attempt <= self.max_attempts:
+                again = Inbound.from_dict(inbound, durable=True)
+                by_sender.setdefault((again.sender.platform, again.sender.user_id), []).append(again)
+        if by_sender:
+            log.info("inbox: replaying %d deliveries acknowledged before a restart", sum(map(len, by_sender.values())))
+
+            async def in_order(inbounds: list[Inbound]) -> None:
+                for inbound in inbounds:
+                    await run(inbound)
+
+            await asyncio.gather(*(in_order(inbounds) for inbounds in by_sender.values()))
+        return sum(map(len, by_sender.values()))

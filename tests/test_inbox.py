@@ -73,12 +73,38 @@ async def test_a_replay_that_keeps_failing_is_given_up_after_its_attempts(rig: R
     async def never_commits(inbound) -> None:  # noqa: ANN001
         runs.append(inbound.key)
 
+    told: list[str | None] = []
+
+    async def tell(inbound) -> None:  # noqa: ANN001 - the adapter says "please send it again"
+        told.append(inbound.sender.user_id)
+
     rig.clock.advance(minutes=3)
     with caplog.at_level(logging.DEBUG):
         for _ in range(5):
-            await inbox.replay(never_commits)
+            await inbox.replay(never_commits, give_up=tell)
     assert runs == [kept.key] * 3 and await kept_rows(rig) == []
+    assert told == [kept.sender.user_id]  # given up, but never silently
     assert "gave up on 1 deliveries" in caplog.text and SECRET not in caplog.text
+
+
+async def test_one_senders_replayed_deliveries_run_in_the_order_they_came(rig: Rig) -> None:
+    inbox = Inbox(rig.db, rig.clock)
+    tom, maya = rig.chat("tom@demo.baton"), rig.chat("maya@demo.baton")
+    for n in range(4):
+        await inbox.keep(tom.inbound(text=f"tom {n}"))
+        await inbox.keep(maya.inbound(text=f"maya {n}"))
+        rig.clock.advance(seconds=1)
+    rig.clock.advance(minutes=3)
+    seen: list[str] = []
+
+    async def run(inbound) -> None:  # noqa: ANN001
+        number = int((inbound.text or "0").rsplit(" ", 1)[-1])
+        await asyncio.sleep(0.01 * (4 - number))  # run all at once, the later ones would finish first
+        seen.append(inbound.text or "")
+
+    assert await inbox.replay(run) == 8
+    assert [t for t in seen if t.startswith("tom")] == [f"tom {n}" for n in range(4)]
+    assert [t for t in seen if t.startswith("maya")] == [f"maya {n}" for n in range(4)]
 
 
 async def test_keys_still_being_worked_on_here_are_not_replayed(rig: Rig) -> None:

@@ -52,6 +52,10 @@ DATABASE_LATER = (
     "Sorry, my database is having trouble, so I couldn't record that yet. I've kept your message and will "
     "record it as soon as I can; no need to send it again."
 )
+GAVE_UP = (
+    "Sorry — I kept trying, but I couldn't record a message you sent me earlier. Please send it again "
+    "(or press the button again) now that things are working."
+)
 DATABASE_DOWN = (
     "Sorry, I can't record anything right now: my database is unreachable. Nothing was saved; please try again in a few minutes."
 )
@@ -480,7 +484,7 @@ class SlackAdapter:
         """Replay kept deliveries that a crash left without a turn: at start, then every minute."""
         while True:
             try:
-                await self.inbox.replay(self._replay, skip=self._working)
+                await self.inbox.replay(self._replay, give_up=self._lost, skip=self._working)
             except Exception as exc:  # noqa: BLE001 - the database may be down; try again next round
                 log.warning("slack: inbox replay failed (%s)", type(exc).__name__)
             await asyncio.sleep(REPLAY_INTERVAL)
@@ -488,6 +492,11 @@ class SlackAdapter:
     async def _replay(self, inbound: Inbound) -> None:
         token = await self.token_for(inbound.address.get("team"), inbound.address.get("enterprise"))
         await self._guarded(self.turn(inbound, token), "replay", True)
+
+    async def _lost(self, inbound: Inbound) -> None:
+        """A kept delivery that could not be recorded after every replay: say so, so nothing vanishes silently."""
+        token = await self.token_for(inbound.address.get("team"), inbound.address.get("enterprise"))
+        await self.notice(token, inbound.sender.user_id, GAVE_UP)
 
     async def _seen(self, key: str) -> bool:
         found = await self.baton.db.run(lambda s: s.scalar(select(ProcessedEvent.key).where(ProcessedEvent.key == key)))
