@@ -69,7 +69,10 @@ class Baton:
             if await seed_demo(self.db, self.clock):
                 log.info("local mode: seeded the demo organisation")
         self.tasks.append(asyncio.create_task(self.sender.run(self.stop), name="outbox-sender"))
-        self.scheduler = Scheduler(self.conductor, self.clock, interval=self.settings.BATON_TICK_SECONDS, wake=self.sender.wake)
+        self.scheduler = Scheduler(
+            self.conductor, self.clock, interval=self.settings.BATON_TICK_SECONDS, wake=self.sender.wake,
+            retention_days=self.settings.BATON_RETENTION_DAYS,
+        )
         self.scheduler.start()
 
     async def close(self) -> None:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     BATON_TICK_SECONDS: float = Field(60.0, ge=0.05, le=3600)
     BATON_GRACE_HOURS: float = Field(12.0, ge=0, le=168)
     BATON_WEEKLY_BUDGET: int = Field(6, ge=1, le=50)
+    # Days a delivered (or given-up) message is kept before it is deleted; at least 8, since the
+    # weekly budget counts the last seven days.
+    BATON_RETENTION_DAYS: int = Field(30, ge=8, le=3650)
     # The address people reach this Baton at, for links sent in chat (dashboard sign-in).
     # Default: http://BATON_HOST:BATON_PORT
     BATON_PUBLIC_URL: str | None = None

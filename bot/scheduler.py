@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from dialogs.clock import Clock
 from dialogs.rhythm import Conductor
 from storage.db import DatabaseUnavailable
+from storage.retention import prune
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,16 @@ log = logging.getLogger(__name__)
 class Scheduler:
     """Ticks `conductor` every `interval` seconds and wakes the sender when something was queued."""
 
-    def __init__(self, conductor: Conductor, clock: Clock, *, interval: float, wake: Callable[[], None]) -> None:
+    def __init__(
+        self, conductor: Conductor, clock: Clock, *, interval: float, wake: Callable[[], None], retention_days: int = 30
+    ) -> None:
         self.conductor = conductor
         self.clock = clock
         self.wake = wake
+        self.retention_days = retention_days
         self._scheduler = AsyncIOScheduler()
+        # Forgetting what is no longer needed (storage/retention.py): a few times a day is plenty.
+        self._scheduler.add_job(self.forget, "interval", hours=6, id="retention", coalesce=True, max_instances=1, next_run_time=None)
         self._scheduler.add_job(
             self.tick,
             "interval",
@@ -55,13 +61,22 @@ class Scheduler:
             )
             self.wake()
 
+    async def forget(self) -> None:
+        try:
+            messages, keys = await self.conductor.db.run(lambda s: prune(s, self.clock.now(), days=self.retention_days))
+        except Exception as exc:  # noqa: BLE001 - try again next time
+            log.warning("retention: pruning failed (%s)", type(exc).__name__)
+            return
+        if messages or keys:
+            log.info("retention: deleted %d finished messages and %d delivery keys", messages, keys)
+
     def start(self) -> None:
         self._scheduler.start()
-        job = self._scheduler.get_job("rhythm")
-        if job is not None:
-            from datetime import datetime, timezone
-
-            job.modify(next_run_time=datetime.now(timezone.utc) + timedelta(seconds=min(self.interval, 2)))
+        now = datetime.now(timezone.utc)
+        for job_id, first in (("rhythm", timedelta(seconds=min(self.interval, 2))), ("retention", timedelta(minutes=1))):
+            job = self._scheduler.get_job(job_id)
+            if job is not None:
+                job.modify(next_run_time=now + first)
 
     def stop(self) -> None:
         if self._scheduler.running:

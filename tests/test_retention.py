@@ -1,0 +1,61 @@
+"""Retention: finished messages and old delivery keys are deleted; nothing waiting, nothing recent, nothing the
+weekly budget or a retry still needs."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.scheduler import Scheduler
+from dialogs.manners import budget_used
+from dialogs.messages import Reply
+from dialogs.rhythm import Conductor
+from storage import queries
+from storage.models import OutboxMessage, ProcessedEvent
+from tests.harness import Rig
+
+
+async def _queue(rig: Rig, key: str, *, days_ago: float, status: str, unsolicited: bool = False) -> None:
+    when = rig.clock.now() - timedelta(days=days_ago)
+    person = rig.people["tom@demo.baton"]
+
+    async def work(session) -> None:  # noqa: ANN001
+        row_id = await queries.enqueue(
+            session, key=key, person_id=person.id, channel="local", address={}, payload=Reply(f"secret {key}").to_dict(),
+            due_at=when, now=when, unsolicited=unsolicited,
+        )
+        row = await session.get(OutboxMessage, row_id)
+        row.status = status
+
+    await rig.db.run(work)
+
+
+async def test_finished_messages_past_retention_and_old_delivery_keys_are_forgotten(rig: Rig) -> None:
+    await _queue(rig, "old-sent", days_ago=31, status="sent")
+    await _queue(rig, "old-failed", days_ago=40, status="failed")
+    await _queue(rig, "old-cancelled", days_ago=35, status="cancelled")
+    await _queue(rig, "old-but-waiting", days_ago=45, status="pending")  # never delivered: kept until it goes out
+    await _queue(rig, "recent-sent", days_ago=29, status="sent")
+    await _queue(rig, "this-week", days_ago=2, status="sent", unsolicited=True)
+    for key, days in (("slack:U1:Ev-old", 15), ("slack:U1:Ev-new", 13)):
+        created = rig.clock.now() - timedelta(days=days)
+        await rig.db.run(lambda s, key=key, created=created: queries.mark_event_processed(s, key, created))
+    tom = rig.people["tom@demo.baton"].id
+    budget_before = await rig.db.run(lambda s: budget_used(s, [tom], rig.clock.now()))
+    assert budget_before.get(tom) == 1  # this week's unsolicited message counts, and must go on counting
+
+    scheduler = Scheduler(Conductor(rig.db), rig.clock, interval=60, wake=lambda: None, retention_days=30)
+    await scheduler.forget()
+
+    kept = {row.key for row in await rig.db.run(lambda s: _all(s, OutboxMessage))}
+    assert {"old-but-waiting", "recent-sent", "this-week"} <= kept
+    assert not kept & {"old-sent", "old-failed", "old-cancelled"}
+    keys = {row.key for row in await rig.db.run(lambda s: _all(s, ProcessedEvent))}
+    assert "slack:U1:Ev-new" in keys and "slack:U1:Ev-old" not in keys
+    assert await rig.db.run(lambda s: budget_used(s, [tom], rig.clock.now())) == budget_before
+    await scheduler.forget()  # again: nothing more to do, nothing breaks
+    assert {row.key for row in await rig.db.run(lambda s: _all(s, OutboxMessage))} == kept
+
+
+async def _all(session, model):  # noqa: ANN001, ANN202
+    return list(await session.scalars(select(model)))
