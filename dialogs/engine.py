@@ -292,7 +292,7 @@ class Engine:
 
             async def apologise(session: AsyncSession) -> list[dict[str, Any]]:
                 await _forget_kept(session, [inbound])  # the person is told to send it again: nothing to replay
-                return await self._queue(session, person_id, inbound, [apology], key=f"error:{ref}")
+                return await self._queue_replies(session, [(person_id, inbound, [apology], f"error:{ref}")])
 
             try:
                 handed = await self.db.run(apologise)
@@ -352,8 +352,8 @@ class Engine:
             return [], []  # a retry or a double submit: handled already
         turn = await self._open(session, person_id, inbound, now)
         await self._route(turn)
-        await self._save(turn)
-        claimed = await self._queue(session, person_id, inbound, turn.replies)
+        await self._save_all([turn])
+        claimed = await self._queue_replies(session, [(person_id, inbound, turn.replies, None)])
         await self._queue_extra(turn)
         return turn.replies, claimed
 
@@ -401,14 +401,14 @@ class Engine:
             # run alone, each with its own retries. Only the batch's shared statements retry the batch.
             raise _DialogFailed from exc
         await self._save_all([turn for _, turn in turns])
-        claimed = await self._queue_all(session, [turn for _, turn in turns], now)
+        claimed = await self._queue_replies(session, [(turn.person.id, batch[index].inbound, turn.replies, None) for index, turn in turns])
         for index, turn in turns:
             await self._queue_extra(turn)
             outcomes[index] = turn.replies
         return outcomes, claimed
 
     async def _save_all(self, turns: list[Turn]) -> None:
-        """Save many states in one statement (each still checked against the version it was loaded with)."""
+        """Save the turns' states in one statement, each checked against the version it was loaded with."""
         if not turns:
             return
         column = DialogState.__table__.c  # type: ignore[attr-defined]
@@ -433,22 +433,27 @@ class Engine:
         ]
         result = await turns[0].session.execute(statement, rows)
         # The states were loaded row-locked (PostgreSQL) or under the write lock (SQLite), so a mismatch
-        # means a bug, not a race; where the driver reports counts for many rows, check them anyway.
-        if result.supports_sane_multi_rowcount() and result.rowcount != len(rows):
+        # means a bug, not a race. One row always reports its count; many only where the driver can.
+        if (len(rows) == 1 or result.supports_sane_multi_rowcount()) and result.rowcount != len(rows):
             raise Conflict("dialog_state")
 
-    async def _queue_all(self, session: AsyncSession, turns: list[Turn], now: datetime) -> list[dict[str, Any]]:
-        """Queue every turn's replies to its sender in one statement; claimed for immediate delivery when a sender waits."""
+    async def _queue_replies(
+        self, session: AsyncSession, items: list[tuple[int, Inbound, Sequence[Reply], str | None]]
+    ) -> list[dict[str, Any]]:
+        """Queue replies to the senders of (person id, inbound, replies, key base) items, in one statement.
+
+        Replies answer a person's own message, so when a sender waits they are
+        born claimed and come back for immediate delivery after the commit.
+        """
+        now = self.clock.now()
         claim = self.on_claimed is not None
         rows: list[dict[str, Any]] = []
-        for turn in turns:
-            inbound = turn.inbound
-            assert inbound is not None
-            base = f"reply:{inbound.key}" if inbound.key else f"reply:{secrets.token_hex(8)}"
-            for index, reply in enumerate(turn.replies):
+        for person_id, inbound, replies, key in items:
+            base = key or (f"reply:{inbound.key}" if inbound.key else f"reply:{secrets.token_hex(8)}")
+            for index, reply in enumerate(replies):
                 rows.append(
                     {
-                        "key": f"{base}:{index}"[:255], "person_id": turn.person.id, "channel": inbound.sender.platform,
+                        "key": f"{base}:{index}"[:255], "person_id": person_id, "channel": inbound.sender.platform,
                         "address": dict(inbound.address), "payload": reply.to_dict(), "kind": "reply", "unsolicited": False,
                         "due_at": now, "status": "sending" if claim else "pending", "attempts": 1 if claim else 0,
                         "claimed_until": now + CLAIM_LEASE if claim else None, "created_at": now,
@@ -470,7 +475,7 @@ class Engine:
         person = await session.get(Person, person_id)
         if person is None:
             raise UnknownPerson("removed")
-        state = await _load_state(session, person_id, now)
+        state = (await _load_states(session, [person_id], now))[person_id]
         role = Role(manager=(await self._are_managers(session, [person_id]))[person_id], admin=person.is_admin)
         return Turn(self, session, person, role, now, state, inbound)
 
@@ -487,59 +492,6 @@ class Engine:
             if len(self._managers) > 50_000:
                 self._managers.clear()
         return known
-
-    async def _save(self, turn: Turn) -> None:
-        state = turn.state
-        result = await turn.session.execute(
-            update(DialogState)
-            .where(DialogState.person_id == state.person_id, DialogState.version == state.version)
-            .values(
-                dialog=state.dialog,
-                state=state.state,
-                data=dict(state.data),
-                prompt_id=state.prompt_id,
-                version=state.version + 1,
-                updated_at=turn.now,
-            )
-        )
-        if result.rowcount != 1:
-            raise Conflict("dialog_state")
-
-    async def _queue(
-        self, session: AsyncSession, person_id: int, inbound: Inbound | None, replies: Sequence[Reply], key: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Queue replies to `person_id`; those answering their own message come back claimed, for immediate delivery."""
-        if not replies:
-            return []
-        now = self.clock.now()
-        if inbound is not None:
-            channel, address = inbound.sender.platform, dict(inbound.address)
-        else:
-            channel, address = await queries.preferred_address(session, person_id)
-        base = key or (f"reply:{inbound.key}" if inbound and inbound.key else None)
-        base = base or f"reply:{secrets.token_hex(8)}"
-        claim = inbound is not None and self.on_claimed is not None
-        claimed: list[dict[str, Any]] = []
-        for index, reply in enumerate(replies):
-            payload = reply.to_dict()
-            row_id = await queries.enqueue(
-                session,
-                key=f"{base}:{index}",
-                person_id=person_id,
-                channel=channel,
-                address=address,
-                payload=payload,
-                due_at=now,
-                now=now,
-                claimed_until=now + CLAIM_LEASE if claim else None,
-            )
-            if claim and row_id is not None:
-                claimed.append(
-                    {"id": row_id, "key": f"{base}:{index}", "person_id": person_id, "channel": channel, "address": address, "payload": payload}
-                )
-        if not claim:
-            self.on_queued()
-        return claimed
 
     async def _queue_extra(self, turn: Turn) -> None:
         for target, reply, key in turn.extra:
@@ -780,7 +732,7 @@ class Engine:
             )
         else:
             await self._command(turn, dialog.commands[0], args)
-            await self._save(turn)
+            await self._save_all([turn])
         channel, address = await queries.preferred_address(session, person_id)
         when = due_at or now
         for index, reply in enumerate(turn.replies):
@@ -881,19 +833,3 @@ async def _load_states(session: AsyncSession, person_ids: list[int], now: dateti
         session.expunge(state)
         state.data = dict(state.data or {})
     return states
-
-
-async def _load_state(session: AsyncSession, person_id: int, now: datetime) -> DialogState:
-    """The person's dialog state, created empty on first use and locked FOR UPDATE on PostgreSQL."""
-    statement = select(DialogState).where(DialogState.person_id == person_id).with_for_update()
-    state = (await session.execute(statement)).scalars().first()
-    if state is None:
-        await queries.insert_ignore(
-            session, DialogState, person_id=person_id, data={}, version=0, updated_at=now
-        )
-        state = (await session.execute(statement)).scalars().first()
-    assert state is not None
-    # Work on a detached copy: the versioned UPDATE in _save is the only write.
-    session.expunge(state)
-    state.data = dict(state.data or {})
-    return state
