@@ -6,9 +6,7 @@ Aim: <= 2.0. Peak memory of the tick is measured with tracemalloc.
 """
 from __future__ import annotations
 
-import os
 import statistics
-import tempfile
 import time
 import tracemalloc
 from datetime import UTC, datetime
@@ -16,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, text
 
-from bench.common import scratch_postgres
+from bench.common import on_both_databases
 from dialogs.checkin import invitation
 from dialogs.rhythm import Conductor
 from storage.db import Database
@@ -113,10 +111,4 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
 
 
 async def main(args) -> dict[str, Any]:  # noqa: ANN001
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        results["sqlite"] = await measure(f"sqlite+aiosqlite:///{tmp}/bench.db", args.people, args.repeat)
-    pg = args.postgres or os.environ.get("BATON_TEST_DATABASE_URL")
-    if pg:
-        results["postgresql"] = await scratch_postgres(pg, lambda url: measure(url, args.people, args.repeat), tag="bench_tick")
-    return results
+    return await on_both_databases(args, lambda url: measure(url, args.people, args.repeat), tag="bench_tick")

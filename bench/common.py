@@ -2,8 +2,23 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+
+async def on_both_databases(
+    args: Any, measure: Callable[[str], Awaitable[dict[str, Any]]], *, tag: str, postgres: bool = True
+) -> dict[str, Any]:
+    """`measure(url)` on a fresh SQLite file, then on a scratch PostgreSQL database when one is configured
+    (`--postgres`, else BATON_TEST_DATABASE_URL): {"sqlite": ..., "postgresql": ...}."""
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["sqlite"] = await measure(f"sqlite+aiosqlite:///{tmp}/bench.db")
+    admin = getattr(args, "postgres", None) or os.environ.get("BATON_TEST_DATABASE_URL")
+    if admin and postgres:
+        results["postgresql"] = await scratch_postgres(admin, measure, tag=tag)
+    return results
 
 
 async def scratch_postgres(admin_url: str, run: Callable[[str], Awaitable[dict[str, Any]]], *, tag: str = "bench") -> dict[str, Any]:

@@ -29,9 +29,7 @@ import hashlib
 import hmac
 import json
 import multiprocessing
-import os
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +37,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import insert, text
 
-from bench.common import scratch_postgres
+from bench.common import on_both_databases
 from bench.slack_outbound import TOKEN, FakeProcess
 from storage.db import Database
 from storage.models import CheckinRun, DialogState, Identity, Person, Team
@@ -315,10 +313,4 @@ async def count_answers(db: Database) -> int:
 async def main(args) -> dict[str, Any]:  # noqa: ANN001
     people = max(100, min(args.people, 50_000))
     repeat = max(1, min(args.repeat, 5))
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        results["sqlite"] = await measure(f"sqlite+aiosqlite:///{tmp}/bench.db", people, repeat)
-    pg = getattr(args, "postgres", None) or os.environ.get("BATON_TEST_DATABASE_URL")
-    if pg:
-        results["postgresql"] = await scratch_postgres(pg, lambda url: measure(url, people, repeat), tag="bench_slack_in")
-    return results
+    return await on_both_databases(args, lambda url: measure(url, people, repeat), tag="bench_slack_in")

@@ -21,11 +21,9 @@ Baton's overhead, not Slack's limits.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +38,7 @@ from adapters.slack.delivery import SlackDelivery
 from adapters.slack.render import render
 from bot.outbox import OutboxSender
 from dialogs.checkin import invitation
-from bench.common import scratch_postgres
+from bench.common import on_both_databases
 from storage.db import Database
 from storage.models import OutboxMessage
 
@@ -197,10 +195,5 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
 async def main(args) -> dict[str, Any]:  # noqa: ANN001
     people = min(args.people, 20_000)
     repeat = max(1, min(args.repeat, 5))
-    results: dict[str, Any] = {"note": "workspace rate limit set to 1e6/s for the bench (each DM goes to a different user)"}
-    with tempfile.TemporaryDirectory() as tmp:
-        results["sqlite"] = await measure(f"sqlite+aiosqlite:///{tmp}/bench.db", people, repeat)
-    pg = getattr(args, "postgres", None) or os.environ.get("BATON_TEST_DATABASE_URL")
-    if pg:
-        results["postgresql"] = await scratch_postgres(pg, lambda url: measure(url, people, repeat), tag="bench_slack_out")
-    return results
+    results = await on_both_databases(args, lambda url: measure(url, people, repeat), tag="bench_slack_out")
+    return {"note": "workspace rate limit set to 1e6/s for the bench (each DM goes to a different user)", **results}

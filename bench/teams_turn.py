@@ -36,7 +36,6 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +44,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.common import scratch_postgres
+from bench.common import on_both_databases
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANTS = 16
@@ -340,15 +339,10 @@ async def compare(args: Any, connector: Connector, users: int, messages: int, *,
     """The stock bot, then Baton on SQLite (and PostgreSQL), with `users` closed-loop users."""
     warmup = 2 * users
     stock = await contender("stock", connector, users=users, warmup=warmup, messages=messages, database=None)
-    results: dict[str, Any] = {"users": users, "stock_echo_bot": stock}
-    with tempfile.TemporaryDirectory() as tmp:
-        results["sqlite"] = await run_on(f"sqlite+aiosqlite:///{tmp}/teams-bench.db", args, connector, users, warmup, messages, stock)
-    pg = getattr(args, "postgres", None) or os.environ.get("BATON_TEST_DATABASE_URL")
-    if pg and postgres:
-        results["postgresql"] = await scratch_postgres(
-            pg, lambda url: run_on(url, args, connector, users, warmup, messages, stock), tag="bench_teams"
-        )
-    return results
+    both = await on_both_databases(
+        args, lambda url: run_on(url, args, connector, users, warmup, messages, stock), tag="bench_teams", postgres=postgres
+    )
+    return {"users": users, "stock_echo_bot": stock, **both}
 
 
 # -- the servers (child processes) -----------------------------------------------------------------

@@ -440,7 +440,7 @@ async def test_public_kudos_go_to_the_team_channel_and_to_the_person(rig: Rig) -
     await maya.press("Send")
     maya.expect("Sent to Tom and posted in the team channel")
     (post,) = [m for m in rig.delivery.sent if m.person_id is None]
-    assert post.address == {"channel": "platform-team"} and post.reply.text.startswith(f"Kudos to Tom Becker from Maya Chen: Untangled")
+    assert post.address == {"channel": "platform-team"} and post.reply.text.startswith("Kudos to Tom Becker from Maya Chen: Untangled")
     got = tom.expect("Kudos from Maya:", KUDOS, "Also posted in the team channel")
     assert "how do you like to be recognised" in got.text.lower()  # nobody had asked him yet
     assert [r for r in arjun.replies() if KUDOS in r.text] == []  # he sees it in the channel, not in a direct message

@@ -11,8 +11,6 @@ the JWKS and the token endpoint, and tokens are signed with keys made here.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import inspect
 import itertools
 import json
 import struct
@@ -38,9 +36,7 @@ from bot.cli import main as cli
 from bot.config import load_settings
 from bot.demo import seed_demo
 from dialogs.clock import FakeClock
-from dialogs.engine import Engine, State
 from dialogs.errors import ConfigurationError
-from dialogs.messages import Reply
 from storage.db import Database
 from storage.models import CheckinAnswer, CheckinRun, DialogState, Identity, OutboxMessage, Person, ProcessedEvent
 from tests.fakes.teams_connector import FakeConnector, Issuer, Recorded

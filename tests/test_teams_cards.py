@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import adaptive_cards
-import pytest
 from jsonschema import Draft6Validator
 from markdown_it import MarkdownIt
 from sqlalchemy import select

@@ -6,7 +6,6 @@ import logging
 import os
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
