@@ -1,4 +1,5 @@
 """`python -m bench [NAME ...]` (or `make bench`): run the benchmarks and print their ratios."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,9 @@ def main() -> int:
     parser.add_argument("names", nargs="*", choices=[*BENCHES, []], help="which benchmarks (default: all)")
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--postgres", default=None, help="also run against this PostgreSQL URL (default: BATON_TEST_DATABASE_URL)")
+    parser.add_argument(
+        "--postgres", default=None, help="also run against this PostgreSQL URL (default: BATON_TEST_DATABASE_URL)"
+    )
     args = parser.parse_args()
     results = {}
     for name in args.names or BENCHES:

@@ -4,6 +4,7 @@ Both write the same number of outbox rows into the same database in the same
 run; the ratio (tick / baseline, medians of several repeats) is the result.
 Aim: <= 2.0. Peak memory of the tick is measured with tracemalloc.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -20,12 +21,21 @@ from dialogs.rhythm import Conductor
 from storage.db import Database
 from storage.models import OutboxMessage, Person, Team
 
-ZONES = ["Asia/Tokyo", "America/Los_Angeles", "Europe/Berlin", "Asia/Kolkata", "America/Sao_Paulo", "Australia/Sydney", "UTC", "Africa/Lagos"]
+ZONES = [
+    "Asia/Tokyo",
+    "America/Los_Angeles",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "America/Sao_Paulo",
+    "Australia/Sydney",
+    "UTC",
+    "Africa/Lagos",
+]
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 async def seed(db: Database, people: int) -> None:
-    async def work(session) -> None:  # noqa: ANN001
+    async def work(session) -> None:
         await session.execute(insert(Team), [{"name": f"Team {t}", "created_at": NOW} for t in range(20)])
         teams = [r[0] for r in await session.execute(text("SELECT id FROM team ORDER BY id"))]
         await session.execute(
@@ -110,5 +120,5 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
         await db.close()
 
 
-async def main(args) -> dict[str, Any]:  # noqa: ANN001
+async def main(args) -> dict[str, Any]:
     return await on_both_databases(args, lambda url: measure(url, args.people, args.repeat), tag="bench_tick")

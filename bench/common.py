@@ -1,4 +1,5 @@
 """Helpers shared by the benchmarks."""
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,9 @@ async def on_both_databases(
     return results
 
 
-async def scratch_postgres(admin_url: str, run: Callable[[str], Awaitable[dict[str, Any]]], *, tag: str = "bench") -> dict[str, Any]:
+async def scratch_postgres(
+    admin_url: str, run: Callable[[str], Awaitable[dict[str, Any]]], *, tag: str = "bench"
+) -> dict[str, Any]:
     """Run `run(url)` on a PostgreSQL database created for it and dropped afterwards.
 
     An unreachable server is reported in the result rather than failing the whole run.
@@ -33,7 +36,9 @@ async def scratch_postgres(admin_url: str, run: Callable[[str], Awaitable[dict[s
 
     url = make_url(normalise_url(admin_url))
     name = f"baton_{tag}_{os.getpid()}"
-    connect = dict(user=url.username, password=url.password, host=url.host, port=url.port or 5432, database=url.database)
+    connect = dict(
+        user=url.username, password=url.password, host=url.host, port=url.port or 5432, database=url.database
+    )
     try:
         conn = await asyncpg.connect(**connect, timeout=5)
     except Exception as exc:

@@ -22,6 +22,7 @@ A third run, `adapter_only`, swaps the engine turn for a no-op: what bolt,
 the adapter (ack, translation, identity, background task) and the HTTP stack
 cost without the dialog turn — to tell the adapter's share from the engine's.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -81,7 +82,10 @@ def _payload(user: str, event_id: str, text: str) -> str:
 async def _load(url: str, users: list[str], tag: str, concurrency: int) -> dict[str, Any]:
     import aiohttp
 
-    bodies = [(f"Ev{tag}{n:06d}", _payload(user, f"Ev{tag}{n:06d}", f"Answer {n}: shipped the thing")) for n, user in enumerate(users)]
+    bodies = [
+        (f"Ev{tag}{n:06d}", _payload(user, f"Ev{tag}{n:06d}", f"Answer {n}: shipped the thing"))
+        for n, user in enumerate(users)
+    ]
     sent: dict[str, float] = {}
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -92,7 +96,11 @@ async def _load(url: str, users: list[str], tag: str, concurrency: int) -> dict[
             for event_id, body in queue:
                 stamp = str(int(time.time()))
                 signature = "v0=" + hmac.new(SECRET.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
-                headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Slack-Request-Timestamp": stamp,
+                    "X-Slack-Signature": signature,
+                }
                 start = time.monotonic()
                 sent[event_id] = start
                 async with session.post(url, data=body.encode(), headers=headers) as response:
@@ -165,14 +173,23 @@ def bare_bolt(api_url: str) -> web.Application:
 async def seed(db: Database, people: int) -> list[str]:
     """`people` people linked to Slack users, each in the middle of week 47's check-in (question 1)."""
 
-    async def work(session) -> None:  # noqa: ANN001
+    async def work(session) -> None:
         await session.execute(insert(Team).values(name="Bench", created_at=NOW))
         team = await session.scalar(text("SELECT id FROM team"))
         for start in range(0, people, 2000):
             numbers = range(start, min(people, start + 2000))
             await session.execute(
                 insert(Person),
-                [{"email": f"p{n}@bench.baton", "name": f"Person {n}", "timezone": "Europe/Berlin", "team_id": team, "created_at": NOW} for n in numbers],
+                [
+                    {
+                        "email": f"p{n}@bench.baton",
+                        "name": f"Person {n}",
+                        "timezone": "Europe/Berlin",
+                        "team_id": team,
+                        "created_at": NOW,
+                    }
+                    for n in numbers
+                ],
             )
         ids = [row[0] for row in await session.execute(text("SELECT id FROM person ORDER BY id"))]
         from dialogs.checkin import DEFAULT_QUESTIONS
@@ -182,11 +199,31 @@ async def seed(db: Database, people: int) -> list[str]:
             chunk = list(enumerate(ids))[start : start + 2000]
             await session.execute(
                 insert(Identity),
-                [{"person_id": pid, "platform": "slack", "external_id": f"U{n:07d}", "address": {"team": TEAM, "user": f"U{n:07d}", "channel": f"U{n:07d}"}, "updated_at": NOW} for n, pid in chunk],
+                [
+                    {
+                        "person_id": pid,
+                        "platform": "slack",
+                        "external_id": f"U{n:07d}",
+                        "address": {"team": TEAM, "user": f"U{n:07d}", "channel": f"U{n:07d}"},
+                        "updated_at": NOW,
+                    }
+                    for n, pid in chunk
+                ],
             )
             await session.execute(
                 insert(CheckinRun),
-                [{"person_id": pid, "team_id": team, "period": PERIOD, "questions": questions, "status": "open", "snoozes": 0, "started_at": NOW} for _, pid in chunk],
+                [
+                    {
+                        "person_id": pid,
+                        "team_id": team,
+                        "period": PERIOD,
+                        "questions": questions,
+                        "status": "open",
+                        "snoozes": 0,
+                        "started_at": NOW,
+                    }
+                    for _, pid in chunk
+                ],
             )
         runs = dict(list(await session.execute(text("SELECT person_id, id FROM checkin_run"))))
         for start in range(0, people, 2000):
@@ -227,7 +264,12 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
     recorded_ok = True
     with FakeProcess() as fake:
         settings = load_settings(
-            env_file=None, DATABASE_URL=url, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake.url, BATON_TICK_SECONDS=3600,
+            env_file=None,
+            DATABASE_URL=url,
+            SLACK_BOT_TOKEN=TOKEN,
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=fake.url,
+            BATON_TICK_SECONDS=3600,
             # Slack would hold one workspace's replies to ~10/s; unpaced, every reply is posted while the load runs,
             # so the measured path shares the CPU with all of its deliveries (the harder case for Baton).
             BATON_SLACK_WORKSPACE_RATE=100_000,
@@ -238,7 +280,7 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
         done: dict[str, float] = {}
         turn = adapter.turn
 
-        async def timed_turn(inbound, token, **kwargs):  # noqa: ANN001, ANN003
+        async def timed_turn(inbound, token, **kwargs):
             try:
                 return await turn(inbound, token, **kwargs)
             finally:
@@ -253,7 +295,11 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
             await generate(base_url, users[:50], "warmbase")
             await adapter.drain(60)
             for r in range(repeat):
-                batch = users[r * per_repeat : (r + 1) * per_repeat] if len(users) >= (r + 1) * per_repeat else users[:per_repeat]
+                batch = (
+                    users[r * per_repeat : (r + 1) * per_repeat]
+                    if len(users) >= (r + 1) * per_repeat
+                    else users[:per_repeat]
+                )
                 base = await generate(base_url, batch, f"base{r}")
                 base_rps.append(len(batch) / (base["end"] - base["begin"]))
                 base_lat.extend(base["latencies"])
@@ -266,7 +312,11 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
                 ack_lat.extend(full["latencies"])
                 turn_lat.extend(done[e] - t for e, t in full["sent"].items() if e in done)
                 recorded = await count_answers(baton.db) - before
-                recorded_ok &= recorded == len(batch) and full["statuses"] == {200: len(batch)} and base["statuses"] == {200: len(batch)}
+                recorded_ok &= (
+                    recorded == len(batch)
+                    and full["statuses"] == {200: len(batch)}
+                    and base["statuses"] == {200: len(batch)}
+                )
                 handle = baton.engine.handle
                 baton.engine.handle = no_turn  # type: ignore[method-assign]
                 try:
@@ -301,7 +351,7 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
     }
 
 
-async def no_turn(inbound, **_: object) -> list:  # noqa: ANN001
+async def no_turn(inbound, **_: object) -> list:
     """Stands in for Engine.handle in the adapter_only run."""
     return []
 
@@ -310,7 +360,7 @@ async def count_answers(db: Database) -> int:
     return await db.run(lambda s: s.scalar(text("SELECT count(*) FROM checkin_answer")))
 
 
-async def main(args) -> dict[str, Any]:  # noqa: ANN001
+async def main(args) -> dict[str, Any]:
     people = max(100, min(args.people, 50_000))
     repeat = max(1, min(args.repeat, 5))
     return await on_both_databases(args, lambda url: measure(url, people, repeat), tag="bench_slack_in")

@@ -18,6 +18,7 @@ The workspace rate limit is set very high here (each DM goes to a different
 user, so the 1/s per-channel limit never binds either): this measures
 Baton's overhead, not Slack's limits.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,9 +37,9 @@ from sqlalchemy import delete, insert, text
 
 from adapters.slack.delivery import SlackDelivery
 from adapters.slack.render import render
+from bench.common import on_both_databases
 from bot.outbox import OutboxSender
 from dialogs.checkin import invitation
-from bench.common import on_both_databases
 from storage.db import Database
 from storage.models import OutboxMessage
 
@@ -76,7 +77,9 @@ class FakeProcess:
             self.proc.wait(10)
 
     async def stats(self, session: aiohttp.ClientSession, reset: bool = False) -> dict[str, Any]:
-        async with session.post(self.url + ("_reset" if reset else "_stats"), headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+        async with session.post(
+            self.url + ("_reset" if reset else "_stats"), headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as response:
             return await response.json()
 
 
@@ -96,7 +99,9 @@ async def baseline(url: str, dms: list[tuple[str, Any]], *, retry_429: bool) -> 
 
         async def worker() -> None:
             for user, message in queue:
-                await client.chat_postMessage(channel=user, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False)
+                await client.chat_postMessage(
+                    channel=user, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+                )
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         return time.perf_counter() - start
@@ -168,10 +173,15 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
                         await fake.stats(control, reset=True)
                         full.append(await through_outbox(db, fake.url, people))
                         stats = await fake.stats(control)
-                        sent = await db.run(lambda s: s.scalar(text("SELECT count(*) FROM outbox WHERE status = 'sent'")))
+                        sent = await db.run(
+                            lambda s: s.scalar(text("SELECT count(*) FROM outbox WHERE status = 'sent'"))
+                        )
                         checks.append((base_stats, stats, sent))
             ok = all(
-                b["posted"] == b["distinct"] == people and s["posted"] == s["distinct"] == people and s["duplicates"] == 0 and sent == people
+                b["posted"] == b["distinct"] == people
+                and s["posted"] == s["distinct"] == people
+                and s["duplicates"] == 0
+                and sent == people
                 for b, s, sent in checks
             )
             median_base, median_full = statistics.median(base), statistics.median(full)
@@ -192,7 +202,7 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
         await db.close()
 
 
-async def main(args) -> dict[str, Any]:  # noqa: ANN001
+async def main(args) -> dict[str, Any]:
     people = min(args.people, 20_000)
     repeat = max(1, min(args.repeat, 5))
     results = await on_both_databases(args, lambda url: measure(url, people, repeat), tag="bench_slack_out")

@@ -28,6 +28,7 @@ the connector) p50/p99, HTTP answer latency p50/p99 and the server process's
 CPU time per message. The ratio is Baton's rate over the stock bot's
 (aim >= 3.0). Counts are bounded; nothing here is a timed test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -114,12 +115,18 @@ def message(connector: Connector, user: int, serial: int) -> dict[str, Any]:
         "serviceUrl": connector.url,
         "from": {"id": f"29:bench-{user}", "name": f"Bench {user}", "aadObjectId": f"aad-bench-{user}"},
         "recipient": {"id": BOT_ID, "name": "Baton"},
-        "conversation": {"conversationType": "personal", "tenantId": f"tenant-{user % TENANTS}", "id": f"a:bench-{user}"},
+        "conversation": {
+            "conversationType": "personal",
+            "tenantId": f"tenant-{user % TENANTS}",
+            "id": f"a:bench-{user}",
+        },
         "channelData": {"tenant": {"id": f"tenant-{user % TENANTS}"}},
     }
 
 
-async def load(base_url: str, connector: Connector, *, users: int, warmup: int, messages: int, pid: int) -> dict[str, Any]:
+async def load(
+    base_url: str, connector: Connector, *, users: int, warmup: int, messages: int, pid: int
+) -> dict[str, Any]:
     """Closed-loop load; returns rate, latencies and the server's CPU per message for the timed part."""
     total = warmup + messages
     issued = 0
@@ -141,7 +148,9 @@ async def load(base_url: str, connector: Connector, *, users: int, warmup: int, 
             waiter = asyncio.get_running_loop().create_future()
             connector.waiting[f"a:bench-{number}"] = waiter
             sent = time.perf_counter()
-            async with session.post(f"{base_url}/api/messages", data=body, headers={"Content-Type": "application/json"}) as response:
+            async with session.post(
+                f"{base_url}/api/messages", data=body, headers={"Content-Type": "application/json"}
+            ) as response:
                 await response.read()
                 answered = time.perf_counter()
                 ok = response.status in (200, 201, 202)
@@ -211,10 +220,18 @@ async def seed(url: str, users: int, connector: Connector) -> None:
         await db.migrate()
         now = datetime.now(UTC)
 
-        async def work(session) -> None:  # noqa: ANN001
+        async def work(session) -> None:
             await session.execute(
                 insert(Person),
-                [{"email": f"bench{n}@bench.baton", "name": f"Bench {n}", "timezone": "Europe/Berlin", "created_at": now} for n in range(users)],
+                [
+                    {
+                        "email": f"bench{n}@bench.baton",
+                        "name": f"Bench {n}",
+                        "timezone": "Europe/Berlin",
+                        "created_at": now,
+                    }
+                    for n in range(users)
+                ],
             )
             ids = [r[0] for r in await session.execute(text("SELECT id FROM person ORDER BY id"))]
             await session.execute(
@@ -236,10 +253,20 @@ async def seed(url: str, users: int, connector: Connector) -> None:
         await db.close()
 
 
-async def contender(kind: str, connector: Connector, *, users: int, warmup: int, messages: int, database: str | None) -> dict[str, Any]:
+async def contender(
+    kind: str, connector: Connector, *, users: int, warmup: int, messages: int, database: str | None
+) -> dict[str, Any]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BATON_LOG_LEVEL": "WARNING"}
-    for name in ("MICROSOFT_APP_ID", "MICROSOFT_APP_PASSWORD", "MICROSOFT_APP_TENANT_ID", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID"):
+    for name in (
+        "MICROSOFT_APP_ID",
+        "MICROSOFT_APP_PASSWORD",
+        "MICROSOFT_APP_TENANT_ID",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_CLIENT_ID",
+    ):
         env.pop(name, None)
     command = [sys.executable, "-m", "bench.teams_turn", "serve", kind, "--port", str(port)]
     if database:
@@ -250,7 +277,9 @@ async def contender(kind: str, connector: Connector, *, users: int, warmup: int,
         line = await asyncio.wait_for(process.stdout.readline(), 60)
         if line.strip() != b"READY":
             raise RuntimeError(f"{kind} server did not start: {line!r}")
-        result = await load(f"http://127.0.0.1:{port}", connector, users=users, warmup=warmup, messages=messages, pid=process.pid)
+        result = await load(
+            f"http://127.0.0.1:{port}", connector, users=users, warmup=warmup, messages=messages, pid=process.pid
+        )
     finally:
         process.terminate()
         try:
@@ -285,7 +314,9 @@ async def engine_floor(url: str, users: int, turns: int) -> dict[str, Any]:
 
         async def user(number: int) -> None:
             for _ in range(turns // users):
-                inbound = Inbound(Sender("teams", f"aad-bench-{number}"), {"serviceUrl": "x"}, text="help", event_id=uuid.uuid4().hex)
+                inbound = Inbound(
+                    Sender("teams", f"aad-bench-{number}"), {"serviceUrl": "x"}, text="help", event_id=uuid.uuid4().hex
+                )
                 await engine.handle(inbound)
 
         start_cpu, start = time.process_time(), time.perf_counter()
@@ -301,7 +332,9 @@ async def engine_floor(url: str, users: int, turns: int) -> dict[str, Any]:
         await db.close()
 
 
-async def run_on(url: str, args: Any, connector: Connector, users: int, warmup: int, messages: int, stock: dict[str, Any]) -> dict[str, Any]:
+async def run_on(
+    url: str, args: Any, connector: Connector, users: int, warmup: int, messages: int, stock: dict[str, Any]
+) -> dict[str, Any]:
     await seed(url, users, connector)
     baton = await contender("baton", connector, users=users, warmup=warmup, messages=messages, database=url)
     floor = await engine_floor(url, users, min(400, messages))
@@ -335,12 +368,17 @@ async def main(args: Any) -> dict[str, Any]:
         await connector.stop()
 
 
-async def compare(args: Any, connector: Connector, users: int, messages: int, *, postgres: bool = True) -> dict[str, Any]:
+async def compare(
+    args: Any, connector: Connector, users: int, messages: int, *, postgres: bool = True
+) -> dict[str, Any]:
     """The stock bot, then Baton on SQLite (and PostgreSQL), with `users` closed-loop users."""
     warmup = 2 * users
     stock = await contender("stock", connector, users=users, warmup=warmup, messages=messages, database=None)
     both = await on_both_databases(
-        args, lambda url: run_on(url, args, connector, users, warmup, messages, stock), tag="bench_teams", postgres=postgres
+        args,
+        lambda url: run_on(url, args, connector, users, warmup, messages, stock),
+        tag="bench_teams",
+        postgres=postgres,
     )
     return {"users": users, "stock_echo_bot": stock, **both}
 
@@ -363,7 +401,7 @@ def serve_stock(port: int) -> None:
         APP_TENANTID = os.environ.get("MicrosoftAppTenantId", "")
 
     class EchoBot(ActivityHandler):
-        async def on_members_added_activity(self, members_added, turn_context: TurnContext) -> None:  # noqa: ANN001
+        async def on_members_added_activity(self, members_added, turn_context: TurnContext) -> None:
             for member in members_added:
                 if member.id != turn_context.activity.recipient.id:
                     await turn_context.send_activity("Hello and welcome!")

@@ -3,6 +3,7 @@
 `Baton` holds the running parts (database, engine, outbox sender) for one
 process — passed around explicitly, never a global.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,11 +17,11 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.outbox import Delivery, LocalDelivery, OutboxSender
-from dialogs import all_dialogs
 from bot.scheduler import Scheduler
+from dialogs import all_dialogs
 from dialogs.clock import Clock, FileClock, SystemClock
-from dialogs.rhythm import Conductor
 from dialogs.engine import Engine
+from dialogs.rhythm import Conductor
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,15 @@ class Baton:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
-    def build(cls, settings: Settings, *, clock: Clock | None = None, deliveries: list[Delivery] | None = None) -> Baton:
+    def build(
+        cls, settings: Settings, *, clock: Clock | None = None, deliveries: list[Delivery] | None = None
+    ) -> Baton:
         if clock is None:
             clock = FileClock(settings.BATON_CLOCK_FILE) if settings.BATON_CLOCK_FILE else SystemClock()
         db = Database(settings.DATABASE_URL)
-        engine = Engine(db, all_dialogs(catalogue_file=settings.BATON_CATALOGUE, public_url=settings.public_url), clock=clock)
+        engine = Engine(
+            db, all_dialogs(catalogue_file=settings.BATON_CATALOGUE, public_url=settings.public_url), clock=clock
+        )
         sender = OutboxSender(db, deliveries if deliveries is not None else [LocalDelivery()], clock=clock)
         engine.on_queued = sender.wake
         engine.on_claimed = sender.deliver_soon
@@ -70,7 +75,10 @@ class Baton:
                 log.info("local mode: seeded the demo organisation")
         self.tasks.append(asyncio.create_task(self.sender.run(self.stop), name="outbox-sender"))
         self.scheduler = Scheduler(
-            self.conductor, self.clock, interval=self.settings.BATON_TICK_SECONDS, wake=self.sender.wake,
+            self.conductor,
+            self.clock,
+            interval=self.settings.BATON_TICK_SECONDS,
+            wake=self.sender.wake,
             retention_days=self.settings.BATON_RETENTION_DAYS,
         )
         self.scheduler.start()
@@ -103,9 +111,13 @@ async def readyz(request: web.Request) -> web.Response:
         await asyncio.wait_for(baton.db.ping(), 5)
         current = await asyncio.wait_for(baton.db.schema_current(), 5)
     except Exception as exc:
-        return web.json_response({"status": "unavailable", "reason": f"database unreachable ({type(exc).__name__})"}, status=503)
+        return web.json_response(
+            {"status": "unavailable", "reason": f"database unreachable ({type(exc).__name__})"}, status=503
+        )
     if not current:
-        return web.json_response({"status": "unavailable", "reason": "schema is not at the newest migration"}, status=503)
+        return web.json_response(
+            {"status": "unavailable", "reason": "schema is not at the newest migration"}, status=503
+        )
     return web.json_response({"status": "ready"})
 
 

@@ -1,4 +1,5 @@
 """The `baton` command line."""
+
 from __future__ import annotations
 
 import asyncio
@@ -58,7 +59,9 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1, or BATON_HOST).")
 @click.option("--port", type=int, default=None, help="Port to bind (default 3978, or BATON_PORT).")
-@click.option("--public", is_flag=True, default=None, help="Allow the sign-in-less local web chat on a non-loopback address.")
+@click.option(
+    "--public", is_flag=True, default=None, help="Allow the sign-in-less local web chat on a non-loopback address."
+)
 def serve(host: str | None, port: int | None, public: bool | None) -> None:
     """Run the server: every enabled adapter, the scheduler and the outbox sender."""
     from aiohttp import web
@@ -133,7 +136,9 @@ def org_import(file: Path) -> None:
     if errors:
         for error in errors:
             click.echo(f"{file}:{error}", err=True)
-        raise click.ClickException(f"Nothing was imported: {len(errors)} problem(s) above. Fix them and run the import again.")
+        raise click.ClickException(
+            f"Nothing was imported: {len(errors)} problem(s) above. Fix them and run the import again."
+        )
     assert result is not None
     click.echo(
         f"Imported {file}: {result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
@@ -182,7 +187,9 @@ def checkin_send_now(team_name: str) -> None:
 
         async def find(session):  # noqa: ANN001, ANN202
             team = (await session.execute(select(Team).where(Team.name == team_name))).scalars().first()
-            count = await session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "checkin"))
+            count = await session.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "checkin")
+            )
             return team, count
 
         team, before = await db.run(find)
@@ -229,7 +236,12 @@ def checkin_report(team_name: str, weeks: int, fmt: str) -> None:
 
 @checkin.command("template")
 @click.option("--team", "team_name", required=True, help="Team name.")
-@click.option("--import", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="YAML or JSON list of questions.")
+@click.option(
+    "--import",
+    "source",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML or JSON list of questions.",
+)
 @click.option("--reset", is_flag=True, help="Go back to the default questions.")
 def checkin_template(team_name: str, source: Path | None, reset: bool) -> None:
     """Print the team's questions as YAML, or replace them from a YAML/JSON file (validated first)."""
@@ -247,7 +259,11 @@ def checkin_template(team_name: str, source: Path | None, reset: bool) -> None:
     questions = None
     if source is not None:
         try:
-            loaded = json.loads(source.read_text("utf-8")) if source.suffix == ".json" else yaml.safe_load(source.read_text("utf-8"))
+            loaded = (
+                json.loads(source.read_text("utf-8"))
+                if source.suffix == ".json"
+                else yaml.safe_load(source.read_text("utf-8"))
+            )
             questions = validate_questions(loaded.get("questions") if isinstance(loaded, dict) else loaded)
         except (ValueError, yaml.YAMLError) as exc:
             raise click.ClickException(f"{source}: {exc}. Nothing was changed.") from None
@@ -351,7 +367,9 @@ def teams() -> None:
 @teams.command("package")
 @click.option("--app-id", required=True, help="The bot's Microsoft App ID (a GUID).")
 @click.option("--host", required=True, help="Public host name Teams reaches Baton at, e.g. baton.example.com.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("baton-teams.zip"), show_default=True)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("baton-teams.zip"), show_default=True
+)
 def teams_package(app_id: str, host: str, out: Path) -> None:
     """Write manifest.json and the two icons into a zip Teams can sideload."""
     from adapters.teams.package import write_package
@@ -395,9 +413,7 @@ def tools_suggest(text: str, email: str | None, as_json: bool) -> None:
                 signals = await gather(session, person, SystemClock().now())
             ranked = rank_influences(cat, text, signals)
             best = ranked[0]
-            return ranked, await suggest(
-                session, cat, best.id, fit=best.tool_ids, signals=tuple(s.id for s in signals)
-            )
+            return ranked, await suggest(session, cat, best.id, fit=best.tool_ids, signals=tuple(s.id for s in signals))
 
         return await db.run(work)
 
@@ -506,7 +522,9 @@ def goals_token(action: str, name: str) -> None:
             return await create_token(db, name, SystemClock().now())
 
         async def revoke(session):  # noqa: ANN001, ANN202
-            token = (await session.execute(select(IntegrationToken).where(IntegrationToken.name == name))).scalars().first()
+            token = (
+                (await session.execute(select(IntegrationToken).where(IntegrationToken.name == name))).scalars().first()
+            )
             if token is None:
                 raise click.ClickException(f"No integration called {name!r}.")
             token.revoked_at = SystemClock().now()

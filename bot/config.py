@@ -3,6 +3,7 @@
 A wrong or missing setting stops the start with a message that names the
 variable and says what to do; nothing secret is ever printed.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -94,7 +95,9 @@ class Settings(BaseSettings):
         slack_any = any((self.SLACK_BOT_TOKEN, self.SLACK_SIGNING_SECRET, self.SLACK_APP_TOKEN, self.SLACK_CLIENT_ID))
         if slack_any and not self.SLACK_CLIENT_ID:
             if not self.SLACK_BOT_TOKEN:
-                raise ValueError("SLACK_BOT_TOKEN is missing: Slack settings are present, so set the bot token (xoxb-…) too")
+                raise ValueError(
+                    "SLACK_BOT_TOKEN is missing: Slack settings are present, so set the bot token (xoxb-…) too"
+                )
             if not self.SLACK_BOT_TOKEN.get_secret_value().startswith("xoxb-"):
                 raise ValueError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
             if not self.SLACK_APP_TOKEN and not self.SLACK_SIGNING_SECRET:
@@ -105,9 +108,13 @@ class Settings(BaseSettings):
         if self.SLACK_APP_TOKEN and not self.SLACK_APP_TOKEN.get_secret_value().startswith("xapp-"):
             raise ValueError("SLACK_APP_TOKEN must be an app-level token starting with xapp- (for Socket Mode)")
         if self.SLACK_CLIENT_ID and not (self.SLACK_CLIENT_SECRET and self.SLACK_SIGNING_SECRET):
-            raise ValueError("SLACK_CLIENT_ID is set: OAuth installs also need SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET")
+            raise ValueError(
+                "SLACK_CLIENT_ID is set: OAuth installs also need SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET"
+            )
         if self.MICROSOFT_APP_ID and not self.MICROSOFT_APP_PASSWORD:
-            raise ValueError("MICROSOFT_APP_PASSWORD is missing: MICROSOFT_APP_ID is set, so set the app's client secret too")
+            raise ValueError(
+                "MICROSOFT_APP_PASSWORD is missing: MICROSOFT_APP_ID is set, so set the app's client secret too"
+            )
         if self.BATON_TEAMS_EMULATOR and self.MICROSOFT_APP_ID:
             raise ValueError("BATON_TEAMS_EMULATOR=1 and MICROSOFT_APP_ID cannot both be set: unset one of them")
         return self

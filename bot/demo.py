@@ -1,4 +1,5 @@
 """The demo organisation seeded in local mode, so a first run has someone to talk to."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select

@@ -3,6 +3,7 @@
 Both validate everything before storing anything; a bad value is refused with
 its reason, and every stored value keeps its source and time.
 """
+
 from __future__ import annotations
 
 import csv
@@ -104,20 +105,25 @@ def setup_goal_api(app: web.Application, db: Database, clock) -> None:  # noqa: 
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
         if not token:
-            return _json(401, "Send an integration token: Authorization: Bearer <token> (create one with `baton goals token create NAME`).")
+            return _json(
+                401,
+                "Send an integration token: Authorization: Bearer <token> (create one with `baton goals token create NAME`).",
+            )
         goal_id = request.match_info["goal_id"]
         try:
             body = await request.json()
         except ValueError:
-            return _json(400, "The body should be JSON like {\"value\": 42}.")
+            return _json(400, 'The body should be JSON like {"value": 42}.')
         if not isinstance(body, dict) or "value" not in body:
-            return _json(400, "The body should be JSON like {\"value\": 42}.")
+            return _json(400, 'The body should be JSON like {"value": 42}.')
         note = body.get("note")
         if note is not None and (not isinstance(note, str) or len(note) > 500):
             return _json(400, "note must be text of at most 500 characters.")
 
         async def work(session) -> web.Response:  # noqa: ANN001
-            known = (await session.execute(select(IntegrationToken).where(IntegrationToken.revoked_at.is_(None)))).scalars()
+            known = (
+                await session.execute(select(IntegrationToken).where(IntegrationToken.revoked_at.is_(None)))
+            ).scalars()
             integration = next((t for t in known if hmac.compare_digest(t.token_hash, hash_token(token))), None)
             if integration is None:
                 return _json(401, "That token is unknown or revoked.")
@@ -130,10 +136,23 @@ def setup_goal_api(app: web.Application, db: Database, clock) -> None:  # noqa: 
                 return _json(422, exc.message.replace("*", ""))
             now = clock.now()
             update, _ = await record_progress(
-                session, goal, value, source=f"http:{integration.name}", now=now, today=await _goal_today(session, goal, now), note=note
+                session,
+                goal,
+                value,
+                source=f"http:{integration.name}",
+                now=now,
+                today=await _goal_today(session, goal, now),
+                note=note,
             )
             return web.json_response(
-                {"ok": True, "goal": goal.id, "progress": update.progress, "expected": update.expected, "status": update.rag}, status=201
+                {
+                    "ok": True,
+                    "goal": goal.id,
+                    "progress": update.progress,
+                    "expected": update.expected,
+                    "status": update.rag,
+                },
+                status=201,
             )
 
         try:

@@ -4,17 +4,18 @@ Import validates every row before writing anything; one bad row means
 nothing is imported and every problem is reported with its line number.
 Importing the same file twice changes nothing the second time.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from zoneinfo import available_timezones
-import unicodedata
 
 from sqlalchemy import select
 
@@ -150,7 +151,7 @@ def _cycles(rows: list[Row], known_managers: Mapping[str, str]) -> list[RowError
             path.append(current)
             current = manager[current]
         if current in path and current not in reported:
-            loop = path[path.index(current):]
+            loop = path[path.index(current) :]
             reported.update(loop)
             where = min((line[e] for e in loop if e in line), default=None)
             if where is not None:  # a loop entirely outside the file is not this import's doing
@@ -164,7 +165,7 @@ async def import_csv(
     """Validate, then import in one transaction. Returns (result, []) or (None, errors) with nothing written."""
 
     async def known(session) -> dict[str, str]:  # noqa: ANN001
-        people = list((await session.execute(select(Person.id, Person.email, Person.manager_id))))
+        people = list(await session.execute(select(Person.id, Person.email, Person.manager_id)))
         emails = {pid: email for pid, email, _ in people}
         return {email: emails.get(manager_id, "") for _, email, manager_id in people}
 

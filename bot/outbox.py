@@ -5,6 +5,7 @@ write lock on SQLite), so several processes can drain one outbox without
 sending a row twice. Each channel plugs in a `Delivery`; each recipient's
 failure is isolated, and one person's messages go out in order.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -119,7 +120,16 @@ class OutboxSender:
         If this process dies first, their lease runs out and any sender claims them.
         """
         messages = [
-            Outgoing(r["id"], r["key"], r["person_id"], r["channel"], dict(r["address"]), Reply.from_dict(r["payload"]), "reply", 1)
+            Outgoing(
+                r["id"],
+                r["key"],
+                r["person_id"],
+                r["channel"],
+                dict(r["address"]),
+                Reply.from_dict(r["payload"]),
+                "reply",
+                1,
+            )
             for r in rows
             if r["channel"] in self.deliveries
         ]
@@ -253,7 +263,17 @@ class OutboxSender:
             )
         )
         claimed = [
-            Outgoing(r.id, r.key, r.person_id, r.channel, dict(r.address), Reply.from_dict(r.payload), r.kind, r.attempts, r.unsolicited)
+            Outgoing(
+                r.id,
+                r.key,
+                r.person_id,
+                r.channel,
+                dict(r.address),
+                Reply.from_dict(r.payload),
+                r.kind,
+                r.attempts,
+                r.unsolicited,
+            )
             for r in rows
         ]
         return sorted(await self._screen(session, claimed, now), key=lambda m: m.id)
@@ -269,21 +289,29 @@ class OutboxSender:
         leaves = await leave_days(session, ids, (now - timedelta(days=1)).date(), (now + timedelta(days=1)).date())
         if not leaves:
             return claimed
-        zones = dict((await session.execute(select(Person.id, Person.timezone).where(Person.id.in_(list(leaves))))).all())
+        zones = dict(
+            (await session.execute(select(Person.id, Person.timezone).where(Person.id.in_(list(leaves))))).all()
+        )
         held = {
             m.id
             for m in claimed
-            if m.unsolicited and m.person_id in leaves and on_leave(leaves[m.person_id], now.astimezone(tz(zones[m.person_id])).date())
+            if m.unsolicited
+            and m.person_id in leaves
+            and on_leave(leaves[m.person_id], now.astimezone(tz(zones[m.person_id])).date())
         }
         if held:
             await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id.in_(held)).values(status="cancelled", last_error="on leave")
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(held))
+                .values(status="cancelled", last_error="on leave")
             )
         return [m for m in claimed if m.id not in held]
 
     async def _deliver_in_order(self, messages: list[Outgoing], sent: list[int]) -> None:
         """Deliver one recipient's messages in order, appending the ids that went out to `sent`."""
-        recipient = messages[0].person_id if messages[0].person_id is not None else repr(sorted(messages[0].address.items()))
+        recipient = (
+            messages[0].person_id if messages[0].person_id is not None else repr(sorted(messages[0].address.items()))
+        )
         async with self._recipients(recipient):
             for index, message in enumerate(messages):
                 if not await self._deliver(message):
@@ -326,7 +354,9 @@ class OutboxSender:
 
     @staticmethod
     async def _mark_sent(session, ids: list[int], when: datetime) -> None:  # noqa: ANN001
-        await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(status="sent", sent_at=when))
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(status="sent", sent_at=when)
+        )
 
     @staticmethod
     async def _release(session, ids: list[int]) -> None:  # noqa: ANN001
@@ -386,7 +416,9 @@ class DeliveredFeed:
 
         async def query(session) -> list[tuple[int, datetime, Reply]]:  # noqa: ANN001
             statement = select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload).where(
-                OutboxMessage.person_id == self.person_id, OutboxMessage.channel == self.channel, OutboxMessage.status == "sent"
+                OutboxMessage.person_id == self.person_id,
+                OutboxMessage.channel == self.channel,
+                OutboxMessage.status == "sent",
             )
             if floor is not None:
                 statement = statement.where(OutboxMessage.sent_at >= floor)
@@ -407,13 +439,17 @@ class DeliveredFeed:
         return new
 
 
-async def recent_sent(db: Database, person_id: int, *, channel: str = "local", limit: int = 50) -> list[tuple[int, datetime, Reply]]:
+async def recent_sent(
+    db: Database, person_id: int, *, channel: str = "local", limit: int = 50
+) -> list[tuple[int, datetime, Reply]]:
     """The last `limit` delivered messages for a person, oldest first (for history replay)."""
 
     async def query(session) -> list[tuple[int, datetime, Reply]]:  # noqa: ANN001
         rows = await session.execute(
             select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload)
-            .where(OutboxMessage.person_id == person_id, OutboxMessage.channel == channel, OutboxMessage.status == "sent")
+            .where(
+                OutboxMessage.person_id == person_id, OutboxMessage.channel == channel, OutboxMessage.status == "sent"
+            )
             .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
             .limit(limit)
         )

@@ -1,4 +1,5 @@
 """Participation and streaks per person and team, for `baton checkin report`."""
+
 from __future__ import annotations
 
 import csv
@@ -32,16 +33,26 @@ async def participation(db: Database, team_name: str, weeks: int, now: datetime)
         if team is None:
             known = ", ".join(sorted((await session.execute(select(Team.name))).scalars())) or "none yet"
             raise LookupError(f"There is no team called {team_name!r} (teams: {known}).")
-        people = list((await session.execute(select(Person).where(Person.team_id == team.id).order_by(Person.email))).scalars())
+        people = list(
+            (await session.execute(select(Person).where(Person.team_id == team.id).order_by(Person.email))).scalars()
+        )
         rhythm = Rhythm.of(team)
         latest = period_of(rhythm.open_send(now, "UTC"), "UTC")
         periods = previous_periods(latest, weeks)
         ids = [p.id for p in people]
-        runs = list((await session.execute(select(CheckinRun).where(CheckinRun.person_id.in_(ids), CheckinRun.period.in_(periods)))).scalars())
+        runs = list(
+            (
+                await session.execute(
+                    select(CheckinRun).where(CheckinRun.person_id.in_(ids), CheckinRun.period.in_(periods))
+                )
+            ).scalars()
+        )
         pulses: dict[int, float] = {}
         pulse_ids = {r.id: next((q["id"] for q in r.questions if q.get("feeds") == "pulse"), None) for r in runs}
         if runs:
-            for answer in (await session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id.in_(list(pulse_ids))))).scalars():
+            for answer in (
+                await session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id.in_(list(pulse_ids))))
+            ).scalars():
                 if pulse_ids.get(answer.run_id) == answer.question_id and answer.number is not None:
                     pulses[answer.run_id] = answer.number
         invited = {
@@ -76,14 +87,18 @@ async def participation(db: Database, team_name: str, weeks: int, now: datetime)
                 {
                     "email": person.email,
                     "name": person.name,
-                    "participation": round(sum(c.status == "answered" for c in asked) / len(asked), 3) if asked else None,
+                    "participation": round(sum(c.status == "answered" for c in asked) / len(asked), 3)
+                    if asked
+                    else None,
                     "streak": streak,
                     "periods": {p: {"status": c.status, "pulse": c.pulse} for p, c in cells.items()},
                 }
             )
         team_rates = {}
         for period in periods:
-            asked = [r["periods"][period]["status"] for r in rows if r["periods"][period]["status"] in ("answered", "missed")]
+            asked = [
+                r["periods"][period]["status"] for r in rows if r["periods"][period]["status"] in ("answered", "missed")
+            ]
             team_rates[period] = round(asked.count("answered") / len(asked), 3) if asked else None
         return {"team": team.name, "periods": periods, "team_participation": team_rates, "people": rows}
 
@@ -99,8 +114,16 @@ def as_csv(report: dict) -> str:
         for period in report["periods"]:
             cell = person["periods"][period]
             writer.writerow(
-                [report["team"], period, person["email"], person["name"], cell["status"], "" if cell["pulse"] is None else f"{cell['pulse']:g}",
-                 "" if person["participation"] is None else person["participation"], person["streak"]]
+                [
+                    report["team"],
+                    period,
+                    person["email"],
+                    person["name"],
+                    cell["status"],
+                    "" if cell["pulse"] is None else f"{cell['pulse']:g}",
+                    "" if person["participation"] is None else person["participation"],
+                    person["streak"],
+                ]
             )
     return out.getvalue()
 

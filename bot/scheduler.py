@@ -4,11 +4,12 @@ The job store is in memory and belongs to this process alone (APScheduler's
 FAQ forbids sharing one between processes). Replicas each tick; the
 database's unique keys make their ticks produce one delivery between them.
 """
+
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -32,7 +33,9 @@ class Scheduler:
         self.retention_days = retention_days
         self._scheduler = AsyncIOScheduler()
         # Forgetting what is no longer needed (storage/retention.py): a few times a day is plenty.
-        self._scheduler.add_job(self.forget, "interval", hours=6, id="retention", coalesce=True, max_instances=1, next_run_time=None)
+        self._scheduler.add_job(
+            self.forget, "interval", hours=6, id="retention", coalesce=True, max_instances=1, next_run_time=None
+        )
         self._scheduler.add_job(
             self.tick,
             "interval",
@@ -57,7 +60,11 @@ class Scheduler:
         if report.total:
             log.info(
                 "rhythm: %d invitations, %d reminders, %d snoozes ended, %d digests; held %s",
-                report.invited, report.reminded, report.resent, report.digests, dict(report.held),
+                report.invited,
+                report.reminded,
+                report.resent,
+                report.digests,
+                dict(report.held),
             )
             self.wake()
 
@@ -72,8 +79,11 @@ class Scheduler:
 
     def start(self) -> None:
         self._scheduler.start()
-        now = datetime.now(timezone.utc)
-        for job_id, first in (("rhythm", timedelta(seconds=min(self.interval, 2))), ("retention", timedelta(minutes=1))):
+        now = datetime.now(UTC)
+        for job_id, first in (
+            ("rhythm", timedelta(seconds=min(self.interval, 2))),
+            ("retention", timedelta(minutes=1)),
+        ):
             job = self._scheduler.get_job(job_id)
             if job is not None:
                 job.modify(next_run_time=now + first)

@@ -1,4 +1,5 @@
 """The platform-neutral dialog engine, the dialogs and the tool catalogue."""
+
 from __future__ import annotations
 
 from dialogs.engine import Dialog

@@ -5,6 +5,7 @@ opens when the check-in is sent (the team's weekday and time, in each
 person's own time zone) and closes at the digest time: answers can be edited
 until then, and a late first answer still counts until the next period opens.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,7 +81,12 @@ DEFAULT_QUESTIONS: tuple[dict[str, Any], ...] = (
         "private": True,
         "feeds": "pulse",
     },
-    {"id": "priorities", "kind": "text", "prompt": "What are your top priorities for next week?", "feeds": "priorities"},
+    {
+        "id": "priorities",
+        "kind": "text",
+        "prompt": "What are your top priorities for next week?",
+        "feeds": "priorities",
+    },
     {
         "id": "needs",
         "kind": "text",
@@ -116,7 +122,9 @@ def validate_questions(raw: Any) -> list[dict[str, Any]]:
 
 async def questions_for_team(session, team_id: int | None) -> list[dict[str, Any]]:  # noqa: ANN001
     if team_id is not None:
-        template = (await session.execute(select(CheckinTemplate).where(CheckinTemplate.team_id == team_id))).scalars().first()
+        template = (
+            (await session.execute(select(CheckinTemplate).where(CheckinTemplate.team_id == team_id))).scalars().first()
+        )
         if template is not None:
             return list(template.questions)
     return [dict(q) for q in DEFAULT_QUESTIONS]
@@ -205,7 +213,10 @@ def invitation(first_name: str, period: str, count: int) -> Reply:
 def reminder(first_name: str, period: str) -> Reply:
     return Reply(
         f"A gentle reminder, {first_name}: your check-in for {week_label(period)} is still open.",
-        choices=(Choice("Start", f"checkin start {period}", "primary"), Choice("Skip this week", f"checkin skip {period}")),
+        choices=(
+            Choice("Start", f"checkin start {period}", "primary"),
+            Choice("Skip this week", f"checkin skip {period}"),
+        ),
         action="cmd",
     )
 
@@ -218,7 +229,9 @@ class CheckinDialog(Dialog):
     def __init__(self) -> None:
         self.first = "question"
         self.states = {
-            "question": State(self.question_prompt, on_text=self.on_text, on_choice=self.on_choice, max_length=MAX_ANSWER),
+            "question": State(
+                self.question_prompt, on_text=self.on_text, on_choice=self.on_choice, max_length=MAX_ANSWER
+            ),
             "form": State(self.form_prompt, on_choice=self.on_form),
             "review": State(self.review_prompt, on_choice=self.on_review),
             "snooze": State(self.snooze_prompt, on_choice=self.on_snooze),
@@ -249,7 +262,9 @@ class CheckinDialog(Dialog):
         if verb not in ("start", "skip", "snooze"):
             raise UserFacingError("Try *checkin* to answer this week's check-in.")
         if turn.person.team_id is None:
-            raise UserFacingError("You're not in a team with check-ins yet. Ask your manager or admin to add you to one.")
+            raise UserFacingError(
+                "You're not in a team with check-ins yet. Ask your manager or admin to add you to one."
+            )
         team = await turn.session.get(Team, turn.person.team_id)
         rhythm = Rhythm.of(team)
         open_send = rhythm.open_send(turn.now, turn.person.timezone)
@@ -336,7 +351,11 @@ class CheckinDialog(Dialog):
             skip += (Choice("Answer all at once", FORM),)
         kind = question["kind"]
         if kind == "rating":
-            return Reply(head, rating=Rating(1, 5, question.get("low", "Hard going"), question.get("high", "Great")), choices=skip)
+            return Reply(
+                head,
+                rating=Rating(1, 5, question.get("low", "Hard going"), question.get("high", "Great")),
+                choices=skip,
+            )
         if kind == "choice":
             return Reply(head, choices=tuple(Choice(o, o) for o in question["options"]) + skip)
         if kind == "number":
@@ -360,13 +379,17 @@ class CheckinDialog(Dialog):
 
     async def _record(self, turn: Turn, run: CheckinRun, question: dict[str, Any], raw: str) -> Transition:
         if run.status == "answered" and turn.now >= datetime.fromisoformat(turn.data["closes"]):
-            turn.say(f"{week_label(run.period).capitalize()}'s check-in closed in the meantime, so that edit wasn't saved.")
+            turn.say(
+                f"{week_label(run.period).capitalize()}'s check-in closed in the meantime, so that edit wasn't saved."
+            )
             return END
         text, number = parse_answer(question, raw)
         if question.get("goal_id") and number is not None:
             await self._goal_progress(turn, question, raw)
         await queries.upsert(
-            turn.session, CheckinAnswer, {"run_id": run.id, "question_id": question["id"]},
+            turn.session,
+            CheckinAnswer,
+            {"run_id": run.id, "question_id": question["id"]},
             {"text": text, "number": number, "updated_at": turn.now},
         )
         return await self._advance(turn, run)
@@ -381,7 +404,13 @@ class CheckinDialog(Dialog):
             return
         value = parse_value(goal, raw)
         update, escalate = await record_progress(
-            turn.session, goal, value, source="checkin", now=turn.now, today=turn.local_now.date(), recorded_by=turn.person.id
+            turn.session,
+            goal,
+            value,
+            source="checkin",
+            now=turn.now,
+            today=turn.local_now.date(),
+            recorded_by=turn.person.id,
         )
         if escalate:
             await escalate_goal(turn, goal, update)
@@ -412,7 +441,9 @@ class CheckinDialog(Dialog):
                     f"until {closes:%A %H:%M}."
                 )
             else:
-                turn.say(f"Thanks, that's your check-in for {week_label(run.period)}. It came in late, and it still counts.")
+                turn.say(
+                    f"Thanks, that's your check-in for {week_label(run.period)}. It came in late, and it still counts."
+                )
         return END
 
     async def _invite_feedback(self, turn: Turn, run: CheckinRun) -> None:
@@ -457,7 +488,15 @@ class CheckinDialog(Dialog):
             current = None if answer is None else answer.text if answer.text is not None else f"{answer.number:g}"
             options = tuple(question.get("options", ())) if question["kind"] == "choice" else ()
             fields.append(
-                FormField(question["id"], question["prompt"], question["kind"], options, question.get("optional", True), current, MAX_ANSWER)
+                FormField(
+                    question["id"],
+                    question["prompt"],
+                    question["kind"],
+                    options,
+                    question.get("optional", True),
+                    current,
+                    MAX_ANSWER,
+                )
             )
         return Reply(
             f"Your check-in for {week_label(run.period)}, all questions at once.",
@@ -485,14 +524,18 @@ class CheckinDialog(Dialog):
                     raise UserFacingError(f"Question {number} needs an answer.")
                 continue
             if len(str(raw)) > MAX_ANSWER:
-                raise UserFacingError(f"The answer to question {number} is longer than {MAX_ANSWER:,} characters. Nothing was recorded yet.")
+                raise UserFacingError(
+                    f"The answer to question {number} is longer than {MAX_ANSWER:,} characters. Nothing was recorded yet."
+                )
             try:
                 parsed.append((question, *parse_answer(question, str(raw))))
             except UserFacingError as exc:
                 raise UserFacingError(f"Question {number}: {exc.message} Nothing was recorded yet.") from None
         existing = await self._answers(turn, run.id)
         for question, text, number in parsed:
-            answer = existing.get(question["id"]) or CheckinAnswer(run_id=run.id, question_id=question["id"], updated_at=turn.now)
+            answer = existing.get(question["id"]) or CheckinAnswer(
+                run_id=run.id, question_id=question["id"], updated_at=turn.now
+            )
             answer.text, answer.number, answer.updated_at = text, number, turn.now
             turn.session.add(answer)
         await turn.session.flush()
@@ -507,7 +550,9 @@ class CheckinDialog(Dialog):
         lines = []
         for question in run.questions:
             answer = answers.get(question["id"])
-            shown = "—" if answer is None else answer.text or (f"{answer.number:g}" if answer.number is not None else "—")
+            shown = (
+                "—" if answer is None else answer.text or (f"{answer.number:g}" if answer.number is not None else "—")
+            )
             lines.append(f"{question['prompt']}\n→ {shorten(shown, 200)}")
         return Reply(
             f"Your check-in for {week_label(run.period)}:\n\n" + "\n\n".join(lines) + "\n\nChange an answer?",
@@ -607,4 +652,3 @@ def is_nothing(text: str | None) -> bool:
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-

@@ -1,4 +1,5 @@
 """Time, injectable: production uses the system clock, tests move a fake one by hand."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

@@ -4,6 +4,7 @@ The link carries 32 random bytes; only their SHA-256 is stored (`dashboard_token
 so a copy of the database cannot sign anyone in. `bot.dashboard` exchanges the
 token for a browser session, once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,10 +27,14 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def issue_token(session: AsyncSession, person_id: int, now: datetime, *, lifetime: timedelta = TOKEN_LIFETIME) -> str:
+async def issue_token(
+    session: AsyncSession, person_id: int, now: datetime, *, lifetime: timedelta = TOKEN_LIFETIME
+) -> str:
     """Create a sign-in token for `person_id` in the caller's transaction; return the secret (shown once)."""
     secret = secrets.token_urlsafe(32)
-    session.add(DashboardToken(token_hash=digest(secret), person_id=person_id, created_at=now, expires_at=now + lifetime))
+    session.add(
+        DashboardToken(token_hash=digest(secret), person_id=person_id, created_at=now, expires_at=now + lifetime)
+    )
     await session.flush()
     return secret
 

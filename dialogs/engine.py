@@ -20,6 +20,7 @@ per message. If any turn in a batch fails, nothing of the batch is kept and
 each of its turns runs again on its own, so one person's failure never costs
 another person their answer, and the apology reaches only the one it concerns.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,10 +45,10 @@ from dialogs.clock import Clock, SystemClock
 from dialogs.errors import UnknownPerson, UserFacingError
 from dialogs.locks import KeyedLocks
 from dialogs.messages import Choice, Inbound, Reply
+from storage import queries
 from storage.coalesce import Coalescer
 from storage.db import Conflict, Database, DatabaseUnavailable
 from storage.models import DialogState, InboxEvent, OutboxMessage, Person
-from storage import queries
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,10 @@ class Dialog:
         in one query, into each `turn.memo`. Handlers must still work when it did nothing."""
 
     def available_to(self, role: Role) -> bool:
-        return self.audience == "everyone" or (self.audience == "manager" and (role.manager or role.admin)) or (
-            self.audience == "admin" and role.admin
+        return (
+            self.audience == "everyone"
+            or (self.audience == "manager" and (role.manager or role.admin))
+            or (self.audience == "admin" and role.admin)
         )
 
 
@@ -211,7 +214,9 @@ class Engine:
                 waiting = _Waiting(person_id, inbound, asyncio.get_running_loop().create_future())
                 self._waiting.append(waiting)
                 if self._committer is None or self._committer.done():
-                    self._committer = asyncio.get_running_loop().create_task(self._commit_waiting(), name="engine-turns")
+                    self._committer = asyncio.get_running_loop().create_task(
+                        self._commit_waiting(), name="engine-turns"
+                    )
                 return await asyncio.shield(waiting.done)  # a caller that gives up does not cancel the turn
         except UnknownPerson:
             self._senders.pop((inbound.sender.platform, inbound.sender.user_id), None)
@@ -297,7 +302,10 @@ class Engine:
             try:
                 handed = await self.db.run(apologise)
             except Exception as again:  # noqa: BLE001 - the database failed as well: the caller says so
-                _settle(waiting.done, again if isinstance(again, DatabaseUnavailable) else DatabaseUnavailable(type(again).__name__))
+                _settle(
+                    waiting.done,
+                    again if isinstance(again, DatabaseUnavailable) else DatabaseUnavailable(type(again).__name__),
+                )
                 return
             self._hand_over(handed)
             _settle(waiting.done, [apology])
@@ -345,7 +353,9 @@ class Engine:
         log.error("error ref=%s type=%s context=%s at %s", ref, type(exc).__name__, context, frames)
         return ref
 
-    async def _turn(self, session: AsyncSession, person_id: int, inbound: Inbound) -> tuple[list[Reply], list[dict[str, Any]]]:
+    async def _turn(
+        self, session: AsyncSession, person_id: int, inbound: Inbound
+    ) -> tuple[list[Reply], list[dict[str, Any]]]:
         now = self.clock.now()
         await _forget_kept(session, [inbound])
         if inbound.key and not await queries.mark_event_processed(session, inbound.key, now):
@@ -375,7 +385,8 @@ class Engine:
         # Keys name the sender, and a batch holds one turn per person, so no key appears twice here.
         fresh = await queries.mark_events_processed(session, list(keys.values()), now)
         live = [
-            index for index, waiting in enumerate(batch)
+            index
+            for index, waiting in enumerate(batch)
             if waiting.person_id in people and (index not in keys or keys[index] in fresh)
         ]  # the rest are retries or double submits, handled already: no replies
         states = await _load_states(session, [batch[index].person_id for index in live], now)
@@ -401,7 +412,9 @@ class Engine:
             # run alone, each with its own retries. Only the batch's shared statements retry the batch.
             raise _DialogFailed from exc
         await self._save_all([turn for _, turn in turns])
-        claimed = await self._queue_replies(session, [(turn.person.id, batch[index].inbound, turn.replies, None) for index, turn in turns])
+        claimed = await self._queue_replies(
+            session, [(turn.person.id, batch[index].inbound, turn.replies, None) for index, turn in turns]
+        )
         for index, turn in turns:
             await self._queue_extra(turn)
             outcomes[index] = turn.replies
@@ -426,8 +439,14 @@ class Engine:
         )
         rows = [
             {
-                "p_id": t.state.person_id, "p_version": t.state.version, "p_dialog": t.state.dialog, "p_state": t.state.state,
-                "p_data": dict(t.state.data), "p_prompt": t.state.prompt_id, "p_next": t.state.version + 1, "p_now": t.now,
+                "p_id": t.state.person_id,
+                "p_version": t.state.version,
+                "p_dialog": t.state.dialog,
+                "p_state": t.state.state,
+                "p_data": dict(t.state.data),
+                "p_prompt": t.state.prompt_id,
+                "p_next": t.state.version + 1,
+                "p_now": t.now,
             }
             for t in turns
         ]
@@ -453,21 +472,38 @@ class Engine:
             for index, reply in enumerate(replies):
                 rows.append(
                     {
-                        "key": f"{base}:{index}"[:255], "person_id": person_id, "channel": inbound.sender.platform,
-                        "address": dict(inbound.address), "payload": reply.to_dict(), "kind": "reply", "unsolicited": False,
-                        "due_at": now, "status": "sending" if claim else "pending", "attempts": 1 if claim else 0,
-                        "claimed_until": now + CLAIM_LEASE if claim else None, "created_at": now,
+                        "key": f"{base}:{index}"[:255],
+                        "person_id": person_id,
+                        "channel": inbound.sender.platform,
+                        "address": dict(inbound.address),
+                        "payload": reply.to_dict(),
+                        "kind": "reply",
+                        "unsolicited": False,
+                        "due_at": now,
+                        "status": "sending" if claim else "pending",
+                        "attempts": 1 if claim else 0,
+                        "claimed_until": now + CLAIM_LEASE if claim else None,
+                        "created_at": now,
                     }
                 )
-        queued = {row.key: row.id for row in await queries.insert_ignore_many(session, OutboxMessage, rows, "id", "key")}
+        queued = {
+            row.key: row.id for row in await queries.insert_ignore_many(session, OutboxMessage, rows, "id", "key")
+        }
         if not claim:
             if queued:
                 self.on_queued()
             return []
         return [
-            {"id": queued[row["key"]], "key": row["key"], "person_id": row["person_id"], "channel": row["channel"],
-             "address": row["address"], "payload": row["payload"]}
-            for row in rows if row["key"] in queued
+            {
+                "id": queued[row["key"]],
+                "key": row["key"],
+                "person_id": row["person_id"],
+                "channel": row["channel"],
+                "address": row["address"],
+                "payload": row["payload"],
+            }
+            for row in rows
+            if row["key"] in queued
         ]
 
     async def _open(self, session: AsyncSession, person_id: int, inbound: Inbound | None, now: datetime) -> Turn:
@@ -482,7 +518,9 @@ class Engine:
     async def _are_managers(self, session: AsyncSession, person_ids: list[int]) -> dict[int, bool]:
         """Whether each person manages someone: from a one-minute cache, the rest in one query."""
         clock = time.monotonic()
-        known = {p: cached[0] for p in person_ids if (cached := self._managers.get(p)) is not None and cached[1] > clock}
+        known = {
+            p: cached[0] for p in person_ids if (cached := self._managers.get(p)) is not None and cached[1] > clock
+        }
         missing = [p for p in person_ids if p not in known]
         if missing:
             managing = await queries.managers_among(session, missing)
@@ -566,7 +604,9 @@ class Engine:
         dialog, prompt_id = kind, rest
         state = self._current_state(turn)
         if turn.state.dialog != dialog or turn.state.prompt_id != prompt_id or state is None:
-            turn.say("That button belongs to an earlier message that has already been answered or has expired, so I left things as they were.")
+            turn.say(
+                "That button belongs to an earlier message that has already been answered or has expired, so I left things as they were."
+            )
             return
         if state.on_choice is None:
             turn.say("That question needs a typed answer.")
@@ -820,14 +860,22 @@ async def _load_states(session: AsyncSession, person_ids: list[int], now: dateti
     """Many people's dialog states, locked in id order (so batches never deadlock), created empty where missing."""
     if not person_ids:
         return {}
-    statement = select(DialogState).where(DialogState.person_id.in_(person_ids)).order_by(DialogState.person_id).with_for_update()
+    statement = (
+        select(DialogState)
+        .where(DialogState.person_id.in_(person_ids))
+        .order_by(DialogState.person_id)
+        .with_for_update()
+    )
     states = {state.person_id: state for state in await session.scalars(statement)}
     missing = [person_id for person_id in person_ids if person_id not in states]
     if missing:
         await queries.insert_ignore_many(
             session, DialogState, [{"person_id": p, "data": {}, "version": 0, "updated_at": now} for p in missing]
         )
-        states.update((state.person_id, state) for state in await session.scalars(statement.where(DialogState.person_id.in_(missing))))
+        states.update(
+            (state.person_id, state)
+            for state in await session.scalars(statement.where(DialogState.person_id.in_(missing)))
+        )
     for state in states.values():
         # Work on detached copies: the versioned UPDATE is the only write.
         session.expunge(state)

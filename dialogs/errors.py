@@ -1,4 +1,5 @@
 """Baton's small exception tree. SDK and database errors are mapped onto it at the edges."""
+
 from __future__ import annotations
 
 

@@ -17,6 +17,7 @@ recipient, and nowhere else — no third person, no log line. Only kudos the
 giver chose to post, and whose recipient does not prefer private recognition,
 reach the team channel.
 """
+
 from __future__ import annotations
 
 import logging
@@ -121,7 +122,9 @@ async def circle(session: AsyncSession, me: Person) -> list[Person]:
         found.setdefault(person.id, person)  # type: ignore[arg-type]
     if me.team_id is not None:
         rows = await session.execute(
-            select(Person).where(Person.team_id == me.team_id, Person.active.is_(True), Person.id != me.id).order_by(Person.name)
+            select(Person)
+            .where(Person.team_id == me.team_id, Person.active.is_(True), Person.id != me.id)
+            .order_by(Person.name)
         )
         for person in rows.scalars():
             found.setdefault(person.id, person)  # type: ignore[arg-type]
@@ -150,7 +153,9 @@ async def find_person(turn: Turn, text: str, *, myself: str) -> Person:
             raise UserFacingError("That doesn't look like an email address. Please type it like *name@example.com*.")
         person = await queries.person_by_email(turn.session, raw)
         if person is None or not person.active:
-            hint = "" if raw.isascii() else " It has characters that aren't plain letters — a look-alike letter, perhaps?"
+            hint = (
+                "" if raw.isascii() else " It has characters that aren't plain letters — a look-alike letter, perhaps?"
+            )
             raise UserFacingError(f"I don't know anyone with that email here.{hint} Check the spelling and try again.")
     else:
         wanted = " ".join(raw.split()).casefold()
@@ -170,7 +175,9 @@ def check_text(text: str) -> str:
     """Feedback or kudos text as typed, or UserFacingError for text with no words or garbled characters."""
     text = text.strip()
     if sum(ch.isalnum() for ch in text) < 2:
-        raise UserFacingError("I couldn't find any words in that. Could you say it in a sentence or two? Nothing was recorded yet.")
+        raise UserFacingError(
+            "I couldn't find any words in that. Could you say it in a sentence or two? Nothing was recorded yet."
+        )
     run = 0
     for ch in text:
         run = run + 1 if unicodedata.combining(ch) else 0
@@ -180,13 +187,17 @@ def check_text(text: str) -> str:
                 "Could you type it again in plain letters? Nothing was recorded yet."
             )
     if len(text) > MAX_FEEDBACK:
-        raise UserFacingError(f"That's {len(text):,} characters; this takes up to {MAX_FEEDBACK:,}. Could you shorten it? Nothing was recorded yet.")
+        raise UserFacingError(
+            f"That's {len(text):,} characters; this takes up to {MAX_FEEDBACK:,}. Could you shorten it? Nothing was recorded yet."
+        )
     return text
 
 
 def compose(well: str | None, better: str | None) -> str:
     """The feedback as stored and delivered: the two answers under their headings."""
-    return "\n\n".join(f"{heading}: {answer}" for heading, answer in zip(HEADINGS, (well, better), strict=True) if answer)
+    return "\n\n".join(
+        f"{heading}: {answer}" for heading, answer in zip(HEADINGS, (well, better), strict=True) if answer
+    )
 
 
 def delivered(header: str, text: str, sender: Person, entry_id: int, extra: str = "") -> Reply:
@@ -212,13 +223,17 @@ class _Compose(Dialog):
     def compose_states(self) -> dict[str, State]:
         return {
             "well": State(self.well_prompt, on_text=self.on_well, on_choice=self.on_well, max_length=MAX_FEEDBACK),
-            "better": State(self.better_prompt, on_text=self.on_better, on_choice=self.on_better, max_length=MAX_FEEDBACK),
+            "better": State(
+                self.better_prompt, on_text=self.on_better, on_choice=self.on_better, max_length=MAX_FEEDBACK
+            ),
             "preview": State(self.preview_prompt, on_choice=self.on_preview),
         }
 
     @staticmethod
     def address_to(turn: Turn, target: Person, kind: str, variant: str | None = None, **extra: Any) -> None:
-        turn.data.update(to=target.id, name=first(target), kind=kind, variant=variant or kind, well=None, better=None, **extra)
+        turn.data.update(
+            to=target.id, name=first(target), kind=kind, variant=variant or kind, well=None, better=None, **extra
+        )
 
     @staticmethod
     def _question(turn: Turn, index: int) -> str:
@@ -236,8 +251,12 @@ class _Compose(Dialog):
         return Reply(text, choices=choices, input=TextInput("One specific thing…", MAX_FEEDBACK, True))
 
     def well_prompt(self, turn: Turn) -> Reply:
-        lead = "" if turn.data.get("editing") else (
-            f"Two short questions about the work. Only {turn.data['name']} will see your answers, with your name on them.\n\n"
+        lead = (
+            ""
+            if turn.data.get("editing")
+            else (
+                f"Two short questions about the work. Only {turn.data['name']} will see your answers, with your name on them.\n\n"
+            )
         )
         return self._ask(turn, 0, lead)
 
@@ -260,7 +279,9 @@ class _Compose(Dialog):
         better = self._answer(turn, "better", value)
         well = turn.data.get("well")
         if not well and not better:
-            raise UserFacingError("Both questions are skipped, so there's nothing to send yet. Answer this one, or type *cancel* to stop.")
+            raise UserFacingError(
+                "Both questions are skipped, so there's nothing to send yet. Answer this one, or type *cancel* to stop."
+            )
         total = len(well or "") + len(better or "")
         if total > MAX_FEEDBACK:
             raise UserFacingError(
@@ -308,7 +329,12 @@ class _Compose(Dialog):
                 return END
         text = compose(d.get("well"), d.get("better"))
         entry = FeedbackEntry(
-            from_id=turn.person.id, to_id=recipient.id, kind=d["kind"], request_id=d.get("request"), text=text, created_at=turn.now
+            from_id=turn.person.id,
+            to_id=recipient.id,
+            kind=d["kind"],
+            request_id=d.get("request"),
+            text=text,
+            created_at=turn.now,
         )
         turn.session.add(entry)
         await turn.session.flush()
@@ -327,7 +353,9 @@ async def thank(turn: Turn, entry_id: str) -> Transition:
     sender = await turn.session.get(Person, entry.from_id)
     name = first(sender) if sender else "them"
     result = await turn.session.execute(
-        update(FeedbackEntry).where(FeedbackEntry.id == entry.id, FeedbackEntry.thanked_at.is_(None)).values(thanked_at=turn.now)
+        update(FeedbackEntry)
+        .where(FeedbackEntry.id == entry.id, FeedbackEntry.thanked_at.is_(None))
+        .values(thanked_at=turn.now)
     )
     if result.rowcount != 1:
         turn.say(f"You've already thanked {name} for that.")
@@ -383,7 +411,10 @@ class FeedbackDialog(_Compose):
     async def who_prompt(self, turn: Turn) -> Reply:
         people = await circle(turn.session, turn.person)
         if not people:
-            return Reply("Who would you like to give feedback to? Type their email.", input=TextInput("name@example.com", 254, False))
+            return Reply(
+                "Who would you like to give feedback to? Type their email.",
+                input=TextInput("name@example.com", 254, False),
+            )
         return Reply(
             "Who would you like to give feedback to? Pick someone, or type their email.",
             choices=person_choices(turn.person, people),
@@ -404,18 +435,25 @@ class FeedbackDialog(_Compose):
                 f"You can still give {first(target)} feedback with *feedback {target.email}*."
             )
         run = (
-            await turn.session.execute(
-                select(CheckinRun)
-                .where(CheckinRun.person_id == target.id, CheckinRun.status == "answered")
-                .order_by(CheckinRun.answered_at.desc(), CheckinRun.id.desc())
-                .limit(1)
+            (
+                await turn.session.execute(
+                    select(CheckinRun)
+                    .where(CheckinRun.person_id == target.id, CheckinRun.status == "answered")
+                    .order_by(CheckinRun.answered_at.desc(), CheckinRun.id.desc())
+                    .limit(1)
+                )
             )
-        ).scalars().first()
+            .scalars()
+            .first()
+        )
         if run is None:
             turn.say(f"{first(target)} hasn't answered a check-in yet, so this is feedback about working together.")
             self.address_to(turn, target, "downward")
             return "well"
-        answers = {a.question_id: a for a in (await turn.session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id == run.id))).scalars()}
+        answers = {
+            a.question_id: a
+            for a in (await turn.session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id == run.id))).scalars()
+        }
         turn.say(checkin_summary(target, run, answers))
         self.address_to(turn, target, "downward", "checkin", period=run.period)
         return "well"
@@ -451,7 +489,10 @@ def request_reply(request: FeedbackRequest, requester: Person, responder: Person
     return Reply(
         f"{lead}{requester.name} asks for your feedback on “{request.topic}”, by {when:%A %d %B, %H:%M} your time. "
         f"Two short questions about the work; only {first(requester)} will see your answer, with your name on it.",
-        choices=(Choice("Give feedback", f"ask answer {request.id}", "primary"), Choice("Decline", f"ask decline {request.id}")),
+        choices=(
+            Choice("Give feedback", f"ask answer {request.id}", "primary"),
+            Choice("Decline", f"ask decline {request.id}"),
+        ),
         action=COMMAND_ACTION,
     )
 
@@ -488,7 +529,10 @@ async def claim_request(turn: Turn, request_id: int, status: str) -> str | None:
     if request is None:
         return "That request no longer exists."
     await turn.session.refresh(request)
-    return closed_reason(request, await turn.session.get(Person, request.requester_id), turn.now) or "That request is closed."
+    return (
+        closed_reason(request, await turn.session.get(Person, request.requester_id), turn.now)
+        or "That request is closed."
+    )
 
 
 class RequestDialog(_Compose):
@@ -531,7 +575,9 @@ class RequestDialog(_Compose):
     async def on_topic(self, turn: Turn, text: str) -> Transition:
         topic = " ".join(check_text(text).split())
         if len(topic) > MAX_TOPIC:
-            raise UserFacingError(f"Please keep the topic to {MAX_TOPIC} characters; the details can go in a conversation.")
+            raise UserFacingError(
+                f"Please keep the topic to {MAX_TOPIC} characters; the details can go in a conversation."
+            )
         turn.data["topic"] = topic
         return "who"
 
@@ -559,7 +605,9 @@ class RequestDialog(_Compose):
             if any(a[0] == person.id for a in asked):
                 continue
             if len(asked) >= MAX_ASK:
-                raise UserFacingError(f"You can ask up to {MAX_ASK} people at a time. Press *Done* to go on with those you picked.")
+                raise UserFacingError(
+                    f"You can ask up to {MAX_ASK} people at a time. Press *Done* to go on with those you picked."
+                )
             asked.append([person.id, first(person)])
         turn.data["asked"] = asked
         if len(asked) >= MAX_ASK:
@@ -570,7 +618,9 @@ class RequestDialog(_Compose):
     def deadline_prompt(self, turn: Turn) -> Reply:
         return Reply(
             "By when would you like the answers?",
-            choices=tuple(Choice(label, key, "primary" if key == "7d" else None) for key, (_, label) in DEADLINES.items()),
+            choices=tuple(
+                Choice(label, key, "primary" if key == "7d" else None) for key, (_, label) in DEADLINES.items()
+            ),
         )
 
     async def on_deadline(self, turn: Turn, value: str) -> Transition:
@@ -602,7 +652,11 @@ class RequestDialog(_Compose):
             if responder is None or not responder.active:
                 continue
             request = FeedbackRequest(
-                requester_id=turn.person.id, responder_id=responder.id, topic=turn.data["topic"], deadline=deadline, created_at=turn.now
+                requester_id=turn.person.id,
+                responder_id=responder.id,
+                topic=turn.data["topic"],
+                deadline=deadline,
+                created_at=turn.now,
             )
             turn.session.add(request)
             await turn.session.flush()
@@ -705,7 +759,10 @@ class KudosDialog(Dialog):
         return "what"
 
     def what_prompt(self, turn: Turn) -> Reply:
-        return Reply(KUDOS_QUESTION.format(name=turn.data["name"]), input=TextInput("What they did, and what it made possible…", MAX_FEEDBACK, True))
+        return Reply(
+            KUDOS_QUESTION.format(name=turn.data["name"]),
+            input=TextInput("What they did, and what it made possible…", MAX_FEEDBACK, True),
+        )
 
     async def _recipient(self, turn: Turn) -> tuple[Person, tuple[str, dict[str, Any]] | None]:
         recipient = await turn.session.get(Person, turn.data["to"])
@@ -765,17 +822,28 @@ class KudosDialog(Dialog):
             public = False  # the preference or the channel changed since the choice: privacy wins
             turn.say(f"{first(recipient)} prefers recognition in private, so I sent it to them directly.")
         text = turn.data["text"]
-        entry = FeedbackEntry(from_id=turn.person.id, to_id=recipient.id, kind="kudos", text=text, public=public, created_at=turn.now)
+        entry = FeedbackEntry(
+            from_id=turn.person.id, to_id=recipient.id, kind="kudos", text=text, public=public, created_at=turn.now
+        )
         turn.session.add(entry)
         await turn.session.flush()
         assert entry.id is not None
         extra = "\n\n(Also posted in the team channel.)" if public else ""
         if recipient.recognition is None:
             extra += "\n\nHow do you like to be recognised — in private or in public? Tell me under *settings* → Recognition."
-        turn.tell(recipient, delivered(f"Kudos from {first(turn.person)}:", text, turn.person, entry.id, extra), key=f"kudos:{entry.id}")
+        turn.tell(
+            recipient,
+            delivered(f"Kudos from {first(turn.person)}:", text, turn.person, entry.id, extra),
+            key=f"kudos:{entry.id}",
+        )
         if public and channel is not None:
             platform, address = channel
-            turn.post(platform, address, Reply(f"Kudos to {recipient.name} from {turn.person.name}: {text}"), key=f"kudos-post:{entry.id}")
+            turn.post(
+                platform,
+                address,
+                Reply(f"Kudos to {recipient.name} from {turn.person.name}: {text}"),
+                key=f"kudos-post:{entry.id}",
+            )
         log.info("kudos entry %s queued (public=%s)", entry.id, public)
         turn.say(f"Sent to {first(recipient)}" + (" and posted in the team channel." if public else "."))
         return END
@@ -854,7 +922,9 @@ async def feedback_step(session: AsyncSession, now: datetime, queue: Queue) -> i
     expired = list(
         (
             await session.execute(
-                select(FeedbackRequest).where(FeedbackRequest.status == "open", FeedbackRequest.deadline <= now).order_by(FeedbackRequest.id)
+                select(FeedbackRequest)
+                .where(FeedbackRequest.status == "open", FeedbackRequest.deadline <= now)
+                .order_by(FeedbackRequest.id)
             )
         ).scalars()
     )
@@ -868,7 +938,9 @@ async def feedback_step(session: AsyncSession, now: datetime, queue: Queue) -> i
     def plan(person: Person, *, budget: bool = True) -> datetime | None:
         recipient = Recipient(person.id, person.timezone, person.quiet_start, person.quiet_end)  # type: ignore[arg-type]
         extra = {} if budget else {"budget": 10**6}
-        return plan_unsolicited(recipient, now, leaves=leaves.get(person.id, []), used=used.get(person.id, 0), **extra).due_at  # type: ignore[arg-type]
+        return plan_unsolicited(
+            recipient, now, leaves=leaves.get(person.id, []), used=used.get(person.id, 0), **extra
+        ).due_at  # type: ignore[arg-type]
 
     for request in due:
         responder, requester = people.get(request.responder_id), people.get(request.requester_id)
@@ -897,18 +969,28 @@ async def feedback_step(session: AsyncSession, now: datetime, queue: Queue) -> i
             continue
         siblings = (
             await session.execute(
-                select(FeedbackRequest).where(FeedbackRequest.requester_id == requester_id, FeedbackRequest.topic == topic)
+                select(FeedbackRequest).where(
+                    FeedbackRequest.requester_id == requester_id, FeedbackRequest.topic == topic
+                )
             )
         ).scalars()
         together = [r for r in siblings if r.deadline == deadline]
         answered = sum(r.status == "answered" for r in together)
         missing = [first(people[r.responder_id]) for r in closed if r.responder_id in people]
-        names = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1] if missing else "nobody"
+        names = (
+            missing[0]
+            if len(missing) == 1
+            else ", ".join(missing[:-1]) + " and " + missing[-1]
+            if missing
+            else "nobody"
+        )
         reply = Reply(
             f"Your request for feedback on “{topic}” has reached its deadline: {answered} of {len(together)} answered. "
             f"{names} didn't get to it in time — a quick word in person may still help."
         )
-        await queue(requester.id, f"feedback-expired:{min(r.id for r in batch)}", "feedback-expired", reply, when, "notice")  # type: ignore[union-attr]
+        await queue(
+            requester.id, f"feedback-expired:{min(r.id for r in batch)}", "feedback-expired", reply, when, "notice"
+        )  # type: ignore[union-attr]
         queued += 1
     return queued
 

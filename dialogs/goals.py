@@ -6,6 +6,7 @@ elapsed — or, for aspirational goals, 65% of it, since stretch goals expect
 60–70% attainment. Escalation to the manager needs a deteriorating trend over
 several updates or red at consecutive updates; a single dip never escalates.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,9 @@ def elapsed(goal: Goal, today: date) -> float:
     return min(1.0, max(0.0, (today - goal.start_date).days / (goal.due_date - goal.start_date).days))
 
 
-def status_of(goal: Goal, progress: float, today: date, *, amber: float = AMBER_TOLERANCE, red: float = RED_TOLERANCE) -> Status:
+def status_of(
+    goal: Goal, progress: float, today: date, *, amber: float = AMBER_TOLERANCE, red: float = RED_TOLERANCE
+) -> Status:
     """Red/amber/green from progress against the share of time elapsed (aspirational: 65% of it)."""
     expected = elapsed(goal, today) * (1.0 if goal.committed else ASPIRATIONAL_TARGET)
     gap = expected - progress
@@ -71,7 +74,9 @@ def parse_value(goal: Goal, raw: str) -> float:
     number = float(match.group(1).replace(",", "."))
     unit = (match.group(2) or "").strip()
     if unit and unit.casefold() != goal.unit.casefold():
-        raise UserFacingError(f"This goal is measured in {goal.unit or 'plain numbers'}, not {unit}. Nothing was recorded.")
+        raise UserFacingError(
+            f"This goal is measured in {goal.unit or 'plain numbers'}, not {unit}. Nothing was recorded."
+        )
     if not math.isfinite(number):
         raise UserFacingError("That isn't a number I can record.")
     if goal.unit == "%" and not -1000 <= number <= 1000:
@@ -106,8 +111,15 @@ async def record_progress(
         progress = progress_of(goal, value)
     status = status_of(goal, progress, today)
     update = GoalUpdate(
-        goal_id=goal.id, value=value, progress=status.progress, expected=status.expected, rag=status.rag,
-        source=source[:64], note=(note or None) and note[:500], recorded_at=now, recorded_by_id=recorded_by,
+        goal_id=goal.id,
+        value=value,
+        progress=status.progress,
+        expected=status.expected,
+        rag=status.rag,
+        source=source[:64],
+        note=(note or None) and note[:500],
+        recorded_at=now,
+        recorded_by_id=recorded_by,
     )
     session.add(update)
     goal.rag = status.rag
@@ -116,7 +128,14 @@ async def record_progress(
     session.add(goal)
     await session.flush()
     history = list(
-        (await session.execute(select(GoalUpdate).where(GoalUpdate.goal_id == goal.id).order_by(GoalUpdate.recorded_at.desc(), GoalUpdate.id.desc()).limit(TREND_UPDATES + 1))).scalars()
+        (
+            await session.execute(
+                select(GoalUpdate)
+                .where(GoalUpdate.goal_id == goal.id)
+                .order_by(GoalUpdate.recorded_at.desc(), GoalUpdate.id.desc())
+                .limit(TREND_UPDATES + 1)
+            )
+        ).scalars()
     )
     return update, should_escalate(list(reversed(history)))
 
@@ -157,7 +176,9 @@ def describe(goal: Goal, latest: GoalUpdate | None) -> str:
 async def latest_updates(session: AsyncSession, goal_ids: list[int]) -> dict[int, GoalUpdate]:
     if not goal_ids:
         return {}
-    rows = await session.execute(select(GoalUpdate).where(GoalUpdate.goal_id.in_(goal_ids)).order_by(GoalUpdate.recorded_at, GoalUpdate.id))
+    rows = await session.execute(
+        select(GoalUpdate).where(GoalUpdate.goal_id.in_(goal_ids)).order_by(GoalUpdate.recorded_at, GoalUpdate.id)
+    )
     return {u.goal_id: u for u in rows.scalars()}
 
 
@@ -207,7 +228,9 @@ class GoalsDialog(Dialog):
             if verb == "stop":
                 goal.nudges_off = True
                 turn.session.add(goal)
-                turn.say(f"I won't nudge you about *{goal.title}* any more. Type *goal update {goal.id} VALUE* whenever you like.")
+                turn.say(
+                    f"I won't nudge you about *{goal.title}* any more. Type *goal update {goal.id} VALUE* whenever you like."
+                )
                 return END
             if verb == "snooze":
                 goal.snoozed_until = turn.now + timedelta(days=7)
@@ -232,7 +255,9 @@ class GoalsDialog(Dialog):
         goals = await self._mine(turn)
         latest = await latest_updates(turn.session, [g.id for g in goals])
         if not goals:
-            return Reply("You have no open goals yet.", choices=(Choice("New goal", "new", "primary"), Choice("Done", "done")))
+            return Reply(
+                "You have no open goals yet.", choices=(Choice("New goal", "new", "primary"), Choice("Done", "done"))
+            )
         lines = [describe(g, latest.get(g.id)) for g in goals]
         return Reply(
             "Your goals:\n" + "\n".join(lines),
@@ -261,7 +286,13 @@ class GoalsDialog(Dialog):
         goal = await turn.session.get(Goal, turn.data["goal"])
         assert goal is not None
         if goal.kind == "milestones":
-            milestones = list((await turn.session.execute(select(GoalMilestone).where(GoalMilestone.goal_id == goal.id).order_by(GoalMilestone.position))).scalars())
+            milestones = list(
+                (
+                    await turn.session.execute(
+                        select(GoalMilestone).where(GoalMilestone.goal_id == goal.id).order_by(GoalMilestone.position)
+                    )
+                ).scalars()
+            )
             return Reply(
                 f"Which milestone of *{goal.title}* is done?",
                 choices=tuple(Choice(m.title[:70], str(m.id)) for m in milestones if m.done_at is None)[:9],
@@ -284,15 +315,25 @@ class GoalsDialog(Dialog):
             milestone.done_at = milestone.done_at or turn.now
             turn.session.add(milestone)
             await turn.session.flush()
-            total = await turn.session.scalar(select(func.count()).select_from(GoalMilestone).where(GoalMilestone.goal_id == goal.id))
+            total = await turn.session.scalar(
+                select(func.count()).select_from(GoalMilestone).where(GoalMilestone.goal_id == goal.id)
+            )
             done = await turn.session.scalar(
-                select(func.count()).select_from(GoalMilestone).where(GoalMilestone.goal_id == goal.id, GoalMilestone.done_at.is_not(None))
+                select(func.count())
+                .select_from(GoalMilestone)
+                .where(GoalMilestone.goal_id == goal.id, GoalMilestone.done_at.is_not(None))
             )
             value = (done or 0) / max(total or 1, 1)
         else:
             value = parse_value(goal, raw)
         update, escalate = await record_progress(
-            turn.session, goal, value, source="chat", now=turn.now, today=turn.local_now.date(), recorded_by=turn.person.id
+            turn.session,
+            goal,
+            value,
+            source="chat",
+            now=turn.now,
+            today=turn.local_now.date(),
+            recorded_by=turn.person.id,
         )
         turn.say(f"Recorded. {describe(goal, update)}.")
         if escalate:
@@ -314,7 +355,10 @@ class GoalsDialog(Dialog):
     # -- creating a goal -------------------------------------------------------------------
 
     def title_prompt(self, turn: Turn) -> Reply:
-        return Reply("What's the goal? Say what you want to achieve, specifically.", input=TextInput("Cut checkout p95 latency to 200 ms", 200, False))
+        return Reply(
+            "What's the goal? Say what you want to achieve, specifically.",
+            input=TextInput("Cut checkout p95 latency to 200 ms", 200, False),
+        )
 
     async def on_title(self, turn: Turn, text: str) -> Transition:
         if len(text) < 4:
@@ -323,14 +367,20 @@ class GoalsDialog(Dialog):
         return "kind"
 
     def kind_prompt(self, turn: Turn) -> Reply:
-        return Reply("How will you measure it?", choices=(Choice("A number", "metric", "primary"), Choice("Milestones", "milestones")))
+        return Reply(
+            "How will you measure it?",
+            choices=(Choice("A number", "metric", "primary"), Choice("Milestones", "milestones")),
+        )
 
     async def on_kind(self, turn: Turn, value: str) -> Transition:
         turn.data["new"] = {**turn.data["new"], "kind": value}
         return value if value in ("metric", "milestones") else None
 
     def metric_prompt(self, turn: Turn) -> Reply:
-        return Reply("From what to what, in which unit? For example *480 to 200 ms* or *0 to 40 customers*.", input=TextInput("480 to 200 ms", 80, False))
+        return Reply(
+            "From what to what, in which unit? For example *480 to 200 ms* or *0 to 40 customers*.",
+            input=TextInput("480 to 200 ms", 80, False),
+        )
 
     async def on_metric(self, turn: Turn, text: str) -> Transition:
         match = re.match(r"^\s*([-+]?\d+(?:[.,]\d+)?)\s*(?:to|->|→|-)\s*([-+]?\d+(?:[.,]\d+)?)\s*(\S{0,16})\s*$", text)
@@ -343,7 +393,10 @@ class GoalsDialog(Dialog):
         return "due"
 
     def milestones_prompt(self, turn: Turn) -> Reply:
-        return Reply("List the milestones, one per line or separated by semicolons.", input=TextInput("Draft; Review; Ship", 1000, True))
+        return Reply(
+            "List the milestones, one per line or separated by semicolons.",
+            input=TextInput("Draft; Review; Ship", 1000, True),
+        )
 
     async def on_milestones(self, turn: Turn, text: str) -> Transition:
         items = [m.strip() for m in re.split(r"[;\n]", text) if m.strip()]
@@ -353,7 +406,11 @@ class GoalsDialog(Dialog):
         return "due"
 
     def due_prompt(self, turn: Turn) -> Reply:
-        return Reply("When is it due? (a date like *2027-03-31*)", choices=(Choice("No due date", "none"),), input=TextInput("2027-03-31", 20, False))
+        return Reply(
+            "When is it due? (a date like *2027-03-31*)",
+            choices=(Choice("No due date", "none"),),
+            input=TextInput("2027-03-31", 20, False),
+        )
 
     async def on_due(self, turn: Turn, text: str) -> Transition:
         if text == "none":
@@ -411,7 +468,9 @@ class GoalsDialog(Dialog):
                 " Since it's new territory, I've marked it a *learning goal*: for new, complex work, aiming at what you'll "
                 "learn (the approaches to try, the skills to build) tends to work better than aiming at the outcome alone."
             )
-        turn.say(f"Created goal #{goal.id}: *{goal.title}*.{tip} Record progress any time with *goal update {goal.id} VALUE*.")
+        turn.say(
+            f"Created goal #{goal.id}: *{goal.title}*.{tip} Record progress any time with *goal update {goal.id} VALUE*."
+        )
         return END
 
 
@@ -421,7 +480,9 @@ async def escalate_goal(turn: Turn, goal: Goal, update: GoalUpdate) -> None:
     if owner is None or owner.manager_id is None:
         return
     year, week, _ = turn.now.isocalendar()
-    turn.tell(owner.manager_id, escalation_reply(goal, owner, update.rag), key=f"goal-escalation:{goal.id}:{year}-W{week:02d}")
+    turn.tell(
+        owner.manager_id, escalation_reply(goal, owner, update.rag), key=f"goal-escalation:{goal.id}:{year}-W{week:02d}"
+    )
 
 
 def nudge_reply(goal: Goal, reason: str, latest: GoalUpdate | None, today: date) -> Reply:
@@ -431,7 +492,11 @@ def nudge_reply(goal: Goal, reason: str, latest: GoalUpdate | None, today: date)
     elif reason == "due":
         behind = f" — about {latest.expected - latest.progress:.0%} behind where it would be on track" if latest else ""
         days = (goal.due_date - today).days if goal.due_date else 0
-        text = f"*{goal.title}* is due in {days} day{'s' if days != 1 else ''} and at {latest.progress:.0%}{behind}. Is anything in the way?" if latest else f"*{goal.title}* is due soon."
+        text = (
+            f"*{goal.title}* is due in {days} day{'s' if days != 1 else ''} and at {latest.progress:.0%}{behind}. Is anything in the way?"
+            if latest
+            else f"*{goal.title}* is due soon."
+        )
     else:
         text = (
             f"*{goal.title}* has no {'number to measure it by' if goal.kind == 'metric' and goal.target_value is None else 'due date'} yet. "
@@ -451,7 +516,9 @@ def nudge_reply(goal: Goal, reason: str, latest: GoalUpdate | None, today: date)
 async def due_nudges(session: AsyncSession, now: datetime) -> list[tuple[Goal, Person, str, GoalUpdate | None]]:
     """Goals that deserve a nudge now: stale, due soon and behind, or not specific. Keys make each once."""
     rows = await session.execute(
-        select(Goal, Person).join(Person, Person.id == Goal.owner_id).where(Goal.status == "active", Goal.nudges_off.is_(False))
+        select(Goal, Person)
+        .join(Person, Person.id == Goal.owner_id)
+        .where(Goal.status == "active", Goal.nudges_off.is_(False))
     )
     pairs = [(g, p) for g, p in rows if g.snoozed_until is None or g.snoozed_until <= now]
     latest = await latest_updates(session, [g.id for g, _ in pairs])
@@ -490,5 +557,6 @@ async def open_goals(session: AsyncSession, person: Person) -> list[Goal]:
 
 
 async def person_goals(session: AsyncSession, person_id: int) -> list[Goal]:
-    return list((await session.execute(select(Goal).where(Goal.owner_id == person_id, Goal.status == "active"))).scalars())
-
+    return list(
+        (await session.execute(select(Goal).where(Goal.owner_id == person_id, Goal.status == "active"))).scalars()
+    )

@@ -9,6 +9,7 @@ Goal status is said about the work's schedule ("a little behind schedule"),
 never about the person (DOMAIN.md §4). Delivery problems name the platform's
 error only — never a message's content, which can hold feedback.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -129,7 +130,11 @@ async def _goals(session: AsyncSession, person: Person, now: datetime) -> list[s
 
 def _goal_line(goal: Goal, update: GoalUpdate | None, rag: str | None, today: date, *, team: bool) -> str:
     """Title, progress and where the work stands against the time elapsed — never a word about the person."""
-    marks = [m for m, on in (("team goal", team), ("aspirational", not goal.committed), ("learning goal", goal.learning)) if on]
+    marks = [
+        m
+        for m, on in (("team goal", team), ("aspirational", not goal.committed), ("learning goal", goal.learning))
+        if on
+    ]
     title = _one_line(goal.title, TITLE_LENGTH) + (f" ({', '.join(marks)})" if marks else "")
     if update is None:
         state = "no progress recorded yet"
@@ -172,10 +177,14 @@ async def _requests(session: AsyncSession, person: Person, now: datetime) -> tup
     choices = []
     for request, requester in rows[:MAX_ITEMS]:
         topic = _one_line(request.topic, TOPIC_LENGTH)
-        lines.append(f"• {requester.name} asks for feedback on “{topic}” — by {request.deadline.astimezone(zone):%a %-d %b, %H:%M}")
+        lines.append(
+            f"• {requester.name} asks for feedback on “{topic}” — by {request.deadline.astimezone(zone):%a %-d %b, %H:%M}"
+        )
         given = requester.name.split(" ")[0] or requester.name
         choices.append(Choice(_one_line(f"Answer {given}: {request.topic}", 40), f"ask answer {request.id}"))
-    return lines + _more(min(len(rows), MAX_ITEMS), len(rows), ", due later — each request in your messages has its own buttons."), choices
+    return lines + _more(
+        min(len(rows), MAX_ITEMS), len(rows), ", due later — each request in your messages has its own buttons."
+    ), choices
 
 
 async def _delivery_problems(session: AsyncSession, now: datetime) -> str | None:
@@ -203,7 +212,11 @@ async def _run(session: AsyncSession, person_id: int | None, period: str) -> Che
 async def _participation(session: AsyncSession, reports: list[Person], now: datetime) -> tuple[int, list[str]]:
     """How many reports answered their own open period, and one line each."""
     team_ids = {r.team_id for r in reports if r.team_id is not None}
-    teams = {t.id: t for t in (await session.execute(select(Team).where(Team.id.in_(team_ids)))).scalars()} if team_ids else {}
+    teams = (
+        {t.id: t for t in (await session.execute(select(Team).where(Team.id.in_(team_ids)))).scalars()}
+        if team_ids
+        else {}
+    )
     periods = {}
     for report in reports:
         team = teams.get(report.team_id)
@@ -212,7 +225,9 @@ async def _participation(session: AsyncSession, reports: list[Person], now: date
     runs = {}
     if periods:
         rows = await session.execute(
-            select(CheckinRun).where(CheckinRun.person_id.in_(list(periods)), CheckinRun.period.in_(set(periods.values())))
+            select(CheckinRun).where(
+                CheckinRun.person_id.in_(list(periods)), CheckinRun.period.in_(set(periods.values()))
+            )
         )
         runs = {(r.person_id, r.period): r for r in rows.scalars()}
     answered, lines = 0, []

@@ -1,4 +1,5 @@
 """`leave`: record absence dates, for yourself or (as their manager) for a report. Baton stays silent then."""
+
 from __future__ import annotations
 
 import re
@@ -66,7 +67,9 @@ class LeaveDialog(Dialog):
             await self._save(turn, start, end)
             return END
         if words:
-            raise UserFacingError("Write it as *leave 2026-12-21 2027-01-04*, or just *leave* to be asked step by step.")
+            raise UserFacingError(
+                "Write it as *leave 2026-12-21 2027-01-04*, or just *leave* to be asked step by step."
+            )
         return "menu"
 
     async def _report(self, turn: Turn, email: str) -> Person:
@@ -122,6 +125,10 @@ class LeaveDialog(Dialog):
         return "menu"
 
     async def _save(self, turn: Turn, start: date, end: date) -> None:
-        turn.session.add(Leave(person_id=turn.data["person"], start=start, end=end, created_by_id=turn.person.id, created_at=turn.now))
+        turn.session.add(
+            Leave(
+                person_id=turn.data["person"], start=start, end=end, created_by_id=turn.person.id, created_at=turn.now
+            )
+        )
         who = "you" if turn.data["name"] == "you" else turn.data["name"]
         turn.say(f"Noted: {start:%a %d %b} to {end:%a %d %b}. I won't send {who} anything on my own then.")

@@ -1,4 +1,5 @@
 """Per-key asyncio locks that disappear when nobody holds or waits for them."""
+
 from __future__ import annotations
 
 import asyncio

@@ -4,6 +4,7 @@ Pure functions where possible, plus the two queries that need the database.
 Every unsolicited message (check-in invitations, reminders, nudges, digests)
 goes through `plan_unsolicited` before it is queued.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -83,7 +84,9 @@ class Plan:
 BULK = 500  # above this many people, read the whole (small, time-bounded) set rather than send a huge IN list
 
 
-async def leave_days(session: AsyncSession, person_ids: Iterable[int], first: date, last: date) -> dict[int, list[tuple[date, date]]]:
+async def leave_days(
+    session: AsyncSession, person_ids: Iterable[int], first: date, last: date
+) -> dict[int, list[tuple[date, date]]]:
     """Each person's leave overlapping [first, last]."""
     ids = set(person_ids)
     if not ids:

@@ -5,6 +5,7 @@ Both are plain, frozen data. Adapters translate platform payloads into
 lines; nothing in `dialogs/` knows which. User-written text is excluded from
 `repr()` so that logging one of these by mistake leaks nothing.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -47,15 +48,24 @@ class Inbound:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON for the inbox (without `raw`, which only the adapter's own code reads)."""
         return {
-            "sender": asdict(self.sender), "address": dict(self.address), "text": self.text, "action": self.action,
-            "value": self.value, "event_id": self.event_id,
+            "sender": asdict(self.sender),
+            "address": dict(self.address),
+            "text": self.text,
+            "action": self.action,
+            "value": self.value,
+            "event_id": self.event_id,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, durable: bool = False) -> Inbound:
         return cls(
-            Sender(**data["sender"]), dict(data.get("address") or {}), data.get("text"), data.get("action"),
-            data.get("value"), data.get("event_id"), durable=durable,
+            Sender(**data["sender"]),
+            dict(data.get("address") or {}),
+            data.get("text"),
+            data.get("action"),
+            data.get("value"),
+            data.get("event_id"),
+            durable=durable,
         )
 
     @property
@@ -164,7 +174,11 @@ class Reply:
             else {"min": rating.min, "max": rating.max, "low_label": rating.low_label, "high_label": rating.high_label},
             "input": None
             if text_input is None
-            else {"placeholder": text_input.placeholder, "max_length": text_input.max_length, "multiline": text_input.multiline},
+            else {
+                "placeholder": text_input.placeholder,
+                "max_length": text_input.max_length,
+                "multiline": text_input.multiline,
+            },
             "card": None
             if card is None
             else {"title": card.title, "fields": [list(f) for f in card.fields], "lines": list(card.lines)},
@@ -208,7 +222,9 @@ class Reply:
             action=data.get("action"),
             form=Form(
                 title=data["form"]["title"],
-                fields=tuple(FormField(**{**f, "options": tuple(f.get("options") or ())}) for f in data["form"]["fields"]),
+                fields=tuple(
+                    FormField(**{**f, "options": tuple(f.get("options") or ())}) for f in data["form"]["fields"]
+                ),
                 submit_label=data["form"].get("submit_label", "Submit"),
             )
             if data.get("form")

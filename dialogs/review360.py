@@ -17,6 +17,7 @@ How anonymity is built, not promised:
 - Comments are shuffled and shown only when the group has at least
   `comment_threshold` of them. Nothing about answers reaches a log line.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -44,16 +45,40 @@ _random = secrets.SystemRandom()
 # Statements about the work, one per influence, rated 1 (strongly disagree) to 5 (strongly agree):
 # (influence, about someone else, in the subject's own words).
 RATED: tuple[tuple[str, str, str], ...] = (
-    ("expectations", "{name} is clear about what their work should achieve and what good looks like.", "I'm clear about what my work should achieve and what good looks like."),
-    ("feedback", "{name} gets and uses feedback on their work early enough to adjust.", "I get and use feedback on my work early enough to adjust."),
-    ("resources", "{name} has what their work needs — tools, time, information, access.", "I have what my work needs — tools, time, information, access."),
-    ("motivations", "{name}'s good work is noticed and the work feels worthwhile.", "My good work is noticed and the work feels worthwhile."),
-    ("training", "{name} has the skills the work asks of them, and keeps building them.", "I have the skills the work asks of me, and keep building them."),
+    (
+        "expectations",
+        "{name} is clear about what their work should achieve and what good looks like.",
+        "I'm clear about what my work should achieve and what good looks like.",
+    ),
+    (
+        "feedback",
+        "{name} gets and uses feedback on their work early enough to adjust.",
+        "I get and use feedback on my work early enough to adjust.",
+    ),
+    (
+        "resources",
+        "{name} has what their work needs — tools, time, information, access.",
+        "I have what my work needs — tools, time, information, access.",
+    ),
+    (
+        "motivations",
+        "{name}'s good work is noticed and the work feels worthwhile.",
+        "My good work is noticed and the work feels worthwhile.",
+    ),
+    (
+        "training",
+        "{name} has the skills the work asks of them, and keeps building them.",
+        "I have the skills the work asks of me, and keep building them.",
+    ),
     ("job_fit", "{name}'s tasks make good use of their strengths.", "My tasks make good use of my strengths."),
 )
 OPEN: tuple[tuple[str, str, str], ...] = (
     ("keep", "What should {name} keep doing in their work?", "What should I keep doing in my work?"),
-    ("change", "What one change would make {name}'s work more effective?", "What one change would make my work more effective?"),
+    (
+        "change",
+        "What one change would make {name}'s work more effective?",
+        "What one change would make my work more effective?",
+    ),
 )
 INFLUENCE_NAMES = {
     "expectations": "Expectations",
@@ -162,7 +187,9 @@ async def compute_results(session: AsyncSession, campaign: Campaign360) -> Resul
                     changed = len(answered[group] ^ other)
                     if 0 < changed < campaign.threshold:
                         result.released = False
-                        result.reason = "too close to an earlier 360's group: comparing the two could expose individuals"
+                        result.reason = (
+                            "too close to an earlier 360's group: comparing the two could expose individuals"
+                        )
                         break
         if result.released:
             minimum = campaign.threshold if group in ANONYMOUS_GROUPS else 1
@@ -217,14 +244,25 @@ def report_reply(results: Results, subject: Person, *, for_subject: bool, tools:
         if not group.released:
             lines.append(f"{name}: not shown ({group.reason}).")
             continue
-        scores = ", ".join(f"{INFLUENCE_NAMES[q]} {s:g}" for q, s in sorted(group.scores.items(), key=lambda kv: list(INFLUENCE_NAMES).index(kv[0]) if kv[0] in INFLUENCE_NAMES else 99) if q in INFLUENCE_NAMES)
+        scores = ", ".join(
+            f"{INFLUENCE_NAMES[q]} {s:g}"
+            for q, s in sorted(
+                group.scores.items(),
+                key=lambda kv: list(INFLUENCE_NAMES).index(kv[0]) if kv[0] in INFLUENCE_NAMES else 99,
+            )
+            if q in INFLUENCE_NAMES
+        )
         fields.append((f"{name} ({group.raters})", scores or "no ratings shown"))
         for comment in group.comments[:12]:
             lines.append(f"• {name}: {comment[:500]}")
     lowest = results.lowest()
     if lowest:
         lines.append("")
-        lines.append("Lowest: " + ", ".join(INFLUENCE_NAMES[i] for i in lowest) + ". \"Which tool helps?\" can suggest what to try.")
+        lines.append(
+            "Lowest: "
+            + ", ".join(INFLUENCE_NAMES[i] for i in lowest)
+            + '. "Which tool helps?" can suggest what to try.'
+        )
     choices: tuple[Choice, ...] = ()
     if tools and lowest:
         value = "tools" if for_subject else f"tools {subject.email}"
@@ -246,8 +284,13 @@ async def close_campaign(session: AsyncSession, campaign: Campaign360, now: date
     for row in pooled:
         session.add(
             Answer360(
-                id=new_id(), campaign_id=campaign.id, group=row.group, question_id=row.question_id,
-                rating=row.rating, comment=row.comment, written_on=day,
+                id=new_id(),
+                campaign_id=campaign.id,
+                group=row.group,
+                question_id=row.question_id,
+                rating=row.rating,
+                comment=row.comment,
+                written_on=day,
             )
         )
     await session.execute(delete(Pool360).where(Pool360.campaign_id == campaign.id))
@@ -272,7 +315,9 @@ class Review360Dialog(Dialog):
             "setup": State(self.setup_prompt, on_choice=self.on_setup),
             "add_rater": State(self.add_rater_prompt, on_text=self.on_add_rater, max_length=254),
             "rate": State(self.rate_prompt, on_choice=self.on_rate, on_text=self.on_rate),
-            "comment": State(self.comment_prompt, on_choice=self.on_comment, on_text=self.on_comment, max_length=MAX_COMMENT),
+            "comment": State(
+                self.comment_prompt, on_choice=self.on_comment, on_text=self.on_comment, max_length=MAX_COMMENT
+            ),
             "open": State(self.open_prompt, on_choice=self.on_open, on_text=self.on_open, max_length=MAX_COMMENT),
             "confirm": State(self.confirm_prompt, on_choice=self.on_confirm),
         }
@@ -334,16 +379,27 @@ class Review360Dialog(Dialog):
         return "setup"
 
     async def setup_prompt(self, turn: Turn) -> Reply:
-        names = {p.id: p.name for p in (await turn.session.execute(select(Person).where(Person.id.in_([r[0] for r in turn.data["raters"]])))).scalars()}
+        names = {
+            p.id: p.name
+            for p in (
+                await turn.session.execute(select(Person).where(Person.id.in_([r[0] for r in turn.data["raters"]])))
+            ).scalars()
+        }
         by_group: dict[str, list[str]] = defaultdict(list)
         for person_id, group in turn.data["raters"]:
             by_group[group].append(names.get(person_id, "?"))
         lines = [f"{GROUP_NAMES[g]}: {', '.join(sorted(n))}" for g, n in by_group.items()]
         small = [GROUP_NAMES[g] for g in ANONYMOUS_GROUPS if 0 < len(by_group.get(g, [])) < turn.data["threshold"]]
-        warning = f"\nNote: {', '.join(small)} has fewer than {turn.data['threshold']} people, so it will not be shown." if small else ""
+        warning = (
+            f"\nNote: {', '.join(small)} has fewer than {turn.data['threshold']} people, so it will not be shown."
+            if small
+            else ""
+        )
         return Reply(
             f"360 about {turn.data['name']}'s work, open for {'one week' if turn.data['window'] == '1w' else 'two weeks'}. "
-            f"Anonymous groups show only with at least {turn.data['threshold']} answers.\n" + "\n".join(lines) + warning,
+            f"Anonymous groups show only with at least {turn.data['threshold']} answers.\n"
+            + "\n".join(lines)
+            + warning,
             choices=(
                 Choice("Start", "start", "primary"),
                 Choice("Add a rater", "add"),
@@ -370,7 +426,10 @@ class Review360Dialog(Dialog):
         return None
 
     def add_rater_prompt(self, turn: Turn) -> Reply:
-        return Reply("Who else should be asked? Type their email (they join the peers group).", input=TextInput("name@example.com", 254, False))
+        return Reply(
+            "Who else should be asked? Type their email (they join the peers group).",
+            input=TextInput("name@example.com", 254, False),
+        )
 
     async def on_add_rater(self, turn: Turn, text: str) -> Transition:
         person = await queries.person_by_email(turn.session, text.strip())
@@ -399,10 +458,14 @@ class Review360Dialog(Dialog):
         for person_id, group in turn.data["raters"]:
             turn.session.add(Rater360(campaign_id=campaign.id, rater_id=person_id, group=group))
             if person_id != turn.person.id:
-                turn.tell(person_id, self._invitation(campaign, subject, group), key=f"360-invite:{campaign.id}:{person_id}")
+                turn.tell(
+                    person_id, self._invitation(campaign, subject, group), key=f"360-invite:{campaign.id}:{person_id}"
+                )
         await turn.session.flush()
         closes = campaign.closes_at.astimezone(turn.local_now.tzinfo)  # type: ignore[union-attr]
-        turn.say(f"Started. {len(turn.data['raters'])} people are asked; it closes {closes:%A %d %B}. Results come to you and {turn.data['name']} then.")
+        turn.say(
+            f"Started. {len(turn.data['raters'])} people are asked; it closes {closes:%A %d %B}. Results come to you and {turn.data['name']} then."
+        )
         if any(p == turn.person.id for p, _ in turn.data["raters"]):
             turn.say(self._invitation(campaign, subject, "manager"))
         return END
@@ -412,23 +475,43 @@ class Review360Dialog(Dialog):
         if group == "self":
             text = f"A 360 about your work has started ({len(RATED) + len(OPEN)} questions). Please add your self-assessment; you can also ask more colleagues with *360 add EMAIL*."
         else:
-            text = f"You're asked for feedback on {first}'s work in a 360 ({len(RATED) + len(OPEN)} short questions, about 5 minutes). " + pooling_note(group, campaign.threshold, first)
+            text = (
+                f"You're asked for feedback on {first}'s work in a 360 ({len(RATED) + len(OPEN)} short questions, about 5 minutes). "
+                + pooling_note(group, campaign.threshold, first)
+            )
         return Reply(
             text,
-            choices=(Choice("Start", f"360 answer {campaign.id}", "primary"), Choice("Decline", f"360 decline {campaign.id}")),
+            choices=(
+                Choice("Start", f"360 answer {campaign.id}", "primary"),
+                Choice("Decline", f"360 decline {campaign.id}"),
+            ),
             action="cmd",
         )
 
     async def _subject_adds(self, turn: Turn, email: str) -> Transition:
         campaign = (
-            await turn.session.execute(select(Campaign360).where(Campaign360.subject_id == turn.person.id, Campaign360.status == "open"))
-        ).scalars().first()
+            (
+                await turn.session.execute(
+                    select(Campaign360).where(Campaign360.subject_id == turn.person.id, Campaign360.status == "open")
+                )
+            )
+            .scalars()
+            .first()
+        )
         if campaign is None:
             raise UserFacingError("You have no open 360 to add raters to.")
         person = await queries.person_by_email(turn.session, email)
         if person is None or person.id == turn.person.id:
             raise UserFacingError("I don't know anyone else with that email here.")
-        if not await queries.insert_ignore(turn.session, Rater360, campaign_id=campaign.id, rater_id=person.id, group="peer", answered=False, declined=False):
+        if not await queries.insert_ignore(
+            turn.session,
+            Rater360,
+            campaign_id=campaign.id,
+            rater_id=person.id,
+            group="peer",
+            answered=False,
+            declined=False,
+        ):
             raise UserFacingError("They're already asked.")
         turn.tell(person, self._invitation(campaign, turn.person, "peer"), key=f"360-invite:{campaign.id}:{person.id}")
         turn.say(f"Added {person.name}; they'll be asked now and counted with your peers.")
@@ -444,7 +527,9 @@ class Review360Dialog(Dialog):
         if wanted < FLOOR:
             raise UserFacingError("The threshold is never below 3: smaller groups can be traced back to people.")
         if campaign.status != "draft" and wanted < campaign.threshold:
-            raise UserFacingError("A threshold can be raised but never lowered once a 360 is open: raters were promised it.")
+            raise UserFacingError(
+                "A threshold can be raised but never lowered once a 360 is open: raters were promised it."
+            )
         campaign.threshold = wanted
         campaign.comment_threshold = max(campaign.comment_threshold, wanted)
         turn.session.add(campaign)
@@ -458,8 +543,14 @@ class Review360Dialog(Dialog):
         rater = None
         if campaign is not None:
             rater = (
-                await turn.session.execute(select(Rater360).where(Rater360.campaign_id == campaign.id, Rater360.rater_id == turn.person.id))
-            ).scalars().first()
+                (
+                    await turn.session.execute(
+                        select(Rater360).where(Rater360.campaign_id == campaign.id, Rater360.rater_id == turn.person.id)
+                    )
+                )
+                .scalars()
+                .first()
+            )
         if campaign is None or rater is None:
             raise UserFacingError("You're not asked to answer that 360.")
         if campaign.status != "open" or (campaign.closes_at is not None and turn.now >= campaign.closes_at):
@@ -515,7 +606,10 @@ class Review360Dialog(Dialog):
     async def on_comment(self, turn: Turn, value: str) -> Transition:
         influence = RATED[turn.data["i"]][0]
         if value != "__none":
-            turn.data["answers"] = {**turn.data["answers"], influence: {**turn.data["answers"][influence], "comment": value}}
+            turn.data["answers"] = {
+                **turn.data["answers"],
+                influence: {**turn.data["answers"][influence], "comment": value},
+            }
         turn.data["i"] += 1
         if turn.data["i"] < len(RATED):
             return "rate"
@@ -542,7 +636,9 @@ class Review360Dialog(Dialog):
         campaign = await turn.session.get(Campaign360, turn.data["campaign"])
         assert campaign is not None
         return Reply(
-            "Ready to submit? " + pooling_note(turn.data["group"], campaign.threshold, turn.data["name"]) + " Once submitted, answers can't be changed.",
+            "Ready to submit? "
+            + pooling_note(turn.data["group"], campaign.threshold, turn.data["name"])
+            + " Once submitted, answers can't be changed.",
             choices=(Choice("Submit", "submit", "primary"), Choice("Discard my answers", "discard", "danger")),
         )
 
@@ -557,8 +653,12 @@ class Review360Dialog(Dialog):
         for question_id, answer in turn.data["answers"].items():
             turn.session.add(
                 Pool360(
-                    id=new_id(), campaign_id=campaign.id, group=rater.group, question_id=question_id,
-                    rating=answer.get("rating"), comment=(answer.get("comment") or None),
+                    id=new_id(),
+                    campaign_id=campaign.id,
+                    group=rater.group,
+                    question_id=question_id,
+                    rating=answer.get("rating"),
+                    comment=(answer.get("comment") or None),
                 )
             )
         rater.answered = True
@@ -571,7 +671,9 @@ class Review360Dialog(Dialog):
 async def due_360(session: AsyncSession, now: datetime) -> tuple[list[Campaign360], list[tuple[Campaign360, Rater360]]]:
     """Campaigns to close now, and raters to remind (not answered or declined, within two days of the close)."""
     to_close = list(
-        (await session.execute(select(Campaign360).where(Campaign360.status == "open", Campaign360.closes_at <= now))).scalars()
+        (
+            await session.execute(select(Campaign360).where(Campaign360.status == "open", Campaign360.closes_at <= now))
+        ).scalars()
     )
     rows = await session.execute(
         select(Campaign360, Rater360)
@@ -591,7 +693,9 @@ def reminder_360(campaign: Campaign360, subject: Person, group: str) -> Reply:
     first = "your" if group == "self" else f"{subject.name.split(' ')[0]}'s"
     return Reply(
         f"A reminder: the 360 on {first} work closes soon, and your answers still count until then.",
-        choices=(Choice("Start", f"360 answer {campaign.id}", "primary"), Choice("Decline", f"360 decline {campaign.id}")),
+        choices=(
+            Choice("Start", f"360 answer {campaign.id}", "primary"),
+            Choice("Decline", f"360 decline {campaign.id}"),
+        ),
         action="cmd",
     )
-

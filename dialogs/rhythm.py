@@ -4,6 +4,7 @@ A tick may fire twice, run on two replicas at once, or come late after
 downtime: every effect is keyed in the database (person, period, purpose), so
 each still happens once. Sends older than the grace window are not made up.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,7 +58,16 @@ class TickReport:
 
     @property
     def total(self) -> int:
-        return self.invited + self.reminded + self.resent + self.digests + self.follow_ups + self.reviews + self.nudges + self.feedback
+        return (
+            self.invited
+            + self.reminded
+            + self.resent
+            + self.digests
+            + self.follow_ups
+            + self.reviews
+            + self.nudges
+            + self.feedback
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +130,17 @@ class Conductor:
         if not found:
             return 0
         existing = set(
-            (await session.execute(select(OutboxMessage.key).where(OutboxMessage.key.in_([nudge_key(g, r, now) for g, _, r, _ in found])))).scalars()
+            (
+                await session.execute(
+                    select(OutboxMessage.key).where(
+                        OutboxMessage.key.in_([nudge_key(g, r, now) for g, _, r, _ in found])
+                    )
+                )
+            ).scalars()
         )
-        fresh = [(g, p, r, u) for g, p, r, u in found if nudge_key(g, r, now) not in existing]  # don't spend budget twice
+        fresh = [
+            (g, p, r, u) for g, p, r, u in found if nudge_key(g, r, now) not in existing
+        ]  # don't spend budget twice
         if not fresh:
             return 0
         plans = await self._plans(session, [(p, now) for _, p, _, _ in fresh], now, report)
@@ -131,7 +149,9 @@ class Conductor:
             if when is not None:
                 today = now.astimezone(tz(owner.timezone)).date()
                 reply = nudge_reply(goal, reason, latest, today)
-                dues.append(Due(owner.id, nudge_key(goal, reason, now), f"goal-{reason}", reply.to_dict(), when, "nudge"))
+                dues.append(
+                    Due(owner.id, nudge_key(goal, reason, now), f"goal-{reason}", reply.to_dict(), when, "nudge")
+                )
         return await self._queue(session, dues, now)
 
     # -- anonymous 360s ------------------------------------------------------------------------
@@ -154,16 +174,43 @@ class Conductor:
             for reader, own in readers:
                 reply = report_reply(results, subject, for_subject=own, tools=self.tools_available)
                 # Results are expected, not a nudge: sent now, whatever the budget (quiet hours still apply).
-                plan = plan_unsolicited(Recipient(reader.id, reader.timezone, reader.quiet_start, reader.quiet_end), now, budget=10**6)
-                dues.append(Due(reader.id, f"360-report:{campaign.id}:{reader.id}", "360-report", reply.to_dict(), plan.due_at or now, "report"))
+                plan = plan_unsolicited(
+                    Recipient(reader.id, reader.timezone, reader.quiet_start, reader.quiet_end), now, budget=10**6
+                )
+                dues.append(
+                    Due(
+                        reader.id,
+                        f"360-report:{campaign.id}:{reader.id}",
+                        "360-report",
+                        reply.to_dict(),
+                        plan.due_at or now,
+                        "report",
+                    )
+                )
         if to_remind:
             subjects = {c.subject_id for c, _ in to_remind}
-            people = {p.id: p for p in (await session.execute(select(Person).where(Person.id.in_(subjects | {r.rater_id for _, r in to_remind})))).scalars()}
+            people = {
+                p.id: p
+                for p in (
+                    await session.execute(
+                        select(Person).where(Person.id.in_(subjects | {r.rater_id for _, r in to_remind}))
+                    )
+                ).scalars()
+            }
             plans = await self._plans(session, [(people[r.rater_id], now) for _, r in to_remind], now, report)
             for (campaign, rater), when in zip(to_remind, plans, strict=True):
                 if when is not None:
                     reply = reminder_360(campaign, people[campaign.subject_id], rater.group)
-                    dues.append(Due(rater.rater_id, f"360-reminder:{campaign.id}:{rater.rater_id}", "360-reminder", reply.to_dict(), when, "reminder"))
+                    dues.append(
+                        Due(
+                            rater.rater_id,
+                            f"360-reminder:{campaign.id}:{rater.rater_id}",
+                            "360-reminder",
+                            reply.to_dict(),
+                            when,
+                            "reminder",
+                        )
+                    )
         return await self._queue(session, dues, now)
 
     # -- "which tool helps?" follow-ups --------------------------------------------------------
@@ -191,7 +238,9 @@ class Conductor:
 
     # -- invitations -------------------------------------------------------------------------
 
-    async def _invite(self, session: AsyncSession, now: datetime, report: TickReport, *, team_id: int | None, force: bool) -> int:
+    async def _invite(
+        self, session: AsyncSession, now: datetime, report: TickReport, *, team_id: int | None, force: bool
+    ) -> int:
         statement = (
             select(
                 Person.id,
@@ -224,14 +273,20 @@ class Conductor:
                 continue
             period = period_of(send, row.timezone)
             reply = invitation(row.name.split(" ")[0], period, counts.get(row.team_id, len(DEFAULT_QUESTIONS)))
-            dues.append(Due(row.id, f"checkin:{row.id}:{period}", f"checkin:{period}", reply.to_dict(), plan, "checkin"))
+            dues.append(
+                Due(row.id, f"checkin:{row.id}:{period}", f"checkin:{period}", reply.to_dict(), plan, "checkin")
+            )
         return await self._queue(session, dues, now)
 
     async def _question_counts(self, session: AsyncSession, team_ids: set[int]) -> dict[int, int]:
-        rows = await session.execute(select(CheckinTemplate.team_id, CheckinTemplate.questions).where(CheckinTemplate.team_id.in_(team_ids)))
+        rows = await session.execute(
+            select(CheckinTemplate.team_id, CheckinTemplate.questions).where(CheckinTemplate.team_id.in_(team_ids))
+        )
         return {team: len(questions) for team, questions in rows}
 
-    async def _plans(self, session: AsyncSession, wanted: list[tuple[Any, datetime]], now: datetime, report: TickReport) -> list[datetime | None]:
+    async def _plans(
+        self, session: AsyncSession, wanted: list[tuple[Any, datetime]], now: datetime, report: TickReport
+    ) -> list[datetime | None]:
         """Apply quiet hours, leave and the weekly budget to each (person row, wanted time)."""
         ids = [row.id for row, _ in wanted]
         first = min(when for _, when in wanted).date() - timedelta(days=1)
@@ -303,7 +358,9 @@ class Conductor:
     async def _remind(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
         invites = await session.execute(
             select(OutboxMessage.person_id, OutboxMessage.topic, OutboxMessage.sent_at)
-            .where(OutboxMessage.kind == "checkin", OutboxMessage.topic.like("checkin:%"), OutboxMessage.status == "sent")
+            .where(
+                OutboxMessage.kind == "checkin", OutboxMessage.topic.like("checkin:%"), OutboxMessage.status == "sent"
+            )
             .where(OutboxMessage.sent_at > now - timedelta(days=8))
         )
         latest: dict[tuple[int, str], datetime] = {}
@@ -344,13 +401,24 @@ class Conductor:
             at = sent_at + rhythm.reminder_after * (count + 1)
             still_open = now < rhythm.next_send(sent_at, person.timezone)
             # Not made up after downtime beyond the grace window, like every scheduled send.
-            if at <= now < at + self.grace and still_open and period_of(rhythm.open_send(now, person.timezone), person.timezone) == period:
+            if (
+                at <= now < at + self.grace
+                and still_open
+                and period_of(rhythm.open_send(now, person.timezone), person.timezone) == period
+            ):
                 wanted.append((person, period, count + 1))
         if not wanted:
             return 0
         plans = await self._plans(session, [(p, now) for p, _, _ in wanted], now, report)
         dues = [
-            Due(p.id, f"checkin-reminder:{p.id}:{period}:{n}", f"checkin-reminder:{period}", reminder(p.name.split(" ")[0], period).to_dict(), plan, "reminder")
+            Due(
+                p.id,
+                f"checkin-reminder:{p.id}:{period}:{n}",
+                f"checkin-reminder:{period}",
+                reminder(p.name.split(" ")[0], period).to_dict(),
+                plan,
+                "reminder",
+            )
             for (p, period, n), plan in zip(wanted, plans, strict=True)
             if plan is not None
         ]
@@ -362,14 +430,23 @@ class Conductor:
         managers = list(
             (
                 await session.execute(
-                    select(Person).where(Person.active.is_(True), Person.id.in_(select(Person.manager_id).where(Person.manager_id.is_not(None))))
+                    select(Person).where(
+                        Person.active.is_(True),
+                        Person.id.in_(select(Person.manager_id).where(Person.manager_id.is_not(None))),
+                    )
                 )
             ).scalars()
         )
         wanted: list[tuple[Person, Due]] = []
         for manager in managers:
             reports = list(
-                (await session.execute(select(Person).where(Person.manager_id == manager.id, Person.active.is_(True)).order_by(Person.name))).scalars()
+                (
+                    await session.execute(
+                        select(Person)
+                        .where(Person.manager_id == manager.id, Person.active.is_(True))
+                        .order_by(Person.name)
+                    )
+                ).scalars()
             )
             team = await session.get(Team, next((r.team_id for r in reports if r.team_id), manager.team_id or 0))
             rhythm = Rhythm.of(team)
@@ -379,29 +456,57 @@ class Conductor:
                 continue
             covered = period_of(rhythm.open_send(send - timedelta(seconds=1), manager.timezone), manager.timezone)
             reply = await self.digest(session, manager, reports, team, covered)
-            wanted.append((manager, Due(manager.id, f"digest:{manager.id}:{covered}", f"digest:{covered}", reply.to_dict(), send, "digest")))
+            wanted.append(
+                (
+                    manager,
+                    Due(
+                        manager.id,
+                        f"digest:{manager.id}:{covered}",
+                        f"digest:{covered}",
+                        reply.to_dict(),
+                        send,
+                        "digest",
+                    ),
+                )
+            )
         if not wanted:
             return 0
         plans = await self._plans(session, [(m, due.due_at) for m, due in wanted], now, report)
-        kept = [Due(d.person_id, d.key, d.topic, d.payload, plan, d.kind) for (_, d), plan in zip(wanted, plans, strict=True) if plan is not None]
+        kept = [
+            Due(d.person_id, d.key, d.topic, d.payload, plan, d.kind)
+            for (_, d), plan in zip(wanted, plans, strict=True)
+            if plan is not None
+        ]
         return await self._queue(session, kept, now)
 
     async def _goal_lines(self, session: AsyncSession, reports: list[Person]) -> list[str]:
         return await _goal_lines_for(session, reports)
 
-    async def digest(self, session: AsyncSession, manager: Person, reports: list[Person], team: Team | None, period: str) -> Reply:
+    async def digest(
+        self, session: AsyncSession, manager: Person, reports: list[Person], team: Team | None, period: str
+    ) -> Reply:
         """The manager's digest for `period`: who answered, pulse and trend, blockers, requests."""
         periods = previous_periods(period, 4)
         ids = [r.id for r in reports]
-        runs = list((await session.execute(select(CheckinRun).where(CheckinRun.person_id.in_(ids), CheckinRun.period.in_(periods)))).scalars())
+        runs = list(
+            (
+                await session.execute(
+                    select(CheckinRun).where(CheckinRun.person_id.in_(ids), CheckinRun.period.in_(periods))
+                )
+            ).scalars()
+        )
         answers: dict[int, dict[str, CheckinAnswer]] = defaultdict(dict)
         if runs:
-            for answer in (await session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id.in_([r.id for r in runs])))).scalars():
+            for answer in (
+                await session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id.in_([r.id for r in runs])))
+            ).scalars():
                 answers[answer.run_id][answer.question_id] = answer
         by_key = {(r.person_id, r.period): r for r in runs}
 
         def feed(run: CheckinRun, kind: str) -> list[CheckinAnswer]:
-            return [answers[run.id][q["id"]] for q in run.questions if q.get("feeds") == kind and q["id"] in answers[run.id]]
+            return [
+                answers[run.id][q["id"]] for q in run.questions if q.get("feeds") == kind and q["id"] in answers[run.id]
+            ]
 
         def pulse(run: CheckinRun | None) -> float | None:
             values = [a.number for a in feed(run, "pulse") if a.number is not None] if run else []
@@ -420,8 +525,18 @@ class Conductor:
             answered += 1
             now_pulse = pulse(run)
             before = pulse(by_key.get((person.id, periods[-2]))) if len(periods) > 1 else None
-            arrow = "" if now_pulse is None or before is None else " ↑" if now_pulse > before else " ↓" if now_pulse < before else " →"
-            people_lines.append(f"• {first}: pulse {now_pulse:g}{arrow}" if now_pulse is not None else f"• {first}: answered")
+            arrow = (
+                ""
+                if now_pulse is None or before is None
+                else " ↑"
+                if now_pulse > before
+                else " ↓"
+                if now_pulse < before
+                else " →"
+            )
+            people_lines.append(
+                f"• {first}: pulse {now_pulse:g}{arrow}" if now_pulse is not None else f"• {first}: answered"
+            )
             for answer in feed(run, "blockers"):
                 if not is_nothing(answer.text):
                     blockers.append(f"• {first}: {shorten(answer.text or '', 280)}")
@@ -452,7 +567,9 @@ class Conductor:
             if (by_key.get((p.id, period)) is not None and by_key[(p.id, period)].status == "answered")
         )[:3]
         if self.tools_available and follow_ups:
-            choices += tuple(Choice(f"Which tool helps? ({p.name.split(' ')[0]})", f"tools {p.email}") for p in follow_ups[:3])
+            choices += tuple(
+                Choice(f"Which tool helps? ({p.name.split(' ')[0]})", f"tools {p.email}") for p in follow_ups[:3]
+            )
         team_name = f" — {team.name}" if team else ""
         return Reply(
             f"Your team's check-ins for {week_label(period)} are in.",
@@ -467,12 +584,20 @@ async def _goal_lines_for(session: AsyncSession, reports: list[Person]) -> list[
     from storage.models import Goal
 
     goals = list(
-        (await session.execute(select(Goal).where(Goal.owner_id.in_([r.id for r in reports]), Goal.status == "active", Goal.rag.in_(["amber", "red"])))).scalars()
+        (
+            await session.execute(
+                select(Goal).where(
+                    Goal.owner_id.in_([r.id for r in reports]), Goal.status == "active", Goal.rag.in_(["amber", "red"])
+                )
+            )
+        ).scalars()
     )
     latest = await latest_updates(session, [g.id for g in goals])
     names = {r.id: r.name.split(" ")[0] for r in reports}
     return [
-        f"• {names[g.owner_id]}: {shorten(g.title, 80)} — {latest[g.id].progress:.0%}, {g.rag}" for g in goals if g.id in latest
+        f"• {names[g.owner_id]}: {shorten(g.title, 80)} — {latest[g.id].progress:.0%}, {g.rag}"
+        for g in goals
+        if g.id in latest
     ]
 
 

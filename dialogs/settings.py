@@ -1,4 +1,5 @@
 """`settings`: a person's own time zone, quiet hours, and how they like to be recognised."""
+
 from __future__ import annotations
 
 import re
@@ -84,7 +85,9 @@ class SettingsDialog(Dialog):
     async def on_timezone(self, turn: Turn, text: str) -> Transition:
         found = find_timezone(text)
         if found is None:
-            raise UserFacingError("I don't know that time zone. Try a city like *Lisbon* or a name like *America/New_York*.")
+            raise UserFacingError(
+                "I don't know that time zone. Try a city like *Lisbon* or a name like *America/New_York*."
+            )
         turn.person.timezone = found
         turn.session.add(turn.person)
         turn.say(f"Done: your time zone is now *{found}*.")

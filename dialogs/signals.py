@@ -5,6 +5,7 @@ line of evidence a manager can read, and (when strong) the diagnostic question
 it settles, so the dialog need not ask it. Evidence counts things; it never
 quotes what anyone wrote.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -71,14 +72,27 @@ async def checkin_signals(session: AsyncSession, person: Person, now: datetime) 
             signals.append(Signal("pulse_low", "motivations", 0.2, f"pulse {pulses[-1]:g} of 5 in the latest check-in"))
         if len(pulses) >= 3 and pulses[-1] <= pulses[0] - 1.5:
             trend = " → ".join(f"{p:g}" for p in pulses)
-            signals.append(Signal("pulse_falling", "motivations", 0.3, f"pulse falling over {len(pulses)} check-ins ({trend})"))
+            signals.append(
+                Signal("pulse_falling", "motivations", 0.3, f"pulse falling over {len(pulses)} check-ins ({trend})")
+            )
     invited = await session.scalar(
         select(OutboxMessage.id)
-        .where(OutboxMessage.person_id == person.id, OutboxMessage.kind == "checkin", OutboxMessage.due_at > now - timedelta(weeks=4))
+        .where(
+            OutboxMessage.person_id == person.id,
+            OutboxMessage.kind == "checkin",
+            OutboxMessage.due_at > now - timedelta(weeks=4),
+        )
         .limit(1)
     )
-    if invited is not None and len(runs) >= 1 and len(answered) <= 1 and len([r for r in runs if r.status != "skipped"]) >= 3:
-        signals.append(Signal("participation_low", "feedback", 0.1, f"answered {len(answered)} of the last {len(runs)} check-ins"))
+    if (
+        invited is not None
+        and len(runs) >= 1
+        and len(answered) <= 1
+        and len([r for r in runs if r.status != "skipped"]) >= 3
+    ):
+        signals.append(
+            Signal("participation_low", "feedback", 0.1, f"answered {len(answered)} of the last {len(runs)} check-ins")
+        )
     return signals
 
 

@@ -1,4 +1,5 @@
 """`team`: a manager (or admin) sets the team's check-in day, time, reminders, digest and questions."""
+
 from __future__ import annotations
 
 import re
@@ -46,13 +47,17 @@ def describe(team: Team) -> str:
     )
 
 
-async def save_questions(session: AsyncSession, team_id: int, questions: list[dict[str, Any]] | None, now: datetime) -> None:
+async def save_questions(
+    session: AsyncSession, team_id: int, questions: list[dict[str, Any]] | None, now: datetime
+) -> None:
     """Store a team's questions (validated); None goes back to the default. Runs in progress keep theirs."""
     if questions is None:
         await session.execute(delete(CheckinTemplate).where(CheckinTemplate.team_id == team_id))
         return
     questions = validate_questions(questions)
-    template = (await session.execute(select(CheckinTemplate).where(CheckinTemplate.team_id == team_id))).scalars().first()
+    template = (
+        (await session.execute(select(CheckinTemplate).where(CheckinTemplate.team_id == team_id))).scalars().first()
+    )
     if template is None:
         session.add(CheckinTemplate(team_id=team_id, questions=questions, updated_at=now))
     else:
@@ -89,7 +94,11 @@ class TeamDialog(Dialog):
 
     async def _find_team(self, turn: Turn, name: str) -> Team:
         if name:
-            team = (await turn.session.execute(select(Team).where(func.lower(Team.name) == name.casefold()))).scalars().first()
+            team = (
+                (await turn.session.execute(select(Team).where(func.lower(Team.name) == name.casefold())))
+                .scalars()
+                .first()
+            )
             if team is None:
                 raise UserFacingError(f"I don't know a team called {name}.")
             if not turn.role.admin and not await self._manages(turn, team.id):
@@ -111,7 +120,9 @@ class TeamDialog(Dialog):
 
     async def _manages(self, turn: Turn, team_id: int) -> bool:
         count = await turn.session.scalar(
-            select(func.count()).select_from(Person).where(Person.manager_id == turn.person.id, Person.team_id == team_id)
+            select(func.count())
+            .select_from(Person)
+            .where(Person.manager_id == turn.person.id, Person.team_id == team_id)
         )
         return bool(count)
 
@@ -154,7 +165,10 @@ class TeamDialog(Dialog):
         return "menu"
 
     def time_prompt(self, turn: Turn) -> Reply:
-        return Reply("At what local time? (Each person gets it at that time in their own time zone.)", input=TextInput("16:00", 10, False))
+        return Reply(
+            "At what local time? (Each person gets it at that time in their own time zone.)",
+            input=TextInput("16:00", 10, False),
+        )
 
     async def on_time(self, turn: Turn, text: str) -> Transition:
         team = await self._team(turn)
@@ -198,7 +212,8 @@ class TeamDialog(Dialog):
     async def questions_prompt(self, turn: Turn) -> Reply:
         questions = await questions_for_team(turn.session, turn.data["team"])
         listed = "\n".join(
-            f"{n}. {q['prompt']} ({KINDS[q['kind']].lower()}{', private' if q.get('private') else ''})" for n, q in enumerate(questions, 1)
+            f"{n}. {q['prompt']} ({KINDS[q['kind']].lower()}{', private' if q.get('private') else ''})"
+            for n, q in enumerate(questions, 1)
         )
         return Reply(
             f"The check-in asks:\n{listed}",
@@ -269,7 +284,8 @@ class TeamDialog(Dialog):
         questions = await questions_for_team(turn.session, turn.data["team"])
         return Reply(
             "Which one should go?",
-            choices=tuple(Choice(f"{n}. {q['prompt'][:60]}", q["id"]) for n, q in enumerate(questions, 1)) + (Choice("Back", "__back"),),
+            choices=tuple(Choice(f"{n}. {q['prompt'][:60]}", q["id"]) for n, q in enumerate(questions, 1))
+            + (Choice("Back", "__back"),),
         )
 
     async def on_remove(self, turn: Turn, value: str) -> Transition:
@@ -282,4 +298,3 @@ class TeamDialog(Dialog):
         await save_questions(turn.session, turn.data["team"], kept, turn.now)
         turn.say("Removed.")
         return "questions"
-

@@ -1,4 +1,4 @@
-""""Which tool helps?": diagnose the influence behind a performance gap and suggest tools.
+""" "Which tool helps?": diagnose the influence behind a performance gap and suggest tools.
 
 The manager names the person and describes the gap. Baton ranks the six
 influences from the text and from signals in its own data, asks only the few
@@ -8,6 +8,7 @@ three cheapest, fastest tools for the diagnosed influence — adjusted by how
 they worked here before. A chosen tool becomes a plan with a follow-up; the
 outcome feeds future rankings.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,12 +36,36 @@ CANDIDATES = 3
 # The diagnostic question for each influence, for a manager (about {name}) and for a person about themselves.
 # `problem` is the answer that confirms the influence is at play.
 QUESTIONS: dict[str, tuple[str, str, str]] = {
-    "expectations": ("Does {name} know exactly what good looks like here — the goal, the standard, the priority?", "Do you know exactly what good looks like here — the goal, the standard, the priority?", "no"),
-    "resources": ("Does {name} have what the work needs — tools, time, access, nothing in the way?", "Do you have what the work needs — tools, time, access, nothing in the way?", "no"),
-    "feedback": ("Can {name} see how well it's going, soon enough to adjust?", "Can you see how well it's going, soon enough to adjust?", "no"),
-    "motivations": ("Is doing it well unrewarded or even punished for {name} — or doing it badly easier?", "Is doing it well unrewarded or even punished — or doing it badly easier?", "yes"),
-    "training": ("Could {name} do it well if it really mattered — have they done it well before?", "Could you do it well if it really mattered — have you done it well before?", "no"),
-    "job_fit": ("With the other fixes in place, would a different task or assignment suit {name} better?", "With the other fixes in place, would a different task or assignment suit you better?", "yes"),
+    "expectations": (
+        "Does {name} know exactly what good looks like here — the goal, the standard, the priority?",
+        "Do you know exactly what good looks like here — the goal, the standard, the priority?",
+        "no",
+    ),
+    "resources": (
+        "Does {name} have what the work needs — tools, time, access, nothing in the way?",
+        "Do you have what the work needs — tools, time, access, nothing in the way?",
+        "no",
+    ),
+    "feedback": (
+        "Can {name} see how well it's going, soon enough to adjust?",
+        "Can you see how well it's going, soon enough to adjust?",
+        "no",
+    ),
+    "motivations": (
+        "Is doing it well unrewarded or even punished for {name} — or doing it badly easier?",
+        "Is doing it well unrewarded or even punished — or doing it badly easier?",
+        "yes",
+    ),
+    "training": (
+        "Could {name} do it well if it really mattered — have they done it well before?",
+        "Could you do it well if it really mattered — have you done it well before?",
+        "no",
+    ),
+    "job_fit": (
+        "With the other fixes in place, would a different task or assignment suit {name} better?",
+        "With the other fixes in place, would a different task or assignment suit you better?",
+        "yes",
+    ),
 }
 ORDER = ("expectations", "resources", "feedback", "motivations", "training", "job_fit")  # Mager & Pipe §2
 FOLLOW_UPS = {"1w": timedelta(weeks=1), "2w": timedelta(weeks=2), "4w": timedelta(weeks=4)}

@@ -2,6 +2,7 @@
 
 Everything here is async (SQLAlchemy's asyncio extension over aiosqlite or asyncpg).
 """
+
 from storage.db import Database, DatabaseUnavailable, normalise_url
 
 __all__ = ["Database", "DatabaseUnavailable", "normalise_url"]

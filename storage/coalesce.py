@@ -7,6 +7,7 @@ fetches every queued key in one call, and keys asked for while that call is
 in flight wait for the next one. One caller's key never waits for more than
 one fetch ahead of it.
 """
+
 from __future__ import annotations
 
 import asyncio

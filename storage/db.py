@@ -1,4 +1,5 @@
 """The database handle: engine, transactions with retry, and migrations at start."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,9 +13,8 @@ from typing import TypeVar
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,7 +44,9 @@ def normalise_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with the raw URL
-        raise ValueError("is not a database URL (expected e.g. sqlite:///baton.db or postgresql://user@host/db)") from exc
+        raise ValueError(
+            "is not a database URL (expected e.g. sqlite:///baton.db or postgresql://user@host/db)"
+        ) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)

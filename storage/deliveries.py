@@ -6,6 +6,7 @@ to whom (a person's name, or None for a post to a team channel), what kind of
 message, and why, the reason cut down to the platform's error name by
 `reason_name`.
 """
+
 from __future__ import annotations
 
 import re

@@ -9,6 +9,7 @@ in the turn's own transaction, and rows left behind by a crash are replayed
 (`replay`, at start and every minute). The engine's delivery keys make a
 replay of something that did get through a no-op.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 class Inbox:
     """Keeps acknowledged deliveries until their turn commits. One per adapter that acknowledges early."""
 
-    def __init__(self, db: Database, clock: Clock, *, stale: timedelta = timedelta(minutes=2), max_attempts: int = 5) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, *, stale: timedelta = timedelta(minutes=2), max_attempts: int = 5
+    ) -> None:
         self.db = db
         self.clock = clock
         self.stale = stale
@@ -84,11 +87,19 @@ class Inbox:
 
         async def take(session) -> list[tuple[str, dict, int]]:  # noqa: ANN001 - AsyncSession
             """(key, inbound, which replay this is) for each stale row, counting this replay."""
-            statement = select(InboxEvent).where(InboxEvent.received_at < cutoff).order_by(InboxEvent.received_at).limit(limit)
-            rows = [(row.key, row.inbound, row.attempts + 1) for row in await session.scalars(statement) if row.key not in skip]
+            statement = (
+                select(InboxEvent).where(InboxEvent.received_at < cutoff).order_by(InboxEvent.received_at).limit(limit)
+            )
+            rows = [
+                (row.key, row.inbound, row.attempts + 1)
+                for row in await session.scalars(statement)
+                if row.key not in skip
+            ]
             if rows:
                 await session.execute(
-                    update(InboxEvent).where(InboxEvent.key.in_([key for key, _, _ in rows])).values(attempts=InboxEvent.attempts + 1),
+                    update(InboxEvent)
+                    .where(InboxEvent.key.in_([key for key, _, _ in rows]))
+                    .values(attempts=InboxEvent.attempts + 1),
                     execution_options={"synchronize_session": False},
                 )
             return rows

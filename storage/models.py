@@ -1,4 +1,5 @@
 """The tables. Every datetime is timezone-aware UTC (sqlmodel's UTCDateTime; timestamptz on PostgreSQL)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime

@@ -1,4 +1,5 @@
 """Queries shared by the engine, the adapters and the command line."""
+
 from __future__ import annotations
 
 import functools
@@ -8,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import SQLModel
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
 
 from storage.models import Identity, OutboxMessage, Person, ProcessedEvent
 
@@ -29,7 +30,9 @@ async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: 
     return None if row is None else row[0]
 
 
-async def insert_ignore_many(session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]], *returning: str) -> list[Any]:
+async def insert_ignore_many(
+    session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]], *returning: str
+) -> list[Any]:
     """Insert many rows in one statement, skipping those whose unique key is taken; the inserted rows' `returning` columns.
 
     The batch form of `insert_ignore`: rows that lost to an earlier writer are
@@ -60,7 +63,9 @@ def _upsert_statement(dialect: str, model: type[SQLModel], key: tuple[str, ...],
     """One statement object per shape, so SQLAlchemy compiles it once and reuses it."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(model.__table__)  # type: ignore[attr-defined]
-    return statement.on_conflict_do_update(index_elements=list(key), set_={name: statement.excluded[name] for name in values})
+    return statement.on_conflict_do_update(
+        index_elements=list(key), set_={name: statement.excluded[name] for name in values}
+    )
 
 
 async def mark_event_processed(session: AsyncSession, key: str, now: datetime) -> bool:
@@ -106,9 +111,9 @@ async def resolve_sender(session: AsyncSession, platform: str, user_id: str, ema
     if platform == "local":
         return await session.get(Person, int(user_id)) if user_id.isdigit() else None
     result = await session.execute(
-        select(Person).join(Identity, Identity.person_id == Person.id).where(
-            Identity.platform == platform, Identity.external_id == user_id
-        )
+        select(Person)
+        .join(Identity, Identity.person_id == Person.id)
+        .where(Identity.platform == platform, Identity.external_id == user_id)
     )
     person = result.scalars().first()
     if person is None and email:
@@ -131,7 +136,9 @@ async def sender_ids(session: AsyncSession, senders: list[tuple[str, str]]) -> d
         statement = select(Identity.external_id, Identity.person_id).where(
             Identity.platform == platform, Identity.external_id.in_(users)
         )
-        found.update(((platform, external_id), person_id) for external_id, person_id in await session.execute(statement))
+        found.update(
+            ((platform, external_id), person_id) for external_id, person_id in await session.execute(statement)
+        )
     return found
 
 
@@ -220,8 +227,17 @@ async def ensure_person(
     """
     email = email.strip().lower()
     await insert_ignore(
-        session, Person, email=email, name=name[:200] or email, timezone=timezone or "UTC", locale=(locale or "en")[:16],
-        is_admin=False, quiet_start="20:00", quiet_end="08:00", active=True, created_at=now,
+        session,
+        Person,
+        email=email,
+        name=name[:200] or email,
+        timezone=timezone or "UTC",
+        locale=(locale or "en")[:16],
+        is_admin=False,
+        quiet_start="20:00",
+        quiet_end="08:00",
+        active=True,
+        created_at=now,
     )
     person = await person_by_email(session, email)
     assert person is not None

@@ -8,6 +8,7 @@ older than the retention period are deleted, and so are inbound delivery keys
 (platforms retry within minutes; scheduled starts within the grace window).
 Rows still waiting to go out are never touched.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -24,7 +25,11 @@ EVENT_KEY_DAYS = 14
 async def prune(session: AsyncSession, now: datetime, *, days: int) -> tuple[int, int]:
     """Delete finished outbox rows older than `days` and delivery keys older than two weeks; (rows, keys) deleted."""
     messages = await session.execute(
-        delete(OutboxMessage).where(OutboxMessage.status.in_(FINISHED), OutboxMessage.created_at < now - timedelta(days=days))
+        delete(OutboxMessage).where(
+            OutboxMessage.status.in_(FINISHED), OutboxMessage.created_at < now - timedelta(days=days)
+        )
     )
-    keys = await session.execute(delete(ProcessedEvent).where(ProcessedEvent.created_at < now - timedelta(days=EVENT_KEY_DAYS)))
+    keys = await session.execute(
+        delete(ProcessedEvent).where(ProcessedEvent.created_at < now - timedelta(days=EVENT_KEY_DAYS))
+    )
     return messages.rowcount or 0, keys.rowcount or 0

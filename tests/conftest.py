@@ -4,6 +4,7 @@ PostgreSQL comes from BATON_TEST_DATABASE_URL (the Makefile points it at the
 local server). Each run creates its own database and drops it at the end.
 Unreachable PostgreSQL skips those tests locally and fails them in CI.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -51,7 +52,9 @@ async def _drop_pg_database(admin_url: str, test_url: str) -> None:
     import asyncpg
 
     url, name = make_url(admin_url), make_url(test_url).database
-    conn = await asyncpg.connect(user=url.username, password=url.password, host=url.host, port=url.port or 5432, database=url.database)
+    conn = await asyncpg.connect(
+        user=url.username, password=url.password, host=url.host, port=url.port or 5432, database=url.database
+    )
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -81,9 +84,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         pytest.skip("BATON_TEST_DATABASE_URL is not set; PostgreSQL half of the suite skipped")
     try:
         url = asyncio.run(_create_pg_database(admin))
-    except (OSError, asyncio.TimeoutError, Exception) as exc:  # asyncpg raises several kinds
+    except (TimeoutError, OSError, Exception) as exc:  # asyncpg raises several kinds
         if IN_CI:
-            pytest.fail(f"PostgreSQL at {make_url(admin).render_as_string(hide_password=True)} is unreachable in CI: {exc!r}")
+            pytest.fail(
+                f"PostgreSQL at {make_url(admin).render_as_string(hide_password=True)} is unreachable in CI: {exc!r}"
+            )
         pytest.skip(f"PostgreSQL unreachable ({type(exc).__name__}); its half of the suite is skipped")
     asyncio.run(_migrate(url))
     yield url
@@ -136,4 +141,4 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-__all__ = ["RecordingDelivery", "free_port", "IN_CI", "ARTIFACTS"]
+__all__ = ["ARTIFACTS", "IN_CI", "RecordingDelivery", "free_port"]

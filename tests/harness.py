@@ -3,6 +3,7 @@
 `Rig` wires the real engine and the real outbox sender to a real database; the
 only stand-in is the channel at the end, which records what was delivered.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from bot.demo import seed_demo
-from bot.outbox import DeliveryError, Outgoing, OutboxSender
+from bot.outbox import DeliveryError, OutboxSender, Outgoing
 from dialogs import all_dialogs
 from dialogs.clock import FakeClock
 from dialogs.engine import Engine
@@ -60,7 +61,7 @@ class Rig:
         return rig
 
     async def reload_people(self) -> None:
-        async def load(session) -> list[Person]:  # noqa: ANN001
+        async def load(session) -> list[Person]:
             return list((await session.execute(select(Person))).scalars())
 
         self.people = {p.email: p for p in await self.db.run(load)}
@@ -86,7 +87,14 @@ class Chat:
         self._queue: list[Reply] = []
         self.last_prompt: Reply | None = None
 
-    def inbound(self, *, text: str | None = None, action: str | None = None, value: str | None = None, event_id: str | None = None) -> Inbound:
+    def inbound(
+        self,
+        *,
+        text: str | None = None,
+        action: str | None = None,
+        value: str | None = None,
+        event_id: str | None = None,
+    ) -> Inbound:
         return Inbound(
             sender=Sender(platform="local", user_id=str(self.person.id)),
             address={"person": self.person.id},

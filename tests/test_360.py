@@ -1,4 +1,5 @@
 """Anonymous 360s, attacked: after a campaign, nothing in any table or log links an answer to its rater."""
+
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,7 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from dialogs.rhythm import Conductor
-from storage.models import Answer360, Campaign360, OutboxMessage, Person, Pool360, Rater360, metadata
+from storage.models import Campaign360, OutboxMessage, Person, Pool360, Rater360, metadata
 from tests.harness import Chat, Rig
 
 PEERS = [f"peer{n}@demo.baton" for n in range(1, 7)]
@@ -19,7 +20,17 @@ async def add_peers(rig: Rig, emails: list[str]) -> None:
     await rig.db.run(
         lambda s: s.execute(
             insert(Person),
-            [{"email": e, "name": f"Peer {e[4]}", "timezone": "Europe/Berlin", "team_id": tom.team_id, "manager_id": tom.manager_id, "created_at": rig.clock.now()} for e in emails],
+            [
+                {
+                    "email": e,
+                    "name": f"Peer {e[4]}",
+                    "timezone": "Europe/Berlin",
+                    "team_id": tom.team_id,
+                    "manager_id": tom.manager_id,
+                    "created_at": rig.clock.now(),
+                }
+                for e in emails
+            ],
         )
     )
     await rig.reload_people()
@@ -40,7 +51,9 @@ async def start_campaign(rig: Rig, chat: Chat, *, raise_to: int | None = None) -
 async def answer(rig: Rig, email: str, campaign: Campaign360, ratings: list[str], comment: str | None) -> None:
     """Answer every question: the given ratings, the same comment on each, then submit."""
     rater = rig.chat(email)
-    invitation = next(r for r in reversed(rig.delivery.to(rater.person.id)) if "360" in r.text or "self-assessment" in r.text)
+    invitation = next(
+        r for r in reversed(rig.delivery.to(rater.person.id)) if "360" in r.text or "self-assessment" in r.text
+    )
     await rater.press("Start", on=invitation)
     for rating in ratings:
         rater.replies()
@@ -69,7 +82,7 @@ async def close(rig: Rig, campaign: Campaign360) -> None:
 
 
 async def dump_every_table(rig: Rig) -> dict[str, list[dict]]:
-    async def work(session):  # noqa: ANN001, ANN202
+    async def work(session):
         found = {}
         for table in metadata.sorted_tables:
             rows = await session.execute(text(f'SELECT * FROM "{table.name}"'))
@@ -79,7 +92,9 @@ async def dump_every_table(rig: Rig) -> dict[str, list[dict]]:
     return await rig.db.run(work)
 
 
-async def test_no_table_or_log_links_an_answer_to_its_rater(rig: Rig, chat: Chat, caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_table_or_log_links_an_answer_to_its_rater(
+    rig: Rig, chat: Chat, caplog: pytest.LogCaptureFixture
+) -> None:
     await add_peers(rig, PEERS)
     campaign = await start_campaign(rig, chat)
     caplog.set_level(logging.DEBUG)
@@ -107,10 +122,12 @@ async def test_no_table_or_log_links_an_answer_to_its_rater(rig: Rig, chat: Chat
                 continue
             assert name in ("answer_360", "outbox"), f"{name} holds answer text: {row}"
             values = {v for v in row.values() if isinstance(v, (int, str))}
-            assert not (values & peer_ids) and not any(e in flat for e in PEERS), f"answer linked to a rater in {name}: {row}"
+            assert not (values & peer_ids) and not any(e in flat for e in PEERS), (
+                f"answer linked to a rater in {name}: {row}"
+            )
     # Storage order (primary key, and physical order) does not follow the order people answered in.
     for ordering in ("id", "physical"):
-        query = 'SELECT comment FROM answer_360 WHERE "group" = \'peer\' AND question_id = \'keep\''
+        query = "SELECT comment FROM answer_360 WHERE \"group\" = 'peer' AND question_id = 'keep'"
         if ordering == "id":
             query += " ORDER BY id"
         elif not rig.db.is_sqlite:
@@ -193,7 +210,9 @@ async def test_thresholds_rise_but_never_fall_or_go_below_three(rig: Rig, chat: 
     arjun.expect("isn't yours")
 
 
-async def test_raters_are_told_how_answers_are_pooled_and_managers_that_theirs_are_not_anonymous(rig: Rig, chat: Chat) -> None:
+async def test_raters_are_told_how_answers_are_pooled_and_managers_that_theirs_are_not_anonymous(
+    rig: Rig, chat: Chat
+) -> None:
     await add_peers(rig, PEERS[:3])
     await start_campaign(rig, chat)
     peer_invite = rig.delivery.to(rig.people[PEERS[0]].id)[-1]
@@ -230,15 +249,23 @@ async def test_the_subject_can_add_a_rater_and_late_raters_get_one_reminder(rig:
     tom.expect("Added Olu Outsider")
     await tom.send("360 add outsider@demo.baton")
     tom.expect("already asked")
-    rows = list((await rig.db.run(lambda s: s.execute(select(Rater360).where(Rater360.campaign_id == campaign.id)))).scalars())
+    rows = list(
+        (await rig.db.run(lambda s: s.execute(select(Rater360).where(Rater360.campaign_id == campaign.id)))).scalars()
+    )
     assert any(r.rater_id == rig.people["outsider@demo.baton"].id and r.group == "peer" for r in rows)
     rig.clock.set(campaign.closes_at - timedelta(days=1))
     conductor = Conductor(rig.db)
     await conductor.tick(rig.clock.now())
     await conductor.tick(rig.clock.now())
-    reminders = list((await rig.db.run(lambda s: s.execute(select(OutboxMessage).where(OutboxMessage.topic == "360-reminder")))).scalars())
-    assert sorted(r.person_id for r in reminders) == sorted(r.rater_id for r in rows)  # everyone who hasn't answered, once
+    reminders = list(
+        (
+            await rig.db.run(lambda s: s.execute(select(OutboxMessage).where(OutboxMessage.topic == "360-reminder")))
+        ).scalars()
+    )
+    assert sorted(r.person_id for r in reminders) == sorted(
+        r.rater_id for r in rows
+    )  # everyone who hasn't answered, once
 
 
-async def _add(session, person: Person) -> None:  # noqa: ANN001
+async def _add(session, person: Person) -> None:
     session.add(person)

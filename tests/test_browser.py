@@ -1,4 +1,5 @@
 """The local web chat in a real headless Chromium (Debian's package), driven by Playwright."""
+
 from __future__ import annotations
 
 import shutil
@@ -60,14 +61,16 @@ def base_url(served: tuple[str, Baton]) -> str:
     return served[0]
 
 
-async def choose(page, name: str) -> None:  # noqa: ANN001
+async def choose(page, name: str) -> None:
     await page.wait_for_function("document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6")
-    value = await page.eval_on_selector("#person", f"s => [...s.options].find(o => o.textContent.includes('{name}')).value")
+    value = await page.eval_on_selector(
+        "#person", f"s => [...s.options].find(o => o.textContent.includes('{name}')).value"
+    )
     await page.select_option("#person", value)
     await page.wait_for_function("document.querySelector('#status').textContent.includes('connected')")
 
 
-async def test_a_manager_asks_for_help_and_walks_a_dialog_in_the_browser(browser, base_url: str) -> None:  # noqa: ANN001
+async def test_a_manager_asks_for_help_and_walks_a_dialog_in_the_browser(browser, base_url: str) -> None:
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     await page.goto(base_url)
     await page.wait_for_function("document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6")
@@ -97,7 +100,7 @@ async def test_a_manager_asks_for_help_and_walks_a_dialog_in_the_browser(browser
     assert await page.locator("#person").input_value() == maya
 
 
-async def test_the_page_works_on_a_phone_and_shows_text_literally(browser, base_url: str) -> None:  # noqa: ANN001
+async def test_the_page_works_on_a_phone_and_shows_text_literally(browser, base_url: str) -> None:
     page = await browser.new_page(viewport={"width": 360, "height": 740})
     await page.goto(base_url)
     await page.wait_for_function("document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6")
@@ -114,7 +117,7 @@ async def test_the_page_works_on_a_phone_and_shows_text_literally(browser, base_
     await page.screenshot(path=str(ARTIFACTS / "web-chat-phone.png"), full_page=True)
 
 
-async def test_a_check_in_arrives_without_a_reload_and_is_answered_in_the_page(browser, served) -> None:  # noqa: ANN001
+async def test_a_check_in_arrives_without_a_reload_and_is_answered_in_the_page(browser, served) -> None:
     base_url, baton = served
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
     await page.goto(base_url)

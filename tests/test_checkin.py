@@ -5,6 +5,7 @@ Tom (Europe/Berlin) is invited by a real tick at his Friday 16:00 (15:00 UTC,
 buttons and typing, as he would in chat. His period closes on Monday
 2026-11-23 at 09:00 Berlin (08:00 UTC).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,22 +43,30 @@ async def invited(rig: Rig, email: str = "tom@demo.baton", when: datetime = TOM_
 async def runs(rig: Rig, email: str) -> list[CheckinRun]:
     person_id = rig.people[email].id
 
-    async def work(session) -> list[CheckinRun]:  # noqa: ANN001
-        return list((await session.execute(select(CheckinRun).where(CheckinRun.person_id == person_id).order_by(CheckinRun.id))).scalars())
+    async def work(session) -> list[CheckinRun]:
+        return list(
+            (
+                await session.execute(
+                    select(CheckinRun).where(CheckinRun.person_id == person_id).order_by(CheckinRun.id)
+                )
+            ).scalars()
+        )
 
     return await rig.db.run(work)
 
 
 async def answers(rig: Rig, run_id: int) -> dict[str, tuple[str | None, float | None]]:
-    async def work(session) -> list[CheckinAnswer]:  # noqa: ANN001
+    async def work(session) -> list[CheckinAnswer]:
         return list((await session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id == run_id))).scalars())
 
     return {a.question_id: (a.text, a.number) for a in await rig.db.run(work)}
 
 
 async def answer_rows(rig: Rig, run_id: int, question_id: str) -> int:
-    async def work(session) -> int:  # noqa: ANN001
-        statement = select(CheckinAnswer).where(CheckinAnswer.run_id == run_id, CheckinAnswer.question_id == question_id)
+    async def work(session) -> int:
+        statement = select(CheckinAnswer).where(
+            CheckinAnswer.run_id == run_id, CheckinAnswer.question_id == question_id
+        )
         return len(list((await session.execute(statement)).scalars()))
 
     return await rig.db.run(work)
@@ -67,7 +76,7 @@ async def leaves(rig: Rig) -> list[tuple[str, date, date, str]]:
     """(person email, start, end, recorded by email) for every Leave row."""
     emails = {p.id: email for email, p in rig.people.items()}
 
-    async def work(session) -> list[Leave]:  # noqa: ANN001
+    async def work(session) -> list[Leave]:
         return list((await session.execute(select(Leave).order_by(Leave.id))).scalars())
 
     return [(emails[l.person_id], l.start, l.end, emails.get(l.created_by_id, "?")) for l in await rig.db.run(work)]
@@ -176,7 +185,9 @@ async def test_an_over_long_answer_is_refused_and_nothing_is_stored(rig: Rig) ->
     tom.expect("Question 1 of 5")
     await tom.send("x" * 2001)
     [refusal] = tom.replies()
-    assert "2,001 characters" in refusal.text and "up to 2,000" in refusal.text and "Nothing was recorded" in refusal.text
+    assert (
+        "2,001 characters" in refusal.text and "up to 2,000" in refusal.text and "Nothing was recorded" in refusal.text
+    )
     await tom.send("y" * 4500)  # beyond what any single message may carry
     [refusal] = tom.replies()
     assert "4,500 characters" in refusal.text and "Nothing was recorded" in refusal.text
@@ -362,10 +373,16 @@ async def test_a_late_first_answer_counts_until_the_next_period_opens(rig: Rig) 
         ("In 1 hour", utc(2026, 11, 20, 16, 0), "Friday at 17:00."),
         ("In 3 hours", utc(2026, 11, 20, 18, 0), "Friday at 19:00."),
         ("Tomorrow morning", utc(2026, 11, 21, 8, 0), "Saturday at 09:00."),
-        ("Monday morning", utc(2026, 11, 23, 8, 0), "Monday at 09:00 (after it closes, but a late answer still counts)."),
+        (
+            "Monday morning",
+            utc(2026, 11, 23, 8, 0),
+            "Monday at 09:00 (after it closes, but a late answer still counts).",
+        ),
     ],
 )
-async def test_snooze_stores_the_time_and_says_it_in_local_time(rig: Rig, label: str, until: datetime, said: str) -> None:
+async def test_snooze_stores_the_time_and_says_it_in_local_time(
+    rig: Rig, label: str, until: datetime, said: str
+) -> None:
     tom, invitation = await invited(rig)
     await tom.press("Snooze", on=invitation)
     choices = tom.expect("When should I ask again?")
@@ -496,12 +513,14 @@ async def run_a_check_in_with_a_secret(rig: Rig) -> None:
     assert any(SECRET in line for line in digest.card.lines)
 
 
-async def test_baton_never_logs_what_people_answer(rig: Rig, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_baton_never_logs_what_people_answer(
+    rig: Rig, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     caplog.set_level(logging.DEBUG)
     await run_a_check_in_with_a_secret(rig)
 
     # a bug in the dialog whose exception message carries the answer: the error hook logs it without the text
-    async def broken(self, turn, run, question, raw):  # noqa: ANN001, ANN202
+    async def broken(self, turn, run, question, raw):
         raise ValueError(f"could not store {raw!r}")
 
     monkeypatch.setattr(CheckinDialog, "_record", broken)

@@ -1,4 +1,5 @@
 """Settings: defaults, database URLs, impossible combinations, the bind check, and the real `baton serve`."""
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,11 @@ FAKE_SECRET = "FAKE-S3CRET-d0-not-print-7c1e"
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No Baton, Slack, Teams or database setting from this machine, and no `.env` nearby."""
     for name in list(os.environ):
-        if name in Settings.model_fields or name.startswith(("SLACK_", "MICROSOFT_", "BATON_")) or name == "DATABASE_URL":
+        if (
+            name in Settings.model_fields
+            or name.startswith(("SLACK_", "MICROSOFT_", "BATON_"))
+            or name == "DATABASE_URL"
+        ):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
@@ -42,7 +47,9 @@ def baton_executable() -> str:
 def baton(tmp_path: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     # os.environ is already cleaned by the autouse fixture.
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **(extra_env or {})}
-    return subprocess.run([baton_executable(), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=20)
+    return subprocess.run(
+        [baton_executable(), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=20
+    )
 
 
 # -- defaults and database URLs ----------------------------------------------------------------
@@ -129,7 +136,10 @@ REFUSED = {
         {"MICROSOFT_APP_ID": "app", "MICROSOFT_APP_PASSWORD": FAKE_SECRET, "BATON_TEAMS_EMULATOR": "1"},
         "BATON_TEAMS_EMULATOR",
     ),
-    "port out of range": ({"BATON_PORT": "70000", "MICROSOFT_APP_ID": "app", "MICROSOFT_APP_PASSWORD": FAKE_SECRET}, "BATON_PORT"),
+    "port out of range": (
+        {"BATON_PORT": "70000", "MICROSOFT_APP_ID": "app", "MICROSOFT_APP_PASSWORD": FAKE_SECRET},
+        "BATON_PORT",
+    ),
     "port not a number": ({"BATON_PORT": "abc"}, "BATON_PORT"),
     "log level": ({"BATON_LOG_LEVEL": "chatty"}, "BATON_LOG_LEVEL"),
 }

@@ -1,4 +1,5 @@
 """The terminal adapter: plain-text rendering, a conversation in-process, and the real `baton chat`."""
+
 from __future__ import annotations
 
 import io
@@ -26,7 +27,7 @@ ORG_CSV = (
 
 
 async def load_person(db: Database, email: str) -> Person:
-    async def load(session):  # noqa: ANN001, ANN202
+    async def load(session):
         return (await session.execute(select(Person).where(Person.email == email))).scalars().one()
 
     return await db.run(load)
@@ -55,7 +56,9 @@ def baton(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedPr
 
 
 def test_choices_render_as_numbered_lines_after_the_text() -> None:
-    reply = Reply("Pick *one*:", choices=(Choice("Time zone", "timezone"), Choice("Quiet hours", "quiet"), Choice("Done", "done")))
+    reply = Reply(
+        "Pick *one*:", choices=(Choice("Time zone", "timezone"), Choice("Quiet hours", "quiet"), Choice("Done", "done"))
+    )
     assert format_reply(reply) == "Pick one:\n  1) Time zone\n  2) Quiet hours\n  3) Done"
 
 
@@ -153,7 +156,7 @@ async def test_run_console_reads_lines_until_end_of_input(db: Database, clock: F
     assert (await load_person(db, "aiko@demo.baton")).timezone == "Europe/Lisbon"
 
 
-async def test_run_console_refuses_an_unknown_email(db: Database, clock: FakeClock, capsys) -> None:  # noqa: ANN001
+async def test_run_console_refuses_an_unknown_email(db: Database, clock: FakeClock, capsys) -> None:
     await seed_demo(db, clock)
     out = io.StringIO()
     assert await run_console(db, "ghost@demo.baton", stdin=io.StringIO("help\n"), out=out) == 2

@@ -4,6 +4,7 @@ Each test runs against the whole app (create_app) on a loopback port, on SQLite
 and PostgreSQL, with the demo organisation plus a second team (Payments) and
 realistic check-ins, goals, a closed 360, feedback and a tool plan.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -67,7 +68,12 @@ class Site:
 
     async def link_for(self, who: str) -> str:
         """Ask Baton for a dashboard link in chat, as `who` (a first name), and return the link."""
-        inbound = Inbound(Sender(platform="local", user_id=str(self.ids[who])), address={"person": self.ids[who]}, text="dashboard", event_id=uuid.uuid4().hex)
+        inbound = Inbound(
+            Sender(platform="local", user_id=str(self.ids[who])),
+            address={"person": self.ids[who]},
+            text="dashboard",
+            event_id=uuid.uuid4().hex,
+        )
         replies = await self.engine.handle(inbound)
         found = re.search(r"https?://\S+/dashboard/login\?token=[\w-]+", replies[-1].text)
         assert found, replies[-1].text
@@ -86,18 +92,33 @@ def chat_engine(baton: Baton) -> Engine:
 async def seed(db: Database, now: datetime) -> tuple[dict[str, int], int, int]:
     """A second team, four weeks of check-ins, goals with history, a closed 360, feedback and a tool plan."""
 
-    async def work(session) -> tuple[dict[str, int], int, int]:  # noqa: ANN001
+    async def work(session) -> tuple[dict[str, int], int, int]:
         people = {p.email.split("@")[0]: p for p in (await session.execute(select(Person))).scalars()}
         payments = Team(name="Payments", created_at=now)
         session.add(payments)
         await session.flush()
-        ravi = Person(email="ravi@demo.baton", name="Ravi Iyer", timezone="Asia/Kolkata", team_id=payments.id, created_at=now)
+        ravi = Person(
+            email="ravi@demo.baton", name="Ravi Iyer", timezone="Asia/Kolkata", team_id=payments.id, created_at=now
+        )
         session.add(ravi)
         await session.flush()
-        nina = Person(email="nina@demo.baton", name="Nina Berg", timezone="Europe/Oslo", team_id=payments.id, manager_id=ravi.id, created_at=now)
+        nina = Person(
+            email="nina@demo.baton",
+            name="Nina Berg",
+            timezone="Europe/Oslo",
+            team_id=payments.id,
+            manager_id=ravi.id,
+            created_at=now,
+        )
         session.add(nina)
         peers = [
-            Person(email=f"peer{n}@demo.baton", name=f"Peer {n}", team_id=people["maya"].team_id, manager_id=people["maya"].id, created_at=now)
+            Person(
+                email=f"peer{n}@demo.baton",
+                name=f"Peer {n}",
+                team_id=people["maya"].team_id,
+                manager_id=people["maya"].id,
+                created_at=now,
+            )
             for n in range(1, 4)
         ]
         session.add_all(peers)
@@ -107,8 +128,15 @@ async def seed(db: Database, now: datetime) -> tuple[dict[str, int], int, int]:
         questions = [dict(q) for q in DEFAULT_QUESTIONS]
         for who, pulses in (PULSES | {"nina": [2, 2, 2, 2]}).items():
             for index, (period, pulse) in enumerate(zip(periods, pulses, strict=True)):
-                run = CheckinRun(person_id=people[who].id, team_id=people[who].team_id, period=period, questions=questions,
-                                 status="answered", started_at=now - timedelta(weeks=4 - index), answered_at=now - timedelta(weeks=4 - index))
+                run = CheckinRun(
+                    person_id=people[who].id,
+                    team_id=people[who].team_id,
+                    period=period,
+                    questions=questions,
+                    status="answered",
+                    started_at=now - timedelta(weeks=4 - index),
+                    answered_at=now - timedelta(weeks=4 - index),
+                )
                 session.add(run)
                 await session.flush()
                 blocker = "nothing"
@@ -118,42 +146,153 @@ async def seed(db: Database, now: datetime) -> tuple[dict[str, int], int, int]:
                     blocker = "Payments secret: card vault migration stuck"
                 session.add_all(
                     [
-                        CheckinAnswer(run_id=run.id, question_id="progress", text=f"{who} progress in {period}", updated_at=now),
+                        CheckinAnswer(
+                            run_id=run.id, question_id="progress", text=f"{who} progress in {period}", updated_at=now
+                        ),
                         CheckinAnswer(run_id=run.id, question_id="blockers", text=blocker, updated_at=now),
                         CheckinAnswer(run_id=run.id, question_id="pulse", number=float(pulse), updated_at=now),
                     ]
                 )
-        team_goal = Goal(team_id=people["maya"].team_id, title="Cut p95 latency to 200 ms", start_value=400, target_value=200, unit="ms",
-                         start_date=date(2026, 10, 1), due_date=date(2026, 12, 31), created_at=now)
+        team_goal = Goal(
+            team_id=people["maya"].team_id,
+            title="Cut p95 latency to 200 ms",
+            start_value=400,
+            target_value=200,
+            unit="ms",
+            start_date=date(2026, 10, 1),
+            due_date=date(2026, 12, 31),
+            created_at=now,
+        )
         session.add(team_goal)
         await session.flush()
-        goal = Goal(owner_id=people["tom"].id, parent_id=team_goal.id, title=f"Ship the <b>export</b> {SCRIPT}", start_value=0, target_value=10,
-                    start_date=date(2026, 10, 1), due_date=date(2026, 12, 31), rag="amber", created_at=now)
-        nina_goal = Goal(owner_id=nina.id, title="Payments secret goal", start_value=0, target_value=1, start_date=date(2026, 10, 1), created_at=now)
+        goal = Goal(
+            owner_id=people["tom"].id,
+            parent_id=team_goal.id,
+            title=f"Ship the <b>export</b> {SCRIPT}",
+            start_value=0,
+            target_value=10,
+            start_date=date(2026, 10, 1),
+            due_date=date(2026, 12, 31),
+            rag="amber",
+            created_at=now,
+        )
+        nina_goal = Goal(
+            owner_id=nina.id,
+            title="Payments secret goal",
+            start_value=0,
+            target_value=1,
+            start_date=date(2026, 10, 1),
+            created_at=now,
+        )
         session.add_all([goal, nina_goal])
         await session.flush()
-        for weeks, (value, progress, expected, rag) in enumerate([(1, 0.1, 0.2, "green"), (2, 0.2, 0.35, "amber"), (3, 0.3, 0.5, "amber")]):
-            session.add(GoalUpdate(goal_id=goal.id, value=value, progress=progress, expected=expected, rag=rag, source="chat",
-                                   recorded_at=now - timedelta(weeks=3 - weeks)))
-        campaign = Campaign360(subject_id=people["tom"].id, created_by_id=people["maya"].id, status="closed", created_at=now - timedelta(weeks=3),
-                               closes_at=now - timedelta(days=1), closed_on=(now - timedelta(days=1)).date())
-        other = Campaign360(subject_id=nina.id, created_by_id=ravi.id, status="closed", created_at=now - timedelta(weeks=3), closed_on=now.date())
+        for weeks, (value, progress, expected, rag) in enumerate(
+            [(1, 0.1, 0.2, "green"), (2, 0.2, 0.35, "amber"), (3, 0.3, 0.5, "amber")]
+        ):
+            session.add(
+                GoalUpdate(
+                    goal_id=goal.id,
+                    value=value,
+                    progress=progress,
+                    expected=expected,
+                    rag=rag,
+                    source="chat",
+                    recorded_at=now - timedelta(weeks=3 - weeks),
+                )
+            )
+        campaign = Campaign360(
+            subject_id=people["tom"].id,
+            created_by_id=people["maya"].id,
+            status="closed",
+            created_at=now - timedelta(weeks=3),
+            closes_at=now - timedelta(days=1),
+            closed_on=(now - timedelta(days=1)).date(),
+        )
+        other = Campaign360(
+            subject_id=nina.id,
+            created_by_id=ravi.id,
+            status="closed",
+            created_at=now - timedelta(weeks=3),
+            closed_on=now.date(),
+        )
         session.add_all([campaign, other])
         await session.flush()
-        raters = [(people["maya"], "manager"), (people["tom"], "self")] + [(p, "peer") for p in [people["arjun"], people["lucia"], people["aiko"]]]
+        raters = [(people["maya"], "manager"), (people["tom"], "self")] + [
+            (p, "peer") for p in [people["arjun"], people["lucia"], people["aiko"]]
+        ]
         for rater, group in raters:
             session.add(Rater360(campaign_id=campaign.id, rater_id=rater.id, group=group, answered=True))
-        for group, rating, comment in [("manager", 4, None), ("self", 3, None), ("peer", 4, f"Great reviewer {SCRIPT}"), ("peer", 5, "Shares context early"), ("peer", 3, "Could delegate more")]:
-            session.add(Answer360(id=new_id(), campaign_id=campaign.id, group=group, question_id="expectations", rating=rating, written_on=now.date()))
+        for group, rating, comment in [
+            ("manager", 4, None),
+            ("self", 3, None),
+            ("peer", 4, f"Great reviewer {SCRIPT}"),
+            ("peer", 5, "Shares context early"),
+            ("peer", 3, "Could delegate more"),
+        ]:
+            session.add(
+                Answer360(
+                    id=new_id(),
+                    campaign_id=campaign.id,
+                    group=group,
+                    question_id="expectations",
+                    rating=rating,
+                    written_on=now.date(),
+                )
+            )
             if comment:
-                session.add(Answer360(id=new_id(), campaign_id=campaign.id, group=group, question_id="keep", comment=comment, written_on=now.date()))
+                session.add(
+                    Answer360(
+                        id=new_id(),
+                        campaign_id=campaign.id,
+                        group=group,
+                        question_id="keep",
+                        comment=comment,
+                        written_on=now.date(),
+                    )
+                )
         session.add(Rater360(campaign_id=other.id, rater_id=ravi.id, group="manager", answered=True))
-        session.add(Answer360(id=new_id(), campaign_id=other.id, group="manager", question_id="keep", comment="Nina private comment", written_on=now.date()))
-        session.add(FeedbackEntry(from_id=people["tom"].id, to_id=people["maya"].id, kind="upward", text=f"Thanks for the 1:1 {SCRIPT}", created_at=now))
-        session.add(FeedbackEntry(from_id=people["maya"].id, to_id=people["tom"].id, kind="downward", text="Tom-only feedback", created_at=now))
-        session.add(ToolPlan(asked_by_id=people["maya"].id, person_id=people["tom"].id, gap="Tom's reviews drag on", influence="expectations",
-                             tool_id="role-outcome-talk", created_at=now - timedelta(weeks=2), follow_up_at=now - timedelta(days=1),
-                             status="closed", outcome="yes", outcome_at=now))
+        session.add(
+            Answer360(
+                id=new_id(),
+                campaign_id=other.id,
+                group="manager",
+                question_id="keep",
+                comment="Nina private comment",
+                written_on=now.date(),
+            )
+        )
+        session.add(
+            FeedbackEntry(
+                from_id=people["tom"].id,
+                to_id=people["maya"].id,
+                kind="upward",
+                text=f"Thanks for the 1:1 {SCRIPT}",
+                created_at=now,
+            )
+        )
+        session.add(
+            FeedbackEntry(
+                from_id=people["maya"].id,
+                to_id=people["tom"].id,
+                kind="downward",
+                text="Tom-only feedback",
+                created_at=now,
+            )
+        )
+        session.add(
+            ToolPlan(
+                asked_by_id=people["maya"].id,
+                person_id=people["tom"].id,
+                gap="Tom's reviews drag on",
+                influence="expectations",
+                tool_id="role-outcome-talk",
+                created_at=now - timedelta(weeks=2),
+                follow_up_at=now - timedelta(days=1),
+                status="closed",
+                outcome="yes",
+                outcome_at=now,
+            )
+        )
         ids = {k: v.id for k, v in people.items()}
         return ids, campaign.id, other.id
 
@@ -206,7 +345,9 @@ async def test_a_chat_link_signs_in_once_with_safe_cookie_flags(site: Site) -> N
     assert link.startswith(site.url + "/dashboard/login?token=")
     token = link.split("token=")[1]
     stored = (await site.baton.db.run(lambda s: s.execute(select(DashboardToken)))).scalars().all()
-    assert len(stored) == 1 and stored[0].token_hash != token and token not in stored[0].token_hash  # only a hash is kept
+    assert (
+        len(stored) == 1 and stored[0].token_hash != token and token not in stored[0].token_hash
+    )  # only a hash is kept
     assert stored[0].expires_at == NOW + timedelta(minutes=10)
 
     async with browser(site) as http:
@@ -239,7 +380,9 @@ async def test_two_browsers_racing_with_one_link_get_one_session(site: Site) -> 
 async def test_behind_an_https_proxy_the_cookie_is_secure(site: Site) -> None:
     link = await site.link_for("tom")
     async with browser(site) as http:
-        async with http.get(link.removeprefix(site.url), allow_redirects=False, headers={"X-Forwarded-Proto": "https"}) as response:
+        async with http.get(
+            link.removeprefix(site.url), allow_redirects=False, headers={"X-Forwarded-Proto": "https"}
+        ) as response:
             assert response.status == 303
             assert "Secure" in response.headers["Set-Cookie"]
 
@@ -248,7 +391,12 @@ async def test_expired_and_forged_links_get_403_and_say_how_to_get_a_new_one(sit
     link = await site.link_for("maya")
     site.clock.advance(minutes=10, seconds=1)
     async with browser(site) as http:
-        for path in (link.removeprefix(site.url), "/dashboard/login?token=" + "A" * 43, "/dashboard/login", "/dashboard/login?token=" + "x" * 5000):
+        for path in (
+            link.removeprefix(site.url),
+            "/dashboard/login?token=" + "A" * 43,
+            "/dashboard/login",
+            "/dashboard/login?token=" + "x" * 5000,
+        ):
             status, page = await get(http, path)
             assert status == 403, path
             assert "sign-in link is not valid" in page and "<kbd>dashboard</kbd>" in page
@@ -295,26 +443,43 @@ async def test_sign_out_needs_the_csrf_token_and_then_revokes_the_session(site: 
 
 
 async def test_a_settings_form_without_a_valid_csrf_token_changes_nothing(site: Site) -> None:
-    team_id = (await site.baton.db.run(lambda s: s.execute(select(Team.id).where(Team.name == "Platform")))).scalar_one()
-    form = {"checkin_weekday": "2", "checkin_time": "10:30", "reminder_count": "2", "reminder_after_minutes": "90", "digest_weekday": "3", "digest_time": "08:00"}
+    team_id = (
+        await site.baton.db.run(lambda s: s.execute(select(Team.id).where(Team.name == "Platform")))
+    ).scalar_one()
+    form = {
+        "checkin_weekday": "2",
+        "checkin_time": "10:30",
+        "reminder_count": "2",
+        "reminder_after_minutes": "90",
+        "digest_weekday": "3",
+        "digest_time": "08:00",
+    }
     async with await sign_in(site, "sam") as http:
         for extra in ({}, {"csrf": "forged"}):
-            async with http.post(f"/dashboard/settings/teams/{team_id}", data=form | extra, allow_redirects=False) as response:
+            async with http.post(
+                f"/dashboard/settings/teams/{team_id}", data=form | extra, allow_redirects=False
+            ) as response:
                 assert response.status == 403
         team = await site.baton.db.run(lambda s: s.get(Team, team_id))
         assert (team.checkin_weekday, team.checkin_time) == (4, "16:00")
         _, page = await get(http, "/dashboard/settings")
-        async with http.post(f"/dashboard/settings/teams/{team_id}", data=form | {"csrf": csrf_of(page)}, allow_redirects=False) as response:
+        async with http.post(
+            f"/dashboard/settings/teams/{team_id}", data=form | {"csrf": csrf_of(page)}, allow_redirects=False
+        ) as response:
             assert response.status == 303 and response.headers["Location"] == f"/dashboard/settings?saved={team_id}"
         status, page = await get(http, f"/dashboard/settings?saved={team_id}")
         assert "Saved Platform's rhythm" in page
-        async with http.post(f"/dashboard/settings/teams/{team_id}", data=form | {"csrf": csrf_of(page), "checkin_time": "25:99"}) as response:
+        async with http.post(
+            f"/dashboard/settings/teams/{team_id}", data=form | {"csrf": csrf_of(page), "checkin_time": "25:99"}
+        ) as response:
             assert response.status == 400 and "Nothing was saved" in await response.text()
     team = await site.baton.db.run(lambda s: s.get(Team, team_id))
     assert (team.checkin_weekday, team.checkin_time, team.reminder_count, team.digest_time) == (2, "10:30", 2, "08:00")
     async with await sign_in(site, "maya") as manager:  # a manager is not an admin
         _, page = await get(manager, "/dashboard")
-        async with manager.post(f"/dashboard/settings/teams/{team_id}", data=form | {"csrf": csrf_of(page)}, allow_redirects=False) as response:
+        async with manager.post(
+            f"/dashboard/settings/teams/{team_id}", data=form | {"csrf": csrf_of(page)}, allow_redirects=False
+        ) as response:
             assert response.status == 403
 
 
@@ -353,10 +518,19 @@ async def test_a_manager_sees_their_reports_but_not_another_teams_people(site: S
 async def test_a_performer_cannot_reach_manager_pages_or_colleagues(site: Site) -> None:
     ids = site.ids
     async with await sign_in(site, "arjun") as http:
-        for path in ("/dashboard/team", "/dashboard/team?csv=weekly", "/dashboard/org", "/dashboard/settings",
-                     "/dashboard/deliveries", "/dashboard/deliveries?csv=failed", "/dashboard/deliveries?csv=reasons",
-                     f"/dashboard/people/{ids['tom']}", f"/dashboard/people/{ids['maya']}", f"/dashboard/360/{site.campaign_id}",
-                     f"/dashboard/goals?person={ids['tom']}"):
+        for path in (
+            "/dashboard/team",
+            "/dashboard/team?csv=weekly",
+            "/dashboard/org",
+            "/dashboard/settings",
+            "/dashboard/deliveries",
+            "/dashboard/deliveries?csv=failed",
+            "/dashboard/deliveries?csv=reasons",
+            f"/dashboard/people/{ids['tom']}",
+            f"/dashboard/people/{ids['maya']}",
+            f"/dashboard/360/{site.campaign_id}",
+            f"/dashboard/goals?person={ids['tom']}",
+        ):
             status, _ = await get(http, path)
             assert status == 403, path
         status, page = await get(http, "/dashboard")
@@ -373,8 +547,12 @@ async def test_a_performer_cannot_reach_manager_pages_or_colleagues(site: Site) 
 async def test_an_admin_gets_aggregates_but_no_individual_360_answers(site: Site) -> None:
     ids = site.ids
     async with await sign_in(site, "sam") as http:
-        for path in (f"/dashboard/360/{site.campaign_id}", f"/dashboard/360/{site.campaign_id}?csv=comments",
-                     f"/dashboard/people/{ids['tom']}", f"/dashboard/360/{site.other_campaign_id}"):
+        for path in (
+            f"/dashboard/360/{site.campaign_id}",
+            f"/dashboard/360/{site.campaign_id}?csv=comments",
+            f"/dashboard/people/{ids['tom']}",
+            f"/dashboard/360/{site.other_campaign_id}",
+        ):
             status, page = await get(http, path)
             assert status == 403, path
             assert "Shares context early" not in page and "Could delegate" not in page
@@ -391,7 +569,11 @@ async def test_an_admin_gets_aggregates_but_no_individual_360_answers(site: Site
         assert "closed" in text
         for path in ("/dashboard/360", "/dashboard/tools", "/dashboard/org", "/dashboard/settings"):
             _, page = await get(http, path)
-            assert "Shares context early" not in page and "Nina private comment" not in page and "reviews drag on" not in page
+            assert (
+                "Shares context early" not in page
+                and "Nina private comment" not in page
+                and "reviews drag on" not in page
+            )
 
 
 # -- pages and exports ---------------------------------------------------------------------------------------
@@ -422,11 +604,15 @@ async def test_csv_exports_hold_the_tables_rows_and_need_the_same_rights(site: S
         assert [r["Answered"] for r in weekly[-4:]] == ["4"] * 4
         status, text = await get(http, "/dashboard/team?csv=blockers")
         blockers = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
-        assert blockers == [{"Person": "Tom Becker", "Week": weekly[-1]["Week"], "Blocker": f"Waiting on the staging database {SCRIPT}"}]
+        assert blockers == [
+            {"Person": "Tom Becker", "Week": weekly[-1]["Week"], "Blocker": f"Waiting on the staging database {SCRIPT}"}
+        ]
         status, text = await get(http, "/dashboard/goals?csv=goals")
         goals = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
         tom = next(r for r in goals if r["Owner"] == "Tom Becker")
-        assert tom["Trend"] == "10% 20% 30%" and tom["Aligned to"] == "Cut p95 latency to 200 ms" and tom["RAG"] == "amber"
+        assert (
+            tom["Trend"] == "10% 20% 30%" and tom["Aligned to"] == "Cut p95 latency to 200 ms" and tom["RAG"] == "amber"
+        )
         status, _ = await get(http, "/dashboard/team?csv=nosuch")
         assert status == 404
     async with await sign_in(site, "ravi") as other:
@@ -455,7 +641,12 @@ async def test_dashboard_logs_name_routes_and_statuses_only(site: Site, caplog: 
     link = await site.link_for("maya")
     async with browser(site) as http:
         await get(http, link.removeprefix(site.url))
-        for path in ("/dashboard", "/dashboard/team", "/dashboard/team?csv=blockers", f"/dashboard/360/{site.campaign_id}"):
+        for path in (
+            "/dashboard",
+            "/dashboard/team",
+            "/dashboard/team?csv=blockers",
+            f"/dashboard/360/{site.campaign_id}",
+        ):
             await get(http, path)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "dashboard GET /dashboard/team -> 200" in logged
@@ -473,15 +664,25 @@ DELIVERY_SECRET = "Feedback text: zebra-7731 was a mess"  # in the failed rows' 
 async def test_an_admin_sees_failed_deliveries_without_their_content(site: Site) -> None:
     ids = site.ids
 
-    def row(key: str, days: float, reason: str | None, person: str | None, *, status: str = "failed", channel: str = "slack") -> OutboxMessage:
+    def row(
+        key: str, days: float, reason: str | None, person: str | None, *, status: str = "failed", channel: str = "slack"
+    ) -> OutboxMessage:
         when = NOW - timedelta(days=days)
         return OutboxMessage(
-            key=key, person_id=ids[person] if person else None, channel=channel, address={"team": "T1", "channel": "C1"},
-            payload=Reply(f"{DELIVERY_SECRET} {SCRIPT}").to_dict(), kind="reminder" if person else "post", due_at=when,
-            status=status, attempts=3, last_error=reason, created_at=when,
+            key=key,
+            person_id=ids[person] if person else None,
+            channel=channel,
+            address={"team": "T1", "channel": "C1"},
+            payload=Reply(f"{DELIVERY_SECRET} {SCRIPT}").to_dict(),
+            kind="reminder" if person else "post",
+            due_at=when,
+            status=status,
+            attempts=3,
+            last_error=reason,
+            created_at=when,
         )
 
-    async def work(session) -> None:  # noqa: ANN001
+    async def work(session) -> None:
         session.add_all(
             [
                 row("a", 0.5, "user_not_found", "tom"),
@@ -500,15 +701,39 @@ async def test_an_admin_sees_failed_deliveries_without_their_content(site: Site)
         assert 'href="/dashboard/deliveries"' in home  # in the navigation and on the admin's own page
         status, page = await get(http, "/dashboard/deliveries")
         assert status == 200 and "Delivery problems" in page
-        assert "never shown" in page and "name=\"csrf\"" in page  # the sign-out form keeps its CSRF token
+        assert "never shown" in page and 'name="csrf"' in page  # the sign-out form keeps its CSRF token
         status, text = await get(http, "/dashboard/deliveries?csv=failed")
         assert status == 200
         rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
         assert rows == [
-            {"When (UTC)": "2026-11-19 21:00", "Channel": "slack", "Recipient": "Tom Becker", "Kind": "reminder", "Reason": "user_not_found"},
-            {"When (UTC)": "2026-11-18 09:00", "Channel": "teams", "Recipient": "Nina Berg", "Kind": "reminder", "Reason": "account_inactive"},
-            {"When (UTC)": "2026-11-17 09:00", "Channel": "slack", "Recipient": "team channel", "Kind": "post", "Reason": "channel_not_found"},
-            {"When (UTC)": "2026-10-31 09:00", "Channel": "slack", "Recipient": "Tom Becker", "Kind": "reminder", "Reason": "network (retries ran out)"},
+            {
+                "When (UTC)": "2026-11-19 21:00",
+                "Channel": "slack",
+                "Recipient": "Tom Becker",
+                "Kind": "reminder",
+                "Reason": "user_not_found",
+            },
+            {
+                "When (UTC)": "2026-11-18 09:00",
+                "Channel": "teams",
+                "Recipient": "Nina Berg",
+                "Kind": "reminder",
+                "Reason": "account_inactive",
+            },
+            {
+                "When (UTC)": "2026-11-17 09:00",
+                "Channel": "slack",
+                "Recipient": "team channel",
+                "Kind": "post",
+                "Reason": "channel_not_found",
+            },
+            {
+                "When (UTC)": "2026-10-31 09:00",
+                "Channel": "slack",
+                "Recipient": "Tom Becker",
+                "Kind": "reminder",
+                "Reason": "network (retries ran out)",
+            },
         ]
         status, reasons = await get(http, "/dashboard/deliveries?csv=reasons")
         assert list(csv.DictReader(io.StringIO(reasons.lstrip("\ufeff")))) == [

@@ -4,6 +4,7 @@ A manager asks for the link in the local web chat, follows it, sees the team's
 pulse chart, downloads a CSV; a used and an expired link are refused.
 Screenshots (desktop and a 360 px phone) land in test-artifacts/.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,14 +33,18 @@ async def site(db: Database, database_url: str) -> AsyncIterator[Site]:
         pytest.skip("the browser checks the pages, not the database: once, on SQLite, is enough")
     clock = FakeClock(NOW)
     port = free_port()
-    settings = load_settings(env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600, BATON_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    settings = load_settings(
+        env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600, BATON_PUBLIC_URL=f"http://127.0.0.1:{port}"
+    )
     baton = Baton.build(settings, clock=clock)
     async with TestServer(create_app(baton), host="127.0.0.1", port=port) as server:
         ids, campaign_id, other_id = await seed(baton.db, NOW)
         yield Site(str(server.make_url("")).rstrip("/"), baton, clock, chat_engine(baton), ids, campaign_id, other_id)
 
 
-async def test_a_manager_signs_in_from_chat_sees_the_pulse_chart_and_exports_a_csv(browser, site: Site, tmp_path: Path) -> None:  # noqa: ANN001
+async def test_a_manager_signs_in_from_chat_sees_the_pulse_chart_and_exports_a_csv(
+    browser, site: Site, tmp_path: Path
+) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = await context.new_page()
     await page.goto(site.url + "/")
@@ -96,8 +101,10 @@ async def test_a_manager_signs_in_from_chat_sees_the_pulse_chart_and_exports_a_c
     await context.close()
 
 
-async def test_on_a_phone_the_team_page_fits_and_an_expired_link_is_refused(browser, site: Site) -> None:  # noqa: ANN001
-    context = await browser.new_context(viewport={"width": 360, "height": 780}, device_scale_factor=2, is_mobile=True, has_touch=True)
+async def test_on_a_phone_the_team_page_fits_and_an_expired_link_is_refused(browser, site: Site) -> None:
+    context = await browser.new_context(
+        viewport={"width": 360, "height": 780}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
     page = await context.new_page()
     await page.goto(await site.link_for("maya"))
     await page.goto(site.url + "/dashboard/team")

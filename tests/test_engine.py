@@ -1,4 +1,5 @@
 """The dialog engine through the fake channel, on both databases."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,7 @@ from tests.harness import Chat, Rig
 
 
 async def person(rig: Rig, email: str) -> Person:
-    async def load(session):  # noqa: ANN001, ANN202
+    async def load(session):
         return (await session.execute(select(Person).where(Person.email == email))).scalars().one()
 
     return await rig.db.run(load)
@@ -174,7 +175,7 @@ class Exploding(Dialog):
         self.first = "ask"
         self.states = {"ask": State(lambda turn: Reply("Say something secret."), on_text=self.boom)}
 
-    async def boom(self, turn, text: str):  # noqa: ANN001, ANN201
+    async def boom(self, turn, text: str):
         turn.data["leaked"] = text
         raise ValueError(f"cannot handle {text}")
 
@@ -197,12 +198,21 @@ async def test_a_handler_bug_apologises_keeps_state_and_logs_no_user_text(
 
 
 async def test_inbound_repr_hides_what_the_person_wrote() -> None:
-    inbound = Inbound(Sender("slack", "U1"), text="confidential words", value="also secret", raw={"text": "confidential"})
+    inbound = Inbound(
+        Sender("slack", "U1"), text="confidential words", value="also secret", raw={"text": "confidential"}
+    )
     assert "confidential" not in repr(inbound) and "secret" not in repr(inbound)
 
 
 async def test_reply_round_trips_through_its_stored_form() -> None:
     from dialogs.messages import Card, Rating, TextInput
 
-    reply = Reply("t", (Choice("A", "a", "primary"),), Rating(1, 5, "low", "high"), TextInput("p", 10, False), Card("T", (("k", "v"),), ("l",)), "d:1")
+    reply = Reply(
+        "t",
+        (Choice("A", "a", "primary"),),
+        Rating(1, 5, "low", "high"),
+        TextInput("p", 10, False),
+        Card("T", (("k", "v"),), ("l",)),
+        "d:1",
+    )
     assert Reply.from_dict(reply.to_dict()) == reply

@@ -6,6 +6,7 @@ and check what each person got and what the database kept, and they record
 which people every turn transaction held, so that they prove the batch path was
 taken (fewer transactions than turns) without measuring time.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,11 +51,13 @@ class Echo(Dialog):
         self.broken_for: set[int] = set()
         self.broken_with: type[Exception] = RuntimeError
 
-    async def heard(self, turn, text: str):  # noqa: ANN001, ANN201
+    async def heard(self, turn, text: str):
         turn.data["heard"] = [*turn.data.get("heard", []), text]
         turn.say(f"{turn.person.name} said: {text}")
         if turn.person.id in self.broken_for:
-            await queries.insert_ignore(turn.session, ProcessedEvent, key=f"side-effect:{turn.person.id}", created_at=turn.now)
+            await queries.insert_ignore(
+                turn.session, ProcessedEvent, key=f"side-effect:{turn.person.id}", created_at=turn.now
+            )
             raise self.broken_with("a bug in the echo dialog")
         return None  # stay: every further line is heard too
 
@@ -79,17 +82,17 @@ class Recorder:
     def __post_init__(self) -> None:
         batch, turn = self.engine._batch, self.engine._turn
 
-        async def batched(session, waiting):  # noqa: ANN001, ANN202
+        async def batched(session, waiting):
             entry = Transaction("batch", [w.person_id for w in waiting], [w.inbound.event_id for w in waiting])
             return await self._run(entry, batch(session, waiting))
 
-        async def alone(session, person_id, inbound):  # noqa: ANN001, ANN202
+        async def alone(session, person_id, inbound):
             entry = Transaction("turn", [person_id], [inbound.event_id])
             return await self._run(entry, turn(session, person_id, inbound))
 
         self.engine._batch, self.engine._turn = batched, alone  # type: ignore[method-assign]
 
-    async def _run(self, entry: Transaction, work):  # noqa: ANN001, ANN202
+    async def _run(self, entry: Transaction, work):
         self.log.append(entry)
         try:
             return await work
@@ -113,11 +116,15 @@ async def add_people(rig: Rig, count: int) -> list[Person]:
     """`count` new members of the demo team, reporting to Maya."""
     team_id, manager_id = rig.people["tom@demo.baton"].team_id, rig.people["maya@demo.baton"].id
 
-    async def work(session) -> list[str]:  # noqa: ANN001
+    async def work(session) -> list[str]:
         session.add_all(
             Person(
-                email=f"load{i:03d}@load.test", name=f"Load Person {i:03d}", timezone="Europe/Berlin",
-                team_id=team_id, manager_id=manager_id, created_at=rig.clock.now(),
+                email=f"load{i:03d}@load.test",
+                name=f"Load Person {i:03d}",
+                timezone="Europe/Berlin",
+                team_id=team_id,
+                manager_id=manager_id,
+                created_at=rig.clock.now(),
             )
             for i in range(count)
         )
@@ -139,10 +146,10 @@ def message(person: Person | int, text: str, *, event_id: str | None = None) -> 
     )
 
 
-def _all(model):  # noqa: ANN001, ANN202
+def _all(model):
     """Work for `Database.run` that reads every row of `model`."""
 
-    async def work(session):  # noqa: ANN001, ANN202
+    async def work(session):
         return list(await session.scalars(select(model)))
 
     return work
@@ -203,7 +210,9 @@ async def test_many_people_at_once_each_get_their_own_reply_once_in_few_transact
 
     rows = await outbox(rig)
     assert Counter((row.person_id, row.payload["text"]) for row in rows) == Counter(
-        (person.id, reply.text) for person, *turns in zip(people, help_replies, echo_replies, strict=True) for [reply] in turns
+        (person.id, reply.text)
+        for person, *turns in zip(people, help_replies, echo_replies, strict=True)
+        for [reply] in turns
     )
 
     assert all(not t.raised for t in recorder.log)
@@ -240,7 +249,9 @@ async def test_one_failing_turn_costs_the_others_nothing_and_keeps_nothing_of_it
 
     events = {p.id: f"line-{p.id}" for p in people}
     with caplog.at_level(logging.ERROR):
-        results = await asyncio.gather(*(engine.handle(message(p, f"hello from {p.name}", event_id=events[p.id])) for p in people))
+        results = await asyncio.gather(
+            *(engine.handle(message(p, f"hello from {p.name}", event_id=events[p.id])) for p in people)
+        )
     await delivered(rig)
 
     failed_batches = [t for t in recorder.batches() if t.raised]
@@ -280,7 +291,7 @@ def _deadlock(text: str) -> Exception:
 
 
 @pytest.mark.parametrize("error", [TimeoutError, _deadlock], ids=["timeout", "database-deadlock"])
-async def test_a_transient_looking_error_in_one_turn_costs_the_others_nothing(rig: Rig, error) -> None:  # noqa: ANN001
+async def test_a_transient_looking_error_in_one_turn_costs_the_others_nothing(rig: Rig, error) -> None:
     """A handler that fails for one person with an error the database layer retries as transient (a
     timeout, or a deadlock in the dialog's own query).
 
@@ -301,7 +312,9 @@ async def test_a_transient_looking_error_in_one_turn_costs_the_others_nothing(ri
     assert isinstance(results[0], DatabaseUnavailable) or APOLOGY.match(texts(results[0])[0])
     saved = await states(rig)
     for person, outcome in zip(people[1:], results[1:], strict=True):
-        assert not isinstance(outcome, BaseException), f"{person.name} lost their turn to someone else's error: {outcome!r}"
+        assert not isinstance(outcome, BaseException), (
+            f"{person.name} lost their turn to someone else's error: {outcome!r}"
+        )
         assert texts(outcome) == [f"{person.name} said: line of {person.name}"]
         assert saved[person.id].data["heard"] == [f"line of {person.name}"]
 
@@ -312,7 +325,7 @@ async def test_a_failure_after_the_commit_still_answers_every_caller(rig: Rig) -
     engine, _ = use_engine(rig)
     people = await add_people(rig, 5)
 
-    def broken(rows) -> None:  # noqa: ANN001
+    def broken(rows) -> None:
         raise RuntimeError("a bug in the hand-over")
 
     engine.on_claimed = broken
@@ -363,7 +376,9 @@ async def test_retried_deliveries_inside_batches_are_recorded_once(rig: Rig) -> 
     saved = await states(rig)
     assert saved[retried.id].version == 2 and saved[retried.id].data["heard"] == ["only once"]
     assert saved[doubled.id].version == 2 and saved[doubled.id].data["heard"] == ["twice at once"]
-    assert all(saved[p.id].version == 3 and saved[p.id].data["heard"] == [f"{p.name} one", f"{p.name} two"] for p in others)
+    assert all(
+        saved[p.id].version == 3 and saved[p.id].data["heard"] == [f"{p.name} one", f"{p.name} two"] for p in others
+    )
     rows = await outbox(rig)
     for person, key in ((retried, "evt-retried"), (doubled, "evt-doubled")):
         assert sum(1 for row in rows if row.key.startswith(f"reply:local:{person.id}:{key}:")) == 1
@@ -416,7 +431,7 @@ async def test_a_person_gone_mid_batch_gets_unknown_person_and_the_others_are_an
     gone = people[4]
     await asyncio.gather(*(engine.handle(message(p, "help")) for p in people))
 
-    async def remove(session) -> None:  # noqa: ANN001
+    async def remove(session) -> None:
         for model in (OutboxMessage, DialogState):
             await session.execute(delete(model).where(model.person_id == gone.id))
         await session.execute(delete(Person).where(Person.id == gone.id))
@@ -426,7 +441,7 @@ async def test_a_person_gone_mid_batch_gets_unknown_person_and_the_others_are_an
     lookups: list[list[tuple[str, str]]] = []
     sender_ids = queries.sender_ids
 
-    async def counted(session, senders):  # noqa: ANN001, ANN202
+    async def counted(session, senders):
         lookups.append(list(senders))
         return await sender_ids(session, senders)
 
@@ -483,7 +498,9 @@ async def test_one_persons_concurrent_messages_run_in_order_and_never_share_a_ba
     assert all(saved[p.id].data["heard"] == ["hi"] and saved[p.id].version == 2 for p in people[1:])
     holding = [t for t in recorder.log if busy.id in t.people]
     assert len(holding) == 3 and all(t.people.count(busy.id) == 1 for t in holding)
-    assert any(t.kind == "batch" and len(t.people) > 1 for t in holding), "the first line did not share a batch with others"
+    assert any(t.kind == "batch" and len(t.people) > 1 for t in holding), (
+        "the first line did not share a batch with others"
+    )
 
 
 # -- 6. the coalescer ------------------------------------------------------------------------------
@@ -591,7 +608,7 @@ async def test_many_check_ins_answered_at_once_land_in_the_right_runs(rig: Rig) 
     checkin = engine.dialogs["checkin"]
     original, served, wrong = checkin.prefetch, [], []
 
-    async def prefetch(session, turns) -> None:  # noqa: ANN001
+    async def prefetch(session, turns) -> None:
         await original(session, turns)
         served.append(len(turns))
         wrong.extend(t.person.id for t in turns if t.memo.get("run") is None or t.memo["run"].person_id != t.person.id)
@@ -617,7 +634,8 @@ async def test_many_check_ins_answered_at_once_land_in_the_right_runs(rig: Rig) 
     for inbound, replies in sent:
         person_id = inbound.address["person"]
         assert [queued.get(f"reply:{inbound.key}:{i}") for i in range(len(replies) + 1)] == [
-            *((person_id, reply.text) for reply in replies), None
+            *((person_id, reply.text) for reply in replies),
+            None,
         ]
     runs = {run.person_id: run for run in await rig.db.run(_all(CheckinRun))}
     answers = await rig.db.run(_all(CheckinAnswer))

@@ -4,6 +4,7 @@ The demo organisation: Maya (Europe/Berlin) manages Arjun, Lucía, Tom (Berlin) 
 Aiko (Asia/Tokyo) in team Platform; Sam is an admin with no team and no manager.
 The clock stands at Friday 2026-11-20 09:00 UTC.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,10 @@ from tests.harness import Chat, Rig
 WELL = "WOMBAT-4417"
 BETTER = "QUOKKA-2290"
 KUDOS = "PANGOLIN-8813"
-JUDGING = re.compile(r"\b(rate|rated|rating|ratings|score|scores|attitude|personality|character|judge|grade|lazy|smart|talent\w*)\b", re.I)
+JUDGING = re.compile(
+    r"\b(rate|rated|rating|ratings|score|scores|attitude|personality|character|judge|grade|lazy|smart|talent\w*)\b",
+    re.I,
+)
 
 
 class CheckinEnd(Dialog):
@@ -69,8 +73,8 @@ async def rig(rig: Rig) -> Rig:
 # -- helpers -----------------------------------------------------------------------------------
 
 
-async def rows(rig: Rig, model: type) -> list:  # noqa: ANN001
-    async def work(session):  # noqa: ANN001, ANN202
+async def rows(rig: Rig, model: type) -> list:
+    async def work(session):
         return list((await session.execute(select(model).order_by(model.id))).scalars())
 
     return await rig.db.run(work)
@@ -97,7 +101,7 @@ async def step(rig: Rig, when: datetime) -> int:
     rig.clock.set(when)
     conductor = Conductor(rig.db)
 
-    async def work(session) -> int:  # noqa: ANN001
+    async def work(session) -> int:
         async def queue(person_id: int, key: str, topic: str, reply: Reply, due_at: datetime, kind: str) -> None:
             await conductor._queue(session, [Due(person_id, key, topic, reply.to_dict(), due_at, kind)], when)
 
@@ -120,7 +124,7 @@ async def write(chat: Chat, well: str | None, better: str | None) -> Reply:
 
 
 async def team_channel(rig: Rig) -> None:
-    async def work(session) -> None:  # noqa: ANN001
+    async def work(session) -> None:
         team = (await session.execute(select(Team))).scalars().one()
         team.broadcast = True
         team.broadcast_address = {"platform": "local", "channel": "platform-team"}
@@ -129,7 +133,9 @@ async def team_channel(rig: Rig) -> None:
     await rig.db.run(work)
 
 
-async def ask(rig: Rig, asker: Chat, who: list[str], deadline: str = "In 3 days", topic: str = "the Q3 planning doc") -> None:
+async def ask(
+    rig: Rig, asker: Chat, who: list[str], deadline: str = "In 3 days", topic: str = "the Q3 planning doc"
+) -> None:
     await asker.send("ask")
     asker.expect("What would you like feedback on?")
     await asker.send(topic)
@@ -162,11 +168,16 @@ async def test_upward_feedback_reaches_the_manager_and_nobody_else(rig: Rig) -> 
     tom.expect("would make your work go better", "Maya could clarify")
     await tom.send(f"Decisions written down {BETTER}")
     preview = tom.expect("Here's what Maya will get")
-    assert "Feedback from Tom about working together" in preview.text and WELL in preview.text and BETTER in preview.text
+    assert (
+        "Feedback from Tom about working together" in preview.text and WELL in preview.text and BETTER in preview.text
+    )
     await tom.press("Send")
     tom.expect("Sent to Maya")
     got = maya.expect("Feedback from Tom about working together", WELL, BETTER)
-    assert [(c.label, c.value) for c in got.choices] == [("Thank", "feedback thank 1"), ("Reply", "feedback tom@demo.baton")]
+    assert [(c.label, c.value) for c in got.choices] == [
+        ("Thank", "feedback thank 1"),
+        ("Reply", "feedback tom@demo.baton"),
+    ]
     assert await leaks(rig, [WELL, BETTER], ids(tom, maya)) == []
     (entry,) = await rows(rig, FeedbackEntry)
     assert (entry.kind, entry.from_id, entry.to_id) == ("upward", tom.person.id, maya.person.id)
@@ -176,12 +187,23 @@ async def test_upward_feedback_reaches_the_manager_and_nobody_else(rig: Rig) -> 
 async def test_a_manager_responds_to_a_check_in_with_downward_feedback(rig: Rig) -> None:
     tom, maya = rig.chat("tom@demo.baton"), rig.chat("maya@demo.baton")
 
-    async def checkin(session) -> None:  # noqa: ANN001
-        run = CheckinRun(person_id=tom.person.id, team_id=tom.person.team_id, period="2026-W47", questions=list(DEFAULT_QUESTIONS),
-                         status="answered", started_at=rig.clock.now(), answered_at=rig.clock.now())
+    async def checkin(session) -> None:
+        run = CheckinRun(
+            person_id=tom.person.id,
+            team_id=tom.person.team_id,
+            period="2026-W47",
+            questions=list(DEFAULT_QUESTIONS),
+            status="answered",
+            started_at=rig.clock.now(),
+            answered_at=rig.clock.now(),
+        )
         session.add(run)
         await session.flush()
-        session.add(CheckinAnswer(run_id=run.id, question_id="progress", text="Shipped the ZEPHYR migration", updated_at=rig.clock.now()))
+        session.add(
+            CheckinAnswer(
+                run_id=run.id, question_id="progress", text="Shipped the ZEPHYR migration", updated_at=rig.clock.now()
+            )
+        )
         session.add(CheckinAnswer(run_id=run.id, question_id="pulse", number=4, updated_at=rig.clock.now()))
 
     await rig.db.run(checkin)
@@ -324,7 +346,9 @@ async def test_a_request_arrives_with_the_deadline_in_each_zone_and_the_answer_g
     maya.expect("I'll ask Tom and Aiko", "by Monday 23 November, 10:00")
     await maya.press("Send")
     maya.expect("Asked Tom, Aiko")
-    request = tom.expect("Maya Chen asks for your feedback on “the Q3 planning doc”", "by Monday 23 November, 10:00 your time")
+    request = tom.expect(
+        "Maya Chen asks for your feedback on “the Q3 planning doc”", "by Monday 23 November, 10:00 your time"
+    )
     aiko.expect("Maya Chen asks for your feedback", "by Monday 23 November, 18:00 your time")
     assert [c.label for c in request.choices] == ["Give feedback", "Decline"]
 
@@ -385,8 +409,10 @@ async def test_reminders_wait_out_quiet_hours_and_skip_leave(rig: Rig) -> None:
     await ask(rig, maya, ["tom@demo.baton", "aiko@demo.baton"])
     tom.replies()
 
-    async def leave(session) -> None:  # noqa: ANN001
-        session.add(Leave(person_id=tom.person.id, start=date(2026, 11, 21), end=date(2026, 11, 24), created_at=rig.clock.now()))
+    async def leave(session) -> None:
+        session.add(
+            Leave(person_id=tom.person.id, start=date(2026, 11, 21), end=date(2026, 11, 24), created_at=rig.clock.now())
+        )
 
     await rig.db.run(leave)
     # 12:00 UTC is 21:00 in Tokyo (quiet until 08:00) and Tom is on leave
@@ -440,7 +466,9 @@ async def test_public_kudos_go_to_the_team_channel_and_to_the_person(rig: Rig) -
     await maya.press("Send")
     maya.expect("Sent to Tom and posted in the team channel")
     (post,) = [m for m in rig.delivery.sent if m.person_id is None]
-    assert post.address == {"channel": "platform-team"} and post.reply.text.startswith("Kudos to Tom Becker from Maya Chen: Untangled")
+    assert post.address == {"channel": "platform-team"} and post.reply.text.startswith(
+        "Kudos to Tom Becker from Maya Chen: Untangled"
+    )
     got = tom.expect("Kudos from Maya:", KUDOS, "Also posted in the team channel")
     assert "how do you like to be recognised" in got.text.lower()  # nobody had asked him yet
     assert [r for r in arjun.replies() if KUDOS in r.text] == []  # he sees it in the channel, not in a direct message
@@ -512,7 +540,10 @@ async def test_after_a_check_in_the_performer_is_invited_to_give_their_manager_f
     tom, sam = rig.chat("tom@demo.baton"), rig.chat("sam@demo.baton")
     await tom.send("checkin-end loaded")
     invite = tom.expect("only if you like", "how you and Maya work together")
-    assert [(c.label, c.value) for c in invite.choices] == [("Share feedback with Maya", "feedback maya@demo.baton"), ("Not now", "feedback later")]
+    assert [(c.label, c.value) for c in invite.choices] == [
+        ("Share feedback with Maya", "feedback maya@demo.baton"),
+        ("Not now", "feedback later"),
+    ]
     await tom.press("Not now", on=invite)
     tom.expect("No problem")
     await tom.press("Share feedback with Maya", on=invite)

@@ -1,4 +1,5 @@
 """Goals: status against elapsed time, escalation on trends not dips, nudges that never nag, imports."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -17,8 +18,18 @@ from storage.models import Goal, GoalUpdate, OutboxMessage
 from tests.harness import Chat, Rig
 
 
-def goal(**kw) -> Goal:  # noqa: ANN003
-    base = dict(title="Cut p95 latency", kind="metric", start_value=480, target_value=200, unit="ms", start_date=date(2026, 1, 1), due_date=date(2026, 12, 31), committed=True, created_at=datetime(2026, 1, 1, tzinfo=UTC))
+def goal(**kw) -> Goal:
+    base = dict(
+        title="Cut p95 latency",
+        kind="metric",
+        start_value=480,
+        target_value=200,
+        unit="ms",
+        start_date=date(2026, 1, 1),
+        due_date=date(2026, 12, 31),
+        committed=True,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
     return Goal(**(base | kw))
 
 
@@ -40,7 +51,10 @@ def test_aspirational_goals_are_judged_against_sixty_five_percent() -> None:
 
 def test_a_single_dip_never_escalates_but_a_trend_or_sustained_red_does() -> None:
     def updates(*pairs: tuple[float, float, str]) -> list[GoalUpdate]:
-        return [GoalUpdate(goal_id=1, value=0, progress=p, expected=e, rag=r, source="t", recorded_at=datetime.now(UTC)) for p, e, r in pairs]
+        return [
+            GoalUpdate(goal_id=1, value=0, progress=p, expected=e, rag=r, source="t", recorded_at=datetime.now(UTC))
+            for p, e, r in pairs
+        ]
 
     assert not should_escalate(updates((0.5, 0.5, "green"), (0.1, 0.55, "red")))  # one dip
     assert not should_escalate(updates((0.5, 0.5, "green"), (0.1, 0.55, "red"), (0.6, 0.6, "green")))  # recovered
@@ -48,12 +62,16 @@ def test_a_single_dip_never_escalates_but_a_trend_or_sustained_red_does() -> Non
     assert should_escalate(updates((0.5, 0.5, "green"), (0.1, 0.55, "red"), (0.12, 0.6, "red")))  # red twice
 
 
-async def make_goal(rig: Rig, owner: str = "tom@demo.baton", **kw) -> Goal:  # noqa: ANN003
+async def make_goal(rig: Rig, owner: str = "tom@demo.baton", **kw) -> Goal:
     person = rig.people[owner]
-    fields = {"start_date": rig.clock.now().date(), "due_date": (rig.clock.now() + timedelta(days=100)).date(), "created_at": rig.clock.now()}
+    fields = {
+        "start_date": rig.clock.now().date(),
+        "due_date": (rig.clock.now() + timedelta(days=100)).date(),
+        "created_at": rig.clock.now(),
+    }
     g = goal(owner_id=person.id, **(fields | kw))
 
-    async def work(session) -> Goal:  # noqa: ANN001
+    async def work(session) -> Goal:
         session.add(g)
         await session.flush()
         return g
@@ -94,17 +112,23 @@ async def test_nudges_share_the_weekly_budget_with_check_ins_and_respect_quiet_h
     tom = rig.people["tom@demo.baton"]
     rig.clock.set(datetime(2026, 11, 20, 15, 0, tzinfo=UTC))  # 16:00 Berlin: check-in time
     await conductor.tick(rig.clock.now())
-    rows = list((await rig.db.run(lambda s: s.execute(select(OutboxMessage).where(OutboxMessage.person_id == tom.id)))).scalars())
+    rows = list(
+        (
+            await rig.db.run(lambda s: s.execute(select(OutboxMessage).where(OutboxMessage.person_id == tom.id)))
+        ).scalars()
+    )
     assert {r.kind for r in rows} == {"checkin", "nudge"} and len(rows) == 2
     rig.clock.set(datetime(2026, 11, 20, 21, 0, tzinfo=UTC))  # 22:00 Berlin: quiet hours
     await rig.db.run(lambda s: _add_goal(s, tom.id, rig.clock.now()))
     report = await conductor.tick(rig.clock.now())
     assert report.held.get("budget", 0) >= 1  # a third unsolicited message would exceed the budget
-    count = await rig.db.run(lambda s: s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.person_id == tom.id)))
+    count = await rig.db.run(
+        lambda s: s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.person_id == tom.id))
+    )
     assert count == 2
 
 
-async def _add_goal(session, owner_id: int, now: datetime) -> None:  # noqa: ANN001
+async def _add_goal(session, owner_id: int, now: datetime) -> None:
     session.add(goal(owner_id=owner_id, title="Another", due_date=None, start_date=now.date(), created_at=now))
 
 
@@ -112,7 +136,11 @@ async def test_a_nudge_in_quiet_hours_waits_for_the_morning_and_can_be_stopped(r
     g = await make_goal(rig, due_date=None)
     rig.clock.set(datetime(2026, 11, 20, 21, 0, tzinfo=UTC))  # 22:00 Berlin
     await Conductor(rig.db).tick(rig.clock.now())
-    row = (await rig.db.run(lambda s: s.execute(select(OutboxMessage).where(OutboxMessage.kind == "nudge")))).scalars().one()
+    row = (
+        (await rig.db.run(lambda s: s.execute(select(OutboxMessage).where(OutboxMessage.kind == "nudge"))))
+        .scalars()
+        .one()
+    )
     assert row.due_at == datetime(2026, 11, 21, 7, 0, tzinfo=UTC)  # 08:00 Berlin
     rig.clock.set(datetime(2026, 11, 21, 7, 1, tzinfo=UTC))
     await rig.sender.drain_once()
@@ -142,7 +170,9 @@ async def test_csv_import_keeps_nothing_from_a_file_with_a_bad_row(rig: Rig) -> 
 async def test_http_progress_needs_a_token_and_refuses_bad_values_storing_nothing(rig: Rig, database_url: str) -> None:
     g = await make_goal(rig)
     token = await create_token(rig.db, "grafana", rig.clock.now())
-    app = create_app(Baton.build(load_settings(env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600), clock=rig.clock))
+    app = create_app(
+        Baton.build(load_settings(env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600), clock=rig.clock)
+    )
     async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
         url = str(server.make_url(f"/api/goals/{g.id}/progress"))
         async with http.post(url, json={"value": 400}) as r:
@@ -159,7 +189,9 @@ async def test_http_progress_needs_a_token_and_refuses_bad_values_storing_nothin
         assert await rig.db.run(lambda s: s.scalar(select(func.count()).select_from(GoalUpdate))) == 0
         async with http.post(url, json={"value": 340, "note": "after the cache fix"}, headers=auth) as r:
             body = await r.json()
-            assert r.status == 201 and body["status"] in ("green", "amber", "red") and abs(body["progress"] - 0.5) < 1e-9
+            assert (
+                r.status == 201 and body["status"] in ("green", "amber", "red") and abs(body["progress"] - 0.5) < 1e-9
+            )
     (update,) = list((await rig.db.run(lambda s: s.execute(select(GoalUpdate)))).scalars())
     assert (update.source, update.value, update.note) == ("http:grafana", 340, "after the cache fix")
 

@@ -4,6 +4,7 @@ Real database (SQLite and PostgreSQL) through the `rig` fixture with the demo
 organisation: Maya manages Arjun, Lucía, Tom and Aiko; Sam is the admin. The
 clock stands on Friday 2026-11-20, 09:00 UTC.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ SECRET = "Feedback secret: the zebra-7731 launch went badly"  # in failed rows' 
 
 
 async def overview(rig: Rig, email: str) -> Reply:
-    async def work(session) -> Reply:  # noqa: ANN001
+    async def work(session) -> Reply:
         person = (await session.execute(select(Person).where(Person.email == email))).scalar_one()
         return await home(session, person, rig.clock.now())
 
@@ -37,7 +38,7 @@ def everything(reply: Reply) -> str:
 
 
 async def add(rig: Rig, *rows: Any) -> list[Any]:
-    async def work(session) -> list[Any]:  # noqa: ANN001
+    async def work(session) -> list[Any]:
         session.add_all(rows)
         await session.flush()
         return list(rows)
@@ -47,21 +48,44 @@ async def add(rig: Rig, *rows: Any) -> list[Any]:
 
 def goal(owner: Person | None, title: str, **kw: Any) -> Goal:
     base = dict(
-        owner_id=owner.id if owner else None, title=title, start_value=0, target_value=10, start_date=date(2026, 10, 1),
-        due_date=date(2026, 12, 31), created_at=datetime(2026, 10, 1, 9, 0, tzinfo=UTC),
+        owner_id=owner.id if owner else None,
+        title=title,
+        start_value=0,
+        target_value=10,
+        start_date=date(2026, 10, 1),
+        due_date=date(2026, 12, 31),
+        created_at=datetime(2026, 10, 1, 9, 0, tzinfo=UTC),
     )
     return Goal(**(base | kw))
 
 
 def update(goal_id: int, progress: float, rag: str, when: datetime) -> GoalUpdate:
-    return GoalUpdate(goal_id=goal_id, value=progress * 10, progress=progress, expected=0.0, rag=rag, source="chat", recorded_at=when)
+    return GoalUpdate(
+        goal_id=goal_id, value=progress * 10, progress=progress, expected=0.0, rag=rag, source="chat", recorded_at=when
+    )
 
 
-def failed(key: str, when: datetime, reason: str | None, *, person_id: int | None, status: str = "failed", channel: str = "slack") -> OutboxMessage:
+def failed(
+    key: str,
+    when: datetime,
+    reason: str | None,
+    *,
+    person_id: int | None,
+    status: str = "failed",
+    channel: str = "slack",
+) -> OutboxMessage:
     return OutboxMessage(
-        key=key, person_id=person_id, channel=channel, address={"team": "T1", "channel": "U1"},
-        payload=Reply(f"{SECRET} ({key})").to_dict(), kind="notice" if person_id else "post", due_at=when, status=status,
-        attempts=1, last_error=reason, created_at=when,
+        key=key,
+        person_id=person_id,
+        channel=channel,
+        address={"team": "T1", "channel": "U1"},
+        payload=Reply(f"{SECRET} ({key})").to_dict(),
+        kind="notice" if person_id else "post",
+        due_at=when,
+        status=status,
+        attempts=1,
+        last_error=reason,
+        created_at=when,
     )
 
 
@@ -118,7 +142,6 @@ async def test_goals_show_progress_and_where_the_work_stands_against_elapsed_tim
     assert ("My goals", "goals") in [(c.label, c.value) for c in reply.choices] and reply.action == "cmd"
 
 
-
 async def test_status_words_are_about_the_work_never_the_person(rig: Rig) -> None:
     words = " ".join(SCHEDULE.values())
     for verdict in ("you", "underperform", "poor", "bad", "fail", "lazy", "slow"):
@@ -152,11 +175,25 @@ async def test_someone_without_goals_requests_or_reports_gets_no_empty_sections(
 
 
 async def test_pending_feedback_requests_show_who_asked_and_the_deadline_in_my_time_zone(rig: Rig) -> None:
-    maya, lucia, tom, now = rig.people["maya@demo.baton"], rig.people["lucia@demo.baton"], rig.people["tom@demo.baton"], rig.clock.now()
+    maya, lucia, tom, now = (
+        rig.people["maya@demo.baton"],
+        rig.people["lucia@demo.baton"],
+        rig.people["tom@demo.baton"],
+        rig.clock.now(),
+    )
     (gone,) = await add(rig, Person(email="former@demo.baton", name="Former Colleague", active=False, created_at=now))
 
-    def ask(requester: Person, responder: Person, topic: str, deadline: datetime, status: str = "open") -> FeedbackRequest:
-        return FeedbackRequest(requester_id=requester.id, responder_id=responder.id, topic=topic, deadline=deadline, status=status, created_at=now)
+    def ask(
+        requester: Person, responder: Person, topic: str, deadline: datetime, status: str = "open"
+    ) -> FeedbackRequest:
+        return FeedbackRequest(
+            requester_id=requester.id,
+            responder_id=responder.id,
+            topic=topic,
+            deadline=deadline,
+            status=status,
+            created_at=now,
+        )
 
     later, sooner = await add(
         rig,
@@ -180,10 +217,20 @@ async def test_pending_feedback_requests_show_who_asked_and_the_deadline_in_my_t
         "• Lucía Gómez asks for feedback on “the onboarding guide” — by Fri 27 Nov, 09:30",
     ]
     text = everything(reply)
-    for hidden in ("Answered already", "Declined already", "Marked expired", "Past its deadline", "From someone who left", "Tom's own request"):
+    for hidden in (
+        "Answered already",
+        "Declined already",
+        "Marked expired",
+        "Past its deadline",
+        "From someone who left",
+        "Tom's own request",
+    ):
         assert hidden not in text
     answers = [(c.label, c.value) for c in reply.choices if c.value.startswith("ask ")]
-    assert answers == [("Answer Maya: the Q3 planning doc", f"ask answer {sooner.id}"), ("Answer Lucía: the onboarding guide", f"ask answer {later.id}")]
+    assert answers == [
+        ("Answer Maya: the Q3 planning doc", f"ask answer {sooner.id}"),
+        ("Answer Lucía: the onboarding guide", f"ask answer {later.id}"),
+    ]
 
     # The button is a command: pressing it (in the App Home tab, on Slack) opens the request's questions.
     chat = rig.chat("tom@demo.baton")
@@ -195,11 +242,22 @@ async def test_more_than_five_requests_are_summed_up(rig: Rig) -> None:
     maya, tom, now = rig.people["maya@demo.baton"], rig.people["tom@demo.baton"], rig.clock.now()
     await add(
         rig,
-        *(FeedbackRequest(requester_id=maya.id, responder_id=tom.id, topic=f"Topic {n}", deadline=now + timedelta(days=1, hours=n), created_at=now) for n in range(8)),
+        *(
+            FeedbackRequest(
+                requester_id=maya.id,
+                responder_id=tom.id,
+                topic=f"Topic {n}",
+                deadline=now + timedelta(days=1, hours=n),
+                created_at=now,
+            )
+            for n in range(8)
+        ),
     )
     lines = list((await overview(rig, "tom@demo.baton")).card.lines)
     assert "*Feedback requests waiting for your answer* (8, times in Europe/Berlin)" in lines
-    assert [line.split("“")[1].split("”")[0] for line in lines if "Topic" in line] == [f"Topic {n}" for n in range(5)]  # the soonest due
+    assert [line.split("“")[1].split("”")[0] for line in lines if "Topic" in line] == [
+        f"Topic {n}" for n in range(5)
+    ]  # the soonest due
     assert "…and 3 more, due later — each request in your messages has its own buttons." in lines
 
 
@@ -209,13 +267,23 @@ async def test_more_than_five_requests_are_summed_up(rig: Rig) -> None:
 async def test_a_manager_sees_the_teams_participation_this_period(rig: Rig) -> None:
     now = rig.clock.now()
 
-    async def answer(session) -> None:  # noqa: ANN001
+    async def answer(session) -> None:
         for email in ("arjun@demo.baton", "lucia@demo.baton"):
             person = (await session.execute(select(Person).where(Person.email == email))).scalar_one()
             team = await session.get(Team, person.team_id)
             period = period_of(Rhythm.of(team).open_send(now, person.timezone), person.timezone)
             status = "answered" if email.startswith("arjun") else "skipped"
-            session.add(CheckinRun(person_id=person.id, team_id=team.id, period=period, questions=[], status=status, started_at=now, answered_at=now))
+            session.add(
+                CheckinRun(
+                    person_id=person.id,
+                    team_id=team.id,
+                    period=period,
+                    questions=[],
+                    status=status,
+                    started_at=now,
+                    answered_at=now,
+                )
+            )
 
     await rig.db.run(answer)
     maya = await overview(rig, "maya@demo.baton")
@@ -223,7 +291,10 @@ async def test_a_manager_sees_the_teams_participation_this_period(rig: Rig) -> N
     team = list(maya.card.lines)
     start = team.index("*Your team this period*")
     assert sorted(team[start + 1 :]) == [
-        "• Aiko Tanaka: not answered yet", "• Arjun Rao: answered ✓", "• Lucía Gómez: skipped this week", "• Tom Becker: not answered yet",
+        "• Aiko Tanaka: not answered yet",
+        "• Arjun Rao: answered ✓",
+        "• Lucía Gómez: skipped this week",
+        "• Tom Becker: not answered yet",
     ]
     tom = await overview(rig, "tom@demo.baton")
     assert "Your team this period" not in everything(tom)
@@ -240,9 +311,19 @@ async def seed_failures(rig: Rig) -> None:
         failed("f2", now - timedelta(days=1), "user_not_found", person_id=lucia.id),
         failed("f3", now - timedelta(days=2), "account_inactive", person_id=tom.id),
         failed("f4", now - timedelta(days=3), "channel_not_found", person_id=None),
-        failed("f5", now - timedelta(days=6), "gave up after 8 attempts: network: ClientConnectorError", person_id=tom.id),
-        failed("f6", now - timedelta(days=4), "Teams refused (403 BotDisabled): Baton was uninstalled or blocked in this chat", person_id=lucia.id, channel="teams"),
-        failed("old", now - timedelta(days=10), "is_archived", person_id=tom.id),  # older than a week: the dashboard only
+        failed(
+            "f5", now - timedelta(days=6), "gave up after 8 attempts: network: ClientConnectorError", person_id=tom.id
+        ),
+        failed(
+            "f6",
+            now - timedelta(days=4),
+            "Teams refused (403 BotDisabled): Baton was uninstalled or blocked in this chat",
+            person_id=lucia.id,
+            channel="teams",
+        ),
+        failed(
+            "old", now - timedelta(days=10), "is_archived", person_id=tom.id
+        ),  # older than a week: the dashboard only
         failed("sent", now - timedelta(hours=1), None, person_id=tom.id, status="sent"),
         failed("retrying", now - timedelta(hours=1), "ratelimited", person_id=tom.id, status="pending"),
         failed("leave", now - timedelta(hours=1), "on leave", person_id=tom.id, status="cancelled"),
@@ -268,7 +349,9 @@ async def test_someone_who_is_not_an_admin_never_sees_delivery_problems(rig: Rig
     await seed_failures(rig)
     for email in ("maya@demo.baton", "tom@demo.baton", "arjun@demo.baton"):
         text = everything(await overview(rig, email))
-        assert "Delivery problems" not in text and "user_not_found" not in text and "could not be delivered" not in text, email
+        assert (
+            "Delivery problems" not in text and "user_not_found" not in text and "could not be delivered" not in text
+        ), email
         assert "zebra" not in text
         assert "dashboard" not in [c.value for c in (await overview(rig, email)).choices]
 
@@ -288,7 +371,7 @@ async def test_a_big_overview_renders_as_a_valid_app_home_within_slacks_limits(r
     now = rig.clock.now()
     maya = rig.people["maya@demo.baton"]
 
-    async def promote(session) -> None:  # noqa: ANN001
+    async def promote(session) -> None:
         person = await session.get(Person, maya.id)
         person.is_admin = True  # an admin who manages a team: every section at once
         session.add(person)
@@ -298,16 +381,46 @@ async def test_a_big_overview_renders_as_a_valid_app_home_within_slacks_limits(r
     goals = await add(rig, *(goal(maya, f"{n:02d} {long_title}"[:200]) for n in range(40)))
     await add(rig, *(update(g.id, 0.05 * (n % 20), "green", now) for n, g in enumerate(goals)))
     askers = await add(
-        rig, *(Person(email=f"asker{n}@demo.baton", name=f"Asker {n} " + "Longname" * 20, created_at=now) for n in range(30)),
+        rig,
+        *(
+            Person(email=f"asker{n}@demo.baton", name=f"Asker {n} " + "Longname" * 20, created_at=now)
+            for n in range(30)
+        ),
     )
     await add(
         rig,
-        *(FeedbackRequest(requester_id=a.id, responder_id=maya.id, topic=f"Topic {n} <!here> " + "y" * 280, deadline=now + timedelta(days=3, minutes=n), created_at=now)
-          for n, a in enumerate(askers)),
+        *(
+            FeedbackRequest(
+                requester_id=a.id,
+                responder_id=maya.id,
+                topic=f"Topic {n} <!here> " + "y" * 280,
+                deadline=now + timedelta(days=3, minutes=n),
+                created_at=now,
+            )
+            for n, a in enumerate(askers)
+        ),
     )
-    await add(rig, *(Person(email=f"report{n}@demo.baton", name=f"Report {n}", team_id=maya.team_id, manager_id=maya.id, created_at=now) for n in range(200)))
+    await add(
+        rig,
+        *(
+            Person(
+                email=f"report{n}@demo.baton",
+                name=f"Report {n}",
+                team_id=maya.team_id,
+                manager_id=maya.id,
+                created_at=now,
+            )
+            for n in range(200)
+        ),
+    )
     await seed_failures(rig)
-    await add(rig, *(failed(f"many{n}", now - timedelta(hours=n + 1), f"reason_{n:02d}_" + "z" * 100, person_id=None) for n in range(20)))
+    await add(
+        rig,
+        *(
+            failed(f"many{n}", now - timedelta(hours=n + 1), f"reason_{n:02d}_" + "z" * 100, person_id=None)
+            for n in range(20)
+        ),
+    )
 
     reply = await overview(rig, "maya@demo.baton")
     view = render.home_view(reply)
@@ -316,7 +429,10 @@ async def test_a_big_overview_renders_as_a_valid_app_home_within_slacks_limits(r
     assert View(**view).to_dict() == view
     blocks = view["blocks"]
     assert view["type"] == "home" and len(blocks) <= 100
-    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "Your overview"}}  # not the text-only fallback
+    assert blocks[0] == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "Your overview"},
+    }  # not the text-only fallback
     assert blocks[-1]["type"] == "actions"
     buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
     assert len({b["action_id"] for b in buttons}) == len(buttons) <= 25

@@ -4,6 +4,7 @@ Real database (SQLite and PostgreSQL), real engine and outbox sender; the
 "crash" is a delivery kept and never handed to a turn, then a new engine on
 the same database, as after a restart.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,11 +24,11 @@ async def kept_rows(rig: Rig) -> list[InboxEvent]:
     return await rig.db.run(lambda s: _all(s, InboxEvent))
 
 
-async def _all(session, model):  # noqa: ANN001, ANN202
+async def _all(session, model):
     return list(await session.scalars(select(model)))
 
 
-async def count(rig: Rig, model, *where) -> int:  # noqa: ANN001
+async def count(rig: Rig, model, *where) -> int:
     return await rig.db.run(lambda s: s.scalar(select(func.count()).select_from(model).where(*where)))
 
 
@@ -43,7 +44,9 @@ async def test_a_turn_removes_its_kept_delivery_in_its_own_transaction(rig: Rig)
     assert await rig.engine.handle(again) == [] and await kept_rows(rig) == []
 
 
-async def test_a_delivery_kept_before_a_crash_is_replayed_once_after_the_restart(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_delivery_kept_before_a_crash_is_replayed_once_after_the_restart(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
     chat = rig.chat("maya@demo.baton")
     await chat.send("feedback")  # start a dialog that records what is typed next
     before = await rig.db.run(lambda s: s.get(DialogState, chat.person.id))
@@ -65,17 +68,19 @@ async def test_a_delivery_kept_before_a_crash_is_replayed_once_after_the_restart
     assert SECRET not in caplog.text and "replaying 1" in caplog.text
 
 
-async def test_a_replay_that_keeps_failing_is_given_up_after_its_attempts(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_replay_that_keeps_failing_is_given_up_after_its_attempts(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
     inbox = Inbox(rig.db, rig.clock, max_attempts=3)
     kept = await inbox.keep(rig.chat("maya@demo.baton").inbound(text=SECRET))
     runs: list[str | None] = []
 
-    async def never_commits(inbound) -> None:  # noqa: ANN001
+    async def never_commits(inbound) -> None:
         runs.append(inbound.key)
 
     told: list[str | None] = []
 
-    async def tell(inbound) -> None:  # noqa: ANN001 - the adapter says "please send it again"
+    async def tell(inbound) -> None:
         told.append(inbound.sender.user_id)
 
     rig.clock.advance(minutes=3)
@@ -97,7 +102,7 @@ async def test_one_senders_replayed_deliveries_run_in_the_order_they_came(rig: R
     rig.clock.advance(minutes=3)
     seen: list[str] = []
 
-    async def run(inbound) -> None:  # noqa: ANN001
+    async def run(inbound) -> None:
         number = int((inbound.text or "0").rsplit(" ", 1)[-1])
         await asyncio.sleep(0.01 * (4 - number))  # run all at once, the later ones would finish first
         seen.append(inbound.text or "")
@@ -114,7 +119,7 @@ async def test_keys_still_being_worked_on_here_are_not_replayed(rig: Rig) -> Non
     rig.clock.advance(minutes=3)
     seen: list[str | None] = []
 
-    async def run(inbound) -> None:  # noqa: ANN001
+    async def run(inbound) -> None:
         seen.append(inbound.key)
         await rig.engine.handle(inbound)
 
@@ -127,7 +132,7 @@ async def test_deliveries_arriving_together_share_one_insert(rig: Rig) -> None:
     writes: list[int] = []
     original = inbox._write
 
-    async def counted(keys):  # noqa: ANN001, ANN202
+    async def counted(keys):
         writes.append(len(keys))
         return await original(keys)
 

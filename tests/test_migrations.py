@@ -1,4 +1,5 @@
 """The migrations and the models describe the same schema, on both databases."""
+
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
@@ -9,7 +10,7 @@ from storage.models import metadata
 
 
 async def test_migrated_schema_matches_the_models(db: Database) -> None:
-    def diff(connection):  # noqa: ANN001, ANN202
+    def diff(connection):
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return compare_metadata(context, metadata)
 
@@ -24,7 +25,7 @@ async def test_migrating_again_is_a_no_op(db: Database) -> None:
     assert await db.schema_current()
 
 
-async def test_every_migration_upgrades_a_database_that_holds_data(database_url: str, tmp_path) -> None:  # noqa: ANN001
+async def test_every_migration_upgrades_a_database_that_holds_data(database_url: str, tmp_path) -> None:
     """Start at the first revision, fill it as a running Baton would, then upgrade to the newest."""
     from datetime import UTC, datetime
 
@@ -43,7 +44,9 @@ async def test_every_migration_upgrades_a_database_that_holds_data(database_url:
         await old.migrate("0001")
         now = datetime(2026, 11, 20, tzinfo=UTC)
         async with old.engine.begin() as conn:
-            await conn.execute(text("INSERT INTO team (id, name, created_at) VALUES (1, 'Platform', :now)"), {"now": now})
+            await conn.execute(
+                text("INSERT INTO team (id, name, created_at) VALUES (1, 'Platform', :now)"), {"now": now}
+            )
             await conn.execute(
                 text(
                     "INSERT INTO person (id, email, name, timezone, locale, team_id, manager_id, is_admin, quiet_start, quiet_end, active, created_at) "
@@ -53,8 +56,10 @@ async def test_every_migration_upgrades_a_database_that_holds_data(database_url:
                 {"now": now},
             )
             await conn.execute(
-                text("INSERT INTO outbox (key, person_id, channel, address, payload, kind, unsolicited, due_at, status, attempts, created_at) "
-                     "VALUES ('k', 2, 'local', '{}', '{\"text\": \"hi\"}', 'reply', false, :now, 'sent', 1, :now)"),
+                text(
+                    "INSERT INTO outbox (key, person_id, channel, address, payload, kind, unsolicited, due_at, status, attempts, created_at) "
+                    "VALUES ('k', 2, 'local', '{}', '{\"text\": \"hi\"}', 'reply', false, :now, 'sent', 1, :now)"
+                ),
                 {"now": now},
             )
         await old.migrate()

@@ -1,4 +1,5 @@
 """`baton org import` / `export`: the CSV parser, the import on both databases, and the real command line."""
+
 from __future__ import annotations
 
 import csv
@@ -39,21 +40,21 @@ ODD_NAMES = {
 
 
 async def people(db: Database) -> dict[str, Person]:
-    async def load(session):  # noqa: ANN001, ANN202
+    async def load(session):
         return list((await session.execute(select(Person))).scalars())
 
     return {p.email: p for p in await db.run(load)}
 
 
 async def count(db: Database, model: type) -> int:
-    async def work(session):  # noqa: ANN001, ANN202
+    async def work(session):
         return await session.scalar(select(func.count()).select_from(model))
 
     return await db.run(work)
 
 
 async def team_names(db: Database) -> dict[int, str]:
-    async def load(session):  # noqa: ANN001, ANN202
+    async def load(session):
         return {t.id: t.name for t in (await session.execute(select(Team))).scalars()}
 
     return await db.run(load)
@@ -62,7 +63,7 @@ async def team_names(db: Database) -> dict[int, str]:
 async def empty_org(db: Database) -> None:
     """Remove every person and team, as a fresh database would have it."""
 
-    async def work(session):  # noqa: ANN001, ANN202
+    async def work(session):
         await session.execute(update(Person).values(manager_id=None))
         await session.execute(Person.__table__.delete())
         await session.execute(Team.__table__.delete())
@@ -170,7 +171,9 @@ async def test_changing_one_time_zone_updates_exactly_that_person(db: Database, 
 
 async def test_a_manager_who_is_already_in_baton_can_be_named(db: Database, clock: FakeClock) -> None:
     await seed_demo(db, clock)
-    result, errors = await import_csv(db, HEADER + "new@example.org,New Person,maya@demo.baton,Platform,UTC\n", clock.now())
+    result, errors = await import_csv(
+        db, HEADER + "new@example.org,New Person,maya@demo.baton,Platform,UTC\n", clock.now()
+    )
     assert errors == [] and result is not None and (result.created, result.teams_created) == (1, 0)
     org = await people(db)
     assert org["new@example.org"].manager_id == org["maya@demo.baton"].id
@@ -181,8 +184,16 @@ async def test_a_manager_who_is_already_in_baton_can_be_named(db: Database, cloc
 BAD_FILES = {
     "bad email": (ORG + "not-an-email,Someone,,,UTC\n", 5, "'not-an-email' is not a valid address"),
     "duplicate email": (ORG + "ADA@example.org,Ada Again,,,UTC\n", 5, "already appears on line 2"),
-    "unknown time zone": (ORG + "mars@example.org,Marvin,,,Mars/Olympus_Mons\n", 5, "'Mars/Olympus_Mons' is not an IANA time zone"),
-    "unknown manager": (ORG + "orphan@example.org,Orphan,nobody@example.org,,UTC\n", 5, "nobody@example.org is neither in the file nor in Baton"),
+    "unknown time zone": (
+        ORG + "mars@example.org,Marvin,,,Mars/Olympus_Mons\n",
+        5,
+        "'Mars/Olympus_Mons' is not an IANA time zone",
+    ),
+    "unknown manager": (
+        ORG + "orphan@example.org,Orphan,nobody@example.org,,UTC\n",
+        5,
+        "nobody@example.org is neither in the file nor in Baton",
+    ),
     "manager loop": (
         ORG + "a@example.org,Alpha,b@example.org,,UTC\nb@example.org,Beta,a@example.org,,UTC\n",
         5,
@@ -310,7 +321,9 @@ def test_a_row_with_a_line_break_in_a_quoted_name_is_reported_at_its_first_line(
 
 def test_cli_refuses_a_malformed_file_and_imports_nothing(tmp_path: Path) -> None:
     csv_file = tmp_path / "org.csv"
-    csv_file.write_text(ORG.replace("grace@example.org,Grace Hopper", "grace@@example.org,Grace Hopper"), encoding="utf-8")
+    csv_file.write_text(
+        ORG.replace("grace@example.org,Grace Hopper", "grace@@example.org,Grace Hopper"), encoding="utf-8"
+    )
 
     run = baton(tmp_path, "org", "import", str(csv_file))
 

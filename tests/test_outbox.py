@@ -1,4 +1,5 @@
 """The outbox and its sender: exactly-once keys, retries, isolation, order, concurrent drains."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,18 +14,25 @@ from storage.models import OutboxMessage
 from tests.harness import RecordingDelivery, Rig
 
 
-async def queue(db: Database, rig: Rig, key: str, person_email: str, text: str, **kw) -> bool:  # noqa: ANN003
+async def queue(db: Database, rig: Rig, key: str, person_email: str, text: str, **kw) -> bool:
     person = rig.people[person_email]
     now = rig.clock.now()
     return await db.run(
         lambda s: queries.enqueue(
-            s, key=key, person_id=person.id, channel="local", address={}, payload=Reply(text).to_dict(), due_at=kw.get("due_at", now), now=now
+            s,
+            key=key,
+            person_id=person.id,
+            channel="local",
+            address={},
+            payload=Reply(text).to_dict(),
+            due_at=kw.get("due_at", now),
+            now=now,
         )
     )
 
 
 async def rows(db: Database) -> list[OutboxMessage]:
-    async def load(session):  # noqa: ANN001, ANN202
+    async def load(session):
         return list((await session.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())
 
     return await db.run(load)
@@ -56,7 +64,11 @@ async def test_a_transient_failure_is_retried_after_retry_after(db: Database, ri
     rig.delivery.failures.append(DeliveryError("ratelimited", retry_after=30, rate_limited=True))
     await rig.sender.drain_once()
     (row,) = await rows(db)
-    assert (row.status, row.attempts, row.last_error) == ("pending", 0, "ratelimited")  # a rate limit isn't a failed try
+    assert (row.status, row.attempts, row.last_error) == (
+        "pending",
+        0,
+        "ratelimited",
+    )  # a rate limit isn't a failed try
     rig.clock.advance(seconds=29)
     assert await rig.sender.drain_once() == 0
     rig.clock.advance(seconds=2)
@@ -100,7 +112,7 @@ async def test_rate_limits_never_make_the_sender_give_up(db: Database, rig: Rig)
 
 async def test_one_persons_failure_does_not_hold_up_another(db: Database, rig: Rig) -> None:
     class FailsForTom(RecordingDelivery):
-        async def deliver(self, message):  # noqa: ANN001, ANN201
+        async def deliver(self, message):
             if message.person_id == rig.people["tom@demo.baton"].id:
                 raise DeliveryError("boom")
             await super().deliver(message)
@@ -129,7 +141,7 @@ async def test_two_senders_draining_together_deliver_each_message_once(db: Datab
         await queue(db, rig, f"bulk-{n}", people[n % len(people)], f"n{n}")
 
     class Slow(RecordingDelivery):
-        async def deliver(self, message):  # noqa: ANN001, ANN201
+        async def deliver(self, message):
             await asyncio.sleep(0)  # let the other sender interleave
             await super().deliver(message)
 
@@ -150,7 +162,7 @@ async def test_a_row_left_sending_by_a_dead_sender_is_taken_back_after_its_lease
     await queue(db, rig, "k", "tom@demo.baton", "hello")
 
     class Dies(RecordingDelivery):
-        async def deliver(self, message):  # noqa: ANN001, ANN201
+        async def deliver(self, message):
             raise asyncio.CancelledError  # the process died mid-delivery
 
     dead = OutboxSender(db, [Dies()], clock=rig.clock)
@@ -166,7 +178,9 @@ async def test_a_row_left_sending_by_a_dead_sender_is_taken_back_after_its_lease
     assert [m.reply.text for m in rig.delivery.sent] == ["hello"]
 
 
-async def test_the_running_sender_claims_the_next_batch_while_one_is_still_being_delivered(db: Database, rig: Rig) -> None:
+async def test_the_running_sender_claims_the_next_batch_while_one_is_still_being_delivered(
+    db: Database, rig: Rig
+) -> None:
     """`run` (what `baton serve` uses) pipelines batches: one slow message in the first batch does not keep
     the second from going out — and still every message goes out once, each person's in order."""
     emails = [e for e in rig.people if e != "sam@demo.baton"]
@@ -179,7 +193,7 @@ async def test_the_running_sender_claims_the_next_batch_while_one_is_still_being
     second_batch_started = asyncio.Event()
 
     class SlowFirst(RecordingDelivery):
-        async def deliver(self, message):  # noqa: ANN001, ANN201
+        async def deliver(self, message):
             if message.id == slow_id:
                 await second_batch_started.wait()  # deadlocks unless another batch is delivered meanwhile
             elif message.id in second_batch:
@@ -213,7 +227,7 @@ async def test_a_delivery_outliving_its_lease_is_not_claimed_again_by_its_own_se
     gate, sent, concurrent, most = asyncio.Event(), [], [0], [0]
 
     class Stuck(RecordingDelivery):
-        async def deliver(self, message):  # noqa: ANN001, ANN201
+        async def deliver(self, message):
             concurrent[0] += 1
             most[0] = max(most[0], concurrent[0])
             try:
@@ -251,7 +265,7 @@ async def test_a_stuck_delivery_past_its_lease_is_sent_once(db: Database, rig: R
     gate, sent = asyncio.Event(), []
 
     class Stuck(RecordingDelivery):
-        async def deliver(self, message):  # noqa: ANN001, ANN201
+        async def deliver(self, message):
             await gate.wait()
             sent.append(message.id)
 

@@ -1,4 +1,5 @@
 """Real `baton serve` processes: killed mid-dialog and restarted, the conversation continues."""
+
 from __future__ import annotations
 
 import asyncio
@@ -67,13 +68,17 @@ class ServeProcess:
 
 
 async def say(http: aiohttp.ClientSession, base: str, person: int, **body: str) -> int:
-    async with http.post(f"{base}/api/local/messages", json={"person": person, "client_id": uuid.uuid4().hex, **body}) as r:
+    async with http.post(
+        f"{base}/api/local/messages", json={"person": person, "client_id": uuid.uuid4().hex, **body}
+    ) as r:
         return r.status
 
 
 async def events(http: aiohttp.ClientSession, base: str, person: int, after: int, count: int) -> list[dict]:
     found: list[dict] = []
-    async with http.get(f"{base}/api/local/stream?person={person}", headers={"Last-Event-ID": str(after)} if after else {}) as r:
+    async with http.get(
+        f"{base}/api/local/stream?person={person}", headers={"Last-Event-ID": str(after)} if after else {}
+    ) as r:
 
         async def collect() -> None:
             async for raw in r.content:
@@ -118,7 +123,9 @@ async def test_killed_mid_dialog_the_restarted_server_continues_at_the_same_ques
         second.stop()
 
 
-async def test_two_processes_answering_the_same_prompt_record_it_once(db: Database, database_url: str, tmp_path: Path) -> None:
+async def test_two_processes_answering_the_same_prompt_record_it_once(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
     if "sqlite" in database_url:
         pytest.skip("two serve processes on one SQLite file is not a supported deployment")
     a, b = ServeProcess(database_url, tmp_path), ServeProcess(database_url, tmp_path)
@@ -174,7 +181,7 @@ async def test_two_replicas_through_a_simulated_week_send_each_message_once(
         for replica in replicas:
             replica.stop()
 
-    async def load(session):  # noqa: ANN001, ANN202
+    async def load(session):
         rows = list((await session.execute(select(OutboxMessage))).scalars())
         people = {p.id: p for p in (await session.execute(select(Person))).scalars()}
         return rows, people

@@ -1,5 +1,6 @@
 """Retention: finished messages and old delivery keys are deleted; nothing waiting, nothing recent, nothing the
 weekly budget or a retry still needs."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -19,10 +20,17 @@ async def _queue(rig: Rig, key: str, *, days_ago: float, status: str, unsolicite
     when = rig.clock.now() - timedelta(days=days_ago)
     person = rig.people["tom@demo.baton"]
 
-    async def work(session) -> None:  # noqa: ANN001
+    async def work(session) -> None:
         row_id = await queries.enqueue(
-            session, key=key, person_id=person.id, channel="local", address={}, payload=Reply(f"secret {key}").to_dict(),
-            due_at=when, now=when, unsolicited=unsolicited,
+            session,
+            key=key,
+            person_id=person.id,
+            channel="local",
+            address={},
+            payload=Reply(f"secret {key}").to_dict(),
+            due_at=when,
+            now=when,
+            unsolicited=unsolicited,
         )
         row = await session.get(OutboxMessage, row_id)
         row.status = status
@@ -57,5 +65,5 @@ async def test_finished_messages_past_retention_and_old_delivery_keys_are_forgot
     assert {row.key for row in await rig.db.run(lambda s: _all(s, OutboxMessage))} == kept
 
 
-async def _all(session, model):  # noqa: ANN001, ANN202
+async def _all(session, model):
     return list(await session.scalars(select(model)))

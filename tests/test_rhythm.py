@@ -7,6 +7,7 @@ checks in on Friday 16:00 in each person's own zone: Aiko (Tokyo) 07:00 UTC,
 Arjun (Kolkata) 10:30 UTC, Maya and Tom (Berlin) 15:00 UTC, Lucía (Mexico
 City) 22:00 UTC — all on Friday 2026-11-20, ISO week 2026-W47.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,10 +48,12 @@ async def pid(rig: Rig, email: str) -> int:
     return person.id
 
 
-async def add_person(rig: Rig, email: str, name: str, zone: str, *, team: str = "Platform", manager: str | None = "maya@demo.baton") -> int:
+async def add_person(
+    rig: Rig, email: str, name: str, zone: str, *, team: str = "Platform", manager: str | None = "maya@demo.baton"
+) -> int:
     """A new active person in `team` (created if missing, with the default rhythm)."""
 
-    async def work(session) -> int:  # noqa: ANN001
+    async def work(session) -> int:
         team_row = (await session.execute(select(Team).where(Team.name == team))).scalars().first()
         if team_row is None:
             team_row = Team(name=team, created_at=rig.clock.now())
@@ -59,7 +62,14 @@ async def add_person(rig: Rig, email: str, name: str, zone: str, *, team: str = 
         manager_id = None
         if manager:
             manager_id = (await session.execute(select(Person.id).where(Person.email == manager))).scalar_one()
-        person = Person(email=email, name=name, timezone=zone, team_id=team_row.id, manager_id=manager_id, created_at=rig.clock.now())
+        person = Person(
+            email=email,
+            name=name,
+            timezone=zone,
+            team_id=team_row.id,
+            manager_id=manager_id,
+            created_at=rig.clock.now(),
+        )
         session.add(person)
         await session.flush()
         return person.id
@@ -70,7 +80,7 @@ async def add_person(rig: Rig, email: str, name: str, zone: str, *, team: str = 
 
 
 async def add_team(rig: Rig, name: str, **rhythm: object) -> int:
-    async def work(session) -> int:  # noqa: ANN001
+    async def work(session) -> int:
         team = Team(name=name, created_at=rig.clock.now(), **rhythm)
         session.add(team)
         await session.flush()
@@ -83,14 +93,21 @@ async def platform_id(rig: Rig) -> int:
     return await rig.db.run(lambda s: _scalar(s, select(Team.id).where(Team.name == "Platform")))
 
 
-async def _scalar(session, statement):  # noqa: ANN001, ANN202
+async def _scalar(session, statement):
     return (await session.execute(statement)).scalar_one()
 
 
-async def outbox(rig: Rig, *, topic: str | None = None, person_id: int | None = None, kind: str | None = None, topic_prefix: str | None = None) -> list[OutboxMessage]:
+async def outbox(
+    rig: Rig,
+    *,
+    topic: str | None = None,
+    person_id: int | None = None,
+    kind: str | None = None,
+    topic_prefix: str | None = None,
+) -> list[OutboxMessage]:
     """Outbox rows matching every filter given, oldest first."""
 
-    async def work(session) -> list[OutboxMessage]:  # noqa: ANN001
+    async def work(session) -> list[OutboxMessage]:
         statement = select(OutboxMessage).order_by(OutboxMessage.id)
         if topic is not None:
             statement = statement.where(OutboxMessage.topic == topic)
@@ -119,7 +136,11 @@ def delivered(rig: Rig, person_id: int, fragment: str) -> list[Reply]:
 
 def invitations(rig: Rig, person_id: int, period: str = W47) -> list[Reply]:
     """Delivered invitations (first sends and snooze re-sends) for `period`."""
-    return [r for r in rig.delivery.to(person_id) if any(c.value == f"checkin start {period}" for c in r.choices) and "check-in time" in r.text]
+    return [
+        r
+        for r in rig.delivery.to(person_id)
+        if any(c.value == f"checkin start {period}" for c in r.choices) and "check-in time" in r.text
+    ]
 
 
 def reminders(rig: Rig, person_id: int) -> list[Reply]:
@@ -141,7 +162,7 @@ async def answer_checkin(chat: Chat, invitation: Reply, answers: list[str | None
 
 
 async def run_of(rig: Rig, person_id: int, period: str) -> CheckinRun | None:
-    async def work(session) -> CheckinRun | None:  # noqa: ANN001
+    async def work(session) -> CheckinRun | None:
         statement = select(CheckinRun).where(CheckinRun.person_id == person_id, CheckinRun.period == period)
         return (await session.execute(statement)).scalars().first()
 
@@ -225,7 +246,9 @@ async def test_berlin_stays_at_16_00_across_the_end_of_eu_dst(rig: Rig) -> None:
     cest, cet = utc(2026, 10, 23, 14, 0), utc(2026, 10, 30, 15, 0)  # EU clocks go back on 2026-10-25
     for send in (cest, cet):
         await tick(rig, send - timedelta(minutes=1))
-        assert [r.topic for r in await outbox(rig, person_id=tom, kind="checkin")] == (["checkin:2026-W43"] if send == cet else [])
+        assert [r.topic for r in await outbox(rig, person_id=tom, kind="checkin")] == (
+            ["checkin:2026-W43"] if send == cet else []
+        )
         await tick(rig, send)
     rows = await outbox(rig, person_id=tom, kind="checkin")
     assert [(r.topic, r.due_at) for r in rows] == [("checkin:2026-W43", cest), ("checkin:2026-W44", cet)]
@@ -261,11 +284,20 @@ async def test_repeated_and_concurrent_ticks_queue_one_invitation_per_person(rig
     sam = await pid(rig, "sam@demo.baton")
     # Aiko at 07:00 UTC, Arjun at 10:30, Maya and Tom at 15:00, Lucía at 22:00: fire each tick
     # twice in a row and then from two conductors at once
-    for when in (utc(2026, 11, 20, 7, 0), utc(2026, 11, 20, 10, 30), utc(2026, 11, 20, 15, 0), utc(2026, 11, 20, 22, 0)):
+    for when in (
+        utc(2026, 11, 20, 7, 0),
+        utc(2026, 11, 20, 10, 30),
+        utc(2026, 11, 20, 15, 0),
+        utc(2026, 11, 20, 22, 0),
+    ):
         rig.clock.set(when)
         await Conductor(rig.db).tick(when)
         await Conductor(rig.db).tick(when)
-        await asyncio.gather(Conductor(rig.db).tick(when), Conductor(rig.db).tick(when), Conductor(rig.db).tick(when + timedelta(seconds=30)))
+        await asyncio.gather(
+            Conductor(rig.db).tick(when),
+            Conductor(rig.db).tick(when),
+            Conductor(rig.db).tick(when + timedelta(seconds=30)),
+        )
         await rig.sender.drain_once()
     rows = await outbox(rig, topic=f"checkin:{W47}")
     assert sorted(r.person_id for r in rows) == sorted(ids.values())
@@ -281,8 +313,13 @@ async def test_repeated_and_concurrent_ticks_queue_one_invitation_per_person(rig
 # -- 4. downtime and the grace window -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("late", "invited"), [(timedelta(hours=11), True), (timedelta(hours=11, minutes=59), True), (timedelta(hours=13), False)])
-async def test_the_first_tick_after_downtime_invites_only_within_the_grace_window(rig: Rig, late: timedelta, invited: bool) -> None:
+@pytest.mark.parametrize(
+    ("late", "invited"),
+    [(timedelta(hours=11), True), (timedelta(hours=11, minutes=59), True), (timedelta(hours=13), False)],
+)
+async def test_the_first_tick_after_downtime_invites_only_within_the_grace_window(
+    rig: Rig, late: timedelta, invited: bool
+) -> None:
     tom = await pid(rig, "tom@demo.baton")
     report = await tick(rig, utc(2026, 11, 20, 15, 0) + late)  # Tom's 16:00 Berlin was `late` ago
     rows = await outbox(rig, person_id=tom, topic=f"checkin:{W47}")
@@ -308,10 +345,14 @@ async def test_a_grace_window_of_13_hours_makes_up_the_13_hour_old_send(rig: Rig
 
 
 async def add_leave(rig: Rig, person_id: int, start: date, end: date) -> None:
-    await rig.db.run(lambda s: _add(s, Leave(person_id=person_id, start=start, end=end, created_by_id=person_id, created_at=rig.clock.now())))
+    await rig.db.run(
+        lambda s: _add(
+            s, Leave(person_id=person_id, start=start, end=end, created_by_id=person_id, created_at=rig.clock.now())
+        )
+    )
 
 
-async def _add(session, row) -> None:  # noqa: ANN001
+async def _add(session, row) -> None:
     session.add(row)
 
 
@@ -379,7 +420,7 @@ async def test_a_22_00_check_in_waits_for_08_00_the_next_morning(rig: Rig) -> No
 async def test_personal_quiet_hours_move_an_afternoon_invitation(rig: Rig) -> None:
     tom = await pid(rig, "tom@demo.baton")
 
-    async def quiet(session) -> None:  # noqa: ANN001
+    async def quiet(session) -> None:
         person = await session.get(Person, tom)
         person.quiet_start, person.quiet_end = "13:00", "17:30"
         session.add(person)
@@ -396,7 +437,7 @@ async def test_personal_quiet_hours_move_an_afternoon_invitation(rig: Rig) -> No
 async def add_sent(rig: Rig, person_id: int, *due: datetime, unsolicited: bool = True, status: str = "sent") -> None:
     """Outbox rows as if Baton had already sent these messages."""
 
-    async def work(session) -> None:  # noqa: ANN001
+    async def work(session) -> None:
         for index, when in enumerate(due):
             session.add(
                 OutboxMessage(
@@ -423,7 +464,9 @@ async def test_a_spent_weekly_budget_holds_the_invitation(rig: Rig) -> None:
     now = utc(2026, 11, 20, 15, 0)
     await add_sent(rig, tom, *(now - timedelta(days=d) for d in range(1, 7)))  # six in the last 7 days
     await add_sent(rig, maya, *(now - timedelta(days=d) for d in range(1, 6)))  # five: one left
-    await add_sent(rig, maya, *(now - timedelta(hours=h) for h in range(1, 30)), unsolicited=False)  # replies don't count
+    await add_sent(
+        rig, maya, *(now - timedelta(hours=h) for h in range(1, 30)), unsolicited=False
+    )  # replies don't count
     report = await tick(rig, now)
     assert report.held["budget"] == 1
     assert [r.topic for r in await outbox(rig, person_id=tom, kind="checkin")] == []
@@ -436,7 +479,9 @@ async def test_the_conductors_budget_setting_is_respected(rig: Rig) -> None:
     now = utc(2026, 11, 20, 15, 0)
     await add_sent(rig, ids["tom"], now - timedelta(days=1), now - timedelta(days=6, hours=23))  # two: spent
     await add_sent(rig, ids["maya"], now - timedelta(days=2))  # one: may have one more
-    await add_sent(rig, ids["arjun"], now - timedelta(days=1), now - timedelta(days=7, minutes=1))  # one is older than a week
+    await add_sent(
+        rig, ids["arjun"], now - timedelta(days=1), now - timedelta(days=7, minutes=1)
+    )  # one is older than a week
     await add_sent(rig, ids["aiko"], now - timedelta(days=1))
     await add_sent(rig, ids["aiko"], now - timedelta(days=1), status="failed")  # failed sends don't count
     report = await tick(rig, now, Conductor(rig.db, budget=2))
@@ -467,7 +512,14 @@ async def test_exactly_one_reminder_120_minutes_after_the_invitation_was_sent(ri
     assert "your check-in for week 47 is still open" in reply.text
     assert [c.value for c in reply.choices] == [f"checkin start {W47}", f"checkin skip {W47}"]
 
-    for when in (utc(2026, 11, 20, 17, 1), utc(2026, 11, 20, 19, 0), utc(2026, 11, 21, 9, 0), utc(2026, 11, 22, 12, 0), utc(2026, 11, 23, 10, 0), utc(2026, 11, 26, 12, 0)):
+    for when in (
+        utc(2026, 11, 20, 17, 1),
+        utc(2026, 11, 20, 19, 0),
+        utc(2026, 11, 21, 9, 0),
+        utc(2026, 11, 22, 12, 0),
+        utc(2026, 11, 23, 10, 0),
+        utc(2026, 11, 26, 12, 0),
+    ):
         await tick(rig, when)
     assert len(await outbox(rig, person_id=tom, kind="reminder")) == 1
     assert len(reminders(rig, tom)) == 1
@@ -488,7 +540,11 @@ async def test_the_reminder_counts_from_when_the_invitation_was_delivered(rig: R
 
 async def test_no_reminder_after_an_answer_a_skip_or_a_snooze(rig: Rig) -> None:
     tom, maya, arjun, aiko = [await pid(rig, f"{n}@demo.baton") for n in ("tom", "maya", "arjun", "aiko")]
-    tom_chat, maya_chat, arjun_chat = rig.chat("tom@demo.baton"), rig.chat("maya@demo.baton"), rig.chat("arjun@demo.baton")
+    tom_chat, maya_chat, arjun_chat = (
+        rig.chat("tom@demo.baton"),
+        rig.chat("maya@demo.baton"),
+        rig.chat("arjun@demo.baton"),
+    )
 
     await tick(rig, utc(2026, 11, 20, 10, 30))  # Arjun's 16:00 (and Aiko's, late)
     rig.clock.set(utc(2026, 11, 20, 10, 45))
@@ -512,7 +568,9 @@ async def test_no_reminder_after_an_answer_a_skip_or_a_snooze(rig: Rig) -> None:
 
     await tick(rig, utc(2026, 11, 20, 15, 0))  # Maya's and Tom's 16:00
     rig.clock.set(utc(2026, 11, 20, 15, 30))
-    await answer_checkin(tom_chat, tom_chat.expect("check-in time for week 47"), ["Shipped it", "nothing", "4", "Tests", "no"])
+    await answer_checkin(
+        tom_chat, tom_chat.expect("check-in time for week 47"), ["Shipped it", "nothing", "4", "Tests", "no"]
+    )
     await maya_chat.press("Skip this week", on=maya_chat.expect("check-in time for week 47"))
     maya_chat.expect("Skipped week 47", "No reminders this week")
 
@@ -549,7 +607,11 @@ async def test_the_monday_digest_reaches_the_manager_once_and_nobody_else(rig: R
         tom_chat.expect("check-in time for week 47"),
         ["Finished the billing migration", "waiting on staging access", "4", "Launch prep", "review my design doc"],
     )
-    await answer_checkin(arjun_chat, arjun_chat.expect("check-in time for week 47"), ["Fixed the flaky tests", "nothing", "2", None, "nothing"])
+    await answer_checkin(
+        arjun_chat,
+        arjun_chat.expect("check-in time for week 47"),
+        ["Fixed the flaky tests", "nothing", "2", None, "nothing"],
+    )
 
     await tick(rig, utc(2026, 11, 23, 7, 59))
     assert await outbox(rig, kind="digest") == []
@@ -604,7 +666,11 @@ async def test_participation_and_streaks_over_two_weeks(rig: Rig) -> None:
         await tick(rig, utc(2026, 11, friday, 15, 0))
         rig.clock.set(utc(2026, 11, friday, 15, 30))
         label = f"week {47 if friday == 20 else 48}"
-        await answer_checkin(tom_chat, tom_chat.expect(f"check-in time for {label}"), ["a", "nothing", "5" if friday == 20 else "3", "c", "no"])
+        await answer_checkin(
+            tom_chat,
+            tom_chat.expect(f"check-in time for {label}"),
+            ["a", "nothing", "5" if friday == 20 else "3", "c", "no"],
+        )
         invite = arjun_chat.expect(f"check-in time for {label}")
         if friday == 20:
             await answer_checkin(arjun_chat, invite, ["x", "y", "2", "z", "no"])
@@ -615,7 +681,10 @@ async def test_participation_and_streaks_over_two_weeks(rig: Rig) -> None:
     people = {p["email"]: p for p in report["people"]}
     assert people["arjun@demo.baton"]["participation"] == 0.5
     assert people["arjun@demo.baton"]["streak"] == 0
-    assert people["arjun@demo.baton"]["periods"] == {W47: {"status": "answered", "pulse": 2.0}, W48: {"status": "missed", "pulse": None}}
+    assert people["arjun@demo.baton"]["periods"] == {
+        W47: {"status": "answered", "pulse": 2.0},
+        W48: {"status": "missed", "pulse": None},
+    }
     assert people["tom@demo.baton"]["participation"] == 1.0
     assert people["tom@demo.baton"]["streak"] == 2
     assert people["tom@demo.baton"]["periods"][W48] == {"status": "answered", "pulse": 3.0}
@@ -632,8 +701,14 @@ async def test_participation_and_streaks_over_two_weeks(rig: Rig) -> None:
     assert len(rows) == 5 * 2
     arjun_rows = {r["period"]: r for r in rows if r["email"] == "arjun@demo.baton"}
     assert arjun_rows[W47] == {
-        "team": "Platform", "period": W47, "email": "arjun@demo.baton", "name": "Arjun Rao",
-        "status": "answered", "pulse": "2", "participation": "0.5", "streak": "0",
+        "team": "Platform",
+        "period": W47,
+        "email": "arjun@demo.baton",
+        "name": "Arjun Rao",
+        "status": "answered",
+        "pulse": "2",
+        "participation": "0.5",
+        "streak": "0",
     }
     assert arjun_rows[W48]["status"] == "missed" and arjun_rows[W48]["pulse"] == ""
     assert {r["streak"] for r in rows if r["email"] == "tom@demo.baton"} == {"2"}

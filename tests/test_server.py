@@ -1,4 +1,5 @@
 """The aiohttp server over real HTTP on a free loopback port: health, readiness, the local web chat API."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,7 +41,9 @@ async def post(http: aiohttp.ClientSession, body: dict) -> tuple[int, dict]:
         return response.status, await response.json()
 
 
-async def read_events(http: aiohttp.ClientSession, person_id: int, count: int, *, last_id: int = 0, timeout: float = 10) -> list[dict]:
+async def read_events(
+    http: aiohttp.ClientSession, person_id: int, count: int, *, last_id: int = 0, timeout: float = 10
+) -> list[dict]:
     """Read `count` SSE message events for a person, as EventSource would."""
     headers = {"Last-Event-ID": str(last_id)} if last_id else {}
     events: list[dict] = []
@@ -131,7 +134,9 @@ async def test_history_is_replayed_and_last_event_id_resumes(http: aiohttp.Clien
     ],
     ids=["not-json", "not-object", "person-not-int", "short-client-id", "nothing-to-say", "unknown-person", "huge"],
 )
-async def test_bad_requests_get_a_polite_json_answer(http: aiohttp.ClientSession, body: bytes, status: int, says: str) -> None:
+async def test_bad_requests_get_a_polite_json_answer(
+    http: aiohttp.ClientSession, body: bytes, status: int, says: str
+) -> None:
     async with http.post("/api/local/messages", data=body, headers={"Content-Type": "application/json"}) as response:
         payload = await response.json()
     assert response.status == status and payload["ok"] is False and says.lower() in payload["error"].lower()

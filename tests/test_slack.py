@@ -5,6 +5,7 @@ signature check, the engine, the database (SQLite and PostgreSQL), the
 outbox sender and the Slack delivery all run for real. The only stand-in is
 Slack itself — `tests/fakes/slack_api.py` on a loopback port.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -77,7 +78,15 @@ class SlackRig:
     clock: FakeClock
     db: Database
 
-    async def post(self, body: str, *, content_type: str, ts: int | None = None, secret: str = SECRET, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    async def post(
+        self,
+        body: str,
+        *,
+        content_type: str,
+        ts: int | None = None,
+        secret: str = SECRET,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
         stamp = str(int(time.time()) if ts is None else ts)
         signature = "v0=" + hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
         sent = {
@@ -93,7 +102,9 @@ class SlackRig:
         return await self.post(json.dumps(payload), content_type="application/json", **kwargs)
 
     async def interact(self, payload: dict[str, Any], **kwargs: Any) -> tuple[int, str]:
-        return await self.post(urlencode({"payload": json.dumps(payload)}), content_type="application/x-www-form-urlencoded", **kwargs)
+        return await self.post(
+            urlencode({"payload": json.dumps(payload)}), content_type="application/x-www-form-urlencoded", **kwargs
+        )
 
     async def command(self, fields: dict[str, Any], **kwargs: Any) -> tuple[int, str]:
         return await self.post(urlencode(fields), content_type="application/x-www-form-urlencoded", **kwargs)
@@ -120,7 +131,9 @@ class SlackRig:
         """The first message to `user` (from the `after`-th on) whose text contains `fragment`."""
 
         def find() -> dict[str, Any] | None:
-            return next((m for m in self.posts_to(user)[after:] if fragment.casefold() in message_text(m).casefold()), None)
+            return next(
+                (m for m in self.posts_to(user)[after:] if fragment.casefold() in message_text(m).casefold()), None
+            )
 
         return await self.fake.wait_for(find, what=f"a message to {user} containing {fragment!r}")
 
@@ -173,21 +186,34 @@ def click(fake: FakeSlack, user: str, message: dict[str, Any], label: str) -> di
     payload["container"].update(message_ts=ts, channel_id=channel)
     payload["channel"]["id"] = channel
     payload["message"].update(ts=ts, text=message.get("text"), blocks=copy.deepcopy(message.get("blocks") or []))
-    payload["actions"] = [{**payload["actions"][0], "action_id": element["action_id"], "value": element["value"], "text": element["text"]}]
+    payload["actions"] = [
+        {**payload["actions"][0], "action_id": element["action_id"], "value": element["value"], "text": element["text"]}
+    ]
     return payload
 
 
 async def seed(db: Database, clock: FakeClock) -> None:
-    async def work(session) -> None:  # noqa: ANN001
+    async def work(session) -> None:
         now = clock.now()
         team = Team(name="Platform", created_at=now)
         session.add(team)
         await session.flush()
-        maya = Person(email="maya@example.com", name="Maya Chen", timezone="Europe/Berlin", team_id=team.id, created_at=now)
+        maya = Person(
+            email="maya@example.com", name="Maya Chen", timezone="Europe/Berlin", team_id=team.id, created_at=now
+        )
         session.add(maya)
         await session.flush()
         for email, name in (("tom@example.com", "Tom Becker"), ("aiko@example.com", "Aiko Tanaka")):
-            session.add(Person(email=email, name=name, timezone="Europe/Berlin", team_id=team.id, manager_id=maya.id, created_at=now))
+            session.add(
+                Person(
+                    email=email,
+                    name=name,
+                    timezone="Europe/Berlin",
+                    team_id=team.id,
+                    manager_id=maya.id,
+                    created_at=now,
+                )
+            )
 
     await db.run(work)
 
@@ -206,7 +232,9 @@ async def fake() -> AsyncIterator[FakeSlack]:
         yield api
 
 
-async def start_rig(db: Database, database_url: str, fake: FakeSlack, clock: FakeClock, **settings: Any) -> AsyncIterator[SlackRig]:
+async def start_rig(
+    db: Database, database_url: str, fake: FakeSlack, clock: FakeClock, **settings: Any
+) -> AsyncIterator[SlackRig]:
     values = dict(
         DATABASE_URL=database_url,
         SLACK_BOT_TOKEN=TOKEN,
@@ -242,9 +270,11 @@ async def invite(rig: SlackRig, user: str) -> dict[str, Any]:
 async def answers(rig: SlackRig, email: str) -> dict[str, CheckinAnswer]:
     person = await rig.person(email)
 
-    async def query(session) -> dict[str, CheckinAnswer]:  # noqa: ANN001
+    async def query(session) -> dict[str, CheckinAnswer]:
         rows = await session.execute(
-            select(CheckinAnswer).join(CheckinRun, CheckinRun.id == CheckinAnswer.run_id).where(CheckinRun.person_id == person.id)
+            select(CheckinAnswer)
+            .join(CheckinRun, CheckinRun.id == CheckinAnswer.run_id)
+            .where(CheckinRun.person_id == person.id)
         )
         return {a.question_id: a for a in rows.scalars()}
 
@@ -261,7 +291,9 @@ async def test_url_verification_answers_the_challenge(rig: SlackRig) -> None:
 
 
 async def test_the_startup_sync_links_slack_users_to_people_by_email(rig: SlackRig) -> None:
-    identities = await rig.db.run(lambda s: s.execute(select(Identity.external_id, Identity.address, Person.email).join(Person)))
+    identities = await rig.db.run(
+        lambda s: s.execute(select(Identity.external_id, Identity.address, Person.email).join(Person))
+    )
     linked = {user: (address, email) for user, address, email in identities}
     assert set(linked) == {"U0MAYA", "U0TOM", "U0AIKO"}
     assert linked["U0TOM"] == ({"team": TEAM, "user": "U0TOM", "channel": "U0TOM"}, "tom@example.com")
@@ -302,7 +334,11 @@ async def test_unknown_users_are_refused_politely_when_auto_add_is_off(
         assert await rig.count(OutboxMessage, OutboxMessage.channel == "slack", OutboxMessage.kind == "reply") == 0
         # Someone imported after the last sync is still linked by email on first contact.
         fake.add_user("U0RAJ", "raj@example.com", "Raj Patel", tz="Asia/Kolkata")
-        await rig.db.run(lambda s: queries.ensure_person(s, email="raj@example.com", name="Raj P.", timezone="UTC", locale="en", now=clock.now()))
+        await rig.db.run(
+            lambda s: queries.ensure_person(
+                s, email="raj@example.com", name="Raj P.", timezone="UTC", locale="en", now=clock.now()
+            )
+        )
         await rig.event(dm("U0RAJ", "help", "Ev0RAJ0001"))
         await rig.wait_post("U0RAJ", "what I can do for you")
         raj = await rig.person("raj@example.com")
@@ -317,7 +353,9 @@ async def test_a_scheduled_checkin_is_answered_with_buttons_and_text(rig: SlackR
     await rig.interact(click(rig.fake, "U0TOM", invitation, "Start"))
     first = await rig.wait_post("U0TOM", "Question 1 of 5")
     update = await rig.fake.wait_for(lambda: rig.fake.calls_to("chat.update"))
-    assert "✓ Start" in message_text(update[0].args) and not [b for b in update[0].args["blocks"] if b["type"] == "actions"]
+    assert "✓ Start" in message_text(update[0].args) and not [
+        b for b in update[0].args["blocks"] if b["type"] == "actions"
+    ]
     await rig.event(dm("U0TOM", "Shipped the importer", "Ev0TOM0001"))
     await rig.wait_post("U0TOM", "Question 2 of 5")
     await rig.event(dm("U0TOM", "nothing", "Ev0TOM0002"))
@@ -359,7 +397,12 @@ async def test_the_same_checkin_through_the_modal(rig: SlackRig) -> None:
     submission["view"]["state"]["values"] = {
         "progress": {"value": {"type": "plain_text_input", "value": "Paired on the parser"}},
         "blockers": {"value": {"type": "plain_text_input", "value": "Flaky CI"}},
-        "pulse": {"value": {"type": "static_select", "selected_option": {"value": "3", "text": {"type": "plain_text", "text": "3"}}}},
+        "pulse": {
+            "value": {
+                "type": "static_select",
+                "selected_option": {"value": "3", "text": {"type": "plain_text", "text": "3"}},
+            }
+        },
         "priorities": {"value": {"type": "plain_text_input", "value": "Release 2.1"}},
         "needs": {"value": {"type": "plain_text_input", "value": None}},
     }
@@ -390,7 +433,12 @@ async def test_app_home_shows_the_next_checkin_and_the_managers_team(rig: SlackR
 
 
 async def test_a_home_tab_button_starts_the_checkin_in_the_dm_and_refreshes_the_tab(rig: SlackRig) -> None:
-    await rig.event({**load("event_app_home_opened.json"), "event": {**load("event_app_home_opened.json")["event"], "user": "U0TOM"}})
+    await rig.event(
+        {
+            **load("event_app_home_opened.json"),
+            "event": {**load("event_app_home_opened.json")["event"], "user": "U0TOM"},
+        }
+    )
     (published,) = await rig.fake.wait_for(lambda: rig.fake.calls_to("views.publish"))
     view = published.response["view"]
     element = button({"blocks": view["blocks"]}, "Answer my check-in")
@@ -399,7 +447,9 @@ async def test_a_home_tab_button_starts_the_checkin_in_the_dm_and_refreshes_the_
     payload["container"] = {"type": "view", "view_id": view["id"]}
     payload["view"] = {"id": view["id"], "hash": view["hash"], "type": "home", "blocks": view["blocks"]}
     payload.pop("message"), payload.pop("channel")
-    payload["actions"] = [{**payload["actions"][0], "action_id": element["action_id"], "value": element["value"], "text": element["text"]}]
+    payload["actions"] = [
+        {**payload["actions"][0], "action_id": element["action_id"], "value": element["value"], "text": element["text"]}
+    ]
     status, _ = await rig.interact(payload)
     assert status == 200
     first = await rig.wait_post("U0TOM", "Question 1 of 5")
@@ -408,20 +458,41 @@ async def test_a_home_tab_button_starts_the_checkin_in_the_dm_and_refreshes_the_
     assert not rig.fake.calls_to("chat.update")
 
 
-async def test_the_neutral_home_counts_the_teams_answers_in_each_persons_own_period(db: Database, clock: FakeClock) -> None:
+async def test_the_neutral_home_counts_the_teams_answers_in_each_persons_own_period(
+    db: Database, clock: FakeClock
+) -> None:
     await seed(db, clock)
 
-    async def setup(session) -> None:  # noqa: ANN001
+    async def setup(session) -> None:
         tom = await queries.person_by_email(session, "tom@example.com")
         aiko = await queries.person_by_email(session, "aiko@example.com")
         aiko.timezone = "Pacific/Auckland"  # already Saturday there: week 47 all the same
-        session.add(CheckinRun(person_id=tom.id, team_id=tom.team_id, period="2026-W47", questions=[], status="answered", started_at=clock.now(), answered_at=clock.now()))
-        session.add(CheckinRun(person_id=aiko.id, team_id=aiko.team_id, period="2026-W46", questions=[], status="answered", started_at=clock.now()))
+        session.add(
+            CheckinRun(
+                person_id=tom.id,
+                team_id=tom.team_id,
+                period="2026-W47",
+                questions=[],
+                status="answered",
+                started_at=clock.now(),
+                answered_at=clock.now(),
+            )
+        )
+        session.add(
+            CheckinRun(
+                person_id=aiko.id,
+                team_id=aiko.team_id,
+                period="2026-W46",
+                questions=[],
+                status="answered",
+                started_at=clock.now(),
+            )
+        )
 
     await db.run(setup)
 
     async def overview(email: str) -> Reply:
-        async def work(session) -> Reply:  # noqa: ANN001
+        async def work(session) -> Reply:
             return await home(session, await queries.person_by_email(session, email), clock.now())
 
         return await db.run(work)
@@ -430,7 +501,9 @@ async def test_the_neutral_home_counts_the_teams_answers_in_each_persons_own_per
     fields = dict(maya.card.fields)
     assert fields["Your team this period"] == "1 of 2 answered"  # Aiko answered last week, not this one
     assert "• Tom Becker: answered ✓" in maya.card.lines and "• Aiko Tanaka: not answered yet" in maya.card.lines
-    assert dict(tom.card.fields)["This period (week 47)"].startswith("Answered ✓ — you can change it until Monday 23 November, 09:00")
+    assert dict(tom.card.fields)["This period (week 47)"].startswith(
+        "Answered ✓ — you can change it until Monday 23 November, 09:00"
+    )
     assert "Your team this period" not in dict(tom.card.fields)
     assert [c.value for c in tom.choices] == ["checkin", "help"] and tom.action == "cmd"
 
@@ -459,9 +532,14 @@ async def test_an_event_delivered_four_times_is_recorded_once(rig: SlackRig) -> 
     retry = lambda n: {"X-Slack-Retry-Num": str(n), "X-Slack-Retry-Reason": "http_timeout"}  # noqa: E731
     # Hold Tom's turn lock, so the first delivery is still running when retries 1 and 2 arrive.
     async with rig.baton.engine._locks(tom.id):
-        results = await asyncio.gather(rig.event(payload), rig.event(payload, headers=retry(1)), rig.event(payload, headers=retry(2)))
+        results = await asyncio.gather(
+            rig.event(payload), rig.event(payload, headers=retry(1)), rig.event(payload, headers=retry(2))
+        )
         assert [status for status, _ in results] == [200, 200, 200]  # acked while the turn waits
-        assert len(rig.adapter.tasks) >= 3 and await rig.count(ProcessedEvent, ProcessedEvent.key == "slack:U0TOM:Ev0RETRY001") == 0
+        assert (
+            len(rig.adapter.tasks) >= 3
+            and await rig.count(ProcessedEvent, ProcessedEvent.key == "slack:U0TOM:Ev0RETRY001") == 0
+        )
     await rig.settle()
     status, _ = await rig.event(payload, headers=retry(3))
     assert status == 200
@@ -494,17 +572,27 @@ async def test_an_acked_answer_is_kept_before_the_ack_and_recorded_after_a_crash
     assert len([m for m in rig.posts_to("U0TOM") if "Question 2 of 5" in message_text(m)]) == 1
 
 
-async def test_nothing_anyone_wrote_and_no_token_reaches_the_logs(rig: SlackRig, caplog: pytest.LogCaptureFixture) -> None:
+async def test_nothing_anyone_wrote_and_no_token_reaches_the_logs(
+    rig: SlackRig, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     await rig.event(dm("U0MAYA", "remember SECRET-ANSWER-42", "Ev0LOG0001"))
     await rig.wait_post("U0MAYA", "didn't understand")
     status, _ = await rig.event(dm("U0MAYA", "FORGED-TEXT-77", "Ev0LOG0002"), secret="wrong")
     assert status == 401
     rig.fake.fail("U0TOM", "account_inactive")
-    await rig.db.run(lambda s: queries.enqueue(
-        s, key="log:1", person_id=None, channel="slack", address={"team": TEAM, "channel": "U0TOM", "user": "U0TOM"},
-        payload=Reply("PRIVATE-REPLY-99").to_dict(), due_at=rig.clock.now(), now=rig.clock.now(),
-    ))
+    await rig.db.run(
+        lambda s: queries.enqueue(
+            s,
+            key="log:1",
+            person_id=None,
+            channel="slack",
+            address={"team": TEAM, "channel": "U0TOM", "user": "U0TOM"},
+            payload=Reply("PRIVATE-REPLY-99").to_dict(),
+            due_at=rig.clock.now(),
+            now=rig.clock.now(),
+        )
+    )
     rig.baton.sender.wake()
     await rig.fake.wait_for(lambda: rig.fake.calls_to("chat.postMessage", ok=False))
     await rig.settle()
@@ -518,7 +606,11 @@ async def test_a_bad_signature_is_refused_and_nothing_is_stored(rig: SlackRig) -
     status, _ = await rig.event(dm("U0MAYA", "help", "Ev0FORGED01"), secret="not-the-secret")
     assert status == 401
     await rig.settle()
-    assert await rig.count(ProcessedEvent) == 0 and await rig.count(DialogState) == 0 and await rig.count(OutboxMessage) == 0
+    assert (
+        await rig.count(ProcessedEvent) == 0
+        and await rig.count(DialogState) == 0
+        and await rig.count(OutboxMessage) == 0
+    )
     assert not rig.fake.calls_to("chat.postMessage", ok=None)
 
 
@@ -554,9 +646,13 @@ async def test_channel_pings_in_user_text_come_back_escaped(rig: SlackRig) -> No
     await rig.interact(click(rig.fake, "U0TOM", invitation, "Start"))
     await rig.wait_post("U0TOM", "Question 1 of 5")
     # Typed literally, Slack sends "&lt;!channel&gt;"; a real @channel mention arrives as "<!channel>".
-    await rig.event(dm("U0TOM", "Told &lt;!channel&gt; &amp; <!here> about <https://evil.example|the fix>", "Ev0PING001"))
+    await rig.event(
+        dm("U0TOM", "Told &lt;!channel&gt; &amp; <!here> about <https://evil.example|the fix>", "Ev0PING001")
+    )
     await rig.wait_post("U0TOM", "Question 2 of 5")
-    assert (await answers(rig, "tom@example.com"))["progress"].text == "Told <!channel> & @here about the fix (https://evil.example)"
+    assert (await answers(rig, "tom@example.com"))[
+        "progress"
+    ].text == "Told <!channel> & @here about the fix (https://evil.example)"
     everything = json.dumps([c.args for c in rig.fake.calls_to("chat.postMessage")])
     assert "<!channel>" not in everything and "<!here>" not in everything and "<https://evil" not in everything
 
@@ -587,12 +683,18 @@ async def test_an_echoed_answer_is_escaped_in_the_review(rig: SlackRig) -> None:
 async def test_a_429_storm_still_delivers_every_message_exactly_once(rig: SlackRig) -> None:
     count = 30
 
-    async def queue(session) -> None:  # noqa: ANN001
+    async def queue(session) -> None:
         for n in range(count):
             user = f"U0STORM{n:03d}"
             await queries.enqueue(
-                session, key=f"storm:{n}", person_id=None, channel="slack", address={"team": TEAM, "channel": user, "user": user},
-                payload=Reply(f"storm message {n}").to_dict(), due_at=rig.clock.now(), now=rig.clock.now(),
+                session,
+                key=f"storm:{n}",
+                person_id=None,
+                channel="slack",
+                address={"team": TEAM, "channel": user, "user": user},
+                payload=Reply(f"storm message {n}").to_dict(),
+                due_at=rig.clock.now(),
+                now=rig.clock.now(),
             )
 
     rig.fake.rate_limit("chat.postMessage", 5, retry_after=1)
@@ -615,17 +717,27 @@ async def test_a_429_storm_still_delivers_every_message_exactly_once(rig: SlackR
 async def test_a_permanent_error_marks_the_message_failed_with_its_reason(rig: SlackRig) -> None:
     rig.fake.fail("U0GONE", "account_inactive")
 
-    async def queue(session) -> None:  # noqa: ANN001
+    async def queue(session) -> None:
         await queries.enqueue(
-            session, key="gone:1", person_id=None, channel="slack", address={"team": TEAM, "channel": "U0GONE", "user": "U0GONE"},
-            payload=Reply("hello").to_dict(), due_at=rig.clock.now(), now=rig.clock.now(),
+            session,
+            key="gone:1",
+            person_id=None,
+            channel="slack",
+            address={"team": TEAM, "channel": "U0GONE", "user": "U0GONE"},
+            payload=Reply("hello").to_dict(),
+            due_at=rig.clock.now(),
+            now=rig.clock.now(),
         )
 
     await rig.db.run(queue)
     rig.baton.sender.wake()
 
     async def status() -> tuple[str, str | None]:
-        row = await rig.db.run(lambda s: s.execute(select(OutboxMessage.status, OutboxMessage.last_error).where(OutboxMessage.key == "gone:1")))
+        row = await rig.db.run(
+            lambda s: s.execute(
+                select(OutboxMessage.status, OutboxMessage.last_error).where(OutboxMessage.key == "gone:1")
+            )
+        )
         return tuple(row.one())
 
     for _ in range(100):
@@ -640,11 +752,17 @@ async def test_a_transient_error_is_retried_and_refused_blocks_fall_back_to_text
     rig.fake.fail("U0FLAKY", "internal_error")
     rig.fake.fail("U0BLOCKS", "invalid_blocks")
 
-    async def queue(session) -> None:  # noqa: ANN001
+    async def queue(session) -> None:
         for user in ("U0FLAKY", "U0BLOCKS"):
             await queries.enqueue(
-                session, key=f"retry:{user}", person_id=None, channel="slack", address={"team": TEAM, "channel": user, "user": user},
-                payload=Reply(f"for {user}", choices=(Choice("OK", "ok"),), action="cmd").to_dict(), due_at=rig.clock.now(), now=rig.clock.now(),
+                session,
+                key=f"retry:{user}",
+                person_id=None,
+                channel="slack",
+                address={"team": TEAM, "channel": user, "user": user},
+                payload=Reply(f"for {user}", choices=(Choice("OK", "ok"),), action="cmd").to_dict(),
+                due_at=rig.clock.now(),
+                now=rig.clock.now(),
             )
 
     await rig.db.run(queue)
@@ -665,8 +783,12 @@ async def test_a_transient_error_is_retried_and_refused_blocks_fall_back_to_text
     assert {c.error for c in failed} == {"internal_error", "invalid_blocks"}
 
 
-async def test_socket_mode_receives_events_without_a_public_url(db: Database, database_url: str, fake: FakeSlack, clock: FakeClock) -> None:
-    async for rig in start_rig(db, database_url, fake, clock, SLACK_APP_TOKEN=fake.app_token, SLACK_SIGNING_SECRET=None):
+async def test_socket_mode_receives_events_without_a_public_url(
+    db: Database, database_url: str, fake: FakeSlack, clock: FakeClock
+) -> None:
+    async for rig in start_rig(
+        db, database_url, fake, clock, SLACK_APP_TOKEN=fake.app_token, SLACK_SIGNING_SECRET=None
+    ):
         async with rig.http.post("/slack/events", data=b"{}") as response:
             assert response.status == 404  # no HTTP endpoint in Socket Mode
         ack = await fake.send_envelope("events_api", dm("U0MAYA", "help", "Ev0SOCKET01"))
@@ -676,16 +798,31 @@ async def test_socket_mode_receives_events_without_a_public_url(db: Database, da
         assert fake.calls_to("apps.connections.open")
 
 
-async def test_oauth_installs_a_workspace_and_answers_with_its_token(db: Database, database_url: str, fake: FakeSlack, clock: FakeClock) -> None:
+async def test_oauth_installs_a_workspace_and_answers_with_its_token(
+    db: Database, database_url: str, fake: FakeSlack, clock: FakeClock
+) -> None:
     fake.oauth_clients["111.222"] = "client-secret"
     fake.oauth_grants["code-1"] = {
-        "ok": True, "app_id": "A0BATON", "authed_user": {"id": "U2ADMIN"}, "scope": "chat:write,commands", "token_type": "bot",
-        "access_token": "xoxb-workspace-two", "bot_user_id": "UBATON2", "team": {"id": "T2", "name": "Second"},
-        "enterprise": None, "is_enterprise_install": False,
+        "ok": True,
+        "app_id": "A0BATON",
+        "authed_user": {"id": "U2ADMIN"},
+        "scope": "chat:write,commands",
+        "token_type": "bot",
+        "access_token": "xoxb-workspace-two",
+        "bot_user_id": "UBATON2",
+        "team": {"id": "T2", "name": "Second"},
+        "enterprise": None,
+        "is_enterprise_install": False,
     }
     fake.add_user("U2ANA", "maya@example.com", "Maya Chen")
     async for rig in start_rig(
-        db, database_url, fake, clock, SLACK_BOT_TOKEN=None, SLACK_CLIENT_ID="111.222", SLACK_CLIENT_SECRET="client-secret"
+        db,
+        database_url,
+        fake,
+        clock,
+        SLACK_BOT_TOKEN=None,
+        SLACK_CLIENT_ID="111.222",
+        SLACK_CLIENT_SECRET="client-secret",
     ):
         async with rig.http.get("/slack/install", allow_redirects=False) as response:
             page = await response.text()
@@ -694,7 +831,9 @@ async def test_oauth_installs_a_workspace_and_answers_with_its_token(db: Databas
             assert state in page or state in response.headers.get("Location", "")
             assert "scope=app_mentions:read,chat:write,commands" in page.replace("%3A", ":").replace("%2C", ",")
         cookie = {"Cookie": f"slack-app-oauth-state={state}"}
-        async with rig.http.get(f"/slack/oauth_redirect?code=code-1&state={state}", headers=cookie, allow_redirects=False) as response:
+        async with rig.http.get(
+            f"/slack/oauth_redirect?code=code-1&state={state}", headers=cookie, allow_redirects=False
+        ) as response:
             assert response.status == 200, await response.text()
         stored = await rig.db.run(lambda s: s.execute(select(SlackInstallation.team_id, SlackInstallation.data)))
         ((team, data),) = stored.all()
@@ -720,18 +859,34 @@ def test_the_manifest_command_prints_valid_manifests() -> None:
     http = json.loads(result.output)
     for manifest in (socket, http):
         assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
-            "app_mentions:read", "chat:write", "commands", "im:history", "users:read", "users:read.email"
+            "app_mentions:read",
+            "chat:write",
+            "commands",
+            "im:history",
+            "users:read",
+            "users:read.email",
         }
         assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
-            "app_home_opened", "app_mention", "message.im", "app_uninstalled", "tokens_revoked"
+            "app_home_opened",
+            "app_mention",
+            "message.im",
+            "app_uninstalled",
+            "tokens_revoked",
         }
         assert manifest["settings"]["interactivity"]["is_enabled"] is True
-        assert manifest["features"]["app_home"] == {"home_tab_enabled": True, "messages_tab_enabled": True, "messages_tab_read_only_enabled": False}
+        assert manifest["features"]["app_home"] == {
+            "home_tab_enabled": True,
+            "messages_tab_enabled": True,
+            "messages_tab_read_only_enabled": False,
+        }
         assert manifest["features"]["slash_commands"][0]["command"] == "/baton"
         assert 1 <= len(manifest["display_information"]["name"]) <= 35
         assert 175 <= len(manifest["display_information"]["long_description"]) <= 4000
     assert socket["settings"]["socket_mode_enabled"] is True
-    assert "request_url" not in socket["settings"]["event_subscriptions"] and "url" not in socket["features"]["slash_commands"][0]
+    assert (
+        "request_url" not in socket["settings"]["event_subscriptions"]
+        and "url" not in socket["features"]["slash_commands"][0]
+    )
     assert http["settings"]["socket_mode_enabled"] is False
     assert http["settings"]["event_subscriptions"]["request_url"] == "https://x/slack/events"
     assert http["settings"]["interactivity"]["request_url"] == "https://x/slack/events"

@@ -1,4 +1,5 @@
 """Slack translation both ways, without a server: recorded-shape payloads → Inbound, Reply → Block Kit within Slack's limits."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +8,14 @@ from pathlib import Path
 
 import pytest
 from slack_sdk.errors import SlackObjectFormationError
-from slack_sdk.models.blocks import ActionsBlock, ButtonElement, HeaderBlock, PlainTextObject, SectionBlock, MarkdownTextObject
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 from slack_sdk.models.views import View
 
 from adapters.slack import render, translate
@@ -52,7 +60,9 @@ def test_a_dm_becomes_text_with_slacks_event_id_and_a_dm_address() -> None:
     assert "help" not in repr(inbound)  # user text never in repr (logs)
 
 
-@pytest.mark.parametrize("change", [{"subtype": "message_changed"}, {"bot_id": "B1"}, {"channel_type": "channel"}, {"user": None}])
+@pytest.mark.parametrize(
+    "change", [{"subtype": "message_changed"}, {"bot_id": "B1"}, {"channel_type": "channel"}, {"user": None}]
+)
 def test_edits_bots_and_other_channels_are_ignored(change: dict) -> None:
     payload = load("event_message_im.json")
     payload["event"].update(change)
@@ -60,9 +70,9 @@ def test_edits_bots_and_other_channels_are_ignored(change: dict) -> None:
 
 
 def test_slack_markup_becomes_what_the_person_wrote() -> None:
-    assert translate.plain_text("hi <@U1|ana> in <#C1|general>: <!channel> &lt;b&gt; &amp; <https://x.io|site> <mailto:a@b.c|a@b.c> <!subteam^S1|@devs>") == (
-        "hi @ana in #general: @channel <b> & site (https://x.io) a@b.c @devs"
-    )
+    assert translate.plain_text(
+        "hi <@U1|ana> in <#C1|general>: <!channel> &lt;b&gt; &amp; <https://x.io|site> <mailto:a@b.c|a@b.c> <!subteam^S1|@devs>"
+    ) == ("hi @ana in #general: @channel <b> & site (https://x.io) a@b.c @devs")
     assert translate.plain_text("&amp;lt;") == "&lt;"  # unescaped once, exactly
 
 
@@ -94,7 +104,9 @@ def test_a_button_carries_the_replys_action_and_the_choices_value() -> None:
     again = translate.from_block_action(payload)
     payload["actions"][0].update(action_id="checkin:ab12cd34|2", value="3")
     other = translate.from_block_action(payload)
-    assert inbound.event_id == again.event_id == "1763629400.000400:checkin:ab12cd34|3:U0MAYA"  # a double click is one turn
+    assert (
+        inbound.event_id == again.event_id == "1763629400.000400:checkin:ab12cd34|3:U0MAYA"
+    )  # a double click is one turn
     assert other.event_id != inbound.event_id  # another button is another turn
 
 
@@ -200,7 +212,9 @@ def test_a_card_becomes_a_header_fields_and_lines() -> None:
 
 def test_a_form_reply_gets_a_button_that_finds_the_form_again() -> None:
     form = Form("Check-in, week 47", (FormField("progress", "What moved?", "text"),), "Send check-in")
-    reply = Reply("All at once.", form=form, choices=(Choice("One at a time instead", "__one__"),), action="checkin:ab12")
+    reply = Reply(
+        "All at once.", form=form, choices=(Choice("One at a time instead", "__one__"),), action="checkin:ab12"
+    )
     (message,) = render.render(reply, form_ref="42")
     first = message.blocks[1]["elements"][0]
     assert first["text"]["text"] == "Open check-in, week 47" and first["value"] == "42"
@@ -219,20 +233,26 @@ def test_a_form_becomes_a_modal_within_slacks_limits() -> None:
         "Send the whole check-in now",
     )
     view = render.modal(form, action="checkin:ab12", channel="D0MAYA")
-    assert len(view["title"]["text"]) <= 24 and len(view["submit"]["text"]) <= 24 and view["callback_id"] == "baton_form"
+    assert (
+        len(view["title"]["text"]) <= 24 and len(view["submit"]["text"]) <= 24 and view["callback_id"] == "baton_form"
+    )
     assert json.loads(view["private_metadata"]) == {"a": "checkin:ab12", "c": "D0MAYA"}
     progress, pulse, team, hours = view["blocks"]
     assert progress["label"]["text"] == "What moved forward?" and progress["optional"] is False
     assert progress["element"]["initial_value"] == "Shipped <it> & more"  # an editable answer is never escaped
     assert pulse["element"]["initial_option"]["value"] == "4" and len(pulse["element"]["options"]) == 5
-    assert [o["value"] for o in team["element"]["options"]] == ["Core", "Edge"] and team["element"]["initial_option"]["value"] == "Edge"
+    assert [o["value"] for o in team["element"]["options"]] == ["Core", "Edge"] and team["element"]["initial_option"][
+        "value"
+    ] == "Edge"
     assert hours["element"]["type"] == "number_input" and hours["element"]["initial_value"] == "7.5"
 
 
 def test_the_home_view_shows_a_reply_within_100_blocks() -> None:
     reply = Reply(
         "Hi Maya.",
-        card=Card("Your check-ins", (("Next check-in", "Friday"),), tuple(f"• Person {n}: answered" for n in range(300))),
+        card=Card(
+            "Your check-ins", (("Next check-in", "Friday"),), tuple(f"• Person {n}: answered" for n in range(300))
+        ),
         choices=(Choice("Answer my check-in", "checkin", "primary"),),
         action="cmd",
     )
@@ -253,7 +273,9 @@ def test_the_fast_serialiser_agrees_with_slack_sdk_errors_included() -> None:
     blocks = [
         SectionBlock(text=MarkdownTextObject(text="hi")),
         HeaderBlock(text=PlainTextObject(text="Head")),
-        ActionsBlock(elements=[ButtonElement(text=PlainTextObject(text="x"), action_id="a|1", value="v", style="danger")]),
+        ActionsBlock(
+            elements=[ButtonElement(text=PlainTextObject(text="x"), action_id="a|1", value="v", style="danger")]
+        ),
         View(type="home", blocks=[SectionBlock(text=MarkdownTextObject(text="x"))]),
     ]
     for block in blocks:

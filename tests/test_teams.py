@@ -8,6 +8,7 @@ that records every activity Baton sends, answers member lookups and can
 throttle or refuse; with an app id set it also serves the OpenID metadata,
 the JWKS and the token endpoint, and tokens are signed with keys made here.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -114,7 +115,9 @@ class TeamsRig:
     seen: int = 0
     issuer: Issuer | None = None
 
-    async def post(self, body: dict[str, Any], *, token: str | None = None, raw: bytes | None = None) -> tuple[int, Any]:
+    async def post(
+        self, body: dict[str, Any], *, token: str | None = None, raw: bytes | None = None
+    ) -> tuple[int, Any]:
         headers = {"Content-Type": "application/json"}
         if token is not None:
             headers["Authorization"] = token
@@ -165,7 +168,9 @@ class TeamsRig:
     async def quiet(self, seconds: float = 0.2) -> None:
         """Assert that nothing more arrives for a moment."""
         await asyncio.sleep(seconds)
-        assert len(self.fake.sent_to(CONVERSATION)) == self.seen, [text_of(r)[:60] for r in self.fake.sent_to(CONVERSATION)[self.seen :]]
+        assert len(self.fake.sent_to(CONVERSATION)) == self.seen, [
+            text_of(r)[:60] for r in self.fake.sent_to(CONVERSATION)[self.seen :]
+        ]
 
 
 @pytest.fixture
@@ -183,7 +188,14 @@ async def fake() -> AsyncIterator[FakeConnector]:
     await connector.stop()
 
 
-async def _rig(database_url: str, db: Database, fake: FakeConnector, clock: FakeClock, issuer: Issuer | None = None, **settings: Any) -> AsyncIterator[TeamsRig]:
+async def _rig(
+    database_url: str,
+    db: Database,
+    fake: FakeConnector,
+    clock: FakeClock,
+    issuer: Issuer | None = None,
+    **settings: Any,
+) -> AsyncIterator[TeamsRig]:
     await seed_demo(db, clock)
     config = load_settings(env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600, **settings)
     baton = Baton.build(config, clock=clock)
@@ -199,39 +211,43 @@ async def teams(db: Database, database_url: str, fake: FakeConnector, clock: Fak
 
 
 @pytest.fixture
-async def secured(db: Database, database_url: str, fake: FakeConnector, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TeamsRig]:
+async def secured(
+    db: Database, database_url: str, fake: FakeConnector, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[TeamsRig]:
     """Baton with an app id: tokens required, keys and bot tokens from the fake's loopback endpoints."""
     issuer = Issuer("baton-test-key-1")
     fake.issuers.append(issuer)
     monkeypatch.setenv("BATON_TEAMS_OPENID_URL", fake.openid_url)
     monkeypatch.setenv("BATON_TEAMS_AUTHORITY", fake.authority)
-    async for rig in _rig(database_url, db, fake, clock, issuer, MICROSOFT_APP_ID=APP_ID, MICROSOFT_APP_PASSWORD="test-secret"):
+    async for rig in _rig(
+        database_url, db, fake, clock, issuer, MICROSOFT_APP_ID=APP_ID, MICROSOFT_APP_PASSWORD="test-secret"
+    ):
         yield rig
 
 
 async def count(db: Database, model: type) -> int:
-    async def work(session) -> int:  # noqa: ANN001
+    async def work(session) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)))
 
     return await db.run(work)
 
 
 async def tom(db: Database) -> Person:
-    async def work(session) -> Person:  # noqa: ANN001
+    async def work(session) -> Person:
         return (await session.execute(select(Person).where(Person.email == "tom@demo.baton"))).scalars().one()
 
     return await db.run(work)
 
 
 async def identities(db: Database) -> list[Identity]:
-    async def work(session) -> list[Identity]:  # noqa: ANN001
+    async def work(session) -> list[Identity]:
         return list((await session.execute(select(Identity))).scalars())
 
     return await db.run(work)
 
 
 async def answers(db: Database, person_id: int) -> dict[str, tuple[str | None, float | None]]:
-    async def work(session) -> dict[str, tuple[str | None, float | None]]:  # noqa: ANN001
+    async def work(session) -> dict[str, tuple[str | None, float | None]]:
         rows = await session.execute(
             select(CheckinAnswer.question_id, CheckinAnswer.text, CheckinAnswer.number)
             .join(CheckinRun, CheckinRun.id == CheckinAnswer.run_id)
@@ -243,7 +259,7 @@ async def answers(db: Database, person_id: int) -> dict[str, tuple[str | None, f
 
 
 async def outbox(db: Database) -> list[OutboxMessage]:
-    async def work(session) -> list[OutboxMessage]:  # noqa: ANN001
+    async def work(session) -> list[OutboxMessage]:
         return list((await session.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())
 
     return await db.run(work)
@@ -286,8 +302,10 @@ def test_the_stored_reference_is_what_botbuilder_makes_of_the_activity() -> None
         assert ConversationReference().deserialize(reference_of(data)).serialize() == expected
 
 
-async def test_a_new_teams_user_is_linked_by_email_and_takes_the_client_time_zone(teams: TeamsRig, db: Database) -> None:
-    async def move(session) -> None:  # noqa: ANN001
+async def test_a_new_teams_user_is_linked_by_email_and_takes_the_client_time_zone(
+    teams: TeamsRig, db: Database
+) -> None:
+    async def move(session) -> None:
         person = (await session.execute(select(Person).where(Person.email == "tom@demo.baton"))).scalars().one()
         person.timezone = "Asia/Tokyo"
 
@@ -304,7 +322,11 @@ async def test_a_new_teams_user_is_linked_by_email_and_takes_the_client_time_zon
 
 
 async def test_someone_baton_cannot_identify_is_told_so_and_nothing_is_created(teams: TeamsRig, db: Database) -> None:
-    stranger = {"id": "29:1strangerWithoutEmail", "name": "Mallory", "aadObjectId": "0a0b0c0d-0000-4000-8000-000000000001"}
+    stranger = {
+        "id": "29:1strangerWithoutEmail",
+        "name": "Mallory",
+        "aadObjectId": "0a0b0c0d-0000-4000-8000-000000000001",
+    }
     people_before = await count(db, Person)
     await teams.send(activity("message", teams.fake, **{"from": stranger}))
     (notice,) = await teams.expect(1)
@@ -352,7 +374,7 @@ async def test_a_redelivered_message_is_one_turn(teams: TeamsRig, db: Database) 
     assert "time zone is" in text_of(reply)
     person = await tom(db)
 
-    async def version(session) -> int:  # noqa: ANN001
+    async def version(session) -> int:
         return int(await session.scalar(select(DialogState.version).where(DialogState.person_id == person.id)))
 
     assert await db.run(version) == 1
@@ -362,7 +384,11 @@ async def test_action_execute_is_answered_in_the_invoke_and_routed_like_a_button
     await teams.install()
     await teams.expect(1)
     status, body = await teams.post(activity("execute_invoke", teams.fake))
-    assert status == 200 and body == {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": "Got it."}
+    assert status == 200 and body == {
+        "statusCode": 200,
+        "type": "application/vnd.microsoft.activity.message",
+        "value": "Got it.",
+    }
     (reply,) = await teams.expect(1)
     assert "time zone is" in text_of(reply)
     status, _ = await teams.post(activity("execute_invoke", teams.fake, name="composeExtension/query"))
@@ -370,12 +396,18 @@ async def test_action_execute_is_answered_in_the_invoke_and_routed_like_a_button
 
 
 async def test_group_chats_and_garbage_are_ignored(teams: TeamsRig, db: Database) -> None:
-    group = activity("message", teams.fake, conversation={"id": "19:group@thread.v2", "conversationType": "groupChat", "isGroup": True})
+    group = activity(
+        "message",
+        teams.fake,
+        conversation={"id": "19:group@thread.v2", "conversationType": "groupChat", "isGroup": True},
+    )
     assert (await teams.post(group))[0] == 200
     assert (await teams.post({}, raw=b"{not json"))[0] == 400
     assert (await teams.post({}, raw=b"[1, 2]"))[0] == 400
     assert (await teams.post({}, raw=b'{"type": "message", "text": "help"}'))[0] == 400  # no serviceUrl to answer at
-    assert (await teams.post(activity("message", teams.fake, timestamp="yesterday")))[0] == 400  # not an activity's shape
+    assert (await teams.post(activity("message", teams.fake, timestamp="yesterday")))[
+        0
+    ] == 400  # not an activity's shape
     assert (await teams.post(activity("message", teams.fake, **{"from": "Tom"})))[0] == 400
     await teams.quiet()
     assert teams.seen == 0 and await count(db, ProcessedEvent) == 0
@@ -423,7 +455,7 @@ async def test_a_full_checkin_from_the_proactive_invitation_by_buttons_and_text(
         "needs": ("nothing", None),
     }
 
-    async def status(session) -> str:  # noqa: ANN001
+    async def status(session) -> str:
         return (await session.execute(select(CheckinRun.status).where(CheckinRun.person_id == person.id))).scalar_one()
 
     assert await db.run(status) == "answered"
@@ -475,12 +507,22 @@ async def test_the_checkin_form_answers_everything_in_one_card(teams: TeamsRig, 
 
 
 async def _nothing_changed(db: Database, before: tuple[int, ...]) -> None:
-    assert (await count(db, ProcessedEvent), await count(db, Identity), await count(db, OutboxMessage), await count(db, Person)) == before
+    assert (
+        await count(db, ProcessedEvent),
+        await count(db, Identity),
+        await count(db, OutboxMessage),
+        await count(db, Person),
+    ) == before
 
 
 async def test_with_an_app_id_only_a_valid_bot_framework_token_gets_in(secured: TeamsRig, db: Database) -> None:
     body = activity("message", secured.fake, text="help")
-    before = (await count(db, ProcessedEvent), await count(db, Identity), await count(db, OutboxMessage), await count(db, Person))
+    before = (
+        await count(db, ProcessedEvent),
+        await count(db, Identity),
+        await count(db, OutboxMessage),
+        await count(db, Person),
+    )
     issuer = secured.issuer
     assert issuer is not None
     stranger = Issuer("baton-test-key-2")  # a key that is not in the OpenID metadata
@@ -494,8 +536,10 @@ async def test_with_an_app_id_only_a_valid_bot_framework_token_gets_in(secured: 
         "garbage": "Bearer " + "x" * 300,
         "unknown key": "Bearer " + stranger.token(audience=APP_ID, service_url=body["serviceUrl"]),
         "forged with a known kid": "Bearer " + forged_kid,
-        "wrong audience": "Bearer " + issuer.token(audience="22222222-2222-2222-2222-222222222222", service_url=body["serviceUrl"]),
-        "wrong issuer": "Bearer " + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], iss="https://sts.windows.net/x/"),
+        "wrong audience": "Bearer "
+        + issuer.token(audience="22222222-2222-2222-2222-222222222222", service_url=body["serviceUrl"]),
+        "wrong issuer": "Bearer "
+        + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], iss="https://sts.windows.net/x/"),
         "wrong serviceurl": "Bearer " + issuer.token(audience=APP_ID, service_url="https://elsewhere.example/"),
         "expired": "Bearer " + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], lifetime=-600),
     }
@@ -610,14 +654,19 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 def test_baton_teams_package_writes_a_sideloadable_zip(tmp_path: Path) -> None:
     out = tmp_path / "sub" / "baton-teams.zip"
-    result = CliRunner().invoke(cli, ["teams", "package", "--app-id", APP_ID.upper(), "--host", "Baton.Example.com", "--out", str(out)])
+    result = CliRunner().invoke(
+        cli, ["teams", "package", "--app-id", APP_ID.upper(), "--host", "Baton.Example.com", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     with zipfile.ZipFile(out) as archive:
         assert sorted(archive.namelist()) == ["color.png", "manifest.json", "outline.png"]
         manifest = json.loads(archive.read("manifest.json"))
         color, outline = archive.read("color.png"), archive.read("outline.png")
     assert manifest["$schema"] == MANIFEST_SCHEMA and manifest["manifestVersion"] == MANIFEST_VERSION
-    assert MANIFEST_SCHEMA == f"https://developer.microsoft.com/en-us/json-schemas/teams/v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
+    assert (
+        MANIFEST_SCHEMA
+        == f"https://developer.microsoft.com/en-us/json-schemas/teams/v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
+    )
     (bot,) = manifest["bots"]
     assert bot["botId"] == APP_ID and bot["scopes"] == ["personal"] and manifest["id"] == APP_ID
     assert manifest["validDomains"] == ["baton.example.com"]
@@ -642,5 +691,7 @@ def test_package_refuses_a_bad_app_id_or_host(tmp_path: Path, app_id: str, host:
     with pytest.raises(ValueError, match=says):
         write_package(app_id=app_id, host=host, out=tmp_path / "x.zip")
     assert not (tmp_path / "x.zip").exists()
-    result = CliRunner().invoke(cli, ["teams", "package", "--app-id", app_id, "--host", host, "--out", str(tmp_path / "y.zip")])
+    result = CliRunner().invoke(
+        cli, ["teams", "package", "--app-id", app_id, "--host", host, "--out", str(tmp_path / "y.zip")]
+    )
     assert result.exit_code == 2 and says in result.output

@@ -7,6 +7,7 @@ question kind, the form, the review, snooze), help for each role, every
 command and the first buttons of each, a manager's digest and the invitation
 and reminder messages. Escaping is checked with a CommonMark parser.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,12 @@ def strings(node: Any) -> list[str]:
     """Every markdown string a person would read (TextBlock texts, fact titles and values, plain text)."""
     found: list[str] = []
     if isinstance(node, dict):
-        if node.get("type") == "TextBlock" or "title" in node and "value" in node and node.get("type") in (None, "Fact"):
+        if (
+            node.get("type") == "TextBlock"
+            or ("title" in node
+            and "value" in node
+            and node.get("type") in (None, "Fact"))
+        ):
             found += [node[k] for k in ("text", "title", "value") if isinstance(node.get(k), str)]
         if node.get("type") == "message" and isinstance(node.get("text"), str):
             found.append(node["text"])
@@ -90,15 +96,27 @@ def test_the_schema_check_rejects_what_teams_would_reject() -> None:
 async def _template(rig: Rig) -> None:
     """Give the demo team a template with every question kind, and a choice question with many options."""
 
-    async def work(session) -> None:  # noqa: ANN001
+    async def work(session) -> None:
         team = (await session.execute(select(Team).where(Team.name == "Platform"))).scalars().one()
         questions = [
             {"id": "progress", "kind": "text", "prompt": "What moved forward this week?", "feeds": "progress"},
             {"id": "blockers", "kind": "text", "prompt": "What got in the way?", "feeds": "blockers"},
             {"id": "pulse", "kind": "rating", "prompt": "How was the week?", "feeds": "pulse", "private": True},
-            {"id": "focus", "kind": "choice", "prompt": "Where did most time go?", "options": ["Build", "Review", "Meetings", "Support", "Hiring", "Docs", "Other"]},
+            {
+                "id": "focus",
+                "kind": "choice",
+                "prompt": "Where did most time go?",
+                "options": ["Build", "Review", "Meetings", "Support", "Hiring", "Docs", "Other"],
+            },
             {"id": "mood", "kind": "choice", "prompt": "Energy?", "options": ["Low", "OK", "High"]},
-            {"id": "hours", "kind": "number", "prompt": "Hours of deep work?", "unit": "h", "minimum": 0, "maximum": 80},
+            {
+                "id": "hours",
+                "kind": "number",
+                "prompt": "Hours of deep work?",
+                "unit": "h",
+                "minimum": 0,
+                "maximum": 80,
+            },
         ]
         session.add(CheckinTemplate(team_id=team.id, questions=questions, updated_at=rig.clock.now()))
 
@@ -135,7 +153,13 @@ async def test_every_reply_of_a_checkin_and_the_menus_renders_as_a_valid_card(ri
     forms = [r for r in replies if r.form is not None]
     assert forms and any(r.rating for r in replies) and any(len(r.choices) > 5 for r in replies)
     digest = await _digest(rig)
-    extra = [digest, invitation("Tom", "2026-W47", 6), reminder("Tom", "2026-W47"), welcome("Tom Becker"), welcome(None)]
+    extra = [
+        digest,
+        invitation("Tom", "2026-W47", 6),
+        reminder("Tom", "2026-W47"),
+        welcome("Tom Becker"),
+        welcome(None),
+    ]
     rendered = [check(reply) for reply in replies + extra]
     cards = [m for m in rendered if "attachments" in m]
     assert len(cards) >= 10 and len(rendered) - len(cards) >= 2  # plain text stays plain
@@ -149,9 +173,11 @@ async def test_every_reply_of_a_checkin_and_the_menus_renders_as_a_valid_card(ri
 
 
 async def _digest(rig: Rig) -> Reply:
-    async def work(session) -> Reply:  # noqa: ANN001
+    async def work(session) -> Reply:
         maya = (await session.execute(select(Person).where(Person.email == "maya@demo.baton"))).scalars().one()
-        reports = list((await session.execute(select(Person).where(Person.manager_id == maya.id).order_by(Person.name))).scalars())
+        reports = list(
+            (await session.execute(select(Person).where(Person.manager_id == maya.id).order_by(Person.name))).scalars()
+        )
         team = await session.get(Team, maya.team_id)
         from dialogs.rhythm import Conductor
 
@@ -217,7 +243,14 @@ def test_rating_free_text_and_form_submits_come_back_as_the_engine_expects() -> 
     assert submitted(content["actions"][0]["data"] | {"baton_text": "hello"}) == {"text": "hello"}
     form = Reply(
         "All at once",
-        form=Form("Check-in", (FormField("a", "A?", "text", value="old"), FormField("b", "B?", "rating", optional=False), FormField("c", "C?", "number"))),
+        form=Form(
+            "Check-in",
+            (
+                FormField("a", "A?", "text", value="old"),
+                FormField("b", "B?", "rating", optional=False),
+                FormField("c", "C?", "number"),
+            ),
+        ),
         action="checkin:ff00",
     )
     content = check(form)["attachments"][0]["content"]
@@ -246,10 +279,18 @@ def test_huge_replies_stay_under_40_kb_and_valid() -> None:
     huge_text = "é" * 60_000
     assert size_of(render(Reply(huge_text))) < MAX_MESSAGE_BYTES
     lines = tuple(f"• Person {n}: " + "blocked by things " * 20 for n in range(400))
-    digest = check(Reply("Your team's check-ins are in.", card=Card("Check-ins", (("Answered", "400 of 400"),), lines), choices=(Choice("OK", "ok"),)))
+    digest = check(
+        Reply(
+            "Your team's check-ins are in.",
+            card=Card("Check-ins", (("Answered", "400 of 400"),), lines),
+            choices=(Choice("OK", "ok"),),
+        )
+    )
     shown = strings(digest)
     assert "attachments" in digest and any("Person 0:" in t for t in shown) and any("more lines" in t for t in shown)
     fields = tuple(FormField(f"q{n}", f"Question {n}?", "text", value="ü" * 2000) for n in range(12))
     form_message = check(Reply("All at once", form=Form("Check-in", fields), action="checkin:1"))
     inputs = [e for e in form_message["attachments"][0]["content"]["body"] if e["type"] == "Input.Text"]
-    assert len(inputs) == 12 and all("value" not in e for e in inputs)  # dropped whole, never cut: an empty field keeps the answer
+    assert len(inputs) == 12 and all(
+        "value" not in e for e in inputs
+    )  # dropped whole, never cut: an empty field keeps the answer

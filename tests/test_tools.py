@@ -1,4 +1,5 @@
-""""Which tool helps?": signals, diagnostic questions, suggestions, plans, follow-ups, learning."""
+""" "Which tool helps?": signals, diagnostic questions, suggestions, plans, follow-ups, learning."""
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,17 @@ async def add_checkins(rig: Rig, email: str, weeks: list[tuple[str, str, float]]
     """Answered check-ins for `email`: (period, blocker text, pulse) each."""
     person = rig.people[email]
 
-    async def work(session) -> None:  # noqa: ANN001
+    async def work(session) -> None:
         for period, blocker, pulse in weeks:
-            run = CheckinRun(person_id=person.id, team_id=person.team_id, period=period, questions=list(DEFAULT_QUESTIONS), status="answered", started_at=rig.clock.now(), answered_at=rig.clock.now())
+            run = CheckinRun(
+                person_id=person.id,
+                team_id=person.team_id,
+                period=period,
+                questions=list(DEFAULT_QUESTIONS),
+                status="answered",
+                started_at=rig.clock.now(),
+                answered_at=rig.clock.now(),
+            )
             session.add(run)
             await session.flush()
             session.add(CheckinAnswer(run_id=run.id, question_id="blockers", text=blocker, updated_at=rig.clock.now()))
@@ -36,8 +45,8 @@ async def add_checkins(rig: Rig, email: str, weeks: list[tuple[str, str, float]]
     await rig.db.run(work)
 
 
-async def signals_for(rig: Rig, email: str):  # noqa: ANN201
-    async def work(session):  # noqa: ANN001, ANN202
+async def signals_for(rig: Rig, email: str):
+    async def work(session):
         person = (await session.execute(select(Person).where(Person.email == email))).scalars().one()
         return await gather(session, person, rig.clock.now())
 
@@ -47,7 +56,15 @@ async def signals_for(rig: Rig, email: str):  # noqa: ANN201
 async def test_blockers_in_check_ins_raise_resources(rig: Rig) -> None:
     cat = catalogue()
     before = rank_influences(cat, AMBIGUOUS, [])
-    await add_checkins(rig, "tom@demo.baton", [("2026-W45", "waiting on the staging environment", 3), ("2026-W46", "still no staging access", 3), ("2026-W47", "nothing", 3)])
+    await add_checkins(
+        rig,
+        "tom@demo.baton",
+        [
+            ("2026-W45", "waiting on the staging environment", 3),
+            ("2026-W46", "still no staging access", 3),
+            ("2026-W47", "nothing", 3),
+        ],
+    )
     signals = await signals_for(rig, "tom@demo.baton")
     assert [s.id for s in signals] == ["blockers_reported"] and signals[0].settles
     after = rank_influences(cat, AMBIGUOUS, signals)
@@ -58,14 +75,20 @@ async def test_blockers_in_check_ins_raise_resources(rig: Rig) -> None:
 
 
 async def test_a_falling_pulse_points_at_motivations(rig: Rig) -> None:
-    await add_checkins(rig, "arjun@demo.baton", [("2026-W44", "nothing", 5), ("2026-W45", "none", 4), ("2026-W46", "-", 3), ("2026-W47", "no", 2)])
+    await add_checkins(
+        rig,
+        "arjun@demo.baton",
+        [("2026-W44", "nothing", 5), ("2026-W45", "none", 4), ("2026-W46", "-", 3), ("2026-W47", "no", 2)],
+    )
     ids = {s.id: s for s in await signals_for(rig, "arjun@demo.baton")}
     assert {"pulse_falling", "pulse_low"} <= set(ids) and ids["pulse_falling"].influence == "motivations"
     assert "5 → 4 → 3 → 2" in ids["pulse_falling"].evidence
 
 
 async def test_a_settled_question_is_not_asked_and_tools_follow_at_once(rig: Rig, chat: Chat) -> None:
-    await add_checkins(rig, "tom@demo.baton", [("2026-W46", "waiting for VPN access", 3), ("2026-W47", "laptop broke again", 3)])
+    await add_checkins(
+        rig, "tom@demo.baton", [("2026-W46", "waiting for VPN access", 3), ("2026-W47", "laptop broke again", 3)]
+    )
     await chat.send("tools tom@demo.baton")
     chat.expect("What's the gap with Tom's work")
     await chat.send(AMBIGUOUS)
@@ -81,7 +104,9 @@ async def test_questions_go_environment_first_and_stop_when_explained(chat: Chat
     chat.expect("Whose work is this about?")
     await chat.press("Lucía Gómez")
     chat.expect("gap with Lucía's work")
-    await chat.send("her reports are always late and the quality is all over the place, sometimes great sometimes sloppy")
+    await chat.send(
+        "her reports are always late and the quality is all over the place, sometimes great sometimes sloppy"
+    )
     chat.expect("first reading")
     first = chat.expect("Lucía")
     assert first.choices and {c.value for c in first.choices} == {"yes", "no", "unsure"}
@@ -137,7 +162,7 @@ async def test_picking_a_tool_makes_a_plan_and_the_follow_up_learns(rig: Rig, ch
     assert chosen.value not in {c.value for c in offered.choices}
     await chat.press("No", on=follow_up)
     chat.expect("already told me")
-    stored = (await rig.db.run(lambda s: s.get(ToolPlan, plan.id)))
+    stored = await rig.db.run(lambda s: s.get(ToolPlan, plan.id))
     assert (stored.outcome, stored.outcome_note, stored.status) == ("no", "the team lead kept overriding it", "closed")
 
 
@@ -148,8 +173,22 @@ async def test_outcomes_move_tools_and_the_suggestion_says_so(rig: Rig) -> None:
     maya, tom = rig.people["maya@demo.baton"], rig.people["tom@demo.baton"]
     first_choice = (await rig.db.run(lambda s: suggest(s, cat, "feedback")))[0].tool.id
 
-    async def record(session, tool_id: str, outcome: str) -> None:  # noqa: ANN001
-        session.add(ToolPlan(asked_by_id=maya.id, person_id=tom.id, gap="x", influence="feedback", tool_id=tool_id, signals=[], created_at=rig.clock.now(), follow_up_at=rig.clock.now(), status="closed", outcome=outcome, outcome_at=rig.clock.now()))
+    async def record(session, tool_id: str, outcome: str) -> None:
+        session.add(
+            ToolPlan(
+                asked_by_id=maya.id,
+                person_id=tom.id,
+                gap="x",
+                influence="feedback",
+                tool_id=tool_id,
+                signals=[],
+                created_at=rig.clock.now(),
+                follow_up_at=rig.clock.now(),
+                status="closed",
+                outcome=outcome,
+                outcome_at=rig.clock.now(),
+            )
+        )
 
     for _ in range(4):
         await rig.db.run(lambda s: record(s, first_choice, "no"))
@@ -188,7 +227,11 @@ def test_cli_suggest_prints_the_documented_json(tmp_path: Path) -> None:
     env["DATABASE_URL"] = f"sqlite:///{tmp_path}/t.db"
     done = subprocess.run(
         [str(baton), "tools", "suggest", "--json", "she waits days for access to the build servers"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -196,5 +239,7 @@ def test_cli_suggest_prints_the_documented_json(tmp_path: Path) -> None:
     assert result["influences"][0]["influence"] == "Resources"
     scores = [i["score"] for i in result["influences"]]
     assert scores == sorted(scores, reverse=True)
-    assert len(result["tools"]) == 3 and all(set(t) >= {"id", "name", "influence", "time", "cost", "why"} for t in result["tools"])
+    assert len(result["tools"]) == 3 and all(
+        set(t) >= {"id", "name", "influence", "time", "cost", "why"} for t in result["tools"]
+    )
     assert {t["influence"] for t in result["tools"]} == {"Resources"}

@@ -3,6 +3,7 @@
 Choices print as numbered lines; typing a number presses that button. Messages
 Baton sends on its own (from `serve` or from here) are printed as they arrive.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -71,13 +72,21 @@ class Console:
         event_id = f"{self.person_id}:console:{uuid.uuid4().hex}"
         sender = Sender(platform="local", user_id=str(self.person_id))
         last = self.last_choices
-        if last is not None and last.rating and last.action and len(text) == 1 and text.lower() in LETTERS[: len(last.choices)]:
+        if (
+            last is not None
+            and last.rating
+            and last.action
+            and len(text) == 1
+            and text.lower() in LETTERS[: len(last.choices)]
+        ):
             value = last.choices[LETTERS.index(text.lower())].value
             return Inbound(sender, {"person": self.person_id}, action=last.action, value=value, event_id=event_id)
         if last is not None and text.isdigit() and last.action:
             number = int(text)
             if last.rating and last.rating.min <= number <= last.rating.max:
-                return Inbound(sender, {"person": self.person_id}, action=last.action, value=str(number), event_id=event_id)
+                return Inbound(
+                    sender, {"person": self.person_id}, action=last.action, value=str(number), event_id=event_id
+                )
             if not last.rating and 1 <= number <= len(last.choices):
                 value = last.choices[number - 1].value
                 return Inbound(sender, {"person": self.person_id}, action=last.action, value=value, event_id=event_id)
@@ -87,7 +96,11 @@ class Console:
         try:
             await self.engine.handle(self.to_inbound(line))
         except DatabaseUnavailable:
-            print("baton> I can't reach my database right now, so nothing was recorded. Please try again.", file=self.out, flush=True)
+            print(
+                "baton> I can't reach my database right now, so nothing was recorded. Please try again.",
+                file=self.out,
+                flush=True,
+            )
             return
         await self.sender.drain_once()
         await self.show_new()
@@ -102,10 +115,17 @@ async def run_console(db: Database, email: str, stdin: TextIO = sys.stdin, out: 
 
     person = await db.run(find)
     if person is None:
-        print(f"Nobody with the email {email} is in this organisation. `baton org export` lists everyone.", file=sys.stderr)
+        print(
+            f"Nobody with the email {email} is in this organisation. `baton org export` lists everyone.",
+            file=sys.stderr,
+        )
         return 2
     console = Console(db, person.id, out)
-    print(f"Chatting with Baton as {person.name} <{person.email}>. Type help, or press Ctrl-D to leave.", file=out, flush=True)
+    print(
+        f"Chatting with Baton as {person.name} <{person.email}>. Type help, or press Ctrl-D to leave.",
+        file=out,
+        flush=True,
+    )
     for _message_id, _sent_at, reply in await console.feed.history(limit=5):
         console.print_reply(reply)
 

@@ -12,6 +12,7 @@ The package, one idea per module:
 
 slack_bolt and slack_sdk are imported only inside this package.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -19,9 +20,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from bot.app import Baton
-
     from adapters.slack.adapter import SlackAdapter
+    from bot.app import Baton
 
 SLACK_KEY = web.AppKey("slack", object)
 

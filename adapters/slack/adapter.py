@@ -8,6 +8,7 @@ retry or a double click changes nothing, even while the first is still
 running), and the outbox sends the replies. Errors are logged by type and
 code location with a reference id, never with what anyone wrote.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,9 +57,7 @@ GAVE_UP = (
     "Sorry — I kept trying, but I couldn't record a message you sent me earlier. Please send it again "
     "(or press the button again) now that things are working."
 )
-DATABASE_DOWN = (
-    "Sorry, I can't record anything right now: my database is unreachable. Nothing was saved; please try again in a few minutes."
-)
+DATABASE_DOWN = "Sorry, I can't record anything right now: my database is unreachable. Nothing was saved; please try again in a few minutes."
 TOKEN_TTL = 300.0
 REPLAY_INTERVAL = 60.0  # seconds between looks for kept deliveries that a crash left without a turn
 DEFAULT_WORKSPACE_RATE = 10.0  # chat.postMessage per second per workspace; Slack: "several hundred per minute"
@@ -127,7 +126,9 @@ class SlackOptions:
         except (TypeError, ValueError):
             rate = -1.0
         if not 0 < rate <= 100_000:
-            raise ConfigurationError("BATON_SLACK_WORKSPACE_RATE must be a number of messages per second above 0 (e.g. 10)")
+            raise ConfigurationError(
+                "BATON_SLACK_WORKSPACE_RATE must be a number of messages per second above 0 (e.g. 10)"
+            )
         return cls(auto_add=_flag(read("BATON_SLACK_AUTO_ADD"), True), workspace_rate=rate)
 
 
@@ -270,7 +271,7 @@ class SlackAdapter:
         await self.drain(10.0)
         try:  # replies the last turns handed straight to the sender still use the session
             await asyncio.wait_for(self.baton.sender.settle(), 10.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("slack: replies still being sent at shutdown; they are retried after the restart")
         self._closing = True
         if self.client.session is not None:
@@ -317,7 +318,7 @@ class SlackAdapter:
                 team = await self._team_of_token(token)
             try:
                 linked += await self.directory.sync(team, token, enterprise=enterprise)
-            except (SlackApiError, SlackClientError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, SlackApiError, SlackClientError, OSError) as exc:
                 log.warning("slack users sync failed for workspace %s (%s)", team, type(exc).__name__)
         if linked:
             log.info("slack: linked %d people to their Slack accounts by email", linked)
@@ -414,7 +415,9 @@ class SlackAdapter:
         await ack()  # closes the modal; the answers are recorded by the turn and confirmed in the DM
         inbound = translate.from_view_submission(body)
         if inbound is not None:
-            self.spawn(self.turn(await self.inbox.keep(inbound), self._context_token(context), interaction=True), "form")
+            self.spawn(
+                self.turn(await self.inbox.keep(inbound), self._context_token(context), interaction=True), "form"
+            )
 
     async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
         user = event.get("user")
@@ -422,7 +425,10 @@ class SlackAdapter:
             self.spawn(self.publish_home(body.get("team_id"), user, self._context_token(context)), "home")
 
     async def _on_uninstalled(self, body: dict[str, Any]) -> None:
-        log.warning("slack: Baton was uninstalled from workspace %s or its token was revoked; messages there will fail", body.get("team_id"))
+        log.warning(
+            "slack: Baton was uninstalled from workspace %s or its token was revoked; messages there will fail",
+            body.get("team_id"),
+        )
 
     # -- the work after the ack ------------------------------------------------------------------
 
@@ -509,9 +515,18 @@ class SlackAdapter:
         channel, ts = container.get("channel_id"), container.get("message_ts")
 
         async def take_buttons_off() -> None:
-            label = (action.get("text") or {}).get("text") or (action.get("selected_option") or {}).get("text", {}).get("text") or ""
+            label = (
+                (action.get("text") or {}).get("text")
+                or (action.get("selected_option") or {}).get("text", {}).get("text")
+                or ""
+            )
             blocks = render.pressed(message.get("blocks") or [], label)
-            await self._call("chat.update", self.client.chat_update(token=token, channel=channel, ts=ts, text=message.get("text") or " ", blocks=blocks))
+            await self._call(
+                "chat.update",
+                self.client.chat_update(
+                    token=token, channel=channel, ts=ts, text=message.get("text") or " ", blocks=blocks
+                ),
+            )
 
         in_message = bool(channel and ts and message.get("blocks"))
         await self.turn(inbound, token, interaction=True, on_fresh=take_buttons_off if in_message else None)
@@ -538,7 +553,9 @@ class SlackAdapter:
         reply = Reply.from_dict(payload)
         assert reply.form is not None
         view = render.modal(reply.form, action=reply.action, channel=channel)
-        if not await self._call("views.open", self.client.views_open(token=token, trigger_id=body.get("trigger_id"), view=view)):
+        if not await self._call(
+            "views.open", self.client.views_open(token=token, trigger_id=body.get("trigger_id"), view=view)
+        ):
             await self.notice(token, user, FORM_FAILED, channel=channel)
 
     async def publish_home(self, team: str | None, user: str, token: str | None) -> None:
@@ -557,13 +574,17 @@ class SlackAdapter:
                 reply = await self.baton.db.run(overview)
             except DatabaseUnavailable:
                 reply = Reply(DATABASE_DOWN)
-        await self._call("views.publish", self.client.views_publish(token=token, user_id=user, view=render.home_view(reply)))
+        await self._call(
+            "views.publish", self.client.views_publish(token=token, user_id=user, view=render.home_view(reply))
+        )
 
     async def notice(self, token: str | None, user: str, text: str, *, channel: str | None = None) -> None:
         """A message from the adapter itself, outside the outbox: ephemeral in `channel`, else to the DM."""
         message = render.notice(text)
         if channel and channel != user:
-            call = self.client.chat_postEphemeral(token=token, channel=channel, user=user, text=message.text, blocks=message.blocks)
+            call = self.client.chat_postEphemeral(
+                token=token, channel=channel, user=user, text=message.text, blocks=message.blocks
+            )
         else:
             call = self.client.chat_postMessage(token=token, channel=user, text=message.text, blocks=message.blocks)
         await self._call("notice", call)
@@ -577,6 +598,6 @@ class SlackAdapter:
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
             log.warning("slack %s failed (%s)", what, error or type(exc).__name__)
-        except (SlackClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, SlackClientError, OSError) as exc:
             log.warning("slack %s failed (%s)", what, type(exc).__name__)
         return False

@@ -9,6 +9,7 @@ delay. Errors map onto `DeliveryError`: Slack's permanent ones (the person
 left, the channel is gone, the token was revoked…) are marked with their
 reason and not retried; everything else is retried with backoff.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -64,7 +65,7 @@ MAX_WAIT = 20.0  # longer waits go back to the outbox (its lease must never run 
 class Bucket:
     """A token bucket as GCRA: `rate` per second, `burst` at once."""
 
-    __slots__ = ("interval", "tolerance", "tat")
+    __slots__ = ("interval", "tat", "tolerance")
 
     def __init__(self, rate: float, burst: int) -> None:
         self.interval = 1.0 / rate
@@ -195,13 +196,19 @@ class SlackDelivery:
             if error in PERMANENT_ERRORS:
                 raise DeliveryError(error, permanent=True) from None
             raise DeliveryError(error or f"HTTP {status}") from None
-        except (SlackClientError, OSError, asyncio.TimeoutError, RuntimeError) as exc:
+        except (TimeoutError, SlackClientError, OSError, RuntimeError) as exc:
             # SlackRequestError, a dropped connection, a timeout, the session closing at shutdown
             # (aiohttp's RuntimeError): whether Slack got it is unknown; retry
             raise DeliveryError(f"network: {type(exc).__name__}") from None
 
     async def _call(self, token: str, target: str, part: Message) -> None:
-        kwargs: dict[str, Any] = {"token": token, "channel": target, "text": part.text, "unfurl_links": False, "unfurl_media": False}
+        kwargs: dict[str, Any] = {
+            "token": token,
+            "channel": target,
+            "text": part.text,
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
         if part.blocks:
             kwargs["blocks"] = part.blocks
         await self.client.chat_postMessage(**kwargs)

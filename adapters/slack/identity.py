@@ -9,6 +9,7 @@ Slack time zone and locale are stored either way. Separately, `sync` links
 every workspace member whose email matches a person (users.list), so
 check-ins reach people in Slack before they ever write to Baton.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -52,7 +53,9 @@ class Profile:
     @classmethod
     def from_user(cls, user: dict[str, Any]) -> Profile:
         profile = user.get("profile") or {}
-        name = profile.get("real_name") or user.get("real_name") or profile.get("display_name") or user.get("name") or ""
+        name = (
+            profile.get("real_name") or user.get("real_name") or profile.get("display_name") or user.get("name") or ""
+        )
         return cls(
             user_id=user.get("id", ""),
             email=(profile.get("email") or "").strip().lower() or None,
@@ -110,7 +113,9 @@ class Directory:
         while len(self._known) > KNOWN_MAX:
             self._known.popitem(last=False)
 
-    async def resolve(self, team: str | None, user_id: str, token: str | None, *, enterprise: str | None = None) -> Resolution:
+    async def resolve(
+        self, team: str | None, user_id: str, token: str | None, *, enterprise: str | None = None
+    ) -> Resolution:
         """The person for `user_id`, linking or adding them on first sight."""
         known = self._known.get(user_id)
         if known is not None:
@@ -121,7 +126,7 @@ class Directory:
             return Resolution(person_id)
         try:
             profile = await self.profile(user_id, token)
-        except (SlackApiError, SlackClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, SlackApiError, SlackClientError, OSError) as exc:
             log.warning("slack users.info failed (%s)", _error_name(exc))
             return Resolution(None, LOOKUP_FAILED)
         if profile is None or profile.is_bot or profile.deleted:
@@ -177,7 +182,9 @@ class Directory:
         finally:
             self._pending.pop(user_id, None)
 
-    async def sync(self, team: str | None, token: str | None, *, page_pause: float = 3.0, enterprise: str | None = None) -> int:
+    async def sync(
+        self, team: str | None, token: str | None, *, page_pause: float = 3.0, enterprise: str | None = None
+    ) -> int:
         """Link every workspace member whose email belongs to a person (users.list, 200 a page).
 
         So check-ins reach people in Slack before they ever wrote to Baton.
@@ -215,7 +222,13 @@ class Directory:
             if enterprise:
                 address["enterprise"] = enterprise
             linked += await queries.insert_ignore(
-                session, Identity, person_id=person_id, platform=PLATFORM, external_id=profile.user_id, address=address, updated_at=now
+                session,
+                Identity,
+                person_id=person_id,
+                platform=PLATFORM,
+                external_id=profile.user_id,
+                address=address,
+                updated_at=now,
             )
         return linked
 

@@ -9,6 +9,7 @@ The OAuth `state` is signed rather than stored (HMAC with the client secret,
 ten-minute expiry), so any replica can finish an install another one began;
 bolt also binds it to a browser cookie.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,8 @@ import hmac
 import logging
 import secrets
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from logging import Logger
 from typing import Any
 
@@ -91,7 +92,11 @@ class DatabaseInstallationStore(AsyncInstallationStore):
         async def work(session) -> dict[str, Any] | None:  # noqa: ANN001
             statement = (
                 select(SlackInstallation.data)
-                .where(SlackInstallation.enterprise_id.is_(None) if enterprise_id is None else SlackInstallation.enterprise_id == enterprise_id)
+                .where(
+                    SlackInstallation.enterprise_id.is_(None)
+                    if enterprise_id is None
+                    else SlackInstallation.enterprise_id == enterprise_id
+                )
                 .where(SlackInstallation.team_id.is_(None) if team_id is None else SlackInstallation.team_id == team_id)
                 .order_by(SlackInstallation.installed_at.desc(), SlackInstallation.id.desc())
                 .limit(1)
@@ -105,9 +110,18 @@ class DatabaseInstallationStore(AsyncInstallationStore):
             return None
         installation = Installation(**data)
         if user_id is not None or installation.bot_token is None:
-            latest = await self.async_find_installation(enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install)
+            latest = await self.async_find_installation(
+                enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install
+            )
             if latest is not None and latest.bot_token and latest.bot_token != installation.bot_token:
-                for name in ("bot_id", "bot_user_id", "bot_token", "bot_scopes", "bot_refresh_token", "bot_token_expires_at"):
+                for name in (
+                    "bot_id",
+                    "bot_user_id",
+                    "bot_token",
+                    "bot_scopes",
+                    "bot_refresh_token",
+                    "bot_token_expires_at",
+                ):
                     setattr(installation, name, getattr(latest, name))
         return installation
 
@@ -129,7 +143,9 @@ class DatabaseInstallationStore(AsyncInstallationStore):
     ) -> None:
         async def work(session) -> None:  # noqa: ANN001
             statement = delete(SlackInstallation).where(
-                SlackInstallation.enterprise_id.is_(None) if enterprise_id is None else SlackInstallation.enterprise_id == enterprise_id,
+                SlackInstallation.enterprise_id.is_(None)
+                if enterprise_id is None
+                else SlackInstallation.enterprise_id == enterprise_id,
                 SlackInstallation.team_id.is_(None) if team_id is None else SlackInstallation.team_id == team_id,
             )
             if user_id is not None:

@@ -5,6 +5,7 @@ as itself (a DM is reached by user id, so no `im:write`), and reads users
 with their email to match them to people. To post check-ins to a team
 channel, invite Baton to that channel (no `chat:write.public`).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -73,7 +74,11 @@ def build_manifest(*, url: str | None = None, socket: bool = False) -> dict[str,
             "background_color": "#2c2d30",
         },
         "features": {
-            "app_home": {"home_tab_enabled": True, "messages_tab_enabled": True, "messages_tab_read_only_enabled": False},
+            "app_home": {
+                "home_tab_enabled": True,
+                "messages_tab_enabled": True,
+                "messages_tab_read_only_enabled": False,
+            },
             "bot_user": {"display_name": "Baton", "always_online": True},
             "slash_commands": [command],
         },

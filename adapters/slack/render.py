@@ -11,12 +11,13 @@ Long content is split: sections hold at most 3,000 characters, a message at
 most 50 blocks (a longer reply becomes several messages), a Home tab or modal
 at most 100 blocks.
 """
+
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from slack_sdk.errors import SlackObjectFormationError
@@ -129,7 +130,7 @@ def split_text(text: str, limit: int = SECTION_TEXT) -> list[str]:
 # both agree, errors included.
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validators(cls: type) -> tuple[str, ...]:
     return tuple(
         name
@@ -179,7 +180,8 @@ def _text_blocks(text: str) -> list[Block]:
 def _card_blocks(card: Card) -> list[Block]:
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=clip(plain(card.title), HEADER_TEXT) or "·"))]
     fields = [
-        MarkdownTextObject(text=clip(f"*{escape(plain(label))}*\n{escape(value)}", FIELD_TEXT)) for label, value in card.fields
+        MarkdownTextObject(text=clip(f"*{escape(plain(label))}*\n{escape(value)}", FIELD_TEXT))
+        for label, value in card.fields
     ]
     for start in range(0, len(fields), FIELDS_PER_SECTION):
         blocks.append(SectionBlock(fields=fields[start : start + FIELDS_PER_SECTION]))

@@ -9,6 +9,7 @@ message, the button and the person (`{message_ts}:{action_id}:{user}`), so a
 double click is one turn but two different buttons are two; a modal uses its
 view id; a slash command its trigger id.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,10 +71,19 @@ def from_message(body: dict[str, Any]) -> Inbound | None:
     a message with a file attached counts for its text."""
     event = body.get("event") or {}
     user = event.get("user")
-    if event.get("channel_type") != "im" or event.get("subtype") not in (None, "file_share") or event.get("bot_id") or not user:
+    if (
+        event.get("channel_type") != "im"
+        or event.get("subtype") not in (None, "file_share")
+        or event.get("bot_id")
+        or not user
+    ):
         return None
     return _inbound(
-        body, user, channel=event.get("channel"), text=plain_text(event.get("text") or ""), event_id=body.get("event_id")
+        body,
+        user,
+        channel=event.get("channel"),
+        text=plain_text(event.get("text") or ""),
+        event_id=body.get("event_id"),
     )
 
 

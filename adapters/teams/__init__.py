@@ -10,6 +10,7 @@ installationUpdate) links the account and greets the person once.
 
 Every botbuilder import lives in this package.
 """
+
 from __future__ import annotations
 
 import json
@@ -169,7 +170,9 @@ class TeamsAdapter:
         try:
             person_id = await self.directory.person_id(activity, reference)
             if person_id is None:
-                await self._notice(reference, UNKNOWN_PERSON, key=f"teams:unknown:{inbound.event_id or external_id(activity)}")
+                await self._notice(
+                    reference, UNKNOWN_PERSON, key=f"teams:unknown:{inbound.event_id or external_id(activity)}"
+                )
                 return
             await self.baton.engine.handle(inbound, person_id=person_id)
         except UnknownPerson:  # the identity vanished between linking and the turn (an org import, say)
@@ -191,7 +194,12 @@ class TeamsAdapter:
         await self._notice(reference, welcome, key=f"teams:welcome:{account}", person_id=person_id)
 
     async def _notice(
-        self, reference: dict[str, Any], reply: Reply | Callable[[str | None], Reply], *, key: str, person_id: int | None = None
+        self,
+        reference: dict[str, Any],
+        reply: Reply | Callable[[str | None], Reply],
+        *,
+        key: str,
+        person_id: int | None = None,
     ) -> None:
         """Queue a message Baton sends on its own account (not a dialog turn) under an idempotency key.
 
@@ -205,8 +213,15 @@ class TeamsAdapter:
                 person = await queries.person_by_id(session, person_id) if person_id is not None else None
                 message = message(person.name if person else None)
             return await queries.enqueue(
-                session, key=key, person_id=person_id, channel=PLATFORM, address=reference,
-                payload=message.to_dict(), due_at=now, now=now, kind="notice",
+                session,
+                key=key,
+                person_id=person_id,
+                channel=PLATFORM,
+                address=reference,
+                payload=message.to_dict(),
+                due_at=now,
+                now=now,
+                kind="notice",
             )
 
         if await self.baton.db.run(queue):

@@ -5,6 +5,7 @@ this module. The card submit format is the one `cards.py` writes:
 `{"baton_kind": "choice", "baton_action": ..., "baton_value": ...}` plus the
 card's inputs (`baton_text`, `baton_choice`, `field_<id>`), merged by Teams.
 """
+
 from __future__ import annotations
 
 import json

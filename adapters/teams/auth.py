@@ -14,6 +14,7 @@ keeps them for a day, and re-reads them early (at most every five minutes)
 only when a token names a key it has not seen, which is how key rotation
 shows up.
 """
+
 from __future__ import annotations
 
 import asyncio

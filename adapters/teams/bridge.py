@@ -11,6 +11,7 @@ sends through the turn context — every message goes through the outbox —
 except the invoke response to an `Action.Execute`, which never leaves the
 process.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -72,13 +73,17 @@ class _EdgeAuthentication(BotFrameworkAuthentication):
         if self.validator is not None:
             try:
                 token = await self.validator.verify(auth_header)
-                self.validator.check_activity(token, {"serviceUrl": activity.service_url, "channelId": activity.channel_id})
+                self.validator.check_activity(
+                    token, {"serviceUrl": activity.service_url, "channelId": activity.channel_id}
+                )
             except (Unauthorized, KeysUnavailable):
                 raise PermissionError("unauthorized") from None  # CloudAdapter turns this into a 401
             claims = token.claims
         return result_for(claims, self.factory)
 
-    async def authenticate_streaming_request(self, auth_header: str, channel_id_header: str) -> AuthenticateRequestResult:
+    async def authenticate_streaming_request(
+        self, auth_header: str, channel_id_header: str
+    ) -> AuthenticateRequestResult:
         raise PermissionError("Baton does not accept streaming connections")
 
     def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
@@ -120,7 +125,9 @@ class Bridge:
     @staticmethod
     async def answer_invoke(context: TurnContext, status: int, body: Any) -> None:
         """Set the HTTP answer to an invoke (it is returned by `run`, not sent anywhere)."""
-        await context.send_activity(Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=status, body=body)))
+        await context.send_activity(
+            Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=status, body=body))
+        )
 
     async def close(self) -> None:
         for client in self.factory.clients.values():

@@ -15,6 +15,7 @@
 
 Submit data is what `activities.submitted` reads back.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,14 @@ MAX_MESSAGE_BYTES = 40 * 1024  # Teams' cap on one message
 BUDGET = MAX_MESSAGE_BYTES - 2 * 1024  # room for the envelope (from, recipient, conversation) added when sending
 MAX_BUTTONS = 5  # more choices than this become a dropdown
 # (longest text, most card lines) tried in turn until a card fits the budget
-_SHORTEN_STEPS: tuple[tuple[int | None, int | None], ...] = ((None, None), (4000, 200), (2000, 120), (1000, 80), (400, 60), (150, 40))
+_SHORTEN_STEPS: tuple[tuple[int | None, int | None], ...] = (
+    (None, None),
+    (4000, 200),
+    (2000, 120),
+    (1000, 80),
+    (400, 60),
+    (150, 40),
+)
 
 _EMPHASIS = re.compile(r"(?<![\w*\\])\*([^*\n]{1,120}?)\*(?![\w*])")
 _SPECIALS = re.compile(r"([\\`*_\[\]<>~|])")
@@ -40,7 +48,9 @@ _LINE_START = re.compile(r"^(\s*)([-+#>]|\d+[.)])(?=\s|$)", re.MULTILINE)
 def escape_markdown(text: str) -> str:
     """Backslash-escape everything Teams' markdown would act on (links, emphasis, lists, HTML-ish tags)."""
     escaped = _SPECIALS.sub(r"\\\1", text)
-    return _LINE_START.sub(lambda m: m.group(1) + "".join("\\" + ch if not ch.isdigit() else ch for ch in m.group(2)), escaped)
+    return _LINE_START.sub(
+        lambda m: m.group(1) + "".join("\\" + ch if not ch.isdigit() else ch for ch in m.group(2)), escaped
+    )
 
 
 def to_markdown(text: str) -> str:
@@ -85,7 +95,9 @@ def size_of(message: dict[str, Any]) -> int:
     return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def card(reply: Reply, *, limit: int | None = None, max_lines: int | None = None, prefill: bool = True) -> dict[str, Any]:
+def card(
+    reply: Reply, *, limit: int | None = None, max_lines: int | None = None, prefill: bool = True
+) -> dict[str, Any]:
     """The Adaptive Card 1.5 for `reply`.
 
     `limit` shortens long texts, `max_lines` keeps that many card lines (and
@@ -100,17 +112,29 @@ def card(reply: Reply, *, limit: int | None = None, max_lines: int | None = None
             body.append(
                 {
                     "type": "FactSet",
-                    "facts": [{"title": to_markdown(_cut(k, 100)), "value": to_markdown(_cut(v, limit or 1000))} for k, v in reply.card.fields],
+                    "facts": [
+                        {"title": to_markdown(_cut(k, 100)), "value": to_markdown(_cut(v, limit or 1000))}
+                        for k, v in reply.card.fields
+                    ],
                 }
             )
         lines = reply.card.lines if max_lines is None else reply.card.lines[:max_lines]
         for line in lines:
             body += _text_blocks(line, limit, first_spacing="none") if line else [_block(" ", spacing="small")]
         if len(lines) < len(reply.card.lines):
-            body.append(_block(f"…and {len(reply.card.lines) - len(lines)} more lines", is_subtle=True, spacing="small"))
+            body.append(
+                _block(f"…and {len(reply.card.lines) - len(lines)} more lines", is_subtle=True, spacing="small")
+            )
     if reply.form is not None:
         body += _form_inputs(reply.form, limit, prefill)
-        actions.append(_submit(reply.form.submit_label, {"baton_kind": "form", "baton_action": reply.action}, style="positive", inputs=True))
+        actions.append(
+            _submit(
+                reply.form.submit_label,
+                {"baton_kind": "form", "baton_action": reply.action},
+                style="positive",
+                inputs=True,
+            )
+        )
     elif reply.input is not None:
         text_input: dict[str, Any] = {
             "type": "Input.Text",
@@ -131,11 +155,15 @@ def card(reply: Reply, *, limit: int | None = None, max_lines: int | None = None
         body.append({"type": "ActionSet", "actions": numbers[:10]})
         if rating.low_label or rating.high_label:
             legend = f"{rating.min} = {rating.low_label} · {rating.max} = {rating.high_label}"
-            body.append(_block(to_markdown(_cut(legend, 200)), is_subtle=True, size="small", spacing="none", markdown=True))
+            body.append(
+                _block(to_markdown(_cut(legend, 200)), is_subtle=True, size="small", spacing="none", markdown=True)
+            )
     if reply.choices:
         if len(reply.choices) > MAX_BUTTONS or (len(reply.choices) + len(actions) > 6):
             body.append(_choice_set(reply.choices))
-            actions.append(_submit("Send", {"baton_kind": "pick", "baton_action": reply.action}, style="positive", inputs=True))
+            actions.append(
+                _submit("Send", {"baton_kind": "pick", "baton_action": reply.action}, style="positive", inputs=True)
+            )
         else:
             actions += [_choice_button(choice, reply.action) for choice in reply.choices]
     result: dict[str, Any] = {
@@ -177,7 +205,9 @@ def _text_blocks(text: str, limit: int | None, *, first_spacing: str | None = No
     return blocks
 
 
-def _block(text: str, *, markdown: bool = False, spacing: str | None = None, separator: bool = False, **style: Any) -> dict[str, Any]:
+def _block(
+    text: str, *, markdown: bool = False, spacing: str | None = None, separator: bool = False, **style: Any
+) -> dict[str, Any]:
     """A wrapping TextBlock. Unless `markdown` says the text is already escaped, it is escaped here."""
     block: dict[str, Any] = {"type": "TextBlock", "text": text if markdown else escape_markdown(text), "wrap": True}
     if spacing:
@@ -208,7 +238,9 @@ def _submit(title: str, data: dict[str, Any], *, style: str | None = None, input
 
 def _choice_button(choice: Choice, action: str | None) -> dict[str, Any]:
     style = {"primary": "positive", "danger": "destructive"}.get(choice.style or "")
-    return _submit(choice.label, {"baton_kind": "choice", "baton_action": action, "baton_value": choice.value}, style=style)
+    return _submit(
+        choice.label, {"baton_kind": "choice", "baton_action": action, "baton_value": choice.value}, style=style
+    )
 
 
 def _choice_set(choices: tuple[Choice, ...]) -> dict[str, Any]:

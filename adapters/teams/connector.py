@@ -18,6 +18,7 @@ retried later (Retry-After when given, else jittered exponential backoff);
 reason that names the status and the service's error code, never a message
 body.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -95,7 +96,7 @@ class BotToken:
                 async with self._session().post(self.options.token_url, data=form, timeout=REQUEST_TIMEOUT) as response:
                     body = await response.json(content_type=None)
                     status = response.status
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 raise DeliveryError(f"could not get a bot token ({type(exc).__name__})") from None
             token = body.get("access_token") if isinstance(body, dict) else None
             if status != 200 or not isinstance(token, str):
@@ -124,7 +125,9 @@ class Connector:
         """The process-wide HTTP session, created on first use inside the running loop."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=200, limit_per_host=100, ttl_dns_cache=300, enable_cleanup_closed=True),
+                connector=aiohttp.TCPConnector(
+                    limit=200, limit_per_host=100, ttl_dns_cache=300, enable_cleanup_closed=True
+                ),
                 timeout=REQUEST_TIMEOUT,
                 json_serialize=lambda data: json.dumps(data, ensure_ascii=False, separators=(",", ":")),
                 headers={"User-Agent": "Baton (Bot Framework connector client)"},
@@ -135,7 +138,9 @@ class Connector:
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
-    async def send(self, reference: dict[str, Any], body: dict[str, Any], *, attempt: int = 1, pace: bool = True) -> str | None:
+    async def send(
+        self, reference: dict[str, Any], body: dict[str, Any], *, attempt: int = 1, pace: bool = True
+    ) -> str | None:
         """Send one message activity to the conversation of `reference`; return the new activity id.
 
         Raises DeliveryError, permanent or with `retry_after`, on failure.
@@ -145,7 +150,9 @@ class Connector:
             try:
                 await self.pacer.slot(conversation["id"], _tenant(reference))
             except TooBusy as busy:
-                raise DeliveryError("paced to stay within Teams' rate limits", retry_after=busy.wait, rate_limited=True) from None
+                raise DeliveryError(
+                    "paced to stay within Teams' rate limits", retry_after=busy.wait, rate_limited=True
+                ) from None
         activity = {
             **body,
             "from": reference.get("bot") or {},
@@ -182,7 +189,7 @@ class Connector:
             async with self.session().request(method, url, json=payload, headers=headers) as response:
                 raw = await response.read()
                 status, response_headers = response.status, response.headers
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise DeliveryError(f"Teams unreachable ({type(exc).__name__})") from None
         if status == 401 and token:
             self.token.forget()
@@ -205,9 +212,13 @@ class Connector:
                 what = "Teams refused the bot token"
             return DeliveryError(f"{what} ({detail})", retry_after=delay, rate_limited=status == 429)
         if status == 403:
-            return DeliveryError(f"Teams refused ({detail}): Baton was uninstalled or blocked in this chat", permanent=True)
+            return DeliveryError(
+                f"Teams refused ({detail}): Baton was uninstalled or blocked in this chat", permanent=True
+            )
         if status == 404:
-            return DeliveryError(f"conversation not found ({detail}): the chat is gone or Baton was removed", permanent=True)
+            return DeliveryError(
+                f"conversation not found ({detail}): the chat is gone or Baton was removed", permanent=True
+            )
         return DeliveryError(f"Teams rejected the message ({detail})", permanent=True)
 
 

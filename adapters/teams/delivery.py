@@ -1,4 +1,5 @@
 """The outbox's Teams channel: every message Baton sends in Teams — replies included — goes out here."""
+
 from __future__ import annotations
 
 from adapters.teams.cards import render

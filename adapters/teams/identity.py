@@ -13,6 +13,7 @@ Accounts seen recently are remembered in this process, so an ordinary
 message costs no query here: the reference is rewritten only when where it
 points (service URL, conversation, bot, user) changes.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,7 +35,9 @@ _EMAIL = re.compile(r"[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>.]{2,63}")
 class Directory:
     """Finds (and links) the person behind a Teams account. One per process."""
 
-    def __init__(self, db: Database, clock: Clock, connector: Connector, *, emulator: bool, capacity: int = 50_000) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, connector: Connector, *, emulator: bool, capacity: int = 50_000
+    ) -> None:
         self.db = db
         self.clock = clock
         self.connector = connector
@@ -42,7 +45,9 @@ class Directory:
         self.capacity = capacity
         self._known: OrderedDict[str, tuple[int, tuple[Any, ...]]] = OrderedDict()
 
-    async def person_id(self, activity: dict[str, Any], reference: dict[str, Any], *, refresh: bool = False) -> int | None:
+    async def person_id(
+        self, activity: dict[str, Any], reference: dict[str, Any], *, refresh: bool = False
+    ) -> int | None:
         """The person's id, linking the account on first sight; None when Baton cannot tell who this is.
 
         `refresh` (an installation) rewrites the reference and applies the
@@ -61,7 +66,9 @@ class Directory:
         async def known(session) -> int | None:  # noqa: ANN001 - AsyncSession
             row = (
                 await session.execute(
-                    select(Identity.person_id, Identity.address).where(Identity.platform == PLATFORM, Identity.external_id == account)
+                    select(Identity.person_id, Identity.address).where(
+                        Identity.platform == PLATFORM, Identity.external_id == account
+                    )
                 )
             ).first()
             if row is None:
@@ -71,7 +78,9 @@ class Directory:
                     session, person_id=row.person_id, platform=PLATFORM, external_id=account, address=reference, now=now
                 )
             if refresh and zone:
-                await session.execute(update(Person).where(Person.id == row.person_id, Person.timezone != zone).values(timezone=zone))
+                await session.execute(
+                    update(Person).where(Person.id == row.person_id, Person.timezone != zone).values(timezone=zone)
+                )
             return row.person_id
 
         person_id = await self.db.run(known)
@@ -82,9 +91,13 @@ class Directory:
             locale = locale_of(activity)
 
             async def link(session) -> int:  # noqa: ANN001
-                person = await queries.ensure_person(session, email=email, name=name or email, timezone=zone, locale=locale, now=now)
+                person = await queries.ensure_person(
+                    session, email=email, name=name or email, timezone=zone, locale=locale, now=now
+                )
                 assert person.id is not None
-                await queries.upsert_identity(session, person_id=person.id, platform=PLATFORM, external_id=account, address=reference, now=now)
+                await queries.upsert_identity(
+                    session, person_id=person.id, platform=PLATFORM, external_id=account, address=reference, now=now
+                )
                 return person.id
 
             person_id = await self.db.run(link)
@@ -104,7 +117,9 @@ class Directory:
         name = sender.get("name") if isinstance(sender.get("name"), str) else None
         candidates: list[Any] = [sender.get("email"), sender.get("userPrincipalName")]  # when the channel sends them
         has_email = any(isinstance(c, str) and _EMAIL.fullmatch(c.strip()) for c in candidates)
-        member = await self.connector.member(reference, str(sender["id"])) if sender.get("id") and not has_email else None
+        member = (
+            await self.connector.member(reference, str(sender["id"])) if sender.get("id") and not has_email else None
+        )
         if member:
             candidates += [member.get("email"), member.get("userPrincipalName")]
             name = member.get("name") if isinstance(member.get("name"), str) else name

@@ -10,6 +10,7 @@ later slot without holding up the tenant's other conversations. A wait longer th
 it back and reschedules the message instead of holding an outbox lease.
 A 429 pauses its conversation for the Retry-After the service asked for.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,7 @@ class TooBusy(Exception):
 
 
 class _Conversation:
-    __slots__ = ("sends", "paused_until")
+    __slots__ = ("paused_until", "sends")
 
     def __init__(self) -> None:
         self.sends: deque[float] = deque()

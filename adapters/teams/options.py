@@ -1,4 +1,5 @@
 """The Teams adapter's settings, read once from Baton's settings (and, until they live there, the environment)."""
+
 from __future__ import annotations
 
 import os
@@ -50,9 +51,13 @@ class TeamsOptions:
                 "Bot Framework Emulator on this machine."
             )
         if app_id and not password:
-            raise ConfigurationError("MICROSOFT_APP_PASSWORD is missing: MICROSOFT_APP_ID is set, so set the app's client secret too")
+            raise ConfigurationError(
+                "MICROSOFT_APP_PASSWORD is missing: MICROSOFT_APP_ID is set, so set the app's client secret too"
+            )
         openid_url = _setting(settings, "BATON_TEAMS_OPENID_URL") or BOT_FRAMEWORK_OPENID_URL
-        authority = _setting(settings, "BATON_TEAMS_AUTHORITY") or f"{DEFAULT_AUTHORITY_HOST}/{tenant_id or MULTI_TENANT}"
+        authority = (
+            _setting(settings, "BATON_TEAMS_AUTHORITY") or f"{DEFAULT_AUTHORITY_HOST}/{tenant_id or MULTI_TENANT}"
+        )
         for name, url in (("BATON_TEAMS_OPENID_URL", openid_url), ("BATON_TEAMS_AUTHORITY", authority)):
             if not url.startswith(("https://", "http://")):
                 raise ConfigurationError(f"{name} must be an http(s) URL")
@@ -60,9 +65,13 @@ class TeamsOptions:
         try:
             tenant_rate = float(raw_rate)
         except ValueError:
-            raise ConfigurationError("BATON_TEAMS_TENANT_RATE must be a number of messages per second, e.g. 30") from None
+            raise ConfigurationError(
+                "BATON_TEAMS_TENANT_RATE must be a number of messages per second, e.g. 30"
+            ) from None
         if not 0.1 <= tenant_rate <= 50:
-            raise ConfigurationError("BATON_TEAMS_TENANT_RATE must be between 0.1 and 50 messages per second (Teams allows about 30-50)")
+            raise ConfigurationError(
+                "BATON_TEAMS_TENANT_RATE must be between 0.1 and 50 messages per second (Teams allows about 30-50)"
+            )
         return cls(app_id, password or None, tenant_id, emulator and not app_id, openid_url, authority, tenant_rate)
 
 

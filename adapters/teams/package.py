@@ -4,6 +4,7 @@ The icons are generated here (no image library, no files in the repository):
 a white conductor's baton on Baton's accent colour at 192×192, and the same
 baton in white on transparent at 32×32 for the outline icon, as Teams asks.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST_VERSION = "1.23"
-MANIFEST_SCHEMA = f"https://developer.microsoft.com/en-us/json-schemas/teams/v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
+MANIFEST_SCHEMA = (
+    f"https://developer.microsoft.com/en-us/json-schemas/teams/v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
+)
 ACCENT = (0x3B, 0x5B, 0xDB)
 ACCENT_HEX = "#3B5BDB"
 COLOR_ICON, OUTLINE_ICON = "color.png", "outline.png"
@@ -49,7 +52,9 @@ def validate_host(host: str) -> str:
         raise ValueError(f"--host {host!r} carries a port; Teams reaches bots on https (443). {hint}.")
     labels = value.split(".")
     if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
-        raise ValueError(f"--host {host!r} is not a public host name (an IP address or 'localhost' won't do for Teams). {hint}.")
+        raise ValueError(
+            f"--host {host!r} is not a public host name (an IP address or 'localhost' won't do for Teams). {hint}."
+        )
     return value
 
 
@@ -152,7 +157,9 @@ def _segment_distance(px: float, py: float, a: tuple[float, float], b: tuple[flo
     return math.hypot(px - (ax + t * dx), py - (ay + t * dy))
 
 
-def _over(background: tuple[int, int, int, int], colour: tuple[int, int, int], alpha: float) -> tuple[int, int, int, int]:
+def _over(
+    background: tuple[int, int, int, int], colour: tuple[int, int, int], alpha: float
+) -> tuple[int, int, int, int]:
     return tuple(round(c * alpha + b * (1 - alpha)) for c, b in zip(colour, background[:3])) + (background[3],)  # type: ignore[return-value]
 
 
@@ -168,7 +175,12 @@ def png(width: int, height: int, pixel: Callable[[int, int], tuple[int, int, int
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(rows), 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _version() -> str:

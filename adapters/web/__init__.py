@@ -5,6 +5,7 @@ Routes: `/` (the page), `/static/*`, `GET /api/local/people`,
 message Baton delivers to that person) and `POST /api/local/messages`.
 There is no sign-in: it binds to loopback unless told otherwise.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -114,9 +115,14 @@ def setup_web_chat(app: web.Application, baton: Baton) -> None:
     async def people(request: web.Request) -> web.Response:
         async def query(session) -> list[dict[str, Any]]:  # noqa: ANN001
             rows = await session.execute(
-                select(Person, Team.name).outerjoin(Team, Team.id == Person.team_id).where(Person.active.is_(True)).order_by(Person.name)
+                select(Person, Team.name)
+                .outerjoin(Team, Team.id == Person.team_id)
+                .where(Person.active.is_(True))
+                .order_by(Person.name)
             )
-            managers = set((await session.execute(select(Person.manager_id).where(Person.manager_id.is_not(None)))).scalars())
+            managers = set(
+                (await session.execute(select(Person.manager_id).where(Person.manager_id.is_not(None)))).scalars()
+            )
             return [
                 {
                     "id": p.id,
@@ -183,7 +189,9 @@ def setup_web_chat(app: web.Application, baton: Baton) -> None:
             return _error(400, "A message needs a person (number) and a client_id (8–64 characters).")
         if action is None and not isinstance(text, str):
             return _error(400, "A message needs either text or an action.")
-        if action is not None and (not isinstance(action, str) or not isinstance(value, str) or len(action) > 255 or len(value) > 2000):
+        if action is not None and (
+            not isinstance(action, str) or not isinstance(value, str) or len(action) > 255 or len(value) > 2000
+        ):
             return _error(400, "A button press needs an action and a value, both short strings.")
         inbound = Inbound(
             sender=Sender(platform="local", user_id=str(person_id)),
@@ -196,9 +204,13 @@ def setup_web_chat(app: web.Application, baton: Baton) -> None:
         try:
             await baton.engine.handle(inbound)
         except UnknownPerson:
-            return _error(404, "There is no such person in this organisation. Reload the page and pick someone from the list.")
+            return _error(
+                404, "There is no such person in this organisation. Reload the page and pick someone from the list."
+            )
         except DatabaseUnavailable:
-            return _error(503, "I can't reach my database right now, so nothing was recorded. Please try again in a moment.")
+            return _error(
+                503, "I can't reach my database right now, so nothing was recorded. Please try again in a moment."
+            )
         return web.json_response({"ok": True}, status=202)
 
     app.router.add_get("/", index)
@@ -215,7 +227,10 @@ async def _send_event(response: web.StreamResponse, message_id: int, data: dict[
 
 def _person_param(raw: str | None) -> int:
     if raw is None or not raw.isdigit():
-        raise web.HTTPBadRequest(text=json.dumps({"ok": False, "error": "Choose a person first (?person=ID)."}), content_type="application/json")
+        raise web.HTTPBadRequest(
+            text=json.dumps({"ok": False, "error": "Choose a person first (?person=ID)."}),
+            content_type="application/json",
+        )
     return int(raw)
 
 

@@ -12,6 +12,7 @@ Routes (all under /dashboard):
 Log lines name the route and the status only — never a token, a query string
 or anything a person wrote.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,10 +24,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.dashboard import auth
+from bot.dashboard import auth, views
 from bot.dashboard.html import Markup, esc, link, page, paragraph, tag
 from bot.dashboard.views import Ctx, Forbidden, NotFound, View
-from bot.dashboard import views
 from storage.db import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -85,7 +85,9 @@ def forbidden(viewer: auth.Viewer | None) -> web.Response:
 
 
 @web.middleware
-async def _log_route(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def _log_route(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     if not request.path.startswith("/dashboard"):
         return await handler(request)
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
@@ -96,7 +98,9 @@ async def _log_route(request: web.Request, handler: Callable[[web.Request], Awai
         raise
     except Exception as exc:  # only the type: a message could carry what someone wrote
         log.error("dashboard %s %s -> 500 (%s)", request.method, route, type(exc).__name__)
-        return _message("Something went wrong", "Baton couldn't show this page. Please try again in a moment.", status=500)
+        return _message(
+            "Something went wrong", "Baton couldn't show this page. Please try again in a moment.", status=500
+        )
     log.info("dashboard %s %s -> %d", request.method, route, response.status)
     return response
 
@@ -124,7 +128,9 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
     async def viewer_of(request: web.Request, session) -> auth.Viewer | None:  # noqa: ANN001
         return await auth.load_viewer(session, request.cookies.get(auth.COOKIE), baton.clock.now())
 
-    def view(build: Callable[[Ctx, web.Request], Awaitable[View]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def view(
+        build: Callable[[Ctx, web.Request], Awaitable[View]],
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """A GET page: signed-in viewer, one read transaction, HTML or `?csv=` for one of its tables."""
 
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -205,7 +211,9 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
             raise Forbidden
         return await views.review_page(ctx, int(raw))
 
-    def plain(fn: Callable[[Ctx], Awaitable[View]], participation_page: str | None = None) -> Callable[[Ctx, web.Request], Awaitable[View]]:
+    def plain(
+        fn: Callable[[Ctx], Awaitable[View]], participation_page: str | None = None
+    ) -> Callable[[Ctx, web.Request], Awaitable[View]]:
         async def build(ctx: Ctx, request: web.Request) -> View:
             return await fn(ctx)
 
@@ -229,8 +237,12 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
         signed_out = request.query.get("out") == "1"
         return _message(
             "Signed out" if signed_out else "Sign in to Baton's dashboard",
-            "You are signed out of the dashboard on this browser." if signed_out else "There is no password to remember.",
-            Markup(f"To open your dashboard, type {tag('kbd', 'dashboard')} to Baton in chat (Slack, Teams or the local web chat)."),
+            "You are signed out of the dashboard on this browser."
+            if signed_out
+            else "There is no password to remember.",
+            Markup(
+                f"To open your dashboard, type {tag('kbd', 'dashboard')} to Baton in chat (Slack, Teams or the local web chat)."
+            ),
             "Baton replies with a personal link that works once, within 10 minutes. Open it in this browser and you are in; "
             "the session lasts 8 hours or until you sign out.",
             status=200,
@@ -246,12 +258,16 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
         if viewer is None:
             return None, form, _message("Not signed in", HOW_TO_SIGN_IN, status=403)
         if not auth.csrf_ok(viewer, form.get("csrf")):
-            return viewer, form, _message(
-                "This form has expired",
-                "The form was missing its security token or came from another page, so nothing was changed. "
-                "Reload the page and try again.",
-                status=403,
-                viewer=viewer,
+            return (
+                viewer,
+                form,
+                _message(
+                    "This form has expired",
+                    "The form was missing its security token or came from another page, so nothing was changed. "
+                    "Reload the page and try again.",
+                    status=403,
+                    viewer=viewer,
+                ),
             )
         return viewer, form, None
 
@@ -289,7 +305,16 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
 
             built = await baton.db.run(again)
             parts = [p.html("/dashboard/settings") if isinstance(p, views.Table) else p for p in built.parts]
-            return _html(page(built.title, Markup("".join(esc(p) for p in parts)), viewer=viewer, current=built.current, csrf=viewer.csrf), 400)
+            return _html(
+                page(
+                    built.title,
+                    Markup("".join(esc(p) for p in parts)),
+                    viewer=viewer,
+                    current=built.current,
+                    csrf=viewer.csrf,
+                ),
+                400,
+            )
 
         async def work(session) -> bool:  # noqa: ANN001
             from storage.models import Team

@@ -5,6 +5,7 @@ with a per-session CSRF secret. Every request re-reads the session and the
 viewer's reports, so a revoked session or a changed reporting line takes
 effect at once.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -62,12 +63,16 @@ async def exchange_token(session: AsyncSession, secret: str, now: datetime) -> s
     token_hash = digest(secret)
     spent = await session.execute(
         update(DashboardToken)
-        .where(DashboardToken.token_hash == token_hash, DashboardToken.used_at.is_(None), DashboardToken.expires_at > now)
+        .where(
+            DashboardToken.token_hash == token_hash, DashboardToken.used_at.is_(None), DashboardToken.expires_at > now
+        )
         .values(used_at=now)
     )
     if spent.rowcount != 1:
         return None
-    person_id = (await session.execute(select(DashboardToken.person_id).where(DashboardToken.token_hash == token_hash))).scalar_one()
+    person_id = (
+        await session.execute(select(DashboardToken.person_id).where(DashboardToken.token_hash == token_hash))
+    ).scalar_one()
     person = await session.get(Person, person_id)
     if person is None or not person.active:
         return None
@@ -89,15 +94,19 @@ async def load_viewer(session: AsyncSession, session_id: str | None, now: dateti
     if not session_id or len(session_id) > 128:
         return None
     row = (
-        await session.execute(select(DashboardSession).where(DashboardSession.session_hash == digest(session_id)))
-    ).scalars().first()
+        (await session.execute(select(DashboardSession).where(DashboardSession.session_hash == digest(session_id))))
+        .scalars()
+        .first()
+    )
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
     person = await session.get(Person, row.person_id)
     if person is None or not person.active:
         return None
     reports = frozenset(
-        (await session.execute(select(Person.id).where(Person.manager_id == person.id, Person.active.is_(True)))).scalars()
+        (
+            await session.execute(select(Person.id).where(Person.manager_id == person.id, Person.active.is_(True)))
+        ).scalars()
     )
     assert row.id is not None
     return Viewer(person, row.id, row.csrf, reports)
@@ -108,7 +117,9 @@ async def revoke(session: AsyncSession, session_row_id: int, now: datetime) -> N
 
 
 def csrf_ok(viewer: Viewer, submitted: object) -> bool:
-    return isinstance(submitted, str) and bool(submitted) and hmac.compare_digest(submitted.encode(), viewer.csrf.encode())
+    return (
+        isinstance(submitted, str) and bool(submitted) and hmac.compare_digest(submitted.encode(), viewer.csrf.encode())
+    )
 
 
 def is_https(request: web.Request) -> bool:

@@ -3,6 +3,7 @@
 Each chart carries a <title> and <desc> stating its numbers, so a screen reader
 (and a test) gets the data, not just a picture.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -51,14 +52,24 @@ def line_chart(
         point = (x(i), y(value))
         segments[-1].append(point)
         dots.append(
-            tag("circle", tag("title", f"{labels[i]}: {value:.1f}"), cx=f"{point[0]:.1f}", cy=f"{point[1]:.1f}", r=4, class_="dot", data_value=f"{value:.2f}")
+            tag(
+                "circle",
+                tag("title", f"{labels[i]}: {value:.1f}"),
+                cx=f"{point[0]:.1f}",
+                cy=f"{point[1]:.1f}",
+                r=4,
+                class_="dot",
+                data_value=f"{value:.2f}",
+            )
         )
     lines = [
         tag("polyline", points=" ".join(f"{px:.1f},{py:.1f}" for px, py in seg), class_="line")
         for seg in segments
         if len(seg) > 1
     ]
-    described = ", ".join(f"{label}: {'no answers' if v is None else f'{v:.1f}'}" for label, v in zip(labels, values, strict=True))
+    described = ", ".join(
+        f"{label}: {'no answers' if v is None else f'{v:.1f}'}" for label, v in zip(labels, values, strict=True)
+    )
     return tag(
         "svg",
         tag("title", title, id=f"{chart_id}-title"),

@@ -4,6 +4,7 @@
 or a table cell is escaped. Tables know their CSV form, so each page's tables
 are exported by the very handler (and authorisation) that showed them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -156,20 +157,17 @@ def page(title: str, body: Any, *, viewer: Any = None, current: str = "", csrf: 
             tag("span", viewer.person.name, class_="who"),
             signout,
         )
-    document = (
-        "<!doctype html>"
-        + tag(
-            "html",
-            tag(
-                "head",
-                Markup('<meta charset="utf-8">'),
-                Markup('<meta name="viewport" content="width=device-width, initial-scale=1">'),
-                tag("title", f"{title} · Baton"),
-                Markup('<link rel="stylesheet" href="/dashboard/static/dashboard.css">'),
-            ),
-            tag("body", nav, tag("main", tag("h1", title), body, id="main")),
-            lang="en",
-        )
+    document = "<!doctype html>" + tag(
+        "html",
+        tag(
+            "head",
+            Markup('<meta charset="utf-8">'),
+            Markup('<meta name="viewport" content="width=device-width, initial-scale=1">'),
+            tag("title", f"{title} · Baton"),
+            Markup('<link rel="stylesheet" href="/dashboard/static/dashboard.css">'),
+        ),
+        tag("body", nav, tag("main", tag("h1", title), body, id="main")),
+        lang="en",
     )
     return document
 

@@ -4,6 +4,7 @@ Authorisation lives here, per page, before anything is read: `Forbidden` is a
 403. A page returns `View`; the same tables become CSV (`?csv=key`), so an
 export can never show more than its page.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -24,7 +25,8 @@ from bot.reports import participation
 from dialogs.checkin import Rhythm, is_nothing, period_of, questions_for_team, shorten
 from dialogs.review360 import FLOOR, GROUP_NAMES, INFLUENCE_NAMES, compute_results
 from dialogs.rhythm import previous_periods
-from dialogs.team import DAYS, describe as describe_rhythm
+from dialogs.team import DAYS
+from dialogs.team import describe as describe_rhythm
 from storage.deliveries import failed_deliveries, failure_reasons
 from storage.models import (
     Campaign360,
@@ -119,21 +121,32 @@ async def person_page(ctx: Ctx, person_id: int) -> View:
         raise NotFound
     own = person_id == ctx.viewer.id
     weeks = weeks_of(ctx.request)
-    view = View("Your dashboard" if own else person.name, "/dashboard" if own else "/dashboard/team", query={"weeks": str(weeks)})
+    view = View(
+        "Your dashboard" if own else person.name,
+        "/dashboard" if own else "/dashboard/team",
+        query={"weeks": str(weeks)},
+    )
     if own and ctx.viewer.is_manager:
         view.parts.append(paragraph("Your team: ", link("/dashboard/team", "overview, pulse and blockers"), "."))
     if own and ctx.viewer.is_admin:
         view.parts.append(
             paragraph(
-                "Organisation: ", link("/dashboard/org", "aggregates"), ", ", link("/dashboard/settings", "settings"),
-                " and ", link("/dashboard/deliveries", "delivery problems"), ".",
+                "Organisation: ",
+                link("/dashboard/org", "aggregates"),
+                ", ",
+                link("/dashboard/settings", "settings"),
+                " and ",
+                link("/dashboard/deliveries", "delivery problems"),
+                ".",
             )
         )
     view.parts.append(await _checkins_table(ctx, person, weeks))
     view.parts.append(await _goals_table(ctx, [person], key="goals", caption="Goals"))
     if own:
         view.parts.append(await _feedback_table(ctx, person))
-    view.parts.append(await _campaigns_table(ctx, {person.id}, caption="360s about " + ("you" if own else person.name.split(" ")[0])))
+    view.parts.append(
+        await _campaigns_table(ctx, {person.id}, caption="360s about " + ("you" if own else person.name.split(" ")[0]))
+    )
     return view
 
 
@@ -144,15 +157,24 @@ async def _checkins_table(ctx: Ctx, person: Person, weeks: int) -> Table:
     runs = list(
         (
             await ctx.session.execute(
-                select(CheckinRun).where(CheckinRun.person_id == person.id, CheckinRun.period.in_(periods)).order_by(CheckinRun.period.desc())
+                select(CheckinRun)
+                .where(CheckinRun.person_id == person.id, CheckinRun.period.in_(periods))
+                .order_by(CheckinRun.period.desc())
             )
         ).scalars()
     )
     answers: dict[int, dict[str, CheckinAnswer]] = defaultdict(dict)
     if runs:
-        for answer in (await ctx.session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id.in_([r.id for r in runs])))).scalars():
+        for answer in (
+            await ctx.session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id.in_([r.id for r in runs])))
+        ).scalars():
             answers[answer.run_id][answer.question_id] = answer
-    table = Table("checkins", f"Check-ins, last {weeks} weeks", ("Week", "Status", "Question", "Answer"), empty="No check-ins in these weeks.")
+    table = Table(
+        "checkins",
+        f"Check-ins, last {weeks} weeks",
+        ("Week", "Status", "Question", "Answer"),
+        empty="No check-ins in these weeks.",
+    )
     for run in runs:
         shown = False
         for question in run.questions:
@@ -171,12 +193,17 @@ async def _feedback_table(ctx: Ctx, person: Person) -> Table:
     entries = list(
         (
             await ctx.session.execute(
-                select(FeedbackEntry).where(FeedbackEntry.to_id == person.id).order_by(FeedbackEntry.created_at.desc()).limit(200)
+                select(FeedbackEntry)
+                .where(FeedbackEntry.to_id == person.id)
+                .order_by(FeedbackEntry.created_at.desc())
+                .limit(200)
             )
         ).scalars()
     )
     names = await _people(ctx.session, {e.from_id for e in entries})
-    table = Table("feedback", "Feedback you received", ("Date", "From", "Kind", "Feedback"), empty="No feedback received yet.")
+    table = Table(
+        "feedback", "Feedback you received", ("Date", "From", "Kind", "Feedback"), empty="No feedback received yet."
+    )
     for entry in entries:
         sender = names.get(entry.from_id)
         table.rows.append((_date(entry.created_at), sender.name if sender else "", entry.kind, entry.text))
@@ -224,12 +251,16 @@ async def _goal_rows(ctx: Ctx, goals: list[Goal], owner_name: dict[int, str]) ->
     history: dict[int, list[GoalUpdate]] = defaultdict(list)
     if ids:
         for update in (
-            await ctx.session.execute(select(GoalUpdate).where(GoalUpdate.goal_id.in_(ids)).order_by(GoalUpdate.recorded_at, GoalUpdate.id))
+            await ctx.session.execute(
+                select(GoalUpdate).where(GoalUpdate.goal_id.in_(ids)).order_by(GoalUpdate.recorded_at, GoalUpdate.id)
+            )
         ).scalars():
             history[update.goal_id].append(update)
     parent_ids = {g.parent_id for g in goals if g.parent_id}
     parents = (
-        {p.id: p for p in (await ctx.session.execute(select(Goal).where(Goal.id.in_(parent_ids)))).scalars()} if parent_ids else {}
+        {p.id: p for p in (await ctx.session.execute(select(Goal).where(Goal.id.in_(parent_ids)))).scalars()}
+        if parent_ids
+        else {}
     )
     readable = await _visible_goal_ids(ctx, list(parents.values()))
     rows = []
@@ -264,7 +295,9 @@ async def _goals_table(ctx: Ctx, people: list[Person], *, key: str, caption: str
     ids = [p.id for p in people]
     goals = list(
         (
-            await ctx.session.execute(select(Goal).where(Goal.owner_id.in_(ids), Goal.status != "dropped").order_by(Goal.owner_id, Goal.id))
+            await ctx.session.execute(
+                select(Goal).where(Goal.owner_id.in_(ids), Goal.status != "dropped").order_by(Goal.owner_id, Goal.id)
+            )
         ).scalars()
     )
     order = {pid: i for i, pid in enumerate(ids)}
@@ -276,13 +309,25 @@ async def _goals_table(ctx: Ctx, people: list[Person], *, key: str, caption: str
 
 async def _team_goals_table(ctx: Ctx, team_ids: set[int]) -> Table:
     goals = (
-        list((await ctx.session.execute(select(Goal).where(Goal.team_id.in_(team_ids), Goal.owner_id.is_(None), Goal.status != "dropped").order_by(Goal.id))).scalars())
+        list(
+            (
+                await ctx.session.execute(
+                    select(Goal)
+                    .where(Goal.team_id.in_(team_ids), Goal.owner_id.is_(None), Goal.status != "dropped")
+                    .order_by(Goal.id)
+                )
+            ).scalars()
+        )
         if team_ids
         else []
     )
     table = Table("team-goals", "Team goals", GOAL_HEADERS, empty="No team goals.")
     table.rows = await _goal_rows(ctx, goals, {})
-    teams = {t.id: t.name for t in (await ctx.session.execute(select(Team).where(Team.id.in_(team_ids)))).scalars()} if team_ids else {}
+    teams = (
+        {t.id: t.name for t in (await ctx.session.execute(select(Team).where(Team.id.in_(team_ids)))).scalars()}
+        if team_ids
+        else {}
+    )
     table.rows = [(teams.get(g.team_id, ""),) + tuple(row[1:]) for g, row in zip(goals, table.rows, strict=True)]  # type: ignore[arg-type]
     return table
 
@@ -304,7 +349,9 @@ async def team_page(ctx: Ctx) -> View:
     rates = []
     pulses: list[float | None] = []
     for period in periods:
-        asked = [r["periods"][period]["status"] for r in rows if r["periods"][period]["status"] in ("answered", "missed")]
+        asked = [
+            r["periods"][period]["status"] for r in rows if r["periods"][period]["status"] in ("answered", "missed")
+        ]
         rates.append(asked.count("answered") / len(asked) if asked else None)
         values = [r["periods"][period]["pulse"] for r in rows if r["periods"][period]["pulse"] is not None]
         pulses.append(mean(values) if values else None)
@@ -313,8 +360,14 @@ async def team_page(ctx: Ctx) -> View:
         tag(
             "section",
             tag("h2", "Pulse trend", id="pulse-heading"),
-            paragraph("Average of the weekly 1–5 pulse (“how was this week for getting your work done?”) across your reports."),
-            tag("figure", line_chart(periods, pulses, title=f"Team pulse, last {weeks} weeks", chart_id="pulse-chart"), class_="chart-box"),
+            paragraph(
+                "Average of the weekly 1–5 pulse (“how was this week for getting your work done?”) across your reports."
+            ),
+            tag(
+                "figure",
+                line_chart(periods, pulses, title=f"Team pulse, last {weeks} weeks", chart_id="pulse-chart"),
+                class_="chart-box",
+            ),
             aria_labelledby="pulse-heading",
         )
     )
@@ -328,7 +381,9 @@ async def team_page(ctx: Ctx) -> View:
     people = Table("people", "People", ("Person", "Participation", "Streak", "Latest pulse", "Goals", "Page"))
     for row in rows:
         person = by_email[row["email"]]
-        latest_pulse = next((row["periods"][p]["pulse"] for p in reversed(periods) if row["periods"][p]["pulse"] is not None), None)
+        latest_pulse = next(
+            (row["periods"][p]["pulse"] for p in reversed(periods) if row["periods"][p]["pulse"] is not None), None
+        )
         page = f"/dashboard/people/{person.id}"
         people.rows.append(
             (
@@ -349,7 +404,11 @@ async def _participation_rows(ctx: Ctx, people: list[Person], weeks: int) -> tup
     """bot.reports.participation for each team involved, kept to `people` (never anyone else)."""
     wanted = {p.email for p in people}
     teams = {p.team_id for p in people if p.team_id is not None}
-    names = {t.id: t.name for t in (await ctx.session.execute(select(Team).where(Team.id.in_(teams)))).scalars()} if teams else {}
+    names = (
+        {t.id: t.name for t in (await ctx.session.execute(select(Team).where(Team.id.in_(teams)))).scalars()}
+        if teams
+        else {}
+    )
     rows: list[dict] = []
     periods: list[str] = []
     for team_id in sorted(teams):
@@ -369,8 +428,11 @@ async def _participation_rows(ctx: Ctx, people: list[Person], weeks: int) -> tup
 
 async def _blockers_table(ctx: Ctx, people: list[Person], periods: list[str]) -> Table:
     table = Table(
-        "blockers", "Open blockers (latest check-in)", ("Person", "Week", "Blocker"),
-        empty="No blockers in the latest check-ins.", note="From each person's most recent answered check-in in these weeks.",
+        "blockers",
+        "Open blockers (latest check-in)",
+        ("Person", "Week", "Blocker"),
+        empty="No blockers in the latest check-ins.",
+        note="From each person's most recent answered check-in in these weeks.",
     )
     ids = [p.id for p in people]
     if not ids:
@@ -378,7 +440,9 @@ async def _blockers_table(ctx: Ctx, people: list[Person], periods: list[str]) ->
     runs = list(
         (
             await ctx.session.execute(
-                select(CheckinRun).where(CheckinRun.person_id.in_(ids), CheckinRun.period.in_(periods), CheckinRun.status == "answered")
+                select(CheckinRun).where(
+                    CheckinRun.person_id.in_(ids), CheckinRun.period.in_(periods), CheckinRun.status == "answered"
+                )
             )
         ).scalars()
     )
@@ -389,7 +453,11 @@ async def _blockers_table(ctx: Ctx, people: list[Person], periods: list[str]) ->
     if not latest:
         return table
     answers = defaultdict(dict)
-    for answer in (await ctx.session.execute(select(CheckinAnswer).where(CheckinAnswer.run_id.in_([r.id for r in latest.values()])))).scalars():
+    for answer in (
+        await ctx.session.execute(
+            select(CheckinAnswer).where(CheckinAnswer.run_id.in_([r.id for r in latest.values()]))
+        )
+    ).scalars():
         answers[answer.run_id][answer.question_id] = answer
     for person in people:
         run = latest.get(person.id)
@@ -407,7 +475,9 @@ async def _blockers_table(ctx: Ctx, people: list[Person], periods: list[str]) ->
 async def participation_teams(session: AsyncSession, viewer: Viewer, page: str) -> list[str]:
     """The teams whose participation `page` needs for `viewer` (none when the page will refuse them)."""
     if page == "team" and viewer.is_manager:
-        statement = select(Team.name).join(Person, Person.team_id == Team.id).where(Person.id.in_(viewer.reports)).distinct()
+        statement = (
+            select(Team.name).join(Person, Person.team_id == Team.id).where(Person.id.in_(viewer.reports)).distinct()
+        )
     elif page == "org" and viewer.is_admin:
         statement = select(Team.name)
     else:
@@ -441,7 +511,11 @@ async def org_page(ctx: Ctx) -> View:
         )
     )
     teams = list((await ctx.session.execute(select(Team).order_by(Team.name))).scalars())
-    table = Table("teams", "Participation and pulse per team and week", ("Team", "Week", "People asked", "Participation", "Average pulse"))
+    table = Table(
+        "teams",
+        "Participation and pulse per team and week",
+        ("Team", "Week", "People asked", "Participation", "Average pulse"),
+    )
     org: dict[str, list[float]] = defaultdict(list)
     org_asked: dict[str, list[str]] = defaultdict(list)
     all_periods: list[str] = []
@@ -472,7 +546,11 @@ async def org_page(ctx: Ctx) -> View:
             tag(
                 "section",
                 tag("h2", "Organisation pulse", id="org-pulse"),
-                tag("figure", line_chart(all_periods, pulses, title="Organisation pulse", chart_id="pulse-chart"), class_="chart-box"),
+                tag(
+                    "figure",
+                    line_chart(all_periods, pulses, title="Organisation pulse", chart_id="pulse-chart"),
+                    class_="chart-box",
+                ),
                 aria_labelledby="org-pulse",
             )
         )
@@ -497,9 +575,16 @@ async def org_page(ctx: Ctx) -> View:
         goals.rows.append((name, c["active"], c["green"], c["amber"], c["red"], c["done"]))
     view.parts.append(goals)
 
-    reviews = Table("360-participation", "360s: participation", ("Status", "Campaigns", "Raters asked", "Answered", "Response rate"))
+    reviews = Table(
+        "360-participation", "360s: participation", ("Status", "Campaigns", "Raters asked", "Answered", "Response rate")
+    )
     for status, campaigns, asked, answered in await ctx.session.execute(
-        select(Campaign360.status, func.count(func.distinct(Campaign360.id)), func.count(Rater360.id), func.sum(func.cast(Rater360.answered, type_=_INT)))
+        select(
+            Campaign360.status,
+            func.count(func.distinct(Campaign360.id)),
+            func.count(Rater360.id),
+            func.sum(func.cast(Rater360.answered, type_=_INT)),
+        )
         .select_from(Campaign360)
         .join(Rater360, Rater360.campaign_id == Campaign360.id, isouter=True)
         .group_by(Campaign360.status)
@@ -515,11 +600,19 @@ async def org_page(ctx: Ctx) -> View:
 
 
 async def _campaigns_table(ctx: Ctx, subject_ids: set[int], *, caption: str) -> Table:
-    campaigns = list(
-        (
-            await ctx.session.execute(select(Campaign360).where(Campaign360.subject_id.in_(subject_ids)).order_by(Campaign360.created_at.desc()))
-        ).scalars()
-    ) if subject_ids else []
+    campaigns = (
+        list(
+            (
+                await ctx.session.execute(
+                    select(Campaign360)
+                    .where(Campaign360.subject_id.in_(subject_ids))
+                    .order_by(Campaign360.created_at.desc())
+                )
+            ).scalars()
+        )
+        if subject_ids
+        else []
+    )
     names = await _people(ctx.session, {c.subject_id for c in campaigns})
     counts: dict[int, tuple[int, int]] = {}
     if campaigns:
@@ -535,7 +628,9 @@ async def _campaigns_table(ctx: Ctx, subject_ids: set[int], *, caption: str) -> 
         href = f"/dashboard/360/{campaign.id}"
         report = Cell(href, link(href, "Results")) if campaign.status == "closed" else "when it closes"
         subject = names.get(campaign.subject_id)
-        table.rows.append((subject.name if subject else "", campaign.status, asked, answered, _date(campaign.closes_at), report))
+        table.rows.append(
+            (subject.name if subject else "", campaign.status, asked, answered, _date(campaign.closes_at), report)
+        )
     return table
 
 
@@ -551,7 +646,13 @@ async def reviews_page(ctx: Ctx) -> View:
     if ctx.viewer.is_manager:
         view.parts.append(await _campaigns_table(ctx, set(ctx.viewer.reports), caption="360s about your reports"))
     if ctx.viewer.is_admin:
-        view.parts.append(paragraph("As an admin you see 360 participation on the ", link("/dashboard/org", "organisation page"), " — never results or comments."))
+        view.parts.append(
+            paragraph(
+                "As an admin you see 360 participation on the ",
+                link("/dashboard/org", "organisation page"),
+                " — never results or comments.",
+            )
+        )
     return view
 
 
@@ -567,14 +668,22 @@ async def review_page(ctx: Ctx, campaign_id: int) -> View:
     assert subject is not None
     view = View(f"360 for {subject.name}", "/dashboard/360")
     if campaign.status != "closed":
-        view.parts.append(paragraph(f"This 360 is {campaign.status}. Results appear when it closes{' on ' + _date(campaign.closes_at) if campaign.closes_at else ''}."))
+        view.parts.append(
+            paragraph(
+                f"This 360 is {campaign.status}. Results appear when it closes{' on ' + _date(campaign.closes_at) if campaign.closes_at else ''}."
+            )
+        )
         return view
     results = await compute_results(ctx.session, campaign)
     groups = Table("groups", "Who answered", ("Group", "Answered", "Shown"))
-    comments = Table("comments", "Comments", ("Group", "Comment"), empty="No comments shown (too few in a group, or none written).")
+    comments = Table(
+        "comments", "Comments", ("Group", "Comment"), empty="No comments shown (too few in a group, or none written)."
+    )
     released = [g for g in results.groups if g.released]
     scores = Table(
-        "scores", "Scores (1 = strongly disagree, 5 = strongly agree)", ("Influence",) + tuple(GROUP_NAMES[g.group] for g in released),
+        "scores",
+        "Scores (1 = strongly disagree, 5 = strongly agree)",
+        ("Influence",) + tuple(GROUP_NAMES[g.group] for g in released),
         empty="No group had enough answers to be shown.",
     )
     for group in results.groups:
@@ -589,7 +698,9 @@ async def review_page(ctx: Ctx, campaign_id: int) -> View:
                 scores.rows.append((label,) + cells)
     lowest = results.lowest()
     if lowest:
-        view.parts.append(paragraph("Lowest across groups (other than self): " + ", ".join(INFLUENCE_NAMES[i] for i in lowest) + "."))
+        view.parts.append(
+            paragraph("Lowest across groups (other than self): " + ", ".join(INFLUENCE_NAMES[i] for i in lowest) + ".")
+        )
     view.parts += [groups, scores, comments]
     return view
 
@@ -603,10 +714,20 @@ async def tools_page(ctx: Ctx) -> View:
 
     cat = catalogue(ctx.baton.settings.BATON_CATALOGUE)
     view = View("Tool plans", "/dashboard/tools")
-    plans = list((await ctx.session.execute(select(ToolPlan).where(ToolPlan.asked_by_id == ctx.viewer.id).order_by(ToolPlan.created_at.desc()))).scalars())
+    plans = list(
+        (
+            await ctx.session.execute(
+                select(ToolPlan).where(ToolPlan.asked_by_id == ctx.viewer.id).order_by(ToolPlan.created_at.desc())
+            )
+        ).scalars()
+    )
     people = await _people(ctx.session, {p.person_id for p in plans})
-    table = Table("plans", "Your tool plans", ("Created", "About", "Gap", "Influence", "Tool", "Follow-up", "Status", "Outcome", "Note"),
-                  empty="No tool plans yet — try *tools* in chat when someone is stuck.")
+    table = Table(
+        "plans",
+        "Your tool plans",
+        ("Created", "About", "Gap", "Influence", "Tool", "Follow-up", "Status", "Outcome", "Note"),
+        empty="No tool plans yet — try *tools* in chat when someone is stuck.",
+    )
     for plan in plans:
         tool = cat.get(plan.tool_id)
         about = people.get(plan.person_id)
@@ -625,7 +746,11 @@ async def tools_page(ctx: Ctx) -> View:
         )
     view.parts.append(table)
     if ctx.viewer.is_admin:
-        totals = Table("outcomes", "Outcomes across the organisation", ("Tool", "Influence", "Plans", "Worked", "Partly", "Didn't", "Open"))
+        totals = Table(
+            "outcomes",
+            "Outcomes across the organisation",
+            ("Tool", "Influence", "Plans", "Worked", "Partly", "Didn't", "Open"),
+        )
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for tool_id, outcome, count in await ctx.session.execute(
             select(ToolPlan.tool_id, ToolPlan.outcome, func.count()).group_by(ToolPlan.tool_id, ToolPlan.outcome)
@@ -635,7 +760,15 @@ async def tools_page(ctx: Ctx) -> View:
             tool = cat.get(tool_id)
             c = counts[tool_id]
             totals.rows.append(
-                (tool.name if tool else tool_id, INFLUENCE_NAMES.get(tool.influence, tool.influence) if tool else "", sum(c.values()), c["yes"], c["partly"], c["no"], c["open"])
+                (
+                    tool.name if tool else tool_id,
+                    INFLUENCE_NAMES.get(tool.influence, tool.influence) if tool else "",
+                    sum(c.values()),
+                    c["yes"],
+                    c["partly"],
+                    c["no"],
+                    c["open"],
+                )
             )
         view.parts.append(totals)
     return view
@@ -658,7 +791,10 @@ async def deliveries_page(ctx: Ctx) -> View:
     )
     reasons = await failure_reasons(ctx.session, since)
     summary = Table(
-        "reasons", "Reasons", ("Reason", "Messages"), empty=f"No failed deliveries in the last {DELIVERY_DAYS} days.",
+        "reasons",
+        "Reasons",
+        ("Reason", "Messages"),
+        empty=f"No failed deliveries in the last {DELIVERY_DAYS} days.",
         note="user_not_found or account_inactive: the person left or was deactivated on that platform. "
         "channel_not_found or not_in_channel: a team channel was removed, or Baton isn't in it. "
         "Teams refused (403 …): Baton was uninstalled or blocked in that chat.",
@@ -669,13 +805,21 @@ async def deliveries_page(ctx: Ctx) -> View:
     total = sum(count for _, count in reasons)
     shown = f"The latest {DELIVERY_ROWS} of {total}. " if total > len(failed) else ""
     table = Table(
-        "failed", "Failed deliveries", ("When (UTC)", "Channel", "Recipient", "Kind", "Reason"),
+        "failed",
+        "Failed deliveries",
+        ("When (UTC)", "Channel", "Recipient", "Kind", "Reason"),
         empty=f"No failed deliveries in the last {DELIVERY_DAYS} days.",
         note=f"{shown}When: the time the last attempt was due.",
     )
     for row in failed:
         table.rows.append(
-            (row.when.astimezone(UTC).strftime("%Y-%m-%d %H:%M"), row.channel, row.recipient or "team channel", row.kind, row.reason)
+            (
+                row.when.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+                row.channel,
+                row.recipient or "team channel",
+                row.kind,
+                row.reason,
+            )
         )
     view.parts.append(table)
     return view
@@ -696,17 +840,35 @@ def rhythm_form(team: Team, csrf: str, values: dict[str, str] | None = None) -> 
         return tag("div", tag("label", label, for_=f"{name}-{team.id}"), control, class_="field")
 
     def text_input(name: str, current: Any, **attrs: Any) -> Markup:
-        return Markup(tag("input", name=name, id=f"{name}-{team.id}", value=values.get(name, current), **attrs).replace("</input>", ""))
+        return Markup(
+            tag("input", name=name, id=f"{name}-{team.id}", value=values.get(name, current), **attrs).replace(
+                "</input>", ""
+            )
+        )
 
     return tag(
         "form",
         hidden("csrf", csrf),
         field_row("Check-in day", day_select("checkin_weekday", team.checkin_weekday), "checkin_weekday"),
-        field_row("Check-in time", text_input("checkin_time", team.checkin_time, type="time", required=True), "checkin_time"),
-        field_row("Reminders", text_input("reminder_count", team.reminder_count, type="number", min=0, max=3, required=True), "reminder_count"),
-        field_row("Minutes before a reminder", text_input("reminder_after_minutes", team.reminder_after_minutes, type="number", min=15, max=1440, required=True), "reminder_after_minutes"),
+        field_row(
+            "Check-in time", text_input("checkin_time", team.checkin_time, type="time", required=True), "checkin_time"
+        ),
+        field_row(
+            "Reminders",
+            text_input("reminder_count", team.reminder_count, type="number", min=0, max=3, required=True),
+            "reminder_count",
+        ),
+        field_row(
+            "Minutes before a reminder",
+            text_input(
+                "reminder_after_minutes", team.reminder_after_minutes, type="number", min=15, max=1440, required=True
+            ),
+            "reminder_after_minutes",
+        ),
         field_row("Digest day", day_select("digest_weekday", team.digest_weekday), "digest_weekday"),
-        field_row("Digest time", text_input("digest_time", team.digest_time, type="time", required=True), "digest_time"),
+        field_row(
+            "Digest time", text_input("digest_time", team.digest_time, type="time", required=True), "digest_time"
+        ),
         tag("button", f"Save {team.name}'s rhythm", type="submit"),
         method="post",
         action=f"/dashboard/settings/teams/{team.id}",
@@ -727,11 +889,23 @@ async def settings_page(ctx: Ctx, *, errors: dict[int, tuple[str, dict[str, str]
         name = next((t.name for t in teams if str(t.id) == saved), None)
         if name:
             view.parts.append(tag("p", f"Saved {name}'s rhythm.", class_="ok", role="status"))
-    schedule = Table("schedules", "Team schedules", ("Team", "Check-in day", "Time", "Reminders", "Reminder after (min)", "Digest day", "Digest time"))
+    schedule = Table(
+        "schedules",
+        "Team schedules",
+        ("Team", "Check-in day", "Time", "Reminders", "Reminder after (min)", "Digest day", "Digest time"),
+    )
     forms = []
     for team in teams:
         schedule.rows.append(
-            (team.name, DAYS[team.checkin_weekday], team.checkin_time, team.reminder_count, team.reminder_after_minutes, DAYS[team.digest_weekday], team.digest_time)
+            (
+                team.name,
+                DAYS[team.checkin_weekday],
+                team.checkin_time,
+                team.reminder_count,
+                team.reminder_after_minutes,
+                DAYS[team.digest_weekday],
+                team.digest_time,
+            )
         )
         error, values = errors.get(team.id, ("", {}))  # type: ignore[arg-type]
         forms.append(
@@ -747,42 +921,80 @@ async def settings_page(ctx: Ctx, *, errors: dict[int, tuple[str, dict[str, str]
     view.parts.append(schedule)
     view.parts.append(tag("section", tag("h2", "Edit a team's rhythm"), join(forms), class_="forms"))
 
-    templates = Table("templates", "Check-in questions per team", ("Team", "Source", "#", "Question", "Kind", "Feeds", "Private"))
+    templates = Table(
+        "templates", "Check-in questions per team", ("Team", "Source", "#", "Question", "Kind", "Feeds", "Private")
+    )
     custom = {t.team_id for t in (await ctx.session.execute(select(CheckinTemplate))).scalars()}
     for team in teams:
         for number, question in enumerate(await questions_for_team(ctx.session, team.id), 1):
             templates.rows.append(
-                (team.name, "team's own" if team.id in custom else "default", number, question.get("prompt", "").replace("*", ""),
-                 question.get("kind", ""), question.get("feeds", "other"), "yes" if question.get("private") else "no")
+                (
+                    team.name,
+                    "team's own" if team.id in custom else "default",
+                    number,
+                    question.get("prompt", "").replace("*", ""),
+                    question.get("kind", ""),
+                    question.get("feeds", "other"),
+                    "yes" if question.get("private") else "no",
+                )
             )
     view.parts.append(templates)
 
     thresholds = Table(
-        "thresholds", "360 thresholds (open and draft campaigns)", ("Campaign", "Status", "Threshold", "Comment threshold", "Closes"),
-        empty="No open or draft 360s.", note=f"Every group of peers or reports needs at least this many answers to be shown; the floor is {FLOOR} and thresholds can only rise while a 360 is open.",
+        "thresholds",
+        "360 thresholds (open and draft campaigns)",
+        ("Campaign", "Status", "Threshold", "Comment threshold", "Closes"),
+        empty="No open or draft 360s.",
+        note=f"Every group of peers or reports needs at least this many answers to be shown; the floor is {FLOOR} and thresholds can only rise while a 360 is open.",
     )
-    for campaign in (await ctx.session.execute(select(Campaign360).where(Campaign360.status != "closed").order_by(Campaign360.id))).scalars():
-        thresholds.rows.append((f"#{campaign.id}", campaign.status, campaign.threshold, campaign.comment_threshold, _date(campaign.closes_at)))
+    for campaign in (
+        await ctx.session.execute(select(Campaign360).where(Campaign360.status != "closed").order_by(Campaign360.id))
+    ).scalars():
+        thresholds.rows.append(
+            (
+                f"#{campaign.id}",
+                campaign.status,
+                campaign.threshold,
+                campaign.comment_threshold,
+                _date(campaign.closes_at),
+            )
+        )
     view.parts.append(thresholds)
 
     cat = catalogue(ctx.baton.settings.BATON_CATALOGUE)
     tools = Table(
-        "catalogue", "Tool catalogue", ("Id", "Tool", "Influence", "Time", "Cost"),
-        note="Shipped catalogue" + (" with this organisation's file (BATON_CATALOGUE) added." if ctx.baton.settings.BATON_CATALOGUE else "; set BATON_CATALOGUE to add or override tools."),
+        "catalogue",
+        "Tool catalogue",
+        ("Id", "Tool", "Influence", "Time", "Cost"),
+        note="Shipped catalogue"
+        + (
+            " with this organisation's file (BATON_CATALOGUE) added."
+            if ctx.baton.settings.BATON_CATALOGUE
+            else "; set BATON_CATALOGUE to add or override tools."
+        ),
     )
     for tool in cat:
-        tools.rows.append((tool.id, tool.name, INFLUENCE_NAMES.get(tool.influence, tool.influence), tool.time_label, tool.cost))
+        tools.rows.append(
+            (tool.id, tool.name, INFLUENCE_NAMES.get(tool.influence, tool.influence), tool.time_label, tool.cost)
+        )
     view.parts.append(tools)
     return view
 
 
-RHYTHM_FIELDS = ("checkin_weekday", "checkin_time", "reminder_count", "reminder_after_minutes", "digest_weekday", "digest_time")
+RHYTHM_FIELDS = (
+    "checkin_weekday",
+    "checkin_time",
+    "reminder_count",
+    "reminder_after_minutes",
+    "digest_weekday",
+    "digest_time",
+)
 
 
 def parse_rhythm(form: dict[str, str]) -> dict[str, Any]:
     """Validated team rhythm fields from a form; ValueError says which field is wrong."""
-    from dialogs.team import parse_time
     from dialogs.errors import UserFacingError
+    from dialogs.team import parse_time
 
     values: dict[str, Any] = {}
     for name in ("checkin_weekday", "digest_weekday"):

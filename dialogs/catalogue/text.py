@@ -920,9 +920,7 @@ class TextScorer:
         order = {influence.id: position for position, influence in enumerate(self._influences)}
         return sorted(raw, key=lambda i: (-raw[i], order[i]))
 
-    def _read(
-        self, text: str
-    ) -> tuple[dict[str, float], dict[str, list[Evidence]], dict[str, Counter[str]]]:
+    def _read(self, text: str) -> tuple[dict[str, float], dict[str, list[Evidence]], dict[str, Counter[str]]]:
         """Raw evidence per influence, the reasons for it, and the tools whose cues matched."""
         tokens = _tokens(text or "")
         corrections: dict[str, str] = {}

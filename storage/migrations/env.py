@@ -1,4 +1,5 @@
 """Alembic environment. Baton runs migrations itself (`Database.migrate`) on a shared connection."""
+
 from alembic import context
 
 from storage.models import metadata

@@ -10,6 +10,7 @@ on the same server, and `send_envelope()` pushes an event down it.
 Used by the tests (in-process) and the benchmarks (as a separate process, see
 `main()`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -136,9 +137,13 @@ class FakeSlack:
 
     def posted(self, channel: str | None = None) -> list[dict[str, Any]]:
         """Arguments of successful chat.postMessage calls (to `channel`), oldest first."""
-        return [c.args for c in self.calls_to("chat.postMessage") if channel is None or c.args.get("channel") == channel]
+        return [
+            c.args for c in self.calls_to("chat.postMessage") if channel is None or c.args.get("channel") == channel
+        ]
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, *, what: str = "the fake Slack") -> Any:
+    async def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 10.0, *, what: str = "the fake Slack"
+    ) -> Any:
         """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
@@ -201,7 +206,9 @@ class FakeSlack:
         if retry_after is not None:
             self._note(Call(method, args, token, 429, False, "ratelimited"))
             return web.json_response(
-                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(int(retry_after) if retry_after == int(retry_after) else retry_after)}
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(int(retry_after) if retry_after == int(retry_after) else retry_after)},
             )
         try:
             body = await self._answer(method, args, token, header)
@@ -266,7 +273,12 @@ class FakeSlack:
                 raise _Error("invalid_blocks")
             ts = self._next_ts()
             conversation = "D" + channel[1:] if channel.startswith("U") else channel
-            return {"ok": True, "channel": conversation, "ts": ts, "message": {"type": "message", "text": args.get("text"), "ts": ts, "bot_id": self.bot_id}}
+            return {
+                "ok": True,
+                "channel": conversation,
+                "ts": ts,
+                "message": {"type": "message", "text": args.get("text"), "ts": ts, "bot_id": self.bot_id},
+            }
         if method == "chat.postEphemeral":
             if not args.get("channel") or not args.get("user"):
                 raise _Error("channel_not_found")
@@ -283,7 +295,10 @@ class FakeSlack:
                 raise _Error("invalid_trigger_id")
             if method == "views.publish" and not args.get("user_id"):
                 raise _Error("invalid_arguments")
-            return {"ok": True, "view": {**view, "id": "V" + uuid.uuid4().hex[:10].upper(), "hash": uuid.uuid4().hex[:12]}}
+            return {
+                "ok": True,
+                "view": {**view, "id": "V" + uuid.uuid4().hex[:10].upper(), "hash": uuid.uuid4().hex[:12]},
+            }
         if method == "users.info":
             user = self.users.get(args.get("user", ""))
             if user is None:
@@ -320,7 +335,14 @@ class FakeSlack:
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         self._sockets.add(ws)
-        await ws.send_json({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake"}, "connection_info": {"app_id": "A0BATON"}})
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "debug_info": {"host": "fake"},
+                "connection_info": {"app_id": "A0BATON"},
+            }
+        )
         self.socket_connected.set()
         try:
             async for message in ws:
@@ -339,7 +361,14 @@ class FakeSlack:
         envelope_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = future
-        envelope = {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": kind != "events_api", "retry_attempt": 0, "retry_reason": ""}
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": kind != "events_api",
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
         for ws in list(self._sockets):
             await ws.send_json(envelope)
         return await asyncio.wait_for(future, timeout)
@@ -371,7 +400,13 @@ def main() -> None:
 
         async def counting(method: str, call_args: dict[str, Any], token: str | None, header: str) -> dict[str, Any]:
             if method == "_stats":
-                return {"ok": True, "posted": sum(posted.values()), "duplicates": sum(n - 1 for n in posted.values() if n > 1), "distinct": len(posted), "rate_limited": fake._seen["chat.postMessage"] - sum(posted.values())}
+                return {
+                    "ok": True,
+                    "posted": sum(posted.values()),
+                    "duplicates": sum(n - 1 for n in posted.values() if n > 1),
+                    "distinct": len(posted),
+                    "rate_limited": fake._seen["chat.postMessage"] - sum(posted.values()),
+                }
             if method == "_reset":
                 posted.clear()
                 fake._seen.clear()

@@ -14,6 +14,7 @@
 does (RS256; iss, aud, serviceurl, nbf/exp), so tests exercise the real
 validation path. Nothing here is faked inside Baton.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -58,7 +59,9 @@ class Issuer:
             "endorsements": list(self.endorsements),
         }
 
-    def token(self, *, audience: str, service_url: str, lifetime: int = 3600, kid: str | None = None, **claims: Any) -> str:
+    def token(
+        self, *, audience: str, service_url: str, lifetime: int = 3600, kid: str | None = None, **claims: Any
+    ) -> str:
         now = int(time.time())
         payload = {
             "iss": ISSUER,
@@ -124,13 +127,17 @@ class FakeConnector:
     def sent_to(self, conversation_id: str) -> list[Recorded]:
         return [r for r in self.sent if r.conversation_id == conversation_id]
 
-    def fail_next(self, status: int, *, times: int = 1, retry_after: float | None = None, code: str | None = None) -> None:
+    def fail_next(
+        self, status: int, *, times: int = 1, retry_after: float | None = None, code: str | None = None
+    ) -> None:
         """Answer the next `times` sends with `status` (and Retry-After / a Bot Framework error code)."""
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
         body = {"error": {"code": code, "message": "scripted failure"}} if code else None
         self.failures.extend([(status, headers, body)] * times)
 
-    async def wait_for(self, count: int, *, conversation_id: str | None = None, timeout: float = 10.0) -> list[Recorded]:
+    async def wait_for(
+        self, count: int, *, conversation_id: str | None = None, timeout: float = 10.0
+    ) -> list[Recorded]:
         """Wait until at least `count` activities were sent (to one conversation, if given); return them."""
         deadline = time.monotonic() + timeout
         while True:
@@ -183,16 +190,30 @@ class FakeConnector:
         )
         self._changed.set()
         if status >= 300:
-            return web.json_response(error, status=status, headers=headers) if error else web.Response(status=status, headers=headers)
+            return (
+                web.json_response(error, status=status, headers=headers)
+                if error
+                else web.Response(status=status, headers=headers)
+            )
         return web.json_response({"id": f"1{next(self._ids):012d}"}, status=status)
 
     async def _member(self, request: web.Request) -> web.Response:
         self.requests.append(
-            Recorded("GET", request.path, request.match_info["conversation"], None, {}, request.headers.get("Authorization"), 200)
+            Recorded(
+                "GET",
+                request.path,
+                request.match_info["conversation"],
+                None,
+                {},
+                request.headers.get("Authorization"),
+                200,
+            )
         )
         member = self.members.get(request.match_info["member"])
         if member is None:
-            return web.json_response({"error": {"code": "MemberNotFoundInConversation", "message": "not found"}}, status=404)
+            return web.json_response(
+                {"error": {"code": "MemberNotFoundInConversation", "message": "not found"}}, status=404
+            )
         return web.json_response({"id": request.match_info["member"], **member})
 
     async def _token(self, request: web.Request) -> web.Response:
@@ -200,7 +221,9 @@ class FakeConnector:
         self.token_requests.append({k: str(v) for k, v in form.items()})
         if form.get("grant_type") != "client_credentials" or not form.get("client_secret"):
             return web.json_response({"error": "invalid_request"}, status=400)
-        return web.json_response({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": self.access_token})
+        return web.json_response(
+            {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": self.access_token}
+        )
 
     async def _openid(self, request: web.Request) -> web.Response:
         self.metadata_reads += 1
@@ -215,4 +238,6 @@ class FakeConnector:
         )
 
     async def _keys(self, request: web.Request) -> web.Response:
-        return web.Response(text=json.dumps({"keys": [issuer.jwk() for issuer in self.issuers]}), content_type="application/json")
+        return web.Response(
+            text=json.dumps({"keys": [issuer.jwk() for issuer in self.issuers]}), content_type="application/json"
+        )
