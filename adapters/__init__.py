@@ -1,1 +1,1 @@
-"""Platform adapters. Each only translates between its platform and `dialogs.messages`."""
+"""Platform adapters. Each only translates between its platform and `dialogs.engine.messages`."""

@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, text
 
 from bench.common import on_both_databases
 from dialogs.checkin import invitation
-from dialogs.rhythm import Conductor
+from dialogs.services.rhythm import Conductor
 from storage.db import Database
 from storage.models import OutboxMessage, Person, Team
 

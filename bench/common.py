@@ -41,7 +41,7 @@ async def scratch_postgres(
     )
     try:
         conn = await asyncpg.connect(**connect, timeout=5)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any connection failure means the PostgreSQL rows are skipped
         return {"skipped": f"PostgreSQL unreachable ({type(exc).__name__})"}
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')

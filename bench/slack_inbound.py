@@ -248,10 +248,10 @@ async def seed(db: Database, people: int) -> list[str]:
 
 
 async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
-    from adapters.slack import slack_of
+    from adapters.slack import SlackAdapter
     from bot.app import Baton, create_app
     from bot.config import load_settings
-    from dialogs.clock import FakeClock
+    from dialogs.engine.clock import FakeClock
 
     per_repeat = max(1, min(MAX_REQUESTS, people // max(1, repeat)))
     db = Database(url)
@@ -276,7 +276,8 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
         )
         baton = Baton.build(settings, clock=FakeClock(NOW))
         app = create_app(baton)
-        adapter = slack_of(app)
+        adapter = baton.adapters["slack"]
+        assert isinstance(adapter, SlackAdapter)
         done: dict[str, float] = {}
         turn = adapter.turn
 

@@ -189,7 +189,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -294,10 +294,9 @@ async def engine_floor(url: str, users: int, turns: int) -> dict[str, Any]:
     """Baton's engine and outbox alone, in-process, `users` at once, for the same message: the cost under the adapter."""
     import uuid
 
-    from bot.outbox import OutboxSender
+    from bot.core import Core
     from dialogs import all_dialogs
-    from dialogs.engine import Engine
-    from dialogs.messages import Inbound, Sender
+    from dialogs.engine.messages import Inbound, Sender
     from storage.db import Database
 
     class Drop:
@@ -308,9 +307,8 @@ async def engine_floor(url: str, users: int, turns: int) -> dict[str, Any]:
 
     db = Database(url)
     try:
-        engine = Engine(db, all_dialogs())
-        sender = OutboxSender(db, [Drop()])
-        engine.on_claimed = sender.deliver_soon
+        core = Core.assemble(db, all_dialogs(), deliveries=[Drop()])
+        engine = core.engine
 
         async def user(number: int) -> None:
             for _ in range(turns // users):
@@ -321,7 +319,7 @@ async def engine_floor(url: str, users: int, turns: int) -> dict[str, Any]:
 
         start_cpu, start = time.process_time(), time.perf_counter()
         await asyncio.gather(*(user(n) for n in range(users)))
-        await sender.settle()
+        await core.sender.settle()
         turns = turns // users * users
         return {
             "turns": turns,

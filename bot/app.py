@@ -1,7 +1,8 @@
 """The aiohttp application: one server for every adapter, plus health and readiness.
 
-`Baton` holds the running parts (database, engine, outbox sender) for one
-process — passed around explicitly, never a global.
+`Baton` holds the running parts of one process — the shared core (database,
+engine, outbox sender, inbox), the scheduler and the platform adapters —
+passed around explicitly, never a global.
 """
 
 from __future__ import annotations
@@ -15,65 +16,82 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from adapters.contract import Adapter
 from bot.config import Settings
-from bot.outbox import Delivery, LocalDelivery, OutboxSender
+from bot.core import Core
+from bot.dashboard import setup_dashboard
+from bot.dashboard.views import Site
+from bot.demo import seed_demo
+from bot.goalsio import setup_goal_api
+from bot.outbox import OutboxSender
 from bot.scheduler import Scheduler
 from dialogs import all_dialogs
-from dialogs.clock import Clock, FileClock, SystemClock
 from dialogs.engine import Engine
-from dialogs.rhythm import Conductor
+from dialogs.engine.clock import Clock, FileClock, SystemClock
+from dialogs.engine.errors import UnknownPerson
+from dialogs.engine.messages import Inbound
+from dialogs.services.rhythm import Conductor
 from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-BATON_KEY = web.AppKey("baton", object)
-
 
 @dataclass
 class Baton:
-    """The parts of one running Baton process."""
+    """The parts of one running Baton process: the shared core, the rhythm, and the platforms."""
 
     settings: Settings
-    db: Database
-    engine: Engine
-    sender: OutboxSender
-    clock: Clock
+    core: Core
     conductor: Conductor
-    tasks: list[asyncio.Task] = field(default_factory=list)
+    adapters: dict[str, Adapter] = field(default_factory=dict)  # by platform
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     scheduler: Scheduler | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
-    def build(
-        cls, settings: Settings, *, clock: Clock | None = None, deliveries: list[Delivery] | None = None
-    ) -> Baton:
+    def build(cls, settings: Settings, *, clock: Clock | None = None) -> Baton:
+        """Every part for `settings`, platforms included; nothing runs until `start`."""
         if clock is None:
             clock = FileClock(settings.BATON_CLOCK_FILE) if settings.BATON_CLOCK_FILE else SystemClock()
-        db = Database(settings.DATABASE_URL)
-        engine = Engine(
-            db, all_dialogs(catalogue_file=settings.BATON_CATALOGUE, public_url=settings.public_url), clock=clock
-        )
-        sender = OutboxSender(db, deliveries if deliveries is not None else [LocalDelivery()], clock=clock)
-        engine.on_queued = sender.wake
-        engine.on_claimed = sender.deliver_soon
+        dialogs = all_dialogs(catalogue_file=settings.BATON_CATALOGUE, public_url=settings.public_url)
+        core = Core.assemble(Database(settings.DATABASE_URL), dialogs, clock=clock)
         conductor = Conductor(
-            db,
+            core.db,
             grace=timedelta(hours=settings.BATON_GRACE_HOURS),
             budget=settings.BATON_WEEKLY_BUDGET,
-            tools_available="tools" in engine.commands,
+            tools_available="tools" in core.engine.commands,
             catalogue_file=settings.BATON_CATALOGUE,
         )
-        return cls(settings, db, engine, sender, clock, conductor)
+        baton = cls(settings, core, conductor)
+        for adapter in platforms(settings, core):
+            baton.adapters[adapter.platform] = adapter
+            for delivery in adapter.deliveries():
+                core.sender.register(delivery)
+        return baton
+
+    @property
+    def db(self) -> Database:
+        return self.core.db
+
+    @property
+    def clock(self) -> Clock:
+        return self.core.clock
+
+    @property
+    def engine(self) -> Engine:
+        return self.core.engine
+
+    @property
+    def sender(self) -> OutboxSender:
+        return self.core.sender
 
     async def start(self) -> None:
-        """Migrate, seed the demo organisation in local mode, start the background work."""
+        """Migrate, seed the demo organisation in local mode, start the background work and the platforms."""
         await self.db.migrate()
-        if self.settings.local_mode and self.settings.BATON_DEMO:
-            from bot.demo import seed_demo
-
-            if await seed_demo(self.db, self.clock):
-                log.info("local mode: seeded the demo organisation")
+        if self.settings.local_mode and self.settings.BATON_DEMO and await seed_demo(self.db, self.clock):
+            log.info("local mode: seeded the demo organisation")
         self.tasks.append(asyncio.create_task(self.sender.run(self.stop), name="outbox-sender"))
+        self.tasks.append(asyncio.create_task(self.core.inbox.replay_forever(self._replay), name="inbox-replay"))
         self.scheduler = Scheduler(
             self.conductor,
             self.clock,
@@ -82,8 +100,24 @@ class Baton:
             retention_days=self.settings.BATON_RETENTION_DAYS,
         )
         self.scheduler.start()
+        for adapter in self.adapters.values():
+            await adapter.start()
+
+    async def _replay(self, inbound: Inbound) -> None:
+        """Run a kept delivery again: through its platform when the adapter has its own way, else the engine."""
+        replay = getattr(self.adapters.get(inbound.sender.platform), "replay", None)
+        if replay is not None:
+            await replay(inbound)
+            return
+        try:
+            await self.engine.handle(inbound)
+        except UnknownPerson:
+            await self.core.inbox.drop(inbound)
 
     async def close(self) -> None:
+        """Stop the platforms first (they finish what is in flight), then the background work and the database."""
+        for adapter in reversed(list(self.adapters.values())):
+            await adapter.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         self.stop.set()
@@ -95,8 +129,30 @@ class Baton:
         await self.db.close()
 
 
+def platforms(settings: Settings, host: Core) -> list[Adapter]:
+    """The adapters `settings` turn on; each gets its own options and the host, nothing more."""
+    adapters: list[Adapter] = []
+    if settings.web_chat_enabled:
+        from adapters.web import WebChat
+
+        adapters.append(WebChat(host))
+    if settings.slack_enabled:
+        from adapters.slack import SlackAdapter, SlackOptions
+
+        adapters.append(SlackAdapter(host, SlackOptions.from_settings(settings)))
+    if settings.teams_enabled:
+        from adapters.teams import TeamsAdapter  # the only place the Teams SDK gets imported from
+        from adapters.teams.options import TeamsOptions
+
+        adapters.append(TeamsAdapter.create(host, TeamsOptions.from_settings(settings)))
+    return adapters
+
+
+BATON_KEY = web.AppKey("baton", Baton)
+
+
 def baton_of(request: web.Request) -> Baton:
-    return request.app[BATON_KEY]  # type: ignore[return-value]
+    return request.app[BATON_KEY]
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -110,7 +166,7 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await asyncio.wait_for(baton.db.ping(), 5)
         current = await asyncio.wait_for(baton.db.schema_current(), 5)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the failure, readiness says no and names its type
         return web.json_response(
             {"status": "unavailable", "reason": f"database unreachable ({type(exc).__name__})"}, status=503
         )
@@ -122,13 +178,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_app(baton: Baton) -> web.Application:
-    """The aiohttp application for `baton`, with every enabled adapter's routes."""
+    """The aiohttp application for `baton`: health, the dashboard, the goal API and every platform's routes."""
     app = web.Application(client_max_size=1024**2)
     app[BATON_KEY] = baton
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    from bot.goalsio import setup_goal_api
-
     setup_goal_api(app, baton.db, baton.clock)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -137,20 +191,7 @@ def create_app(baton: Baton) -> web.Application:
         await baton.close()
 
     app.cleanup_ctx.append(lifecycle)
-    from bot.dashboard import setup_dashboard
-
-    setup_dashboard(app, baton)
-    # Each adapter adds its routes and registers its delivery with the outbox sender.
-    if baton.settings.web_chat_enabled:
-        from adapters.web import setup_web_chat
-
-        setup_web_chat(app, baton)
-    if baton.settings.slack_enabled:
-        from adapters.slack import setup_slack
-
-        setup_slack(app, baton)
-    if baton.settings.teams_enabled:
-        from adapters.teams import setup_teams  # the only place botbuilder gets imported from
-
-        setup_teams(app, baton)
+    setup_dashboard(app, Site(baton.db, baton.clock, baton.settings.BATON_CATALOGUE))
+    for adapter in baton.adapters.values():
+        adapter.routes(app)
     return app

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from bot.config import Settings, load_settings
-from dialogs.errors import ConfigurationError
+from dialogs.engine.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -103,10 +103,18 @@ def migrate() -> None:
 def chat(email: str) -> None:
     """Chat with Baton in the terminal as a person of the organisation."""
     from adapters.console import run_console
+    from bot.core import Core
+    from dialogs import all_dialogs
 
     settings = _settings()
     _logging("WARNING")
-    sys.exit(with_database(settings, lambda db: run_console(db, email)))
+
+    async def talk(db: Database) -> int:
+        dialogs = all_dialogs(catalogue_file=settings.BATON_CATALOGUE, public_url=settings.public_url)
+        core = Core.assemble(db, dialogs)
+        return await run_console(core, email, drain=core.sender.drain_once)
+
+    sys.exit(with_database(settings, talk))
 
 
 @main.group()
@@ -119,7 +127,7 @@ def org() -> None:
 def org_import(file: Path) -> None:
     """Import FILE.csv (columns email,name,manager_email,team,timezone). All rows or none."""
     from bot.orgcsv import import_csv
-    from dialogs.clock import SystemClock
+    from dialogs.engine.clock import SystemClock
 
     settings = _settings()
     try:
@@ -177,8 +185,8 @@ def checkin_send_now(team_name: str) -> None:
     """Invite the team to this period's check-in now. Once per person and period, as the schedule would."""
     from sqlalchemy import func, select
 
-    from dialogs.clock import SystemClock
-    from dialogs.rhythm import Conductor
+    from dialogs.engine.clock import SystemClock
+    from dialogs.services.rhythm import Conductor
     from storage.models import OutboxMessage, Team
 
     settings = _settings()
@@ -220,7 +228,7 @@ def checkin_send_now(team_name: str) -> None:
 def checkin_report(team_name: str, weeks: int, fmt: str) -> None:
     """Participation, streaks and pulse per person and week, as CSV or JSON on standard output."""
     from bot.reports import as_csv, as_json, participation
-    from dialogs.clock import SystemClock
+    from dialogs.engine.clock import SystemClock
 
     settings = _settings()
 
@@ -251,7 +259,7 @@ def checkin_template(team_name: str, source: Path | None, reset: bool) -> None:
     from sqlalchemy import select
 
     from dialogs.checkin import questions_for_team, validate_questions
-    from dialogs.clock import SystemClock
+    from dialogs.engine.clock import SystemClock
     from dialogs.team import save_questions
     from storage.models import Team
 
@@ -299,7 +307,7 @@ def checkin_schedule(team_name: str, day, at, reminders, reminder_after, digest_
     """Show or change the team's rhythm."""
     from sqlalchemy import select
 
-    from dialogs.errors import UserFacingError
+    from dialogs.engine.errors import UserFacingError
     from dialogs.team import describe, parse_day, parse_time
     from storage.models import Team
 
@@ -394,8 +402,8 @@ def tools_suggest(text: str, email: str | None, as_json: bool) -> None:
     """Rank the six influences for TEXT (with the signals used) and suggest tools for the best one."""
     import json
 
-    from dialogs.clock import SystemClock
-    from dialogs.signals import gather
+    from dialogs.common.signals import gather
+    from dialogs.engine.clock import SystemClock
     from dialogs.tools import catalogue, rank_influences, suggest
     from storage import queries
 
@@ -485,7 +493,7 @@ def goals() -> None:
 def goals_import(file: Path) -> None:
     """Import progress (columns goal_id,value[,recorded_at,note]). All rows or none."""
     from bot.goalsio import import_progress
-    from dialogs.clock import SystemClock
+    from dialogs.engine.clock import SystemClock
 
     settings = _settings()
     try:
@@ -512,7 +520,7 @@ def goals_token(action: str, name: str) -> None:
     from sqlalchemy import select
 
     from bot.goalsio import create_token
-    from dialogs.clock import SystemClock
+    from dialogs.engine.clock import SystemClock
     from storage.models import IntegrationToken
 
     settings = _settings()

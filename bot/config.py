@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dialogs.errors import ConfigurationError
+from dialogs.engine.errors import ConfigurationError
 from storage.db import normalise_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./baton.db"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from dialogs.clock import Clock
+from dialogs.engine.clock import Clock
 from storage.db import Database
 from storage.models import Person, Team
 

@@ -17,9 +17,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from dialogs.errors import UserFacingError
+from dialogs.engine.clock import tz
+from dialogs.engine.errors import UserFacingError
 from dialogs.goals import parse_value, record_progress
-from dialogs.manners import tz
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Goal, IntegrationToken, Person
 

@@ -155,7 +155,7 @@ def _cycles(rows: list[Row], known_managers: Mapping[str, str]) -> list[RowError
             reported.update(loop)
             where = min((line[e] for e in loop if e in line), default=None)
             if where is not None:  # a loop entirely outside the file is not this import's doing
-                errors.append(RowError(where, "managers form a loop: " + " → ".join(loop + [current])))
+                errors.append(RowError(where, "managers form a loop: " + " → ".join([*loop, current])))
     return errors
 
 

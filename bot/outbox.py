@@ -13,68 +13,19 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import or_, select, true, update
 
-from dialogs.clock import Clock, SystemClock
-from dialogs.locks import KeyedLocks
-from dialogs.messages import Reply
+from dialogs.engine.clock import Clock, SystemClock
+from dialogs.engine.delivery import Delivery, DeliveryError, Outgoing
+from dialogs.engine.locks import KeyedLocks
+from dialogs.engine.messages import Reply
 from storage.db import Database
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
-
-
-class DeliveryError(Exception):
-    """A delivery failed. `permanent` ones are not retried; `retry_after` (seconds) overrides backoff.
-
-    `rate_limited` means the platform (or Baton's own pacing) asked to wait: that is
-    not a failed attempt, so it never makes the sender give up.
-    """
-
-    def __init__(
-        self, reason: str, *, permanent: bool = False, retry_after: float | None = None, rate_limited: bool = False
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason[:200]
-        self.permanent = permanent
-        self.retry_after = retry_after
-        self.rate_limited = rate_limited
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One claimed outbox row, as a delivery sees it."""
-
-    id: int
-    key: str
-    person_id: int | None  # None: a post to a shared place such as a team channel (see `address`)
-    channel: str
-    address: dict[str, Any]
-    reply: Reply
-    kind: str
-    attempt: int
-    unsolicited: bool = False
-
-
-class Delivery(Protocol):
-    """Sends outgoing messages on one channel; raises DeliveryError on failure."""
-
-    channel: str
-
-    async def deliver(self, message: Outgoing) -> None: ...
-
-
-class LocalDelivery:
-    """The local web chat and terminal read sent rows themselves; delivering is marking them sent."""
-
-    channel = "local"
-
-    async def deliver(self, message: Outgoing) -> None:
-        return None
 
 
 class OutboxSender:
@@ -161,7 +112,7 @@ class OutboxSender:
                 try:
                     claimed = await self.db.run(self._claim) if self.deliveries else []
                     failures = 0
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - the drain loop outlives any failure, backing off
                     failures += 1
                     log.warning("outbox drain failed (%s); retrying", type(exc).__name__)
                     await asyncio.sleep(min(30.0, 0.5 * 2**failures))
@@ -198,7 +149,7 @@ class OutboxSender:
     async def _deliver_logged(self, messages: list[Outgoing]) -> None:
         try:
             await self._deliver_batch(messages)
-        except Exception as exc:  # the rows stay claimed; their lease runs out and they are taken again
+        except Exception as exc:  # noqa: BLE001 - the rows stay claimed; their lease runs out and they are taken again
             log.warning("outbox batch failed (%s); its rows are retried after their lease", type(exc).__name__)
 
     async def _deliver_batch(self, messages: list[Outgoing]) -> None:
@@ -280,7 +231,8 @@ class OutboxSender:
 
     async def _screen(self, session, claimed: list[Outgoing], now: datetime) -> list[Outgoing]:  # noqa: ANN001
         """Drop unsolicited messages to people on leave today: leave may be recorded after a message was queued."""
-        from dialogs.manners import leave_days, on_leave, tz
+        from dialogs.common.manners import leave_days, on_leave
+        from dialogs.engine.clock import tz
         from storage.models import Person
 
         ids = {m.person_id for m in claimed if m.unsolicited and m.person_id is not None}
@@ -318,7 +270,7 @@ class OutboxSender:
                     # keep this person's order: what follows a failed message waits for it
                     rest = [m.id for m in messages[index + 1 :]]
                     if rest:
-                        await self.db.run(lambda s: self._release(s, rest))
+                        await self.db.run(lambda s, rest=rest: self._release(s, rest))
                     return
                 sent.append(message.id)
 
@@ -329,7 +281,7 @@ class OutboxSender:
         except DeliveryError as exc:
             await self._failed(message, exc)
             return False
-        except Exception as exc:  # a bug in a delivery must not stop the sender
+        except Exception as exc:  # noqa: BLE001 - a bug in a delivery must not stop the sender
             log.error("delivery to channel %s crashed (%s)", message.channel, type(exc).__name__)
             await self._failed(message, DeliveryError(f"internal error: {type(exc).__name__}"))
             return False
@@ -370,89 +322,3 @@ class OutboxSender:
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
     """Exponential backoff with full jitter: somewhere in [0, min(cap, base·2^attempt)] seconds."""
     return random.uniform(0, min(cap, base * 2**attempt))
-
-
-class DeliveredFeed:
-    """What one person has been delivered on one channel: each message once, in delivery order.
-
-    Delivery times are stamped before their transaction commits, so commits can
-    land out of timestamp order; a strict cursor would skip a message forever.
-    The feed re-reads a trailing window on every poll and remembers which ids it
-    has already handed out.
-    """
-
-    WINDOW = timedelta(seconds=60)
-
-    def __init__(self, db: Database, person_id: int, *, channel: str = "local") -> None:
-        self.db = db
-        self.person_id = person_id
-        self.channel = channel
-        self.since: datetime | None = None
-        self._seen: dict[int, datetime] = {}
-
-    async def history(self, limit: int = 50) -> list[tuple[int, datetime, Reply]]:
-        """The last `limit` delivered messages, oldest first; the feed continues after them."""
-        return self._take(await recent_sent(self.db, self.person_id, channel=self.channel, limit=limit))
-
-    async def resume(self, last_id: int) -> list[tuple[int, datetime, Reply]]:
-        """Continue after a message the reader already has (SSE Last-Event-ID).
-
-        Everything delivered up to it (by delivery time, then id) counts as seen; only
-        a reconnect that coincides with a late commit could miss one, until reload.
-        """
-
-        async def when(session) -> datetime | None:  # noqa: ANN001
-            return await session.scalar(select(OutboxMessage.sent_at).where(OutboxMessage.id == last_id))
-
-        last_at = await self.db.run(when)
-        if last_at is None:
-            return await self.history()
-        self.since = last_at
-        return [row for row in await self.fresh() if (row[1], row[0]) > (last_at, last_id)]
-
-    async def fresh(self, limit: int = 200) -> list[tuple[int, datetime, Reply]]:
-        """Messages delivered since the last call that this feed has not handed out yet."""
-        floor = self.since - self.WINDOW if self.since is not None else None
-
-        async def query(session) -> list[tuple[int, datetime, Reply]]:  # noqa: ANN001
-            statement = select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload).where(
-                OutboxMessage.person_id == self.person_id,
-                OutboxMessage.channel == self.channel,
-                OutboxMessage.status == "sent",
-            )
-            if floor is not None:
-                statement = statement.where(OutboxMessage.sent_at >= floor)
-            rows = await session.execute(statement.order_by(OutboxMessage.sent_at, OutboxMessage.id).limit(limit))
-            return [(r.id, r.sent_at, Reply.from_dict(r.payload)) for r in rows]
-
-        return self._take(await self.db.run(query))
-
-    def _take(self, rows: list[tuple[int, datetime, Reply]]) -> list[tuple[int, datetime, Reply]]:
-        new = [row for row in rows if row[0] not in self._seen]
-        for message_id, sent_at, _ in new:
-            self._seen[message_id] = sent_at
-            if self.since is None or sent_at > self.since:
-                self.since = sent_at
-        if self.since is not None and len(self._seen) > 500:  # forget what is far behind the window
-            horizon = self.since - 2 * self.WINDOW
-            self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
-        return new
-
-
-async def recent_sent(
-    db: Database, person_id: int, *, channel: str = "local", limit: int = 50
-) -> list[tuple[int, datetime, Reply]]:
-    """The last `limit` delivered messages for a person, oldest first (for history replay)."""
-
-    async def query(session) -> list[tuple[int, datetime, Reply]]:  # noqa: ANN001
-        rows = await session.execute(
-            select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload)
-            .where(
-                OutboxMessage.person_id == person_id, OutboxMessage.channel == channel, OutboxMessage.status == "sent"
-            )
-            .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
-            .limit(limit)
-        )
-        return [(r.id, r.sent_at, Reply.from_dict(r.payload)) for r in reversed(list(rows))]
-
-    return await db.run(query)

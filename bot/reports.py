@@ -10,8 +10,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from dialogs.checkin import Rhythm, period_of
-from dialogs.rhythm import previous_periods
+from dialogs.common.periods import Rhythm, period_of
+from dialogs.services.rhythm import previous_periods
 from storage.db import Database
 from storage.models import CheckinAnswer, CheckinRun, OutboxMessage, Person, Team
 

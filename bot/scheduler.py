@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from dialogs.clock import Clock
-from dialogs.rhythm import Conductor
+from dialogs.engine.clock import Clock
+from dialogs.services.rhythm import Conductor
 from storage.db import DatabaseUnavailable
 from storage.retention import prune
 

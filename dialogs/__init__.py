@@ -1,4 +1,13 @@
-"""The platform-neutral dialog engine, the dialogs and the tool catalogue."""
+"""Everything platform-neutral above the database, in four layers (each imports only those below it):
+
+- `services/` — the scheduler's rhythm, the overview, account linking
+- the conversations, one dialog per module: `checkin`, `feedback`, `goals`, `leave`, `review360`,
+  `settings`, `signin`, `team`, `tools`
+- `common/` and `catalogue/` — shared helpers, and the tool catalogue with its offline text scorer
+- `engine/` — the framework every dialog runs on
+
+`all_dialogs()` is the one list of conversations Baton offers.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +21,12 @@ def all_dialogs(*, catalogue_file: str | None = None, public_url: str = "http://
     `public_url` is where people reach this Baton, for links sent in chat.
     """
     from dialogs.checkin import CheckinDialog
-    from dialogs.dashboard import DashboardDialog
     from dialogs.feedback import FeedbackDialog, KudosDialog, RequestDialog
     from dialogs.goals import GoalsDialog
     from dialogs.leave import LeaveDialog
     from dialogs.review360 import Review360Dialog
     from dialogs.settings import SettingsDialog
+    from dialogs.signin import SignInDialog
     from dialogs.team import TeamDialog
     from dialogs.tools import ToolsDialog
 
@@ -31,6 +40,6 @@ def all_dialogs(*, catalogue_file: str | None = None, public_url: str = "http://
         Review360Dialog(),
         LeaveDialog(),
         TeamDialog(),
-        DashboardDialog(public_url),
+        SignInDialog(public_url),
         SettingsDialog(),
     ]

@@ -9,24 +9,23 @@ until then, and a late first answer still counts until the next period opens.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import select
 
+from dialogs.common.periods import Rhythm, hhmm, local_datetime, period_of, week_label
+from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine import END, Dialog, State, Transition, Turn
-from dialogs.errors import UserFacingError
-from dialogs.manners import hhmm, local_datetime, tz
-from dialogs.messages import Choice, Form, FormField, Rating, Reply, TextInput
+from dialogs.engine.clock import tz
+from dialogs.engine.errors import UserFacingError
+from dialogs.engine.messages import Choice, Form, FormField, Rating, Reply, TextInput
 from storage import queries
 from storage.models import CheckinAnswer, CheckinRun, CheckinTemplate, Team
 
 FORM = "__form__"
 ONE_AT_A_TIME = "__one__"
-NONE_WORDS = frozenset({"", "-", "–", "no", "none", "nothing", "nope", "n/a", "na", "nothing really", "all good"})
 SKIP = "__skip__"
 MAX_ANSWER = 2000
 
@@ -128,72 +127,6 @@ async def questions_for_team(session, team_id: int | None) -> list[dict[str, Any
         if template is not None:
             return list(template.questions)
     return [dict(q) for q in DEFAULT_QUESTIONS]
-
-
-@lru_cache(maxsize=4096)
-def period_of(moment: datetime, zone_name: str) -> str:
-    year, week, _ = moment.astimezone(tz(zone_name)).isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-def week_label(period: str) -> str:
-    return f"week {int(period.split('-W')[1])}"
-
-
-@dataclass(frozen=True, slots=True)
-class Rhythm:
-    """A team's weekly schedule, read off its row."""
-
-    weekday: int = 4
-    at: str = "16:00"
-    digest_weekday: int = 0
-    digest_at: str = "09:00"
-    reminder_count: int = 1
-    reminder_after: timedelta = timedelta(hours=2)
-
-    @classmethod
-    def of(cls, team: Team | None) -> Rhythm:
-        if team is None:
-            return cls()
-        return cls(
-            team.checkin_weekday,
-            team.checkin_time,
-            team.digest_weekday,
-            team.digest_time,
-            team.reminder_count,
-            timedelta(minutes=team.reminder_after_minutes),
-        )
-
-    def sends_around(self, now: datetime, zone_name: str) -> tuple[datetime, datetime, datetime]:
-        """Last week's, this week's and next week's send times (aware UTC) for someone in `zone_name`."""
-        return weekly_times(now, zone_name, self.weekday, self.at)
-
-    def open_send(self, now: datetime, zone_name: str) -> datetime:
-        """The send time of the period open now: the latest one not in the future."""
-        last, this, _ = self.sends_around(now, zone_name)
-        return this if this <= now else last
-
-    def next_send(self, now: datetime, zone_name: str) -> datetime:
-        _, this, following = self.sends_around(now, zone_name)
-        return this if this > now else following
-
-    def close_after(self, send: datetime, zone_name: str) -> datetime:
-        """When the period sent at `send` closes: the first digest time after it."""
-        zone = tz(zone_name)
-        local = send.astimezone(zone)
-        days = (self.digest_weekday - local.weekday()) % 7
-        close = local_datetime(local.date() + timedelta(days=days), hhmm(self.digest_at), zone)
-        return close if close > send else close + timedelta(days=7)
-
-
-@lru_cache(maxsize=4096)  # a tick asks this for thousands of people sharing a few zones and schedules
-def weekly_times(now: datetime, zone_name: str, weekday: int, at: str) -> tuple[datetime, datetime, datetime]:
-    """A weekly wall-clock time in `zone_name` for last, this and next ISO week (aware UTC)."""
-    zone = tz(zone_name)
-    local = now.astimezone(zone)
-    monday = local.date() - timedelta(days=local.weekday())
-    clock = hhmm(at)
-    return tuple(local_datetime(monday + timedelta(days=weekday + 7 * k), clock, zone) for k in (-1, 0, 1))  # type: ignore[return-value]
 
 
 def invitation(first_name: str, period: str, count: int) -> Reply:
@@ -556,8 +489,10 @@ class CheckinDialog(Dialog):
             lines.append(f"{question['prompt']}\n→ {shorten(shown, 200)}")
         return Reply(
             f"Your check-in for {week_label(run.period)}:\n\n" + "\n\n".join(lines) + "\n\nChange an answer?",
-            choices=tuple(Choice(f"Edit {n}", str(n)) for n in range(1, len(run.questions) + 1))[:9]
-            + (Choice("Done", "done", "primary"),),
+            choices=(
+                *tuple(Choice(f"Edit {n}", str(n)) for n in range(1, len(run.questions) + 1))[:9],
+                Choice("Done", "done", "primary"),
+            ),
         )
 
     async def on_review(self, turn: Turn, value: str) -> Transition:
@@ -643,12 +578,3 @@ def parse_answer(question: dict[str, Any], raw: str) -> tuple[str | None, float 
     if not text:
         raise UserFacingError("That answer was empty. Type something, or press *Skip question*.")
     return text, None
-
-
-def is_nothing(text: str | None) -> bool:
-    """True when a free-text answer means 'nothing' (no blocker, no request)."""
-    return text is None or text.strip().strip(".!").casefold() in NONE_WORDS
-
-
-def shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

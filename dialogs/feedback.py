@@ -32,11 +32,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
-from dialogs.checkin import shorten, week_label
+from dialogs.common.manners import Recipient, budget_used, leave_days, plan_unsolicited
+from dialogs.common.periods import week_label
+from dialogs.common.wording import shorten
 from dialogs.engine import COMMAND_ACTION, END, Dialog, State, Transition, Turn
-from dialogs.errors import UserFacingError
-from dialogs.manners import Recipient, budget_used, leave_days, plan_unsolicited, tz
-from dialogs.messages import Choice, Reply, TextInput
+from dialogs.engine.clock import tz
+from dialogs.engine.errors import UserFacingError
+from dialogs.engine.messages import Choice, Reply, TextInput
 from storage import queries
 from storage.models import CheckinAnswer, CheckinRun, FeedbackEntry, FeedbackRequest, Person, Team
 
@@ -247,7 +249,7 @@ class _Compose(Dialog):
         choices = (Choice("Skip", SKIP),)
         if d.get("editing") and d.get(field):
             text += f"\n\nNow: “{shorten(d[field], 300)}”"
-            choices = (Choice("Keep as it is", KEEP, "primary"),) + choices
+            choices = (Choice("Keep as it is", KEEP, "primary"), *choices)
         return Reply(text, choices=choices, input=TextInput("One specific thing…", MAX_FEEDBACK, True))
 
     def well_prompt(self, turn: Turn) -> Reply:

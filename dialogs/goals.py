@@ -9,6 +9,7 @@ several updates or red at consecutive updates; a single dip never escalates.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.engine import END, Dialog, State, Transition, Turn
-from dialogs.errors import UserFacingError
-from dialogs.manners import tz
-from dialogs.messages import Choice, Reply, TextInput
+from dialogs.engine.clock import tz
+from dialogs.engine.errors import UserFacingError
+from dialogs.engine.messages import Choice, Reply, TextInput
 from storage.models import Goal, GoalMilestone, GoalUpdate, Person
 
 AMBER_TOLERANCE = 0.10  # up to 10 points behind what's expected: green
@@ -146,7 +147,7 @@ def should_escalate(history: list[GoalUpdate]) -> bool:
         return True
     if len(history) >= TREND_UPDATES:
         gaps = [u.expected - u.progress for u in history[-TREND_UPDATES:]]
-        worsening = all(later > earlier for earlier, later in zip(gaps, gaps[1:]))
+        worsening = all(later > earlier for earlier, later in itertools.pairwise(gaps))
         return worsening and history[-1].rag != "green"
     return False
 

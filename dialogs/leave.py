@@ -8,8 +8,8 @@ from datetime import date, timedelta
 from sqlalchemy import delete, select
 
 from dialogs.engine import END, Dialog, State, Transition, Turn
-from dialogs.errors import UserFacingError
-from dialogs.messages import Choice, Reply, TextInput
+from dialogs.engine.errors import UserFacingError
+from dialogs.engine.messages import Choice, Reply, TextInput
 from storage import queries
 from storage.models import Leave, Person
 
@@ -88,11 +88,13 @@ class LeaveDialog(Dialog):
     async def menu_prompt(self, turn: Turn) -> Reply:
         leaves = await self._leaves(turn)
         who = "You have" if turn.data["name"] == "you" else f"{turn.data['name']} has"
-        listed = "\n".join(f"• {l.start:%a %d %b %Y} – {l.end:%a %d %b %Y}" for l in leaves)
+        listed = "\n".join(f"• {leave.start:%a %d %b %Y} – {leave.end:%a %d %b %Y}" for leave in leaves)
         text = f"{who} this leave coming up:\n{listed}" if leaves else f"{who} no leave recorded."
         choices = [Choice("Add leave", "add", "primary")]
-        choices += [Choice(f"Remove {l.start:%d %b}–{l.end:%d %b}", f"remove:{l.id}") for l in leaves[:3]]
-        return Reply(text, choices=tuple(choices) + (Choice("Done", "done"),))
+        choices += [
+            Choice(f"Remove {leave.start:%d %b}–{leave.end:%d %b}", f"remove:{leave.id}") for leave in leaves[:3]
+        ]
+        return Reply(text, choices=(*choices, Choice("Done", "done")))
 
     async def on_menu(self, turn: Turn, value: str) -> Transition:
         if value == "done":

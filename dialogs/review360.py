@@ -30,8 +30,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.engine import END, Dialog, State, Transition, Turn
-from dialogs.errors import UserFacingError
-from dialogs.messages import Card, Choice, Rating, Reply, TextInput
+from dialogs.engine.errors import UserFacingError
+from dialogs.engine.messages import Card, Choice, Rating, Reply, TextInput
 from storage import queries
 from storage.models import Answer360, Campaign360, Person, Pool360, Rater360
 

@@ -6,8 +6,8 @@ import re
 from zoneinfo import available_timezones
 
 from dialogs.engine import END, Dialog, State, Transition, Turn
-from dialogs.errors import UserFacingError
-from dialogs.messages import Choice, Reply, TextInput
+from dialogs.engine.errors import UserFacingError
+from dialogs.engine.messages import Choice, Reply, TextInput
 
 # How a person likes to be recognised (Person.recognition; "either" is stored as None):
 # (button, how the menu describes it, the confirmation).

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.checkin import questions_for_team, validate_questions
 from dialogs.engine import END, Dialog, State, Transition, Turn
-from dialogs.errors import UserFacingError
-from dialogs.messages import Choice, Reply, TextInput
+from dialogs.engine.errors import UserFacingError
+from dialogs.engine.messages import Choice, Reply, TextInput
 from storage.models import CheckinTemplate, Person, Team
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -274,7 +274,7 @@ class TeamDialog(Dialog):
         new = dict(turn.data.pop("new"))
         new["id"] = next(f"q{n}" for n in range(1, 100) if f"q{n}" not in taken)
         try:
-            await save_questions(turn.session, turn.data["team"], questions + [new], turn.now)
+            await save_questions(turn.session, turn.data["team"], [*questions, new], turn.now)
         except ValueError as exc:
             raise UserFacingError(f"I couldn't add that: {exc}.") from None
         turn.say("Added. It will be asked from the next check-in.")
@@ -284,8 +284,10 @@ class TeamDialog(Dialog):
         questions = await questions_for_team(turn.session, turn.data["team"])
         return Reply(
             "Which one should go?",
-            choices=tuple(Choice(f"{n}. {q['prompt'][:60]}", q["id"]) for n, q in enumerate(questions, 1))
-            + (Choice("Back", "__back"),),
+            choices=(
+                *tuple(Choice(f"{n}. {q['prompt'][:60]}", q["id"]) for n, q in enumerate(questions, 1)),
+                Choice("Back", "__back"),
+            ),
         )
 
     async def on_remove(self, turn: Turn, value: str) -> Transition:

@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.catalogue import Catalogue, RankedTool, load_catalogue, rank_tools
 from dialogs.catalogue.text import score_influences
-from dialogs.checkin import shorten
+from dialogs.common.signals import Signal, gather
+from dialogs.common.wording import shorten
 from dialogs.engine import END, Dialog, State, Transition, Turn
-from dialogs.errors import UserFacingError
-from dialogs.messages import Choice, Reply, TextInput
-from dialogs.signals import Signal, gather
+from dialogs.engine.errors import UserFacingError
+from dialogs.engine.messages import Choice, Reply, TextInput
 from storage import queries
 from storage.models import Person, ToolPlan
 
@@ -185,7 +185,7 @@ class ToolsDialog(Dialog):
         reports = await queries.reports_of(turn.session, turn.person.id)
         return Reply(
             "Whose work is this about? Pick someone, or type their email.",
-            choices=tuple(Choice(p.name, p.email) for p in reports[:9]) + (Choice("My own work", turn.person.email),),
+            choices=(*tuple(Choice(p.name, p.email) for p in reports[:9]), Choice("My own work", turn.person.email)),
             input=TextInput("name@example.com", 254, False),
         )
 
@@ -293,8 +293,10 @@ class ToolsDialog(Dialog):
             lines.append(f"{n}. *{ranked.tool.name}* — {ranked.why}")
         return Reply(
             "\n".join(lines) + "\nWhich one will you try?",
-            choices=tuple(Choice(f"{n}. {shorten(t.tool.name, 60)}", t.tool.id) for n, t in enumerate(tools, 1))
-            + (Choice("None of these", "none"),),
+            choices=(
+                *tuple(Choice(f"{n}. {shorten(t.tool.name, 60)}", t.tool.id) for n, t in enumerate(tools, 1)),
+                Choice("None of these", "none"),
+            ),
         )
 
     async def on_pick(self, turn: Turn, value: str) -> Transition:

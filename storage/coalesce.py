@@ -41,7 +41,7 @@ class Coalescer(Generic[K, V]):
             futures = {key: self._queued.pop(key) for key in keys}
             try:
                 found = await self._fetch(keys)
-            except Exception as exc:  # every waiter gets the failure, as if it had asked alone
+            except Exception as exc:  # noqa: BLE001 - every waiter gets the failure, as if it had asked alone
                 for future in futures.values():
                     if not future.done():
                         future.set_exception(exc)

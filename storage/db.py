@@ -8,13 +8,17 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -169,7 +173,7 @@ def _sqlite_pragmas(engine: AsyncEngine, *, foreign_keys: bool = True) -> None:
     """
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # noqa: ANN001 - SQLAlchemy hook
+    def _on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 - SQLAlchemy hook
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -179,11 +183,11 @@ def _sqlite_pragmas(engine: AsyncEngine, *, foreign_keys: bool = True) -> None:
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn):  # noqa: ANN001 - SQLAlchemy hook
+    def _on_begin(conn) -> None:  # noqa: ANN001 - SQLAlchemy hook
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _alembic_config(connection):  # noqa: ANN001 - a sync Connection inside run_sync
+def _alembic_config(connection: Connection) -> Config:
     from alembic.config import Config
 
     config = Config()

@@ -24,7 +24,7 @@ async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: 
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = model.__table__  # type: ignore[attr-defined]
-    pk = [c for c in table.primary_key.columns][0]
+    pk = next(iter(table.primary_key.columns))
     statement = insert(table).values(**values).on_conflict_do_nothing().returning(pk)
     row = (await session.execute(statement)).first()
     return None if row is None else row[0]
@@ -77,6 +77,12 @@ async def mark_events_processed(session: AsyncSession, keys: list[str], now: dat
     """Record many inbound delivery keys at once; the set of those not processed before."""
     rows = [{"key": key[:255], "created_at": now} for key in keys]
     return {row.key for row in await insert_ignore_many(session, ProcessedEvent, rows, "key")}
+
+
+async def event_processed(session: AsyncSession, key: str) -> bool:
+    """Whether an inbound delivery key was recorded already."""
+    found = await session.scalar(select(ProcessedEvent.key).where(ProcessedEvent.key == key[:255]))
+    return found is not None
 
 
 async def person_by_email(session: AsyncSession, email: str) -> Person | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from dialogs.clock import FakeClock
+from dialogs.engine.clock import FakeClock
 from storage.db import Database, normalise_url
 from storage.models import metadata
 from tests.harness import Chat, RecordingDelivery, Rig
@@ -84,7 +85,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         pytest.skip("BATON_TEST_DATABASE_URL is not set; PostgreSQL half of the suite skipped")
     try:
         url = asyncio.run(_create_pg_database(admin))
-    except (TimeoutError, OSError, Exception) as exc:  # asyncpg raises several kinds
+    except Exception as exc:  # noqa: BLE001 - asyncpg raises several unrelated kinds for an unreachable server
         if IN_CI:
             pytest.fail(
                 f"PostgreSQL at {make_url(admin).render_as_string(hide_password=True)} is unreachable in CI: {exc!r}"
@@ -142,3 +143,31 @@ def free_port() -> int:
 
 
 __all__ = ["ARTIFACTS", "IN_CI", "RecordingDelivery", "free_port"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    if CHROMIUM is None:
+        if IN_CI:
+            pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()

@@ -1,6 +1,7 @@
 """A fake channel for dialog tests, in the send()/expect() style.
 
-`Rig` wires the real engine and the real outbox sender to a real database; the
+`Rig` wires the real engine and the real outbox sender to a real database (the same
+`Core.assemble` the server uses); the
 only stand-in is the channel at the end, which records what was delivered.
 """
 
@@ -11,12 +12,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from bot.core import Core
 from bot.demo import seed_demo
-from bot.outbox import DeliveryError, OutboxSender, Outgoing
+from bot.outbox import OutboxSender
 from dialogs import all_dialogs
-from dialogs.clock import FakeClock
 from dialogs.engine import Engine
-from dialogs.messages import Inbound, Reply, Sender
+from dialogs.engine.clock import FakeClock
+from dialogs.engine.delivery import DeliveryError, Outgoing
+from dialogs.engine.messages import Inbound, Reply, Sender
 from storage.db import Database
 from storage.models import Person
 
@@ -51,10 +54,8 @@ class Rig:
     @classmethod
     async def create(cls, db: Database, clock: FakeClock, *, demo: bool = True) -> Rig:
         delivery = RecordingDelivery()
-        engine = Engine(db, all_dialogs(), clock=clock)
-        sender = OutboxSender(db, [delivery], clock=clock)
-        engine.on_queued, engine.on_claimed = sender.wake, sender.deliver_soon
-        rig = cls(db, clock, engine, sender, delivery)
+        core = Core.assemble(db, all_dialogs(), clock=clock, deliveries=[delivery])
+        rig = cls(db, clock, core.engine, core.sender, delivery)
         if demo:
             await seed_demo(db, clock)
         await rig.reload_people()
@@ -71,10 +72,8 @@ class Rig:
 
     def restart(self) -> Rig:
         """A new engine and sender on the same database, as after a process restart."""
-        engine = Engine(self.db, all_dialogs(), clock=self.clock)
-        sender = OutboxSender(self.db, [self.delivery], clock=self.clock)
-        engine.on_queued, engine.on_claimed = sender.wake, sender.deliver_soon
-        return Rig(self.db, self.clock, engine, sender, self.delivery, self.people)
+        core = Core.assemble(self.db, all_dialogs(), clock=self.clock, deliveries=[self.delivery])
+        return Rig(self.db, self.clock, core.engine, core.sender, self.delivery, self.people)
 
 
 class Chat:

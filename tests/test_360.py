@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, select, text
 
-from dialogs.rhythm import Conductor
+from dialogs.services.rhythm import Conductor
 from storage.models import Campaign360, OutboxMessage, Person, Pool360, Rater360, metadata
 from tests.harness import Chat, Rig
 
@@ -132,7 +132,7 @@ async def test_no_table_or_log_links_an_answer_to_its_rater(
             query += " ORDER BY id"
         elif not rig.db.is_sqlite:
             query += " ORDER BY ctid"
-        stored = [r[0] for r in await rig.db.run(lambda s: s.execute(text(query)))]
+        stored = [r[0] for r in await rig.db.run(lambda s, query=query: s.execute(text(query)))]
         assert sorted(stored) == sorted(f"{m} (open)" for m in order)
         assert stored != [f"{m} (open)" for m in order], f"{ordering} order reveals who answered when"
     # The participation record has no content and no time.

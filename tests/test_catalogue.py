@@ -201,7 +201,7 @@ def test_extra_file_problems_are_explained(tmp_path: Path) -> None:
 
 
 def test_catalogue_error_is_a_configuration_error() -> None:
-    from dialogs.errors import ConfigurationError
+    from dialogs.engine.errors import ConfigurationError
 
     assert issubclass(CatalogueError, ConfigurationError)
 

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from dialogs.checkin import CheckinDialog
-from dialogs.messages import Rating, Reply, TextInput
-from dialogs.rhythm import Conductor
+from dialogs.engine.messages import Rating, Reply, TextInput
+from dialogs.services.rhythm import Conductor
 from storage.models import CheckinAnswer, CheckinRun, Leave
 from tests.harness import Chat, Rig
 
@@ -79,7 +79,10 @@ async def leaves(rig: Rig) -> list[tuple[str, date, date, str]]:
     async def work(session) -> list[Leave]:
         return list((await session.execute(select(Leave).order_by(Leave.id))).scalars())
 
-    return [(emails[l.person_id], l.start, l.end, emails.get(l.created_by_id, "?")) for l in await rig.db.run(work)]
+    return [
+        (emails[leave.person_id], leave.start, leave.end, emails.get(leave.created_by_id, "?"))
+        for leave in await rig.db.run(work)
+    ]
 
 
 async def answer_all(chat: Chat, invitation: Reply, values: list[str | None]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings, load_settings
-from dialogs.errors import ConfigurationError
+from dialogs.engine.errors import ConfigurationError
 from tests.conftest import free_port
 
 FAKE_SECRET = "FAKE-S3CRET-d0-not-print-7c1e"

@@ -13,9 +13,11 @@ from sqlalchemy import select
 
 from adapters.console import Console, format_reply, run_console
 from bot.config import Settings
+from bot.core import Core
 from bot.demo import seed_demo
-from dialogs.clock import FakeClock
-from dialogs.messages import Card, Choice, Rating, Reply
+from dialogs import all_dialogs
+from dialogs.engine.clock import FakeClock
+from dialogs.engine.messages import Card, Choice, Rating, Reply
 from storage.db import Database
 from storage.models import Person
 
@@ -92,12 +94,18 @@ def test_plain_text_is_passed_through_without_markup() -> None:
 # -- Console in-process -----------------------------------------------------------------------
 
 
+def console_for(db: Database, person_id: int, out: io.StringIO) -> Console:
+    """The terminal on the same wiring as `baton chat`."""
+    core = Core.assemble(db, all_dialogs())
+    return Console(core, person_id, out, drain=core.sender.drain_once)
+
+
 async def test_a_terminal_conversation_changes_quiet_hours(db: Database, clock: FakeClock) -> None:
     await seed_demo(db, clock)
     maya = await load_person(db, "maya@demo.baton")
     assert (maya.quiet_start, maya.quiet_end) == ("20:00", "08:00")
     out = io.StringIO()
-    console = Console(db, maya.id, out=out)
+    console = console_for(db, maya.id, out)
 
     await console.send("help")
     assert "Here's what I can do for you as a manager" in out.getvalue()
@@ -127,7 +135,7 @@ async def test_each_reply_is_printed_once(db: Database, clock: FakeClock) -> Non
     await seed_demo(db, clock)
     maya = await load_person(db, "maya@demo.baton")
     out = io.StringIO()
-    console = Console(db, maya.id, out=out)
+    console = console_for(db, maya.id, out)
     await console.send("settings")
     await console.show_new()  # what the background poller does: nothing new, so nothing printed
     assert out.getvalue().count("What would you like to change?") == 1
@@ -137,7 +145,7 @@ async def test_a_number_beyond_the_buttons_is_read_as_text(db: Database, clock: 
     await seed_demo(db, clock)
     maya = await load_person(db, "maya@demo.baton")
     out = io.StringIO()
-    console = Console(db, maya.id, out=out)
+    console = console_for(db, maya.id, out)
     await console.send("settings")
     mark = len(out.getvalue())
     await console.send("9")
@@ -148,7 +156,9 @@ async def test_a_number_beyond_the_buttons_is_read_as_text(db: Database, clock: 
 async def test_run_console_reads_lines_until_end_of_input(db: Database, clock: FakeClock) -> None:
     await seed_demo(db, clock)
     out = io.StringIO()
-    status = await run_console(db, "Aiko@Demo.Baton", stdin=io.StringIO("settings\n\n1\nLisbon\n4\n"), out=out)
+    core = Core.assemble(db, all_dialogs())
+    stdin = io.StringIO("settings\n\n1\nLisbon\n4\n")
+    status = await run_console(core, "Aiko@Demo.Baton", drain=core.sender.drain_once, stdin=stdin, out=out)
     assert status == 0
     text = out.getvalue()
     assert text.startswith("Chatting with Baton as Aiko Tanaka <aiko@demo.baton>.")
@@ -159,7 +169,9 @@ async def test_run_console_reads_lines_until_end_of_input(db: Database, clock: F
 async def test_run_console_refuses_an_unknown_email(db: Database, clock: FakeClock, capsys) -> None:
     await seed_demo(db, clock)
     out = io.StringIO()
-    assert await run_console(db, "ghost@demo.baton", stdin=io.StringIO("help\n"), out=out) == 2
+    core = Core.assemble(db, all_dialogs())
+    stdin = io.StringIO("help\n")
+    assert await run_console(core, "ghost@demo.baton", drain=core.sender.drain_once, stdin=stdin, out=out) == 2
     assert out.getvalue() == ""
     assert "Nobody with the email ghost@demo.baton" in capsys.readouterr().err
 

@@ -25,13 +25,14 @@ from yarl import URL
 
 from bot.app import Baton, create_app
 from bot.config import load_settings
-from dialogs.checkin import DEFAULT_QUESTIONS, Rhythm, period_of
-from dialogs.clock import FakeClock
-from dialogs.dashboard import DashboardDialog
+from dialogs.checkin import DEFAULT_QUESTIONS
+from dialogs.common.periods import Rhythm, period_of
 from dialogs.engine import Engine
-from dialogs.messages import Inbound, Reply, Sender
+from dialogs.engine.clock import FakeClock
+from dialogs.engine.messages import Inbound, Reply, Sender
 from dialogs.review360 import new_id
-from dialogs.rhythm import previous_periods
+from dialogs.services.rhythm import previous_periods
+from dialogs.signin import SignInDialog
 from storage.db import Database
 from storage.models import (
     Answer360,
@@ -83,7 +84,7 @@ class Site:
 def chat_engine(baton: Baton) -> Engine:
     """The product's engine, with the dashboard command added if dialogs/__init__ does not list it yet."""
     if "dashboard" not in baton.engine.commands:
-        dialog = DashboardDialog(baton.settings.public_url)
+        dialog = SignInDialog(baton.settings.public_url)
         baton.engine.dialogs[dialog.name] = dialog
         baton.engine.commands["dashboard"] = dialog
     return baton.engine
@@ -467,7 +468,7 @@ async def test_a_settings_form_without_a_valid_csrf_token_changes_nothing(site: 
             f"/dashboard/settings/teams/{team_id}", data=form | {"csrf": csrf_of(page)}, allow_redirects=False
         ) as response:
             assert response.status == 303 and response.headers["Location"] == f"/dashboard/settings?saved={team_id}"
-        status, page = await get(http, f"/dashboard/settings?saved={team_id}")
+        _status, page = await get(http, f"/dashboard/settings?saved={team_id}")
         assert "Saved Platform's rhythm" in page
         async with http.post(
             f"/dashboard/settings/teams/{team_id}", data=form | {"csrf": csrf_of(page), "checkin_time": "25:99"}

@@ -18,10 +18,10 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import Baton, create_app
 from bot.config import load_settings
-from dialogs.clock import FakeClock
+from dialogs.engine.clock import FakeClock
 from storage.db import Database
 from tests.conftest import ARTIFACTS, free_port
-from tests.test_browser import browser, choose  # noqa: F401  (the Chromium fixture is reused)
+from tests.test_browser import choose
 from tests.test_dashboard import NOW, PULSES, SCRIPT, Site, chat_engine, seed
 
 pytestmark = pytest.mark.browser

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from dialogs.engine import Dialog, Engine, State
-from dialogs.errors import UnknownPerson
-from dialogs.messages import Choice, Inbound, Reply, Sender
+from dialogs.engine.errors import UnknownPerson
+from dialogs.engine.messages import Choice, Inbound, Reply, Sender
 from storage.models import DialogState, OutboxMessage, Person
 from tests.harness import Chat, Rig
 
@@ -205,7 +205,7 @@ async def test_inbound_repr_hides_what_the_person_wrote() -> None:
 
 
 async def test_reply_round_trips_through_its_stored_form() -> None:
-    from dialogs.messages import Card, Rating, TextInput
+    from dialogs.engine.messages import Card, Rating, TextInput
 
     reply = Reply(
         "t",

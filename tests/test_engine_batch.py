@@ -22,9 +22,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import OperationalError
 
 from dialogs import all_dialogs
-from dialogs.engine import MAX_BATCH, Dialog, Engine, State
-from dialogs.errors import UnknownPerson
-from dialogs.messages import Inbound, Reply, Sender
+from dialogs.engine import Dialog, Engine, State
+from dialogs.engine.errors import UnknownPerson
+from dialogs.engine.messages import Inbound, Reply, Sender
+from dialogs.engine.turns import MAX_BATCH
 from storage import queries
 from storage.coalesce import Coalescer
 from storage.db import DatabaseUnavailable
@@ -595,7 +596,7 @@ async def test_coalescer_one_caller_giving_up_does_not_cancel_the_others() -> No
 
 
 async def test_many_check_ins_answered_at_once_land_in_the_right_runs(rig: Rig) -> None:
-    """Twenty people's check-ins, started by the engine and answered question by question, everyone at once.
+    """Twenty people's check-ins, each started by typing checkin, answered question by question, everyone at once.
 
     Every answer is stored exactly once, with its own author's text, in its own
     author's run (no mix-up through the batch's shared prefetch); every run is
@@ -614,8 +615,8 @@ async def test_many_check_ins_answered_at_once_land_in_the_right_runs(rig: Rig) 
         wrong.extend(t.person.id for t in turns if t.memo.get("run") is None or t.memo["run"].person_id != t.person.id)
 
     checkin.prefetch = prefetch  # type: ignore[method-assign]
-    started = await asyncio.gather(*(engine.start(p.id, "checkin", key=f"checkin:2026-W47:{p.id}") for p in people))
-    assert started == [True] * len(people)
+    opened = await asyncio.gather(*(engine.handle(message(p, "checkin")) for p in people))
+    assert all(texts(replies)[-1].startswith("Question 1 of 5") for replies in opened), [texts(r) for r in opened]
 
     def answer(person: Person, question: int) -> str:
         return str(person.id % 5 + 1) if question == 3 else f"answer {question} from {person.name} ({person.id})"

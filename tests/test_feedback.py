@@ -18,6 +18,7 @@ from sqlalchemy import select
 from dialogs import all_dialogs
 from dialogs.checkin import DEFAULT_QUESTIONS
 from dialogs.engine import END, Dialog, Engine, Transition, Turn
+from dialogs.engine.messages import Reply
 from dialogs.feedback import (
     QUESTIONS,
     FeedbackDialog,
@@ -27,8 +28,7 @@ from dialogs.feedback import (
     feedback_step,
     prompt_texts,
 )
-from dialogs.messages import Reply
-from dialogs.rhythm import Conductor, Due
+from dialogs.services.rhythm import Conductor, Due
 from storage.models import CheckinAnswer, CheckinRun, FeedbackEntry, FeedbackRequest, Leave, OutboxMessage, Person, Team
 from tests.harness import Chat, Rig
 

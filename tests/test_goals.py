@@ -13,7 +13,7 @@ from bot.app import Baton, create_app
 from bot.config import load_settings
 from bot.goalsio import create_token, import_progress
 from dialogs.goals import should_escalate, status_of
-from dialogs.rhythm import Conductor
+from dialogs.services.rhythm import Conductor
 from storage.models import Goal, GoalUpdate, OutboxMessage
 from tests.harness import Chat, Rig
 

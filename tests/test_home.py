@@ -1,4 +1,4 @@
-"""The overview (`dialogs.home`, Slack's App Home): goals, feedback requests, a manager's team, an admin's delivery problems.
+"""The overview (`dialogs.services.home`, Slack's App Home): goals, feedback requests, a manager's team, an admin's delivery problems.
 
 Real database (SQLite and PostgreSQL) through the `rig` fixture with the demo
 organisation: Maya manages Arjun, Lucía, Tom and Aiko; Sam is the admin. The
@@ -15,9 +15,9 @@ from slack_sdk.models.views import View
 from sqlalchemy import select
 
 from adapters.slack import render
-from dialogs.checkin import Rhythm, period_of
-from dialogs.home import SCHEDULE, home
-from dialogs.messages import Reply
+from dialogs.common.periods import Rhythm, period_of
+from dialogs.engine.messages import Reply
+from dialogs.services.home import SCHEDULE, home
 from storage.models import CheckinRun, FeedbackRequest, Goal, GoalUpdate, OutboxMessage, Person, Team
 from tests.harness import Rig
 
@@ -147,7 +147,7 @@ async def test_status_words_are_about_the_work_never_the_person(rig: Rig) -> Non
     for verdict in ("you", "underperform", "poor", "bad", "fail", "lazy", "slow"):
         assert verdict not in words
     tom = rig.people["tom@demo.baton"]
-    behind, fresh, undated = await add(
+    behind, _fresh, undated = await add(
         rig,
         goal(tom, "Ship the export"),
         goal(tom, "Learn the billing code", learning=True),

@@ -13,7 +13,7 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from storage.inbox import Inbox
+from dialogs.engine.inbox import Inbox
 from storage.models import DialogState, InboxEvent, OutboxMessage
 from tests.harness import Rig
 
@@ -141,3 +141,61 @@ async def test_deliveries_arriving_together_share_one_insert(rig: Rig) -> None:
     kept = await asyncio.gather(*(inbox.keep(chat.inbound(text=f"hi {n}")) for n, chat in enumerate(chats * 5)))
     assert all(k.durable for k in kept) and len(await kept_rows(rig)) == 15
     assert sum(writes) == 15 and len(writes) < 15
+
+
+async def test_a_given_up_delivery_is_told_to_its_sender_through_the_outbox_once(rig: Rig) -> None:
+    """The default give-up (the server's replay loop) queues one durable "send it again" to the sender."""
+    inbox = Inbox(rig.db, rig.clock, max_attempts=1)
+    chat = rig.chat("tom@demo.baton")
+    kept = await inbox.keep(chat.inbound(text=SECRET))
+    rig.clock.advance(minutes=3)
+
+    async def never_commits(inbound) -> None:
+        return None
+
+    for _ in range(3):
+        await inbox.replay(never_commits, give_up=inbox.tell_lost)
+    rows = await rig.db.run(lambda s: _all(s, OutboxMessage))
+    told = [row for row in rows if row.key == f"inbox-lost:{kept.key}"]
+    assert len(told) == 1 and told[0].person_id == chat.person.id and told[0].channel == "local"
+    assert "couldn't record a message you sent me earlier" in told[0].payload["text"]
+    assert SECRET not in str(told[0].payload) and await kept_rows(rig) == []
+
+
+async def test_a_delivery_whose_turn_runs_here_is_left_alone_by_the_replay(rig: Rig) -> None:
+    inbox = Inbox(rig.db, rig.clock)
+    chat = rig.chat("maya@demo.baton")
+    kept = await inbox.keep(chat.inbound(text="help"))
+    rig.clock.advance(minutes=3)
+    seen: list[str | None] = []
+
+    async def run(inbound) -> None:
+        seen.append(inbound.key)
+
+    with inbox.working_on(kept):
+        await inbox.replay(run, skip=inbox._working)
+    assert seen == []
+    await inbox.replay(run, skip=inbox._working)
+    assert seen == [kept.key]
+
+
+async def test_the_server_replays_what_a_crash_left_through_the_engine(rig: Rig, database_url: str) -> None:
+    """`Baton.start` runs one replay loop for every platform; a local delivery goes straight to the engine."""
+    from bot.app import Baton
+    from bot.config import load_settings
+
+    kept = await Inbox(rig.db, rig.clock).keep(rig.chat("aiko@demo.baton").inbound(text="help"))
+    rig.clock.advance(minutes=3)
+    baton = Baton.build(
+        load_settings(env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600), clock=rig.clock
+    )
+    await baton.start()
+    try:
+        for _ in range(100):
+            if not await kept_rows(rig):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await baton.close()
+    assert await kept_rows(rig) == []
+    assert await count(rig, OutboxMessage, OutboxMessage.key.startswith(f"reply:{kept.key}:")) >= 1

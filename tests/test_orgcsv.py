@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from bot.config import Settings
 from bot.demo import seed_demo
 from bot.orgcsv import COLUMNS, export_csv, import_csv, parse
-from dialogs.clock import FakeClock
+from dialogs.engine.clock import FakeClock
 from storage.db import Database
 from storage.models import Person, Team
 

@@ -6,8 +6,9 @@ import asyncio
 
 from sqlalchemy import select
 
-from bot.outbox import DeliveryError, OutboxSender
-from dialogs.messages import Reply
+from bot.outbox import OutboxSender
+from dialogs.engine.delivery import DeliveryError
+from dialogs.engine.messages import Reply
 from storage import queries
 from storage.db import Database
 from storage.models import OutboxMessage

@@ -8,9 +8,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.scheduler import Scheduler
-from dialogs.manners import budget_used
-from dialogs.messages import Reply
-from dialogs.rhythm import Conductor
+from dialogs.common.manners import budget_used
+from dialogs.engine.messages import Reply
+from dialogs.services.rhythm import Conductor
 from storage import queries
 from storage.models import OutboxMessage, ProcessedEvent
 from tests.harness import Rig

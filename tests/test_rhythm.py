@@ -1,4 +1,4 @@
-"""The weekly rhythm (dialogs.rhythm.Conductor) and the participation report, on both databases.
+"""The weekly rhythm (dialogs.services.rhythm.Conductor) and the participation report, on both databases.
 
 Each test drives `Conductor.tick()` at chosen UTC instants against the real
 database, drains the outbox through the recording channel, and checks what
@@ -21,10 +21,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.reports import as_csv, as_json, participation
-from dialogs.checkin import period_of
-from dialogs.manners import local_datetime
-from dialogs.messages import Reply
-from dialogs.rhythm import Conductor, TickReport, previous_periods
+from dialogs.common.periods import local_datetime, period_of
+from dialogs.engine.messages import Reply
+from dialogs.services.rhythm import Conductor, TickReport, previous_periods
 from storage.models import CheckinRun, Leave, OutboxMessage, Person, Team
 from tests.harness import Chat, Rig
 
@@ -597,7 +596,7 @@ async def test_a_reminder_missed_by_days_of_downtime_is_not_made_up(rig: Rig) ->
 
 
 async def test_the_monday_digest_reaches_the_manager_once_and_nobody_else(rig: Rig) -> None:
-    maya, tom, arjun = [await pid(rig, f"{n}@demo.baton") for n in ("maya", "tom", "arjun")]
+    maya, _tom, _arjun = [await pid(rig, f"{n}@demo.baton") for n in ("maya", "tom", "arjun")]
     tom_chat, arjun_chat = rig.chat("tom@demo.baton"), rig.chat("arjun@demo.baton")
     await tick(rig, utc(2026, 11, 20, 10, 30))
     await tick(rig, utc(2026, 11, 20, 15, 0))
@@ -659,7 +658,7 @@ async def test_a_digest_of_a_quiet_week_says_nobody_answered(rig: Rig) -> None:
 
 
 async def test_participation_and_streaks_over_two_weeks(rig: Rig) -> None:
-    tom, arjun = await pid(rig, "tom@demo.baton"), await pid(rig, "arjun@demo.baton")
+    _tom, arjun = await pid(rig, "tom@demo.baton"), await pid(rig, "arjun@demo.baton")
     tom_chat, arjun_chat = rig.chat("tom@demo.baton"), rig.chat("arjun@demo.baton")
     for friday in (20, 27):
         await tick(rig, utc(2026, 11, friday, 10, 30))

@@ -30,14 +30,13 @@ from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from adapters.slack import slack_of
 from adapters.slack.adapter import SlackAdapter
 from bot.app import Baton, create_app
 from bot.cli import main as cli
 from bot.config import load_settings
-from dialogs.clock import FakeClock
-from dialogs.home import home
-from dialogs.messages import Choice, Reply
+from dialogs.engine.clock import FakeClock
+from dialogs.engine.messages import Choice, Reply
+from dialogs.services.home import home
 from storage import queries
 from storage.db import Database
 from storage.models import (
@@ -246,7 +245,8 @@ async def start_rig(
     baton = Baton.build(load_settings(env_file=None, **{k: v for k, v in values.items() if v is not None}), clock=clock)
     await seed(db, clock)
     app = create_app(baton)
-    adapter = slack_of(app)
+    adapter = baton.adapters["slack"]
+    assert isinstance(adapter, SlackAdapter)
     async with TestServer(app, host="127.0.0.1") as server:
         async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as http:
             await asyncio.wait_for(adapter.synced.wait(), 10)
@@ -282,6 +282,24 @@ async def answers(rig: SlackRig, email: str) -> dict[str, CheckinAnswer]:
 
 
 # -- the tests ------------------------------------------------------------------------------------
+
+
+async def test_the_directory_sync_runs_again_and_counts_only_new_links(rig: SlackRig) -> None:
+    """The daily sync after the first: members linked already are neither counted nor an error.
+
+    It used to add up the new rows' primary keys, and crashed (None + int) on the first page that
+    held someone linked already, so from its second run on the sync linked nobody.
+    """
+    assert await rig.adapter.sync_users() == 0
+
+    async def add_rita(session) -> None:
+        session.add(Person(email="rita@example.com", name="Rita Ortiz", timezone="UTC", created_at=rig.clock.now()))
+
+    await rig.db.run(add_rita)
+    rig.fake.add_user("U0RITA", "rita@example.com", "Rita Ortiz")
+    assert await rig.adapter.sync_users() == 1
+    assert await rig.adapter.sync_users() == 0
+    assert await rig.count(Identity) == 4
 
 
 async def test_url_verification_answers_the_challenge(rig: SlackRig) -> None:
@@ -565,10 +583,10 @@ async def test_an_acked_answer_is_kept_before_the_ack_and_recorded_after_a_crash
         await asyncio.gather(*rig.adapter.tasks, return_exceptions=True)
     assert await answers(rig, "tom@example.com") == {}
     rig.clock.advance(minutes=3)
-    assert await rig.adapter.inbox.replay(rig.adapter._replay) == 1
+    assert await rig.adapter.inbox.replay(rig.adapter.replay) == 1
     await rig.settle()
     assert [a.text for a in (await answers(rig, "tom@example.com")).values()] == ["Kept through the crash"]
-    assert await rig.count(InboxEvent) == 0 and await rig.adapter.inbox.replay(rig.adapter._replay) == 0
+    assert await rig.count(InboxEvent) == 0 and await rig.adapter.inbox.replay(rig.adapter.replay) == 0
     assert len([m for m in rig.posts_to("U0TOM") if "Question 2 of 5" in message_text(m)]) == 1
 
 

@@ -21,8 +21,8 @@ from slack_sdk.models.views import View
 from adapters.slack import render, translate
 from adapters.slack.delivery import Bucket, SlackDelivery
 from adapters.slack.installations import SignedStateStore
-from bot.outbox import DeliveryError, Outgoing
-from dialogs.messages import Card, Choice, Form, FormField, Rating, Reply, TextInput
+from dialogs.engine.delivery import DeliveryError, Outgoing
+from dialogs.engine.messages import Card, Choice, Form, FormField, Rating, Reply, TextInput
 
 DATA = Path(__file__).parent / "data" / "slack"
 

@@ -28,16 +28,16 @@ from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from adapters.teams import TEAMS_KEY
+from adapters.teams import TeamsAdapter
 from adapters.teams.activities import reference_of
 from adapters.teams.limits import Pacer, TooBusy
 from adapters.teams.package import MANIFEST_SCHEMA, MANIFEST_VERSION, write_package
-from bot.app import Baton, create_app
+from bot.app import BATON_KEY, Baton, create_app
 from bot.cli import main as cli
 from bot.config import load_settings
 from bot.demo import seed_demo
-from dialogs.clock import FakeClock
-from dialogs.errors import ConfigurationError
+from dialogs.engine.clock import FakeClock
+from dialogs.engine.errors import ConfigurationError
 from storage.db import Database
 from storage.models import CheckinAnswer, CheckinRun, DialogState, Identity, OutboxMessage, Person, ProcessedEvent
 from tests.fakes.teams_connector import FakeConnector, Issuer, Recorded
@@ -557,7 +557,8 @@ async def test_with_an_app_id_only_a_valid_bot_framework_token_gets_in(secured: 
 
 
 async def test_without_signing_keys_nothing_gets_in(secured: TeamsRig, db: Database) -> None:
-    adapter = secured.server.app[TEAMS_KEY]
+    adapter = secured.server.app[BATON_KEY].adapters["teams"]
+    assert isinstance(adapter, TeamsAdapter) and adapter.validator is not None
     adapter.validator.openid_url = "http://127.0.0.1:9/openid"  # nothing listens there
     body = activity("message", secured.fake)
     status, _ = await secured.post(body, token=secured.bearer(body))

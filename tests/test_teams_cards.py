@@ -24,7 +24,7 @@ from adapters.teams import welcome
 from adapters.teams.activities import submitted
 from adapters.teams.cards import MAX_MESSAGE_BYTES, escape_markdown, render, size_of, to_markdown
 from dialogs.checkin import invitation, reminder
-from dialogs.messages import Card, Choice, Form, FormField, Rating, Reply, TextInput
+from dialogs.engine.messages import Card, Choice, Form, FormField, Rating, Reply, TextInput
 from storage.models import CheckinTemplate, Person, Team
 from tests.harness import Rig
 
@@ -53,11 +53,8 @@ def strings(node: Any) -> list[str]:
     """Every markdown string a person would read (TextBlock texts, fact titles and values, plain text)."""
     found: list[str] = []
     if isinstance(node, dict):
-        if (
-            node.get("type") == "TextBlock"
-            or ("title" in node
-            and "value" in node
-            and node.get("type") in (None, "Fact"))
+        if node.get("type") == "TextBlock" or (
+            "title" in node and "value" in node and node.get("type") in (None, "Fact")
         ):
             found += [node[k] for k in ("text", "title", "value") if isinstance(node.get(k), str)]
         if node.get("type") == "message" and isinstance(node.get("text"), str):
@@ -179,7 +176,7 @@ async def _digest(rig: Rig) -> Reply:
             (await session.execute(select(Person).where(Person.manager_id == maya.id).order_by(Person.name))).scalars()
         )
         team = await session.get(Team, maya.team_id)
-        from dialogs.rhythm import Conductor
+        from dialogs.services.rhythm import Conductor
 
         return await Conductor(rig.db, tools_available=True).digest(session, maya, reports, team, "2026-W47")
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from dialogs.checkin import DEFAULT_QUESTIONS
-from dialogs.rhythm import Conductor
-from dialogs.signals import gather
+from dialogs.common.signals import gather
+from dialogs.services.rhythm import Conductor
 from dialogs.tools import catalogue, rank_influences
 from storage.models import CheckinAnswer, CheckinRun, Person, ToolPlan
 from tests.harness import Chat, Rig

@@ -9,14 +9,19 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TextIO
 
-from bot.outbox import DeliveredFeed, LocalDelivery, OutboxSender
-from dialogs import all_dialogs
-from dialogs.engine import Engine
-from dialogs.messages import Inbound, Reply, Sender
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.contract import Host
+from dialogs.engine.delivery import Delivery
+from dialogs.engine.feed import DeliveredFeed
+from dialogs.engine.messages import Inbound, Reply, Sender
 from storage import queries
-from storage.db import Database, DatabaseUnavailable
+from storage.db import DatabaseUnavailable
+from storage.models import Person
 
 POLL_SECONDS = 1.0
 LETTERS = "abcdefghij"
@@ -42,19 +47,45 @@ def format_reply(reply: Reply) -> str:
 
 
 class Console:
-    """One person's terminal conversation."""
+    """One person's terminal conversation, as an adapter: no routes, the core's local channel, a poller."""
 
-    def __init__(self, db: Database, person_id: int, out: TextIO) -> None:
-        self.db = db
+    platform = "local"
+
+    def __init__(self, host: Host, person_id: int, out: TextIO, *, drain: Callable[[], Awaitable[int]]) -> None:
+        self.host = host
         self.person_id = person_id
         self.out = out
-        self.engine = Engine(db, all_dialogs())
-        self.sender = OutboxSender(db, [LocalDelivery()])
-        self.engine.on_queued = self.sender.wake
-        self.engine.on_claimed = self.sender.deliver_soon
-        self.feed = DeliveredFeed(db, person_id)
+        self.drain = drain  # delivers what is due now (the terminal runs its own sender, without `serve`)
+        self.feed = DeliveredFeed(host.db, person_id)
         self.last_choices: Reply | None = None
         self._printing = asyncio.Lock()  # the poller and a reply must not print the same rows twice
+        self._poller: asyncio.Task[None] | None = None
+
+    def routes(self, app: web.Application) -> None:
+        return None  # a terminal has no HTTP side
+
+    def deliveries(self) -> list[Delivery]:
+        return []  # the local channel is the core's own: the feed reads sent rows itself
+
+    async def start(self) -> None:
+        """Print the last few messages, then poll for what Baton sends on its own."""
+        for _message_id, _sent_at, reply in await self.feed.history(limit=5):
+            self.print_reply(reply)
+        self._poller = asyncio.create_task(self._poll(), name="console-poll")
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                await self.drain()
+                await self.show_new()
+            except DatabaseUnavailable:
+                continue
 
     async def show_new(self) -> None:
         async with self._printing:
@@ -94,7 +125,7 @@ class Console:
 
     async def send(self, line: str) -> None:
         try:
-            await self.engine.handle(self.to_inbound(line))
+            await self.host.engine.handle(self.to_inbound(line))
         except DatabaseUnavailable:
             print(
                 "baton> I can't reach my database right now, so nothing was recorded. Please try again.",
@@ -102,43 +133,37 @@ class Console:
                 flush=True,
             )
             return
-        await self.sender.drain_once()
+        await self.drain()
         await self.show_new()
 
 
-async def run_console(db: Database, email: str, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
-    """Chat as `email` until end of input. Returns an exit status."""
-    await db.migrate()
+async def run_console(
+    host: Host,
+    email: str,
+    *,
+    drain: Callable[[], Awaitable[int]],
+    stdin: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Chat as `email` until end of input; `drain` delivers what is due. Returns an exit status."""
 
-    async def find(session):  # noqa: ANN001, ANN202
+    async def find(session: AsyncSession) -> Person | None:
         return await queries.person_by_email(session, email)
 
-    person = await db.run(find)
-    if person is None:
+    person = await host.db.run(find)
+    if person is None or person.id is None:
         print(
             f"Nobody with the email {email} is in this organisation. `baton org export` lists everyone.",
             file=sys.stderr,
         )
         return 2
-    console = Console(db, person.id, out)
+    console = Console(host, person.id, out, drain=drain)
     print(
         f"Chatting with Baton as {person.name} <{person.email}>. Type help, or press Ctrl-D to leave.",
         file=out,
         flush=True,
     )
-    for _message_id, _sent_at, reply in await console.feed.history(limit=5):
-        console.print_reply(reply)
-
-    async def poll() -> None:
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
-            try:
-                await console.sender.drain_once()
-                await console.show_new()
-            except DatabaseUnavailable:
-                continue
-
-    poller = asyncio.create_task(poll())
+    await console.start()
     try:
         while True:
             line = await asyncio.to_thread(stdin.readline)
@@ -147,5 +172,5 @@ async def run_console(db: Database, email: str, stdin: TextIO = sys.stdin, out: 
             if line.strip():
                 await console.send(line)
     finally:
-        poller.cancel()
+        await console.stop()
     return 0

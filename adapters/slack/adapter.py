@@ -16,9 +16,9 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -27,22 +27,20 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import select
 
+from adapters.contract import Host
 from adapters.slack import render, translate
 from adapters.slack.delivery import SlackDelivery
 from adapters.slack.identity import NOT_ADDED, Directory
 from adapters.slack.installations import DatabaseInstallationStore, SignedStateStore
 from adapters.slack.manifest import BOT_SCOPES, COMMAND, EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH
-from dialogs.errors import ConfigurationError, UnknownPerson
-from dialogs.home import home
-from dialogs.messages import Inbound, Reply
+from adapters.slack.translate import PLATFORM
+from dialogs.engine.delivery import Delivery
+from dialogs.engine.errors import ConfigurationError, UnknownPerson
+from dialogs.engine.feed import form_of
+from dialogs.engine.messages import Inbound, Reply
+from dialogs.services.home import overview
 from storage.db import DatabaseUnavailable
-from storage.inbox import Inbox
-from storage.models import OutboxMessage, Person, ProcessedEvent
-
-if TYPE_CHECKING:
-    from bot.app import Baton
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +51,8 @@ DATABASE_LATER = (
     "Sorry, my database is having trouble, so I couldn't record that yet. I've kept your message and will "
     "record it as soon as I can; no need to send it again."
 )
-GAVE_UP = (
-    "Sorry — I kept trying, but I couldn't record a message you sent me earlier. Please send it again "
-    "(or press the button again) now that things are working."
-)
 DATABASE_DOWN = "Sorry, I can't record anything right now: my database is unreachable. Nothing was saved; please try again in a few minutes."
 TOKEN_TTL = 300.0
-REPLAY_INTERVAL = 60.0  # seconds between looks for kept deliveries that a crash left without a turn
 DEFAULT_WORKSPACE_RATE = 10.0  # chat.postMessage per second per workspace; Slack: "several hundred per minute"
 SYNC_INTERVAL = 24 * 3600.0
 # Turns running at once. More wait their turn in memory (they are acked already). Running turns share
@@ -103,63 +96,80 @@ def _flag(raw: object, default: bool) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class SlackOptions:
-    """Slack settings beyond bot/app/client credentials.
+    """What the Slack adapter needs to know, read once at start.
 
-    Read from Settings when it has them, else from the environment:
-    BATON_SLACK_AUTO_ADD (default on: unknown Slack users who talk to Baton
-    become people) and BATON_SLACK_WORKSPACE_RATE (messages per second per
-    workspace, default 10).
+    Credentials: `bot_token` + `signing_secret` (HTTP), `app_token` (Socket
+    Mode), `client_id` + `client_secret` (OAuth installs into several
+    workspaces). BATON_SLACK_AUTO_ADD (default on: unknown Slack users who
+    talk to Baton become people) and BATON_SLACK_WORKSPACE_RATE (messages per
+    second per workspace, default 10).
     """
 
+    bot_token: str | None = None
+    signing_secret: str = ""
+    app_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    api_url: str = "https://slack.com/api/"
     auto_add: bool = True
     workspace_rate: float = DEFAULT_WORKSPACE_RATE
 
     @classmethod
     def from_settings(cls, settings: Any) -> SlackOptions:
+        """Read the options from Baton's settings (or the environment); ConfigurationError names a wrong one."""
+
         def read(name: str) -> object:
             value = getattr(settings, name, None)
             return os.environ.get(name) if value is None else value
 
         raw_rate = read("BATON_SLACK_WORKSPACE_RATE")
         try:
-            rate = float(raw_rate) if raw_rate not in (None, "") else DEFAULT_WORKSPACE_RATE  # type: ignore[arg-type]
+            rate = float(str(raw_rate)) if raw_rate not in (None, "") else DEFAULT_WORKSPACE_RATE
         except (TypeError, ValueError):
             rate = -1.0
         if not 0 < rate <= 100_000:
             raise ConfigurationError(
                 "BATON_SLACK_WORKSPACE_RATE must be a number of messages per second above 0 (e.g. 10)"
             )
-        return cls(auto_add=_flag(read("BATON_SLACK_AUTO_ADD"), True), workspace_rate=rate)
+        api_url = str(read("SLACK_API_URL") or "https://slack.com/api/")
+        return cls(
+            bot_token=_secret(getattr(settings, "SLACK_BOT_TOKEN", None)),
+            signing_secret=_secret(getattr(settings, "SLACK_SIGNING_SECRET", None)) or "",
+            app_token=_secret(getattr(settings, "SLACK_APP_TOKEN", None)),
+            client_id=getattr(settings, "SLACK_CLIENT_ID", None) or None,
+            client_secret=_secret(getattr(settings, "SLACK_CLIENT_SECRET", None)),
+            api_url=api_url if api_url.endswith("/") else api_url + "/",
+            auto_add=_flag(read("BATON_SLACK_AUTO_ADD"), True),
+            workspace_rate=rate,
+        )
 
 
 class SlackAdapter:
     """Baton's Slack surface: bolt app, listeners, identity, delivery, and their lifecycle."""
 
-    def __init__(self, baton: Baton, options: SlackOptions | None = None) -> None:
-        settings = baton.settings
-        self.baton = baton
-        self.options = options or SlackOptions.from_settings(settings)
-        self.oauth = bool(settings.SLACK_CLIENT_ID)
-        self.app_token = _secret(settings.SLACK_APP_TOKEN)
-        api_url = settings.SLACK_API_URL if settings.SLACK_API_URL.endswith("/") else settings.SLACK_API_URL + "/"
+    platform = PLATFORM
+
+    def __init__(self, host: Host, options: SlackOptions) -> None:
+        self.host = host
+        self.options = options
+        self.oauth = bool(options.client_id)
+        self.app_token = options.app_token
         # The one Web API client (its aiohttp session is opened on start). bolt's per-request
         # clients, the OAuth flow, Socket Mode and the outbox delivery all share its session.
         self.client = AsyncWebClient(
-            token=None if self.oauth else _secret(settings.SLACK_BOT_TOKEN),
-            base_url=api_url,
+            token=None if self.oauth else options.bot_token,
+            base_url=options.api_url,
             timeout=30,
             logger=_quiet_logger("adapters.slack.sdk"),
         )
-        self.store = DatabaseInstallationStore(baton.db, on_saved=self._installed) if self.oauth else None
-        self.directory = Directory(baton.db, self.client, baton.clock, auto_add=lambda: self.options.auto_add)
+        self.store = DatabaseInstallationStore(host.db, on_saved=self._installed) if self.oauth else None
+        self.directory = Directory(host.db, self.client, host.clock, auto_add=lambda: self.options.auto_add)
         self.delivery = SlackDelivery(
             self.client, self.token_for, workspace_rate=self.options.workspace_rate, ready=self._ensure_session
         )
         self.tasks: set[asyncio.Task[None]] = set()
         # Deliveries are kept in the inbox before the ack, and replayed if a crash beat their turn.
-        self.inbox = Inbox(baton.db, baton.clock)
-        self._working: set[str] = set()  # inbox keys this process is running a turn for
-        self._replay_task: asyncio.Task[None] | None = None
+        self.inbox = host.inbox
         self._slots = asyncio.Semaphore(TURN_SLOTS)
         self.socket_handler: Any = None
         self._closing = False
@@ -171,22 +181,22 @@ class SlackAdapter:
     # -- bolt ------------------------------------------------------------------------------------
 
     def _build_bolt(self) -> AsyncApp:
-        settings = self.baton.settings
+        options = self.options
         logger = _quiet_logger("adapters.slack.bolt")
         kwargs: dict[str, Any] = {
             "name": "baton",
             "client": self.client,
-            "signing_secret": _secret(settings.SLACK_SIGNING_SECRET) or "",
+            "signing_secret": options.signing_secret,
             # Listeners only ack and start a task, so running them before responding costs nothing
             # and the response never waits on bolt's ack polling.
             "process_before_response": True,
             "logger": logger,
         }
         if self.oauth:
-            client_secret = _secret(settings.SLACK_CLIENT_SECRET) or ""
+            client_secret = options.client_secret or ""
             kwargs["installation_store"] = self.store
             kwargs["oauth_settings"] = AsyncOAuthSettings(
-                client_id=settings.SLACK_CLIENT_ID,
+                client_id=options.client_id,
                 client_secret=client_secret,
                 scopes=list(BOT_SCOPES),
                 installation_store=self.store,
@@ -241,8 +251,11 @@ class SlackAdapter:
             self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         return True
 
-    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        """aiohttp cleanup_ctx: open the session (and Socket Mode) on start; drain and close on stop."""
+    def deliveries(self) -> list[Delivery]:
+        return [self.delivery]
+
+    async def start(self) -> None:
+        """Open the session (and Socket Mode); start the daily directory sync."""
         self._closing = False
         self._ensure_session()
         if self.app_token:
@@ -260,17 +273,17 @@ class SlackAdapter:
                 ) from None
             log.info("slack: connected over Socket Mode")
         self._sync_task = asyncio.get_running_loop().create_task(self._sync_loop(), name="slack-users-sync")
-        self._replay_task = asyncio.get_running_loop().create_task(self._replay_loop(), name="slack-inbox-replay")
-        yield
-        for task in (self._sync_task, self._replay_task):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Stop the sync, close Socket Mode, finish the turns in flight (10 s at most), close the session."""
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            await asyncio.gather(self._sync_task, return_exceptions=True)
         if self.socket_handler is not None:
             await self.socket_handler.close_async()
         await self.drain(10.0)
         try:  # replies the last turns handed straight to the sender still use the session
-            await asyncio.wait_for(self.baton.sender.settle(), 10.0)
+            await asyncio.wait_for(self.host.settle(), 10.0)
         except TimeoutError:
             log.warning("slack: replies still being sent at shutdown; they are retried after the restart")
         self._closing = True
@@ -296,8 +309,8 @@ class SlackAdapter:
                 raise
             except DatabaseUnavailable:
                 log.warning("slack users sync skipped: database unavailable")
-            except Exception as exc:
-                self.baton.engine.report(exc, where="slack users sync")
+            except Exception as exc:  # noqa: BLE001 - a failed sync is reported and tried again next interval
+                self.host.engine.report(exc, where="slack users sync")
             finally:
                 self.synced.set()
             await asyncio.sleep(SYNC_INTERVAL)
@@ -355,8 +368,8 @@ class SlackAdapter:
                 await work
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            self.baton.engine.report(exc, where=f"slack {what}")
+        except Exception as exc:  # noqa: BLE001 - one bad event must not stop Socket Mode; the hook reports it
+            self.host.engine.report(exc, where=f"slack {what}")
 
     # -- tokens ----------------------------------------------------------------------------------
 
@@ -446,25 +459,32 @@ class SlackAdapter:
         None when no turn ran. `on_fresh` runs alongside a turn that is not a
         known repeat (e.g. taking the pressed buttons off the message).
         """
+        with self.inbox.working_on(inbound):  # a replay leaves it alone while this turn runs
+            return await self._turn(inbound, token, interaction, on_fresh)
+
+    async def _turn(
+        self,
+        inbound: Inbound,
+        token: str | None,
+        interaction: bool,
+        on_fresh: Callable[[], Awaitable[None]] | None,
+    ) -> list[Reply] | None:
         user, team = inbound.sender.user_id, inbound.address.get("team")
         side: asyncio.Task[None] | None = None
-        working = inbound.key if inbound.durable else None
-        if working:
-            self._working.add(working)
         try:
             resolved = await self.directory.resolve(team, user, token)
             if resolved.person_id is None:
                 await self.inbox.drop(inbound)
                 await self.notice(token, user, resolved.reason or NOT_ADDED)
                 return None
-            if interaction and inbound.key and await self._seen(inbound.key):
+            if interaction and inbound.key and await self.host.engine.handled(inbound.key):
                 await self.inbox.drop(inbound)
                 await self.notice(token, user, ALREADY, channel=inbound.address.get("channel"))
                 return None
             if resolved.email:
                 inbound = replace(inbound, sender=replace(inbound.sender, email=resolved.email))
             side = asyncio.create_task(on_fresh()) if on_fresh is not None else None
-            return await self.baton.engine.handle(inbound, person_id=resolved.person_id)
+            return await self.host.engine.handle(inbound, person_id=resolved.person_id)
         except UnknownPerson:  # the person was removed between the lookup and the turn
             self.directory.forget(user)
             await self._quietly(self.inbox.drop(inbound))
@@ -473,8 +493,6 @@ class SlackAdapter:
             # A delivery kept in the inbox is replayed once the database answers again.
             await self.notice(token, user, DATABASE_LATER if inbound.durable else DATABASE_DOWN)
         finally:
-            if working:
-                self._working.discard(working)
             if side is not None:
                 await asyncio.gather(side, return_exceptions=True)
         return None
@@ -486,27 +504,10 @@ class SlackAdapter:
         except Exception as exc:  # noqa: BLE001 - best effort; a stale inbox row is replayed and dropped again
             log.warning("slack: inbox cleanup failed (%s)", type(exc).__name__)
 
-    async def _replay_loop(self) -> None:
-        """Replay kept deliveries that a crash left without a turn: at start, then every minute."""
-        while True:
-            try:
-                await self.inbox.replay(self._replay, give_up=self._lost, skip=self._working)
-            except Exception as exc:  # noqa: BLE001 - the database may be down; try again next round
-                log.warning("slack: inbox replay failed (%s)", type(exc).__name__)
-            await asyncio.sleep(REPLAY_INTERVAL)
-
-    async def _replay(self, inbound: Inbound) -> None:
+    async def replay(self, inbound: Inbound) -> None:
+        """Run a kept delivery again (the inbox's replay loop calls this), with its workspace's token."""
         token = await self.token_for(inbound.address.get("team"), inbound.address.get("enterprise"))
         await self._guarded(self.turn(inbound, token), "replay", True)
-
-    async def _lost(self, inbound: Inbound) -> None:
-        """A kept delivery that could not be recorded after every replay: say so, so nothing vanishes silently."""
-        token = await self.token_for(inbound.address.get("team"), inbound.address.get("enterprise"))
-        await self.notice(token, inbound.sender.user_id, GAVE_UP)
-
-    async def _seen(self, key: str) -> bool:
-        found = await self.baton.db.run(lambda s: s.scalar(select(ProcessedEvent.key).where(ProcessedEvent.key == key)))
-        return found is not None
 
     async def _press(self, inbound: Inbound, body: dict[str, Any], token: str | None) -> None:
         container = body.get("container") or {}
@@ -545,13 +546,10 @@ class SlackAdapter:
             await self.notice(token, user, resolved.reason or NOT_ADDED)
             return
         ref = action.get("value") or ""
-        row = await self.baton.db.run(lambda s: s.get(OutboxMessage, int(ref))) if ref.isdigit() else None
-        payload = row.payload if row is not None and row.person_id == resolved.person_id else None
-        if not payload or not payload.get("form"):
+        reply = await form_of(self.host.db, ref, resolved.person_id)
+        if reply is None or reply.form is None:
             await self.notice(token, user, FORM_GONE, channel=channel)
             return
-        reply = Reply.from_dict(payload)
-        assert reply.form is not None
         view = render.modal(reply.form, action=reply.action, channel=channel)
         if not await self._call(
             "views.open", self.client.views_open(token=token, trigger_id=body.get("trigger_id"), view=view)
@@ -559,21 +557,16 @@ class SlackAdapter:
             await self.notice(token, user, FORM_FAILED, channel=channel)
 
     async def publish_home(self, team: str | None, user: str, token: str | None) -> None:
-        """Publish the App Home tab for `user` (what dialogs.home says, or why Baton can't help)."""
+        """Publish the App Home tab for `user` (what dialogs.services.home says, or why Baton can't help)."""
         resolved = await self.directory.resolve(team, user, token)
         if resolved.person_id is None:
             reply = Reply(resolved.reason or NOT_ADDED)
         else:
-            person_id, now = resolved.person_id, self.baton.clock.now()
-
-            async def overview(session) -> Reply:  # noqa: ANN001
-                person = await session.get(Person, person_id)
-                return await home(session, person, now) if person is not None else Reply(NOT_ADDED)
-
             try:
-                reply = await self.baton.db.run(overview)
+                found = await overview(self.host.db, resolved.person_id, self.host.clock.now())
             except DatabaseUnavailable:
-                reply = Reply(DATABASE_DOWN)
+                found = Reply(DATABASE_DOWN)
+            reply = found or Reply(NOT_ADDED)
         await self._call(
             "views.publish", self.client.views_publish(token=token, user_id=user, view=render.home_view(reply))
         )

@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import Message, render, text_only
-from bot.outbox import DeliveryError, Outgoing
+from dialogs.engine.delivery import DeliveryError, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def _error_of(exc: SlackApiError) -> tuple[str | None, int]:
     status = getattr(response, "status_code", 0) or 0
     try:
         error = response.get("error") if response is not None else None
-    except Exception:  # a non-JSON body
+    except (AttributeError, KeyError, TypeError, ValueError):  # a non-JSON body
         error = None
     return error, status
 

@@ -17,19 +17,18 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import select
 
 from adapters.slack.translate import PLATFORM
-from dialogs.clock import Clock
-from storage import queries
+from dialogs.engine.clock import Clock
+from dialogs.services import accounts
+from dialogs.services.accounts import Account
 from storage.coalesce import Coalescer
 from storage.db import Database
-from storage.models import Identity, Person
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ class Directory:
         self.clock = clock
         self.auto_add = auto_add
         self._known: OrderedDict[str, int] = OrderedDict()  # user id → person id
-        self._lookup: Coalescer[str, int] = Coalescer(lambda users: self.db.run(lambda s: _identity_people(s, users)))
+        self._lookup: Coalescer[str, int] = Coalescer(lambda users: accounts.people_of(self.db, PLATFORM, users))
         self._profiles: OrderedDict[str, tuple[float, Profile | None]] = OrderedDict()
         self._pending: dict[str, asyncio.Future[Profile | None]] = {}
 
@@ -133,29 +132,12 @@ class Directory:
             return Resolution(None, NOT_ADDED)
         if not profile.email:
             return Resolution(None, NO_EMAIL)
-        address = {"team": team, "user": user_id, "channel": user_id}
-        if enterprise:
-            address["enterprise"] = enterprise
-        person_id = await self.db.run(lambda s: self._link(s, profile, address))
+        account = _account(replace(profile, user_id=user_id), team, enterprise)
+        person_id = await accounts.link(self.db, account, now=self.clock.now(), add_unknown=self.auto_add())
         if person_id is None:
             return Resolution(None, NOT_ADDED, profile.email)
         self._remember(user_id, person_id)
         return Resolution(person_id, email=profile.email)
-
-    async def _link(self, session, profile: Profile, address: dict[str, Any]) -> int | None:  # noqa: ANN001
-        assert profile.email is not None
-        now = self.clock.now()
-        if not self.auto_add() and await queries.person_by_email(session, profile.email) is None:
-            return None
-        person = await queries.ensure_person(
-            session, email=profile.email, name=profile.name, timezone=profile.timezone, locale=profile.locale, now=now
-        )
-        await session.flush()
-        assert person.id is not None
-        await queries.upsert_identity(
-            session, person_id=person.id, platform=PLATFORM, external_id=profile.user_id, address=address, now=now
-        )
-        return person.id
 
     async def profile(self, user_id: str, token: str | None) -> Profile | None:
         """users.info for `user_id` (with locale), cached for an hour; concurrent asks share one call."""
@@ -206,31 +188,13 @@ class Directory:
             members = [Profile.from_user(m) for m in response.get("members") or []]
             wanted = {p.email: p for p in members if p.email and not p.is_bot and not p.deleted}
             if wanted:
-                linked += await self.db.run(lambda s: self._link_page(s, team, enterprise, wanted))
+                linked += await accounts.link_known(
+                    self.db, [_account(p, team, enterprise) for p in wanted.values()], now=self.clock.now()
+                )
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 return linked
             await asyncio.sleep(page_pause)
-
-    async def _link_page(self, session, team: str | None, enterprise: str | None, wanted: dict[str, Profile]) -> int:  # noqa: ANN001
-        now = self.clock.now()
-        people = await session.execute(select(Person.id, Person.email).where(Person.email.in_(list(wanted))))
-        linked = 0
-        for person_id, email in people:
-            profile = wanted[email]
-            address: dict[str, Any] = {"team": team, "user": profile.user_id, "channel": profile.user_id}
-            if enterprise:
-                address["enterprise"] = enterprise
-            linked += await queries.insert_ignore(
-                session,
-                Identity,
-                person_id=person_id,
-                platform=PLATFORM,
-                external_id=profile.user_id,
-                address=address,
-                updated_at=now,
-            )
-        return linked
 
     async def _fetch(self, user_id: str, token: str | None) -> Profile | None:
         for attempt in range(2):
@@ -249,9 +213,14 @@ class Directory:
         return None
 
 
-async def _identity_people(session, user_ids: list[str]) -> dict[str, int]:  # noqa: ANN001
-    found = await queries.sender_ids(session, [(PLATFORM, user) for user in user_ids])
-    return {user: person_id for (_, user), person_id in found.items()}
+def _account(profile: Profile, team: str | None, enterprise: str | None) -> Account:
+    """A workspace member as an account to link; messages go to their DM by user id."""
+    address: dict[str, Any] = {"team": team, "user": profile.user_id, "channel": profile.user_id}
+    if enterprise:
+        address["enterprise"] = enterprise
+    return Account(
+        PLATFORM, profile.user_id, profile.email, profile.name, profile.timezone, profile.locale, address=address
+    )
 
 
 def _retry_after(exc: SlackApiError) -> float | None:
@@ -270,6 +239,6 @@ def _error_name(exc: BaseException) -> str:
     if isinstance(exc, SlackApiError) and exc.response is not None:
         try:
             return str(exc.response.get("error"))
-        except Exception:
+        except (AttributeError, KeyError, TypeError, ValueError):  # a body that is not Slack's JSON
             pass
     return type(exc).__name__

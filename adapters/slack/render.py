@@ -40,7 +40,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from dialogs.messages import Card, Form, FormField, Reply
+from dialogs.engine.messages import Card, Form, FormField, Reply
 
 SECTION_TEXT = 3000
 FIELD_TEXT = 2000
@@ -310,7 +310,9 @@ def _form_element(field: FormField) -> Any:
         labels = list(field.options)[:100]
         placeholder = "Choose one"
     options = [Option(value=label[:150], label=clip(label, 75)) for label in labels]
-    initial = next((o for o, label in zip(options, labels) if field.value is not None and label == field.value), None)
+    initial = next(
+        (o for o, label in zip(options, labels, strict=False) if field.value is not None and label == field.value), None
+    )
     return StaticSelectElement(action_id="value", placeholder=placeholder, options=options, initial_option=initial)
 
 

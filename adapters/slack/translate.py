@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from adapters.slack.render import FORM_ACTION
-from dialogs.messages import Inbound, Sender
+from dialogs.engine.messages import Inbound, Sender
 
 PLATFORM = "slack"
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from adapters.contract import Host
 from adapters.teams.activities import (
     EXECUTE_INVOKE,
     PLATFORM,
@@ -37,21 +38,19 @@ from adapters.teams.connector import Connector
 from adapters.teams.delivery import TeamsDelivery
 from adapters.teams.identity import Directory
 from adapters.teams.options import TeamsOptions
-from bot.outbox import DeliveryError
 from dialogs.engine import COMMAND_ACTION
-from dialogs.errors import UnknownPerson
-from dialogs.messages import Choice, Reply
+from dialogs.engine.delivery import Delivery, DeliveryError
+from dialogs.engine.errors import UnknownPerson
+from dialogs.engine.messages import Choice, Reply
 from storage import queries
 from storage.db import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from botbuilder.core import TurnContext
 
-    from bot.app import Baton
 
 log = logging.getLogger(__name__)
 
-TEAMS_KEY = web.AppKey("teams", object)
 MAX_BODY = 256 * 1024
 
 UNKNOWN_PERSON = Reply(
@@ -78,8 +77,10 @@ def welcome(name: str | None) -> Reply:
 class TeamsAdapter:
     """The `/api/messages` endpoint and what it needs. One per application."""
 
-    def __init__(self, baton: Baton, options: TeamsOptions, connector: Connector) -> None:
-        self.baton = baton
+    platform = PLATFORM
+
+    def __init__(self, host: Host, options: TeamsOptions, connector: Connector) -> None:
+        self.host = host
         self.options = options
         self.connector = connector
         self.validator = (
@@ -88,7 +89,28 @@ class TeamsAdapter:
             else None
         )
         self.bridge = Bridge(options, self.validator)
-        self.directory = Directory(baton.db, baton.clock, connector, emulator=options.emulator)
+        self.directory = Directory(host.db, host.clock, connector, emulator=options.emulator)
+
+    @classmethod
+    def create(cls, host: Host, options: TeamsOptions) -> TeamsAdapter:
+        """The adapter with its own Bot Connector client."""
+        return cls(host, options, Connector(options))
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/messages", self.messages)
+
+    def deliveries(self) -> list[Delivery]:
+        return [TeamsDelivery(self.connector)]
+
+    async def start(self) -> None:
+        if self.options.authenticated:
+            log.info("teams: enabled for app %s (requests need a Bot Framework token)", self.options.app_id)
+        else:
+            log.warning("teams: EMULATOR MODE: requests are not authenticated; this must only ever listen on loopback")
+
+    async def stop(self) -> None:
+        await self.bridge.close()
+        await self.connector.close()
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         """`POST /api/messages`: authenticate, parse, run the turn; 401 for anything not properly signed."""
@@ -136,8 +158,8 @@ class TeamsAdapter:
             return web.json_response({"error": "not a Bot Framework activity"}, status=400)
         except DatabaseUnavailable:
             return web.json_response({"error": "database unavailable"}, status=503)
-        except Exception as exc:  # a bug here must not leak details; the hook logs without content
-            ref = self.baton.engine.report(exc, channel=PLATFORM, activity=str(body.get("type"))[:32])
+        except Exception as exc:  # noqa: BLE001 - a bug here must not leak details; the hook logs without content
+            ref = self.host.engine.report(exc, channel=PLATFORM, activity=str(body.get("type"))[:32])
             return web.json_response({"error": f"internal error (ref {ref})"}, status=500)
         if invoke is not None and body.get("type") == "invoke":
             status, payload = invoke
@@ -174,7 +196,7 @@ class TeamsAdapter:
                     reference, UNKNOWN_PERSON, key=f"teams:unknown:{inbound.event_id or external_id(activity)}"
                 )
                 return
-            await self.baton.engine.handle(inbound, person_id=person_id)
+            await self.host.engine.handle(inbound, person_id=person_id)
         except UnknownPerson:  # the identity vanished between linking and the turn (an org import, say)
             self.directory.forget(inbound.sender.user_id)
             await self._notice(reference, UNKNOWN_PERSON, key=f"teams:unknown:{inbound.event_id}")
@@ -205,7 +227,7 @@ class TeamsAdapter:
 
         `reply` may be a function of the person's name (read in the same transaction).
         """
-        now = self.baton.clock.now()
+        now = self.host.clock.now()
 
         async def queue(session) -> bool:  # noqa: ANN001
             message = reply
@@ -224,8 +246,8 @@ class TeamsAdapter:
                 kind="notice",
             )
 
-        if await self.baton.db.run(queue):
-            self.baton.sender.wake()
+        if await self.host.db.run(queue):
+            self.host.wake_sender()
 
     async def _direct(self, reference: dict[str, Any], reply: Reply) -> None:
         """Tell the person at once, bypassing the outbox — only for when the database itself is down."""
@@ -235,25 +257,4 @@ class TeamsAdapter:
             log.warning("teams: could not tell a person the database is down: %s", exc.reason)
 
 
-def setup_teams(app: web.Application, baton: Baton) -> TeamsAdapter:
-    """Add `POST /api/messages` and register the Teams delivery with the outbox sender."""
-    options = TeamsOptions.from_settings(baton.settings)
-    connector = Connector(options)
-    adapter = TeamsAdapter(baton, options, connector)
-    baton.sender.register(TeamsDelivery(connector))
-    app[TEAMS_KEY] = adapter
-    app.router.add_post("/api/messages", adapter.messages)
-
-    async def close(_app: web.Application) -> None:
-        await adapter.bridge.close()
-        await connector.close()
-
-    app.on_cleanup.append(close)
-    if options.authenticated:
-        log.info("teams: enabled for app %s (requests need a Bot Framework token)", options.app_id)
-    else:
-        log.warning("teams: EMULATOR MODE: requests are not authenticated; this must only ever listen on loopback")
-    return adapter
-
-
-__all__ = ["TEAMS_KEY", "TeamsAdapter", "setup_teams", "welcome"]
+__all__ = ["TeamsAdapter", "welcome"]

@@ -12,9 +12,9 @@ import json
 import re
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dialogs.messages import Inbound, Sender
+from dialogs.engine.messages import Inbound, Sender
 
 PLATFORM = "teams"
 FIELD_PREFIX = "field_"
@@ -199,6 +199,6 @@ def _known_zone(name: str) -> bool:
         return False
     try:
         ZoneInfo(name)
-    except Exception:  # ZoneInfoNotFoundError, ValueError for odd strings
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # unknown zones, odd strings, directories of the zone database
         return False
     return True

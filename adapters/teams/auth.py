@@ -144,7 +144,7 @@ class TokenValidator:
                 return  # another request refreshed while this one waited
             try:
                 keys = await self._fetch()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to fetch keys: keep the cached ones or refuse
                 if self._keys is None:
                     log.warning("teams: could not read the Bot Framework signing keys (%s)", type(exc).__name__)
                     raise KeysUnavailable(type(exc).__name__) from None

@@ -115,7 +115,7 @@ class Bridge:
         """Process `body` (already authenticated); return (status, body) of an invoke response, or None."""
         try:
             activity = Activity().deserialize(body)
-        except Exception as exc:  # msrest's DeserializationError for fields of the wrong shape
+        except Exception as exc:  # noqa: BLE001 - msrest's DeserializationError for fields of the wrong shape
             raise BadActivity(type(exc).__name__) from None
         response = await self.adapter.process_activity(result_for(claims, self.factory), activity, logic)
         if response is None:
@@ -133,6 +133,6 @@ class Bridge:
         for client in self.factory.clients.values():
             try:
                 await client.close()
-            except Exception:  # closing is best effort at shutdown
+            except Exception:  # noqa: BLE001 - closing is best effort at shutdown
                 pass
         self.factory.clients.clear()

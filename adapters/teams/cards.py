@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any
 
-from dialogs.messages import Choice, Form, Reply
+from dialogs.engine.messages import Choice, Form, Reply
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 SCHEMA_URL = "http://adaptivecards.io/schemas/adaptive-card.json"

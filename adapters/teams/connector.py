@@ -34,7 +34,7 @@ import aiohttp
 
 from adapters.teams.limits import Pacer, TooBusy
 from adapters.teams.options import BOT_FRAMEWORK_SCOPE, TeamsOptions
-from bot.outbox import DeliveryError
+from dialogs.engine.delivery import DeliveryError
 
 log = logging.getLogger(__name__)
 

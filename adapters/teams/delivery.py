@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapters.teams.cards import render
 from adapters.teams.connector import Connector
-from bot.outbox import DeliveryError, Outgoing
+from dialogs.engine.delivery import DeliveryError, Outgoing
 
 
 class TeamsDelivery:

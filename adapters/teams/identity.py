@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
-
-from sqlalchemy import select, update
 
 from adapters.teams.activities import PLATFORM, external_id, fingerprint, locale_of, timezone_of
 from adapters.teams.connector import Connector
-from dialogs.clock import Clock
-from storage import queries
+from dialogs.engine.clock import Clock
+from dialogs.services import accounts
+from dialogs.services.accounts import Account
 from storage.db import Database
-from storage.models import Identity, Person
 
 _EMAIL = re.compile(r"[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>.]{2,63}")
 
@@ -62,45 +61,16 @@ class Directory:
             self._known.move_to_end(account)
             return seen[0]
         zone, now = timezone_of(activity), self.clock.now()
-
-        async def known(session) -> int | None:  # noqa: ANN001 - AsyncSession
-            row = (
-                await session.execute(
-                    select(Identity.person_id, Identity.address).where(
-                        Identity.platform == PLATFORM, Identity.external_id == account
-                    )
-                )
-            ).first()
-            if row is None:
-                return None
-            if refresh or fingerprint(row.address or {}) != where:
-                await queries.upsert_identity(
-                    session, person_id=row.person_id, platform=PLATFORM, external_id=account, address=reference, now=now
-                )
-            if refresh and zone:
-                await session.execute(
-                    update(Person).where(Person.id == row.person_id, Person.timezone != zone).values(timezone=zone)
-                )
-            return row.person_id
-
-        person_id = await self.db.run(known)
+        seen_as = Account(PLATFORM, account, None, "", zone, address=reference)
+        person_id = await accounts.known(
+            self.db, seen_as, now=now, stale=lambda stored: fingerprint(stored) != where, refresh=refresh
+        )
         if person_id is None:
             email, name = await self._email_of(activity, reference)
-            if email is None:
+            new = replace(seen_as, email=email, name=name or "", locale=locale_of(activity))
+            person_id = await accounts.link(self.db, new, now=now, add_unknown=True)
+            if person_id is None:
                 return None
-            locale = locale_of(activity)
-
-            async def link(session) -> int:  # noqa: ANN001
-                person = await queries.ensure_person(
-                    session, email=email, name=name or email, timezone=zone, locale=locale, now=now
-                )
-                assert person.id is not None
-                await queries.upsert_identity(
-                    session, person_id=person.id, platform=PLATFORM, external_id=account, address=reference, now=now
-                )
-                return person.id
-
-            person_id = await self.db.run(link)
         self._known[account] = (person_id, where)
         self._known.move_to_end(account)
         if len(self._known) > self.capacity:
@@ -112,7 +82,7 @@ class Directory:
         self._known.pop(account, None)
 
     async def _email_of(self, activity: dict[str, Any], reference: dict[str, Any]) -> tuple[str | None, str | None]:
-        """The member's email or UPN from the Bot Connector; in emulator mode an email typed as the user's name or id."""
+        """The member's email or UPN from the Bot Connector; in emulator mode, an email typed as name or id."""
         sender = activity.get("from") or {}
         name = sender.get("name") if isinstance(sender.get("name"), str) else None
         candidates: list[Any] = [sender.get("email"), sender.get("userPrincipalName")]  # when the channel sends them

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from dialogs.errors import ConfigurationError
+from dialogs.engine.errors import ConfigurationError
 
 # Where the Bot Framework publishes the keys that sign the tokens on incoming activities.
 BOT_FRAMEWORK_OPENID_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"

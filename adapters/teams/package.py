@@ -126,7 +126,7 @@ def write_package(*, app_id: str, host: str, out: Path) -> Path:
 def color_icon(size: int = 192) -> bytes:
     """The 192×192 colour icon: a white baton on the accent colour (the symbol inside the central safe area)."""
     shape = _baton(inset=0.25)
-    return png(size, size, lambda x, y: _over(ACCENT + (255,), (255, 255, 255), shape(x, y, size)))
+    return png(size, size, lambda x, y: _over((*ACCENT, 255), (255, 255, 255), shape(x, y, size)))
 
 
 def outline_icon(size: int = 32) -> bytes:
@@ -160,7 +160,8 @@ def _segment_distance(px: float, py: float, a: tuple[float, float], b: tuple[flo
 def _over(
     background: tuple[int, int, int, int], colour: tuple[int, int, int], alpha: float
 ) -> tuple[int, int, int, int]:
-    return tuple(round(c * alpha + b * (1 - alpha)) for c, b in zip(colour, background[:3])) + (background[3],)  # type: ignore[return-value]
+    r, g, b = (round(c * alpha + under * (1 - alpha)) for c, under in zip(colour, background[:3], strict=True))
+    return (r, g, b, background[3])
 
 
 def png(width: int, height: int, pixel: Callable[[int, int], tuple[int, int, int, int]]) -> bytes:
@@ -185,10 +186,10 @@ def png(width: int, height: int, pixel: Callable[[int, int], tuple[int, int, int
 
 def _version() -> str:
     try:
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
         raw = version("baton")
-    except Exception:  # not installed as a distribution (running from a checkout)
+    except PackageNotFoundError:  # not installed as a distribution (running from a checkout)
         raw = "0.1.0"
-    parts = (re.findall(r"\d+", raw) + ["0", "0", "0"])[:3]
+    parts = ([*re.findall(r"\d+", raw), "0", "0", "0"])[:3]
     return ".".join(parts)

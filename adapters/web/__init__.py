@@ -13,19 +13,17 @@ import json
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
-from bot.outbox import DeliveredFeed
-from dialogs.errors import UnknownPerson
-from dialogs.messages import Inbound, Reply, Sender
+from adapters.contract import Host
+from dialogs.engine.delivery import Delivery
+from dialogs.engine.errors import UnknownPerson
+from dialogs.engine.feed import DeliveredFeed
+from dialogs.engine.messages import Inbound, Reply, Sender
+from dialogs.services import accounts
 from storage.db import DatabaseUnavailable
-from storage.models import Person, Team
-
-if TYPE_CHECKING:
-    from bot.app import Baton
 
 log = logging.getLogger(__name__)
 
@@ -104,48 +102,49 @@ def render(message_id: int, sent_at: datetime | None, reply: Reply) -> dict[str,
     }
 
 
-def setup_web_chat(app: web.Application, baton: Baton) -> None:
-    hub = LocalHub()
-    baton.sender.listeners.append(hub.notify)
-    app.on_shutdown.append(hub.close)
+class WebChat:
+    """The local web chat as an adapter: its page, the people to pick from, a stream and a message endpoint."""
 
-    async def index(request: web.Request) -> web.FileResponse:
+    platform = "local"
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.hub = LocalHub()
+        host.on_delivered(self.hub.notify)
+
+    def deliveries(self) -> list[Delivery]:
+        return []  # the local channel is the core's own: the stream reads sent rows itself
+
+    async def start(self) -> None:
+        self.hub.closing = False
+
+    async def stop(self) -> None:
+        await self.hub.close()
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/", self.index)
+        app.router.add_static("/static/", STATIC, show_index=False)
+        app.router.add_get("/api/local/people", self.people)
+        app.router.add_get("/api/local/stream", self.stream)
+        app.router.add_post("/api/local/messages", self.post_message)
+        app.on_shutdown.append(self.hub.close)  # open streams end before the server waits for them
+
+    async def index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
-    async def people(request: web.Request) -> web.Response:
-        async def query(session) -> list[dict[str, Any]]:  # noqa: ANN001
-            rows = await session.execute(
-                select(Person, Team.name)
-                .outerjoin(Team, Team.id == Person.team_id)
-                .where(Person.active.is_(True))
-                .order_by(Person.name)
-            )
-            managers = set(
-                (await session.execute(select(Person.manager_id).where(Person.manager_id.is_not(None)))).scalars()
-            )
-            return [
-                {
-                    "id": p.id,
-                    "email": p.email,
-                    "name": p.name,
-                    "role": "admin" if p.is_admin else "manager" if p.id in managers else "performer",
-                    "team": team,
-                    "timezone": p.timezone,
-                }
-                for p, team in rows
-            ]
+    async def people(self, request: web.Request) -> web.Response:
+        return web.json_response(await accounts.roster(self.host.db))
 
-        return web.json_response(await baton.db.run(query))
-
-    async def stream(request: web.Request) -> web.StreamResponse:
+    async def stream(self, request: web.Request) -> web.StreamResponse:
         person_id = _person_param(request.query.get("person"))
         last_id = _int_or(request.headers.get("Last-Event-ID"), 0)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         )
         await response.prepare(request)
+        hub = self.hub
         wake = hub.subscribe(person_id)
-        feed = DeliveredFeed(baton.db, person_id)
+        feed = DeliveredFeed(self.host.db, person_id)
         idle = 0.0
         try:
             history = await feed.history() if last_id == 0 else await feed.resume(last_id)
@@ -173,7 +172,7 @@ def setup_web_chat(app: web.Application, baton: Baton) -> None:
             hub.unsubscribe(person_id, wake)
         return response
 
-    async def post_message(request: web.Request) -> web.Response:
+    async def post_message(self, request: web.Request) -> web.Response:
         if (request.content_length or 0) > MAX_BODY:
             return _error(413, "That message is too large for me to take in one go. Please shorten it.")
         try:
@@ -202,7 +201,7 @@ def setup_web_chat(app: web.Application, baton: Baton) -> None:
             event_id=f"{person_id}:{client_id}",
         )
         try:
-            await baton.engine.handle(inbound)
+            await self.host.engine.handle(inbound)
         except UnknownPerson:
             return _error(
                 404, "There is no such person in this organisation. Reload the page and pick someone from the list."
@@ -212,12 +211,6 @@ def setup_web_chat(app: web.Application, baton: Baton) -> None:
                 503, "I can't reach my database right now, so nothing was recorded. Please try again in a moment."
             )
         return web.json_response({"ok": True}, status=202)
-
-    app.router.add_get("/", index)
-    app.router.add_static("/static/", STATIC, show_index=False)
-    app.router.add_get("/api/local/people", people)
-    app.router.add_get("/api/local/stream", stream)
-    app.router.add_post("/api/local/messages", post_message)
 
 
 async def _send_event(response: web.StreamResponse, message_id: int, data: dict[str, Any]) -> None:

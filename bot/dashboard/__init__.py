@@ -19,18 +19,14 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aiohttp import web
 
 from bot.dashboard import auth, views
 from bot.dashboard.html import Markup, esc, link, page, paragraph, tag
-from bot.dashboard.views import Ctx, Forbidden, NotFound, View
+from bot.dashboard.views import Ctx, Forbidden, NotFound, Site, View
 from storage.db import DatabaseUnavailable
-
-if TYPE_CHECKING:
-    from bot.app import Baton
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +92,7 @@ async def _log_route(
     except web.HTTPException as exc:
         log.info("dashboard %s %s -> %d", request.method, route, exc.status)
         raise
-    except Exception as exc:  # only the type: a message could carry what someone wrote
+    except Exception as exc:  # noqa: BLE001 - only the type: a message could carry what someone wrote
         log.error("dashboard %s %s -> 500 (%s)", request.method, route, type(exc).__name__)
         return _message(
             "Something went wrong", "Baton couldn't show this page. Please try again in a moment.", status=500
@@ -118,7 +114,7 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def setup_dashboard(app: web.Application, baton: Baton) -> None:
+def setup_dashboard(app: web.Application, site: Site) -> None:
     """Add the dashboard's routes to `app` (called by create_app before the app starts)."""
     app.middlewares.append(_log_route)
     access = logging.getLogger("aiohttp.access")
@@ -126,7 +122,7 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
         access.addFilter(RedactTokens())
 
     async def viewer_of(request: web.Request, session) -> auth.Viewer | None:  # noqa: ANN001
-        return await auth.load_viewer(session, request.cookies.get(auth.COOKIE), baton.clock.now())
+        return await auth.load_viewer(session, request.cookies.get(auth.COOKIE), site.clock.now())
 
     def view(
         build: Callable[[Ctx, web.Request], Awaitable[View]],
@@ -143,10 +139,10 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
                     return viewer, await views.participation_teams(session, viewer, needs) if viewer else []
 
                 try:
-                    viewer, names = await baton.db.run(teams)
+                    viewer, names = await site.db.run(teams)
                     if viewer is not None and names:
                         weeks = views.weeks_of(request)
-                        prefetched = await views.fetch_participation(baton, names, weeks, baton.clock.now())
+                        prefetched = await views.fetch_participation(site, names, weeks, site.clock.now())
                 except DatabaseUnavailable:
                     return _message("Baton can't reach its database", "Please try again in a moment.", status=503)
 
@@ -154,7 +150,7 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
                 viewer = await viewer_of(request, session)
                 if viewer is None:
                     return None, None, None
-                ctx = Ctx(request, session, viewer, baton.clock.now(), baton, prefetched)
+                ctx = Ctx(request, session, viewer, site.clock.now(), site, prefetched)
                 try:
                     return viewer, await build(ctx, request), None
                 except Forbidden:
@@ -163,7 +159,7 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
                     return viewer, None, "missing"
 
             try:
-                viewer, built, problem = await baton.db.run(work)
+                viewer, built, problem = await site.db.run(work)
             except DatabaseUnavailable:
                 return _message("Baton can't reach its database", "Please try again in a moment.", status=503)
             if viewer is None:
@@ -224,9 +220,9 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
         token = request.query.get("token", "")
 
         async def work(session) -> str | None:  # noqa: ANN001
-            return await auth.exchange_token(session, token, baton.clock.now())
+            return await auth.exchange_token(session, token, site.clock.now())
 
-        session_id = await baton.db.run(work)
+        session_id = await site.db.run(work)
         if session_id is None:
             return refused_link()
         response = _redirect("/dashboard")
@@ -254,7 +250,7 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
         async def work(session) -> auth.Viewer | None:  # noqa: ANN001
             return await viewer_of(request, session)
 
-        viewer = await baton.db.run(work)
+        viewer = await site.db.run(work)
         if viewer is None:
             return None, form, _message("Not signed in", HOW_TO_SIGN_IN, status=403)
         if not auth.csrf_ok(viewer, form.get("csrf")):
@@ -278,9 +274,9 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
         assert viewer is not None
 
         async def work(session) -> None:  # noqa: ANN001
-            await auth.revoke(session, viewer.session_id, baton.clock.now())
+            await auth.revoke(session, viewer.session_id, site.clock.now())
 
-        await baton.db.run(work)
+        await site.db.run(work)
         response = _redirect("/dashboard/signin?out=1")
         auth.clear_session_cookie(response, request)
         return response
@@ -300,10 +296,10 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
             message = str(exc)
 
             async def again(session) -> View:  # noqa: ANN001
-                ctx = Ctx(request, session, viewer, baton.clock.now(), baton)
+                ctx = Ctx(request, session, viewer, site.clock.now(), site)
                 return await views.settings_page(ctx, errors={team_id: (f"Nothing was saved — {message}.", form)})
 
-            built = await baton.db.run(again)
+            built = await site.db.run(again)
             parts = [p.html("/dashboard/settings") if isinstance(p, views.Table) else p for p in built.parts]
             return _html(
                 page(
@@ -327,7 +323,7 @@ def setup_dashboard(app: web.Application, baton: Baton) -> None:
             session.add(team)
             return True
 
-        if not await baton.db.run(work):
+        if not await site.db.run(work):
             return _message("Not found", "There is no such team.", status=404, viewer=viewer)
         log.info("dashboard: team %d rhythm changed by person %d", team_id, viewer.id)
         return _redirect(f"/dashboard/settings?saved={team_id}")

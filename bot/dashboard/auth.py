@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.dashboard import digest
+from dialogs.signin import digest
 from storage.models import DashboardSession, DashboardToken, Person
 
 COOKIE = "baton_dashboard"

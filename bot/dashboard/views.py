@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from statistics import mean
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import Integer as _INT
@@ -22,11 +22,15 @@ from bot.dashboard.auth import Viewer
 from bot.dashboard.charts import line_chart, sparkline
 from bot.dashboard.html import Cell, Markup, Table, hidden, join, link, paragraph, tag
 from bot.reports import participation
-from dialogs.checkin import Rhythm, is_nothing, period_of, questions_for_team, shorten
+from dialogs.checkin import questions_for_team
+from dialogs.common.periods import Rhythm, period_of
+from dialogs.common.wording import is_nothing, shorten
+from dialogs.engine.clock import Clock
 from dialogs.review360 import FLOOR, GROUP_NAMES, INFLUENCE_NAMES, compute_results
-from dialogs.rhythm import previous_periods
+from dialogs.services.rhythm import previous_periods
 from dialogs.team import DAYS
 from dialogs.team import describe as describe_rhythm
+from storage.db import Database
 from storage.deliveries import failed_deliveries, failure_reasons
 from storage.models import (
     Campaign360,
@@ -42,8 +46,15 @@ from storage.models import (
     ToolPlan,
 )
 
-if TYPE_CHECKING:
-    from bot.app import Baton
+
+@dataclass(frozen=True)
+class Site:
+    """What the dashboard needs from the running service: its database, its clock and the catalogue to show."""
+
+    db: Database
+    clock: Clock
+    catalogue_path: str | None = None
+
 
 MAX_WEEKS = 26
 DELIVERY_DAYS = 30  # failed deliveries shown to admins
@@ -65,7 +76,7 @@ class Ctx:
     session: AsyncSession
     viewer: Viewer
     now: datetime
-    baton: Baton
+    site: Site
     # bot.reports.participation per team name, fetched before this page's transaction opened
     # (SQLite transactions take the write lock, so it cannot run inside one).
     participation: dict[str, dict] = field(default_factory=dict)
@@ -328,7 +339,7 @@ async def _team_goals_table(ctx: Ctx, team_ids: set[int]) -> Table:
         if team_ids
         else {}
     )
-    table.rows = [(teams.get(g.team_id, ""),) + tuple(row[1:]) for g, row in zip(goals, table.rows, strict=True)]  # type: ignore[arg-type]
+    table.rows = [(teams.get(g.team_id, ""), *tuple(row[1:])) for g, row in zip(goals, table.rows, strict=True)]  # type: ignore[arg-type]
     return table
 
 
@@ -485,11 +496,11 @@ async def participation_teams(session: AsyncSession, viewer: Viewer, page: str) 
     return sorted((await session.execute(statement)).scalars())
 
 
-async def fetch_participation(baton: Baton, teams: list[str], weeks: int, now: datetime) -> dict[str, dict]:
+async def fetch_participation(site: Site, teams: list[str], weeks: int, now: datetime) -> dict[str, dict]:
     found = {}
     for name in teams:
         try:
-            found[name] = await participation(baton.db, name, weeks, now)
+            found[name] = await participation(site.db, name, weeks, now)
         except LookupError:  # renamed or removed between the two transactions
             continue
     return found
@@ -683,7 +694,7 @@ async def review_page(ctx: Ctx, campaign_id: int) -> View:
     scores = Table(
         "scores",
         "Scores (1 = strongly disagree, 5 = strongly agree)",
-        ("Influence",) + tuple(GROUP_NAMES[g.group] for g in released),
+        ("Influence", *tuple(GROUP_NAMES[g.group] for g in released)),
         empty="No group had enough answers to be shown.",
     )
     for group in results.groups:
@@ -695,7 +706,7 @@ async def review_page(ctx: Ctx, campaign_id: int) -> View:
         for influence, label in INFLUENCE_NAMES.items():
             cells = tuple("" if influence not in g.scores else f"{g.scores[influence]:g}" for g in released)
             if any(cells):
-                scores.rows.append((label,) + cells)
+                scores.rows.append((label, *cells))
     lowest = results.lowest()
     if lowest:
         view.parts.append(
@@ -712,7 +723,7 @@ async def tools_page(ctx: Ctx) -> View:
     """The viewer's own tool plans (gap descriptions are the asker's alone); admins also see outcome totals."""
     from dialogs.tools import catalogue
 
-    cat = catalogue(ctx.baton.settings.BATON_CATALOGUE)
+    cat = catalogue(ctx.site.catalogue_path)
     view = View("Tool plans", "/dashboard/tools")
     plans = list(
         (
@@ -961,7 +972,7 @@ async def settings_page(ctx: Ctx, *, errors: dict[int, tuple[str, dict[str, str]
         )
     view.parts.append(thresholds)
 
-    cat = catalogue(ctx.baton.settings.BATON_CATALOGUE)
+    cat = catalogue(ctx.site.catalogue_path)
     tools = Table(
         "catalogue",
         "Tool catalogue",
@@ -969,7 +980,7 @@ async def settings_page(ctx: Ctx, *, errors: dict[int, tuple[str, dict[str, str]
         note="Shipped catalogue"
         + (
             " with this organisation's file (BATON_CATALOGUE) added."
-            if ctx.baton.settings.BATON_CATALOGUE
+            if ctx.site.catalogue_path
             else "; set BATON_CATALOGUE to add or override tools."
         ),
     )
@@ -993,7 +1004,7 @@ RHYTHM_FIELDS = (
 
 def parse_rhythm(form: dict[str, str]) -> dict[str, Any]:
     """Validated team rhythm fields from a form; ValueError says which field is wrong."""
-    from dialogs.errors import UserFacingError
+    from dialogs.engine.errors import UserFacingError
     from dialogs.team import parse_time
 
     values: dict[str, Any] = {}

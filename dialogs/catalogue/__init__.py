@@ -29,7 +29,7 @@ from typing import Annotated, Any, Final, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from dialogs.errors import ConfigurationError
+from dialogs.engine.errors import ConfigurationError
 
 __all__ = [
     "CATALOGUE_PATH",

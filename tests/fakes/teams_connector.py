@@ -23,7 +23,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import jwt
 from aiohttp import web
@@ -40,7 +40,7 @@ def _b64(number: int) -> str:
 class Issuer:
     """An RSA signing key with a key id, able to sign Bot Framework channel tokens."""
 
-    _cached: dict[str, rsa.RSAPrivateKey] = {}
+    _cached: ClassVar[dict[str, rsa.RSAPrivateKey]] = {}
 
     def __init__(self, kid: str, *, endorsements: tuple[str, ...] = ("msteams", "emulator")) -> None:
         self.kid = kid

@@ -17,12 +17,14 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.checkin import Rhythm, period_of, shorten, week_label
+from dialogs.common.periods import Rhythm, period_of, week_label
+from dialogs.common.wording import shorten
 from dialogs.engine import COMMAND_ACTION
+from dialogs.engine.clock import tz
+from dialogs.engine.messages import Card, Choice, Reply
 from dialogs.goals import latest_updates, open_goals, status_of
-from dialogs.manners import tz
-from dialogs.messages import Card, Choice, Reply
 from storage import queries
+from storage.db import Database
 from storage.deliveries import failure_reasons
 from storage.models import CheckinRun, FeedbackRequest, Goal, GoalUpdate, Person, Team
 
@@ -39,6 +41,16 @@ RAG_ORDER = {"red": 0, "amber": 1, "green": 2}
 def _when(moment: datetime, zone_name: str) -> str:
     local = moment.astimezone(tz(zone_name))
     return f"{local:%A %-d %B, %H:%M} ({zone_name})"
+
+
+async def overview(db: Database, person_id: int, now: datetime) -> Reply | None:
+    """The overview for the person with `person_id`, read in one transaction; None when there is no such person."""
+
+    async def read(session: AsyncSession) -> Reply | None:
+        person = await session.get(Person, person_id)
+        return await home(session, person, now) if person is not None else None
+
+    return await db.run(read)
 
 
 async def home(session: AsyncSession, person: Person, now: datetime) -> Reply:

@@ -1,4 +1,4 @@
-"""`dashboard`: a single-use, ten-minute sign-in link to the web dashboard, sent in chat.
+"""`dashboard`: a single-use, ten-minute sign-in link to the web dashboard, sent in chat (`SignInDialog`).
 
 The link carries 32 random bytes; only their SHA-256 is stored (`dashboard_token`),
 so a copy of the database cannot sign anyone in. `bot.dashboard` exchanges the
@@ -15,7 +15,7 @@ from typing import ClassVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.engine import END, Dialog, Transition, Turn
-from dialogs.messages import Reply
+from dialogs.engine.messages import Reply
 from storage.models import DashboardToken
 
 TOKEN_LIFETIME = timedelta(minutes=10)
@@ -43,7 +43,7 @@ def login_link(public_url: str, secret: str) -> str:
     return f"{public_url.rstrip('/')}{LOGIN_PATH}?token={secret}"
 
 
-class DashboardDialog(Dialog):
+class SignInDialog(Dialog):
     """Replies with a sign-in link; no states, nothing to answer."""
 
     name: ClassVar[str] = "dashboard"

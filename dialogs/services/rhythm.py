@@ -19,19 +19,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.checkin import (
-    DEFAULT_QUESTIONS,
-    Rhythm,
-    invitation,
-    is_nothing,
-    period_of,
-    reminder,
-    shorten,
-    week_label,
-    weekly_times,
-)
-from dialogs.manners import WEEKLY_BUDGET, Recipient, budget_used, leave_days, plan_unsolicited, tz
-from dialogs.messages import Card, Choice, Reply
+from dialogs.checkin import DEFAULT_QUESTIONS, invitation, reminder
+from dialogs.common.manners import WEEKLY_BUDGET, Recipient, budget_used, leave_days, plan_unsolicited
+from dialogs.common.periods import Rhythm, period_of, week_label, weekly_times
+from dialogs.common.wording import is_nothing, shorten
+from dialogs.engine.clock import tz
+from dialogs.engine.messages import Card, Choice, Reply
 from storage.db import Database
 from storage.models import CheckinAnswer, CheckinRun, CheckinTemplate, OutboxMessage, Person, Team
 from storage.queries import preferred_addresses
@@ -553,9 +546,9 @@ class Conductor:
         goal_lines = await self._goal_lines(session, reports)
         lines = (
             people_lines
-            + (["", "Blockers:"] + blockers if blockers else [])
-            + (["", "Asks for you:"] + requests if requests else [])
-            + (["", "Goals off track:"] + goal_lines if goal_lines else [])
+            + (["", "Blockers:", *blockers] if blockers else [])
+            + (["", "Asks for you:", *requests] if requests else [])
+            + (["", "Goals off track:", *goal_lines] if goal_lines else [])
         )
         fields = (
             ("Answered", f"{answered} of {len(reports)}"),

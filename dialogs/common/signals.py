@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.checkin import is_nothing
+from dialogs.common.wording import is_nothing
 from storage.models import CheckinAnswer, CheckinRun, OutboxMessage, Person
 
 

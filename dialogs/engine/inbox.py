@@ -6,28 +6,40 @@ event would live only in memory, and a crash there would lose what the
 person sent. So the adapter keeps each delivery here before it acknowledges
 (deliveries arriving together share one insert), the engine deletes the row
 in the turn's own transaction, and rows left behind by a crash are replayed
-(`replay`, at start and every minute). The engine's delivery keys make a
-replay of something that did get through a no-op.
+(`replay_forever`, at start and every minute, one loop per process for every
+platform). The engine's delivery keys make a replay of something that did
+get through a no-op. A delivery that cannot be recorded after every replay is
+given up, and its sender is told so through the outbox: nothing vanishes
+silently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.clock import Clock
-from dialogs.messages import Inbound
+from dialogs.engine.clock import Clock
+from dialogs.engine.messages import Inbound, Reply
 from storage import queries
 from storage.coalesce import Coalescer
 from storage.db import Database
 from storage.models import InboxEvent
 
 log = logging.getLogger(__name__)
+
+GAVE_UP = (
+    "Sorry — I kept trying, but I couldn't record a message you sent me earlier. Please send it again "
+    "(or press the button again) now that things are working."
+)
+REPLAY_INTERVAL = 60.0  # seconds between looks for kept deliveries that a crash left without a turn
 
 
 class Inbox:
@@ -38,10 +50,25 @@ class Inbox:
     ) -> None:
         self.db = db
         self.clock = clock
+        self.on_queued: Callable[[], None] = lambda: None  # set by the wiring: wakes the outbox sender
         self.stale = stale
         self.max_attempts = max_attempts
-        self._rows: dict[str, dict] = {}
+        self._rows: dict[str, dict[str, Any]] = {}
         self._writer: Coalescer[str, bool] = Coalescer(self._write)
+        self._working: set[str] = set()  # keys this process is running a turn for: never replayed meanwhile
+
+    @contextlib.contextmanager
+    def working_on(self, inbound: Inbound) -> Iterator[None]:
+        """While inside, a replay leaves this kept delivery alone: its turn is running in this process."""
+        key = inbound.key if inbound.durable else None
+        if key is None:
+            yield
+            return
+        self._working.add(key)
+        try:
+            yield
+        finally:
+            self._working.discard(key)
 
     async def keep(self, inbound: Inbound) -> Inbound:
         """Store `inbound`; return it marked durable — or as it was, when it has no key or the database failed."""
@@ -85,7 +112,7 @@ class Inbox:
         """
         cutoff = self.clock.now() - self.stale
 
-        async def take(session) -> list[tuple[str, dict, int]]:  # noqa: ANN001 - AsyncSession
+        async def take(session: AsyncSession) -> list[tuple[str, dict[str, Any], int]]:
             """(key, inbound, which replay this is) for each stale row, counting this replay."""
             statement = (
                 select(InboxEvent).where(InboxEvent.received_at < cutoff).order_by(InboxEvent.received_at).limit(limit)
@@ -126,3 +153,36 @@ class Inbox:
 
             await asyncio.gather(*(in_order(inbounds) for inbounds in by_sender.values()))
         return sum(map(len, by_sender.values()))
+
+    async def replay_forever(self, run: Callable[[Inbound], Awaitable[object]]) -> None:
+        """Replay kept deliveries through `run` at start and every minute, until cancelled.
+
+        Database trouble is logged (by type only) and tried again next round.
+        """
+        while True:
+            try:
+                await self.replay(run, give_up=self.tell_lost, skip=self._working)
+            except Exception as exc:  # noqa: BLE001 - the database may be down; the next round tries again
+                log.warning("inbox: replay failed (%s); trying again in a minute", type(exc).__name__)
+            await asyncio.sleep(REPLAY_INTERVAL)
+
+    async def tell_lost(self, inbound: Inbound) -> None:
+        """Tell the sender of a given-up delivery to send it again, through the outbox (once per delivery)."""
+        now = self.clock.now()
+
+        async def queue(session: AsyncSession) -> None:
+            found = await queries.sender_ids(session, [(inbound.sender.platform, inbound.sender.user_id)])
+            await queries.enqueue(
+                session,
+                key=f"inbox-lost:{inbound.key}",
+                person_id=next(iter(found.values()), None),
+                channel=inbound.sender.platform,
+                address=dict(inbound.address),
+                payload=Reply(GAVE_UP).to_dict(),
+                due_at=now,
+                now=now,
+                kind="notice",
+            )
+
+        await self.db.run(queue)
+        self.on_queued()

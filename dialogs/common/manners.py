@@ -9,42 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.common.periods import hhmm, local_datetime
+from dialogs.engine.clock import tz
 from storage.models import Leave, OutboxMessage
 
 WEEKLY_BUDGET = 6  # unsolicited messages per person per rolling 7 days, across all of Baton
-
-
-@lru_cache(maxsize=1024)
-def tz(name: str) -> ZoneInfo:
-    """The zone for an IANA name; UTC when the name is unknown (never raise on a person's setting)."""
-    try:
-        return ZoneInfo(name)
-    except Exception:
-        return ZoneInfo("UTC")
-
-
-@lru_cache(maxsize=256)
-def hhmm(text: str) -> time:
-    """'16:00' → time(16, 0). Raises ValueError on anything else."""
-    hours, minutes = text.split(":")
-    return time(int(hours), int(minutes))
-
-
-def local_datetime(day: date, at: time, zone: ZoneInfo) -> datetime:
-    """`day` at `at` on the wall clock of `zone`, as aware UTC.
-
-    On a spring-forward day a wall time that does not exist comes out moved
-    forward by the gap (02:30 → 03:30), as an alarm clock would ring; on a
-    fall-back day an ambiguous time means its first occurrence (fold=0).
-    """
-    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
 def in_quiet_hours(local: datetime, start: time, end: time) -> bool:

@@ -1,9 +1,11 @@
-"""Time, injectable: production uses the system clock, tests move a fake one by hand."""
+"""Time, injectable: production uses the system clock, tests move a fake one by hand; and time zones."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Clock(Protocol):
@@ -55,3 +57,12 @@ class FileClock:
             return datetime.now(UTC)
         moment = datetime.fromisoformat(text)
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@lru_cache(maxsize=1024)
+def tz(name: str) -> ZoneInfo:
+    """The zone for an IANA name; UTC when the name is unknown (never raise on a person's setting)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # unknown zones, odd strings, directories of the zone database
+        return ZoneInfo("UTC")

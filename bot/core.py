@@ -1,0 +1,58 @@
+"""The one wiring of engine, outbox sender and inbox, used by the server, the terminal and the tests.
+
+Replies a turn queues are handed straight to the sender after the commit;
+anything else queued wakes it up. `Core` is also the `Host` every adapter
+receives (adapters/contract.py): the few parts of the application an adapter
+may use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from bot.outbox import OutboxSender
+from dialogs.engine.clock import Clock, SystemClock
+from dialogs.engine.contract import Dialog
+from dialogs.engine.delivery import Delivery, LocalDelivery
+from dialogs.engine.inbox import Inbox
+from dialogs.engine.turns import Engine
+from storage.db import Database
+
+
+@dataclass
+class Core:
+    """The running parts every way of talking to Baton shares."""
+
+    db: Database
+    clock: Clock
+    engine: Engine
+    sender: OutboxSender
+    inbox: Inbox
+
+    @classmethod
+    def assemble(
+        cls, db: Database, dialogs: Iterable[Dialog], *, clock: Clock | None = None, deliveries: Iterable[Delivery] = ()
+    ) -> Core:
+        """Engine, sender and inbox over `db`, wired to each other.
+
+        The local channel (web chat, terminal) is always there: its readers take sent rows themselves.
+        `deliveries` add channels, or replace the local one (tests record it).
+        """
+        clock = clock or SystemClock()
+        engine = Engine(db, dialogs, clock=clock)
+        sender = OutboxSender(db, [LocalDelivery(), *deliveries], clock=clock)
+        inbox = Inbox(db, clock)
+        engine.on_queued = sender.wake
+        engine.on_claimed = sender.deliver_soon
+        inbox.on_queued = sender.wake
+        return cls(db, clock, engine, sender, inbox)
+
+    def wake_sender(self) -> None:
+        self.sender.wake()
+
+    def on_delivered(self, listener: Callable[[set[int]], None]) -> None:
+        self.sender.listeners.append(listener)
+
+    async def settle(self) -> None:
+        await self.sender.settle()

@@ -1,0 +1,234 @@
+"""Which handler a message reaches: commands, buttons, typed answers, `help` and `cancel`.
+
+The router works on one `Turn` and never touches the database itself: it
+reads the saved state, calls the dialog's handler, and moves the state on.
+A button carries its dialog and the id of the prompt it was shown with, so a
+press on an older message finds a different prompt id and is answered as
+expired instead of being applied to the wrong question.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import secrets
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+from dialogs.engine.contract import COMMAND_ACTION, END, Dialog, State, TextHandler, Transition, Turn
+from dialogs.engine.errors import UserFacingError
+from dialogs.engine.messages import Choice, Rating, Reply
+
+MAX_TEXT = 4000  # characters accepted in one message; longer text is refused, politely and whole
+CANCEL_WORDS = frozenset({"cancel", "stop", "quit", "exit"})
+
+
+class Router:
+    """Routes one turn's inbound message to the right dialog handler."""
+
+    def __init__(self, dialogs: Iterable[Dialog]) -> None:
+        self.dialogs: dict[str, Dialog] = {}
+        self.commands: dict[str, Dialog] = {}
+        for dialog in dialogs:
+            self.dialogs[dialog.name] = dialog
+            for word in dialog.commands:
+                self.commands[word] = dialog
+
+    async def route(self, turn: Turn) -> None:
+        """Handle `turn.inbound`: a button, a command, or an answer to the question on screen."""
+        inbound = turn.inbound
+        assert inbound is not None
+        if inbound.action:
+            await self._route_action(turn, inbound.action, inbound.value or "")
+            return
+        text = clean_text(inbound.text or "")
+        if not text:
+            turn.say("I can only read text for now. Type *help* to see what I can do.")
+            return
+        if len(text) > MAX_TEXT:
+            turn.say(
+                f"That message is {len(text):,} characters; I can keep at most {MAX_TEXT:,} in one go. "
+                "Could you split it or shorten it? Nothing was recorded yet."
+            )
+            return
+        word, _, rest = text.partition(" ")
+        word = word.casefold()
+        if turn.state.dialog and word in CANCEL_WORDS and not rest:
+            self._cancel(turn)
+            return
+        if word == "help" and not rest:
+            turn.say(self.help_reply(turn))
+            if turn.state.dialog:
+                await self._reprompt(turn)
+            return
+        if turn.state.dialog:
+            await self._dispatch_text(turn, text)
+            return
+        await self.command(turn, word, rest.strip())
+
+    async def command(self, turn: Turn, word: str, args: str) -> None:
+        """Start the dialog `word` names (or answer `help`, or say the word is unknown)."""
+        if word == "help":
+            turn.say(self.help_reply(turn))
+            return
+        dialog = self.commands.get(word)
+        if dialog is None:
+            turn.say(self.unknown_reply(turn, word))
+            return
+        if not dialog.available_to(turn.role):
+            who = "managers" if dialog.audience == "manager" else "admins"
+            turn.say(f"*{word}* is for {who}. Type *help* to see what you can do.")
+            return
+        _clear(turn)
+        turn.state.dialog = dialog.name
+        try:
+            nxt = await dialog.begin(turn, args)
+        except UserFacingError as exc:
+            _clear(turn)
+            turn.say(exc.message)
+            return
+        if nxt is None or nxt == END:
+            _clear(turn)
+            return
+        await self._enter(turn, nxt)
+
+    async def _route_action(self, turn: Turn, action: str, value: str) -> None:
+        if action == COMMAND_ACTION:  # a button that stands for a typed command, e.g. from help
+            word, _, args = value.partition(" ")
+            await self.command(turn, word.casefold(), args.strip())
+            return
+        dialog, _, prompt_id = action.partition(":")
+        state = self._current_state(turn)
+        if turn.state.dialog != dialog or turn.state.prompt_id != prompt_id or state is None:
+            turn.say(
+                "That button belongs to an earlier message that has already been answered or has expired, "
+                "so I left things as they were."
+            )
+            return
+        if state.on_choice is None:
+            turn.say("That question needs a typed answer.")
+            return
+        await self._apply(turn, await _call(turn, state.on_choice, value))
+
+    async def _dispatch_text(self, turn: Turn, text: str) -> None:
+        state = self._current_state(turn)
+        if state is None:  # a dialog renamed or removed by an upgrade: start afresh, don't trap the person
+            _clear(turn)
+            word, _, args = text.partition(" ")
+            await self.command(turn, word.casefold(), args)
+            return
+        if len(text) > state.max_length:
+            turn.say(
+                f"That answer is {len(text):,} characters; this question takes up to {state.max_length:,}. "
+                "Could you shorten it? Nothing was recorded yet."
+            )
+            return
+        if state.on_text is not None:
+            await self._apply(turn, await _call(turn, state.on_text, text))
+            return
+        prompt = await self._render(turn, state)
+        value = match_choice(text, prompt.choices, prompt.rating)
+        if value is None or state.on_choice is None:
+            turn.say("Please pick one of the options above, or type *cancel* to stop here.")
+            return
+        await self._apply(turn, await _call(turn, state.on_choice, value))
+
+    async def _apply(self, turn: Turn, transition: Transition) -> None:
+        if transition is None:
+            return
+        if transition == END:
+            _clear(turn)
+            return
+        await self._enter(turn, transition)
+
+    async def _enter(self, turn: Turn, state_name: str) -> None:
+        dialog = self.dialogs[turn.state.dialog or ""]
+        if state_name not in dialog.states:
+            raise KeyError(f"{dialog.name} has no state {state_name}")
+        turn.state.state = state_name
+        turn.state.prompt_id = secrets.token_hex(4)
+        turn.say(await self._render(turn, dialog.states[state_name]))
+
+    async def _reprompt(self, turn: Turn) -> None:
+        state = self._current_state(turn)
+        if state is not None:
+            turn.say(await self._render(turn, state))
+
+    @staticmethod
+    async def _render(turn: Turn, state: State) -> Reply:
+        rendered = state.prompt(turn)
+        reply = await rendered if inspect.isawaitable(rendered) else rendered
+        if reply.choices or reply.rating or reply.form:
+            reply = dataclasses.replace(reply, action=reply.action or f"{turn.state.dialog}:{turn.state.prompt_id}")
+        return reply
+
+    def _cancel(self, turn: Turn) -> None:
+        dialog = self.dialogs.get(turn.state.dialog or "")
+        _clear(turn)
+        what = dialog.summary.rstrip(".").lower() if dialog and dialog.summary else "that"
+        turn.say(f"Stopped ({what}). What you answered before stopping is kept. Type *help* for more.")
+
+    def _current_state(self, turn: Turn) -> State | None:
+        dialog = self.dialogs.get(turn.state.dialog or "")
+        return dialog.states.get(turn.state.state or "") if dialog else None
+
+    def help_reply(self, turn: Turn) -> Reply:
+        """What this person can ask Baton, with buttons for the main commands."""
+        available = [d for d in self.dialogs.values() if d.commands and d.available_to(turn.role)]
+        lines = [f"• *{d.commands[0]}* — {d.summary}" for d in available]
+        lines.append("• *cancel* — stop whatever we're in the middle of")
+        who = "a manager" if turn.role.manager else "an admin" if turn.role.admin else "a team member"
+        return Reply(
+            text=f"Here's what I can do for you as {who}:\n" + "\n".join(lines),
+            choices=tuple(Choice(d.commands[0].capitalize(), d.commands[0]) for d in available[:5]),
+            action=COMMAND_ACTION,
+        )
+
+    def unknown_reply(self, turn: Turn, word: str) -> Reply:
+        """An unknown command word: say so, and suggest the closest known one."""
+        words = [w for w, d in self.commands.items() if d.available_to(turn.role)] + ["help"]
+        close = difflib.get_close_matches(word, words, n=1, cutoff=0.6)
+        hint = f"Did you mean *{close[0]}*? " if close else ""
+        return Reply(f"Sorry, I didn't understand that. {hint}Type *help* to see what I can do.")
+
+
+async def _call(turn: Turn, handler: TextHandler, value: str) -> Transition:
+    try:
+        return await handler(turn, value)
+    except UserFacingError as exc:
+        turn.say(exc.message)
+        return None
+
+
+def _clear(turn: Turn) -> None:
+    turn.state.dialog = None
+    turn.state.state = None
+    turn.state.prompt_id = None
+    turn.state.data = {}
+
+
+def clean_text(text: str) -> str:
+    """Normalise what a person typed without changing what they meant.
+
+    NFC (not NFKC: a person's ① or ﬁ stays theirs), control characters other
+    than newline and tab removed, surrounding whitespace trimmed.
+    """
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C" or ch == "\u200d")
+    return text.strip()
+
+
+def match_choice(text: str, choices: Sequence[Choice], rating: Rating | None) -> str | None:
+    """The choice value a typed answer stands for: a label, a value, or a 1-based number."""
+    folded = text.casefold().strip(" .!")
+    for choice in choices:
+        if folded in (choice.label.casefold(), choice.value.casefold()):
+            return choice.value
+    if folded.isdigit():
+        number = int(folded)
+        if rating is not None and rating.min <= number <= rating.max:
+            return str(number)
+        if not rating and 1 <= number <= len(choices):
+            return choices[number - 1].value
+    return None
