@@ -8,13 +8,24 @@ BIN    := $(VENV)/bin
 BATON_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export BATON_TEST_DATABASE_URL
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint format clean
 
 run: $(VENV)/.installed
 	$(BIN)/baton serve
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Format check, lint, types and the layer contracts: what CI runs before the tests.
+lint: $(VENV)/.installed-lint
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(VENV)/.installed-lint
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
@@ -32,6 +43,10 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.created
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.created
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-lint: pyproject.toml $(VENV)/.created
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	@touch $@ $(VENV)/.installed $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
