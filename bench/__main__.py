@@ -8,13 +8,14 @@ import json
 import sys
 from pathlib import Path
 
-from bench import checkin_tick, slack_inbound, slack_outbound, teams_turn
+from bench import checkin_tick, seal_360, slack_inbound, slack_outbound, teams_turn
 
 BENCHES = {
     "checkin-tick": checkin_tick.main,
     "slack-inbound": slack_inbound.main,
     "slack-outbound": slack_outbound.main,
     "teams-turn": teams_turn.main,
+    "seal-360": seal_360.main,
 }
 
 

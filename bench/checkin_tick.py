@@ -17,6 +17,7 @@ from sqlalchemy import delete, insert, text
 
 from bench.common import on_both_databases
 from dialogs.checkin import invitation
+from dialogs.engine.sealing import Sealer
 from dialogs.services.rhythm import Conductor
 from storage.db import Database
 from storage.models import OutboxMessage, Person, Team
@@ -90,7 +91,7 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
         await db.migrate()
         await seed(db, people)
         ids = [r[0] for r in await db.run(lambda s: s.execute(text("SELECT id FROM person ORDER BY id")))]
-        conductor = Conductor(db)
+        conductor = Conductor(db, sealer=Sealer.ephemeral())
         base, tick, peaks = [], [], []
         for _ in range(repeat):
             await clear(db)

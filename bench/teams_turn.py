@@ -297,6 +297,7 @@ async def engine_floor(url: str, users: int, turns: int) -> dict[str, Any]:
     from bot.core import Core
     from dialogs import all_dialogs
     from dialogs.engine.messages import Inbound, Sender
+    from dialogs.engine.sealing import Sealer
     from storage.db import Database
 
     class Drop:
@@ -307,7 +308,7 @@ async def engine_floor(url: str, users: int, turns: int) -> dict[str, Any]:
 
     db = Database(url)
     try:
-        core = Core.assemble(db, all_dialogs(), deliveries=[Drop()])
+        core = Core.assemble(db, all_dialogs(), sealer=Sealer.ephemeral(), deliveries=[Drop()])
         engine = core.engine
 
         async def user(number: int) -> None:

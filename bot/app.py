@@ -54,9 +54,10 @@ class Baton:
         if clock is None:
             clock = FileClock(settings.BATON_CLOCK_FILE) if settings.BATON_CLOCK_FILE else SystemClock()
         dialogs = all_dialogs(catalogue_file=settings.BATON_CATALOGUE, public_url=settings.public_url)
-        core = Core.assemble(Database(settings.DATABASE_URL), dialogs, clock=clock)
+        core = Core.assemble(Database(settings.DATABASE_URL), dialogs, sealer=settings.sealer(), clock=clock)
         conductor = Conductor(
             core.db,
+            sealer=core.sealer,
             grace=timedelta(hours=settings.BATON_GRACE_HOURS),
             budget=settings.BATON_WEEKLY_BUDGET,
             tools_available="tools" in core.engine.commands,

@@ -13,6 +13,7 @@ import click
 
 from bot.config import Settings, load_settings
 from dialogs.engine.errors import ConfigurationError
+from dialogs.engine.sealing import Sealer
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -23,6 +24,14 @@ T = TypeVar("T")
 def _settings(**overrides: object) -> Settings:
     try:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _sealer(settings: Settings) -> Sealer:
+    """The sealer for BATON_SECRET_KEY (or the key file), or a message saying how to set it."""
+    try:
+        return settings.sealer()
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -72,9 +81,9 @@ def serve(host: str | None, port: int | None, public: bool | None) -> None:
     _logging(settings.BATON_LOG_LEVEL)
     try:
         settings.check_bind(settings.BATON_HOST)
+        baton = Baton.build(settings)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
-    baton = Baton.build(settings)
     mode = "local mode (web chat, demo organisation)" if settings.local_mode else "platform mode"
     url = f"http://{settings.BATON_HOST}:{settings.BATON_PORT}/"
     click.echo(f"Baton starting in {mode} on {url} with database {baton.db.safe_url}", err=True)
@@ -109,9 +118,11 @@ def chat(email: str) -> None:
     settings = _settings()
     _logging("WARNING")
 
+    sealer = _sealer(settings)
+
     async def talk(db: Database) -> int:
         dialogs = all_dialogs(catalogue_file=settings.BATON_CATALOGUE, public_url=settings.public_url)
-        core = Core.assemble(db, dialogs)
+        core = Core.assemble(db, dialogs, sealer=sealer)
         return await run_console(core, email, drain=core.sender.drain_once)
 
     sys.exit(with_database(settings, talk))
@@ -190,6 +201,7 @@ def checkin_send_now(team_name: str) -> None:
     from storage.models import OutboxMessage, Team
 
     settings = _settings()
+    sealer = _sealer(settings)
 
     async def run(db: Database) -> tuple[int, int, dict, int]:
 
@@ -203,7 +215,7 @@ def checkin_send_now(team_name: str) -> None:
         team, before = await db.run(find)
         if team is None:
             raise click.ClickException(f"There is no team called {team_name!r}. `baton org export` lists the teams.")
-        conductor = Conductor(db, budget=settings.BATON_WEEKLY_BUDGET)
+        conductor = Conductor(db, sealer=sealer, budget=settings.BATON_WEEKLY_BUDGET)
         report = await conductor.tick(SystemClock().now(), team_id=team.id, force=True)
         _, after = await db.run(find)
         return report.invited, after - before, dict(report.held), report.deferred

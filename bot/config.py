@@ -7,12 +7,16 @@ variable and says what to do; nothing secret is ever printed.
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from dialogs.engine.errors import ConfigurationError
+from dialogs.engine.sealing import SECRET_BYTES, Sealer
 from storage.db import normalise_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./baton.db"
@@ -47,6 +51,11 @@ class Settings(BaseSettings):
     BATON_CATALOGUE: str | None = None
     # Testing aid: read "now" from this file (an ISO timestamp). Never in production.
     BATON_CLOCK_FILE: str | None = None
+    # The secret anonymous answers are sealed under (dialogs/engine/sealing.py); never stored in the database.
+    # Required with PostgreSQL (every replica needs the same one); with a SQLite file it defaults to a key
+    # file beside the database, created once with mode 0600.
+    BATON_SECRET_KEY: SecretStr | None = None
+    BATON_SECRET_FILE: str | None = None
 
     SLACK_BOT_TOKEN: SecretStr | None = None
     SLACK_SIGNING_SECRET: SecretStr | None = None
@@ -80,6 +89,13 @@ class Settings(BaseSettings):
             from dialogs.tools import catalogue
 
             catalogue(value)  # validated at start: a broken file names the tool and field
+        return value
+
+    @field_validator("BATON_SECRET_KEY")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < SECRET_BYTES:
+            raise ValueError(f"must be at least {SECRET_BYTES} characters; {MAKE_SECRET}")
         return value
 
     @field_validator("BATON_LOG_LEVEL")
@@ -119,6 +135,30 @@ class Settings(BaseSettings):
             raise ValueError("BATON_TEAMS_EMULATOR=1 and MICROSOFT_APP_ID cannot both be set: unset one of them")
         return self
 
+    def secret_file(self) -> Path | None:
+        """Where the secret is kept when BATON_SECRET_KEY is not set: beside a SQLite file database."""
+        if self.BATON_SECRET_FILE:
+            return Path(self.BATON_SECRET_FILE)
+        url = make_url(self.DATABASE_URL)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database + ".key")
+        return None
+
+    def sealer(self) -> Sealer:
+        """The sealer for BATON_SECRET_KEY, or for the key file (created on first use), or an error saying what to do."""
+        if self.BATON_SECRET_KEY is not None:
+            return Sealer(self.BATON_SECRET_KEY.get_secret_value().encode())
+        path = self.secret_file()
+        if path is None:
+            if make_url(self.DATABASE_URL).get_backend_name() == "sqlite":
+                return Sealer.ephemeral()  # an in-memory database: its answers die with the process too
+            raise ConfigurationError(
+                "BATON_SECRET_KEY is missing: with PostgreSQL every replica needs the same secret to seal anonymous "
+                f"answers, and it must not live in the database. {MAKE_SECRET}, keep it with your other secrets, "
+                "and set it on every replica (or point BATON_SECRET_FILE at a file holding it)."
+            )
+        return Sealer(read_or_create_secret(path))
+
     @property
     def public_url(self) -> str:
         return (self.BATON_PUBLIC_URL or f"http://{self.BATON_HOST}:{self.BATON_PORT}").rstrip("/")
@@ -154,6 +194,31 @@ class Settings(BaseSettings):
                 f"Refusing to bind to {host} with BATON_TEAMS_EMULATOR=1: emulator mode accepts unauthenticated "
                 "requests. Bind to 127.0.0.1, or set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD."
             )
+
+
+MAKE_SECRET = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def read_or_create_secret(path: Path) -> bytes:
+    """The secret in `path`, made (random, mode 0600) if the file does not exist yet."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigurationError(f"Baton could not create its secret file {path} ({exc.strerror}).") from None
+    else:
+        with os.fdopen(fd, "wb") as out:
+            out.write(os.urandom(SECRET_BYTES).hex().encode() + b"\n")
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigurationError(
+            f"{path} holds Baton's secret but others can read it (mode {stat.filemode(mode)}): run chmod 600 {path}."
+        )
+    secret = path.read_bytes().strip()
+    if len(secret) < SECRET_BYTES:
+        raise ConfigurationError(f"{path} is too short to be Baton's secret ({SECRET_BYTES} characters at least).")
+    return secret
 
 
 def is_loopback(host: str) -> bool:

@@ -16,6 +16,7 @@ from dialogs.engine.clock import Clock, SystemClock
 from dialogs.engine.contract import Dialog
 from dialogs.engine.delivery import Delivery, LocalDelivery
 from dialogs.engine.inbox import Inbox
+from dialogs.engine.sealing import Sealer
 from dialogs.engine.turns import Engine
 from storage.db import Database
 
@@ -29,10 +30,17 @@ class Core:
     engine: Engine
     sender: OutboxSender
     inbox: Inbox
+    sealer: Sealer
 
     @classmethod
     def assemble(
-        cls, db: Database, dialogs: Iterable[Dialog], *, clock: Clock | None = None, deliveries: Iterable[Delivery] = ()
+        cls,
+        db: Database,
+        dialogs: Iterable[Dialog],
+        *,
+        sealer: Sealer,
+        clock: Clock | None = None,
+        deliveries: Iterable[Delivery] = (),
     ) -> Core:
         """Engine, sender and inbox over `db`, wired to each other.
 
@@ -40,13 +48,13 @@ class Core:
         `deliveries` add channels, or replace the local one (tests record it).
         """
         clock = clock or SystemClock()
-        engine = Engine(db, dialogs, clock=clock)
+        engine = Engine(db, dialogs, clock=clock, sealer=sealer)
         sender = OutboxSender(db, [LocalDelivery(), *deliveries], clock=clock)
-        inbox = Inbox(db, clock)
+        inbox = Inbox(db, clock, sealer)
         engine.on_queued = sender.wake
         engine.on_claimed = sender.deliver_soon
         inbox.on_queued = sender.wake
-        return cls(db, clock, engine, sender, inbox)
+        return cls(db, clock, engine, sender, inbox, sealer)
 
     def wake_sender(self) -> None:
         self.sender.wake()

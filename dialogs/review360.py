@@ -20,18 +20,21 @@ How anonymity is built, not promised:
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import mean
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from dialogs.common import anonymity
+from dialogs.common.anonymity import shuffled
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Card, Choice, Rating, Reply, TextInput
+from dialogs.engine.sealing import Sealer
 from storage import queries
 from storage.models import Answer360, Campaign360, Person, Pool360, Rater360
 
@@ -39,8 +42,7 @@ FLOOR = 3
 ANONYMOUS_GROUPS = ("peer", "report")
 GROUP_NAMES = {"manager": "Manager", "self": "Self-assessment", "peer": "Peers", "report": "Direct reports"}
 WINDOWS = {"1w": timedelta(weeks=1), "2w": timedelta(weeks=2)}
-MAX_COMMENT = 1500
-_random = secrets.SystemRandom()
+MAX_COMMENT = anonymity.MAX_WRITTEN
 
 # Statements about the work, one per influence, rated 1 (strongly disagree) to 5 (strongly agree):
 # (influence, about someone else, in the subject's own words).
@@ -90,10 +92,6 @@ INFLUENCE_NAMES = {
 }
 
 
-def new_id() -> str:
-    return secrets.token_hex(16)
-
-
 async def propose_raters(session: AsyncSession, subject: Person) -> list[tuple[Person, str]]:
     """The subject's manager, peers in their team (at most 12), direct reports, and the subject (self)."""
     raters: list[tuple[Person, str]] = []
@@ -104,13 +102,13 @@ async def propose_raters(session: AsyncSession, subject: Person) -> list[tuple[P
     if subject.team_id:
         peers = await session.execute(
             select(Person)
-            .where(Person.team_id == subject.team_id, Person.id != subject.id, Person.active.is_(True))
-            .where(Person.id != (subject.manager_id or 0))
+            .where(col(Person.team_id) == subject.team_id, col(Person.id) != subject.id, col(Person.active).is_(True))
+            .where(col(Person.id) != (subject.manager_id or 0))
             .order_by(Person.name)
             .limit(12)
         )
         raters += [(p, "peer") for p in peers.scalars()]
-    reports = await queries.reports_of(session, subject.id)
+    reports = await queries.reports_of(session, _id(subject))
     raters += [(p, "report") for p in reports if all(p.id != r.id for r, _ in raters)]
     raters.append((subject, "self"))
     return raters
@@ -126,6 +124,12 @@ def pooling_note(group: str, threshold: int, subject_first: str) -> str:
         f"Your answers join the *{GROUP_NAMES[group].lower()}* group. They are shown only when at least {threshold} "
         f"people in that group answer, pooled with theirs, and never with your name."
     )
+
+
+def _id(row: Person | Campaign360) -> int:
+    """The primary key of a row that has been flushed (mypy sees the optional default of the model)."""
+    assert row.id is not None
+    return row.id
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -161,65 +165,126 @@ class Results:
         return [k for _, k in averaged[:count]]
 
 
-async def compute_results(session: AsyncSession, campaign: Campaign360) -> Results:
-    """Scores and comments per group, with every anonymity rule applied. Reads only released answers."""
-    raters = list((await session.execute(select(Rater360).where(Rater360.campaign_id == campaign.id))).scalars())
-    answered: dict[str, set[int]] = defaultdict(set)
-    for rater in raters:
-        if rater.answered:
-            answered[rater.group].add(rater.rater_id)
-    rows = list((await session.execute(select(Answer360).where(Answer360.campaign_id == campaign.id))).scalars())
-    by_group: dict[str, list[Answer360]] = defaultdict(list)
-    for row in rows:
-        by_group[row.group].append(row)
-    earlier = await _earlier_rater_sets(session, campaign)
+@dataclass(frozen=True)
+class Item:
+    """One answer to one question, with its group and nothing else."""
+
+    group: str
+    question_id: str
+    rating: int | None
+    comment: str | None
+
+
+@dataclass
+class History:
+    """What earlier closed 360s about the same subject showed, for the differencing guards."""
+
+    raters: dict[str, list[set[int]]] = field(default_factory=dict)  # group → answered raters of each shown group
+    # group → (answered raters, question → ratings shown) of each earlier campaign
+    counts: dict[str, list[tuple[set[int], dict[str, int]]]] = field(default_factory=dict)
+
+
+def decide(campaign: Campaign360, answered: dict[str, set[int]], history: History, items: list[Item]) -> Results:
+    """Apply every anonymity rule to `items`; the results name, per group, what may be shown.
+
+    Used at close on the opened pool (and what it releases is all that is ever
+    written), and again on the released answers when results are read: applying
+    the rules to what they released changes nothing.
+    """
+    by_group: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        by_group[item.group].append(item)
     results = []
     for group in ("manager", "self", "peer", "report"):
         count = len(answered.get(group, ()))
         if count == 0:
             continue
         result = GroupResult(group, count, released=True)
-        if group in ANONYMOUS_GROUPS:
+        anonymous = group in ANONYMOUS_GROUPS
+        if anonymous:
             if count < campaign.threshold:
                 result.released, result.reason = False, f"fewer than {campaign.threshold} answered"
-            else:
-                for other in earlier.get(group, []):
-                    changed = len(answered[group] ^ other)
-                    if 0 < changed < campaign.threshold:
-                        result.released = False
-                        result.reason = (
-                            "too close to an earlier 360's group: comparing the two could expose individuals"
-                        )
-                        break
+            elif any(0 < len(answered[group] ^ other) < campaign.threshold for other in history.raters.get(group, [])):
+                result.released = False
+                result.reason = "too close to an earlier 360's group: comparing the two could expose individuals"
         if result.released:
-            minimum = campaign.threshold if group in ANONYMOUS_GROUPS else 1
+            minimum = campaign.threshold if anonymous else 1
             ratings: dict[str, list[int]] = defaultdict(list)
             comments: list[str] = []
-            for row in by_group.get(group, []):
-                if row.rating is not None:
-                    ratings[row.question_id].append(row.rating)
-                if row.comment:
-                    comments.append(row.comment)
-            result.scores = {q: round(mean(v), 2) for q, v in ratings.items() if len(v) >= minimum}
-            comment_minimum = campaign.comment_threshold if group in ANONYMOUS_GROUPS else 1
-            if len(comments) >= comment_minimum:
-                _random.shuffle(comments)
-                result.comments = comments
+            for item in by_group.get(group, []):
+                if item.rating is not None:
+                    ratings[item.question_id].append(item.rating)
+                if item.comment:
+                    comments.append(item.comment)
+            result.scores = {
+                question: round(mean(values), 2)
+                for question, values in ratings.items()
+                if len(values) >= minimum
+                and not (
+                    anonymous and _differs_by_few(campaign, answered[group], history, group, question, len(values))
+                )
+            }
+            if len(comments) >= (campaign.comment_threshold if anonymous else 1):
+                result.comments = shuffled(comments)
         results.append(result)
-    return Results(campaign.id, results)
+    return Results(_id(campaign), results)
 
 
-async def _earlier_rater_sets(session: AsyncSession, campaign: Campaign360) -> dict[str, list[set[int]]]:
-    """For each group, the answered raters of every earlier closed campaign about the same subject,
-    where that group was large enough to have been shown (a hidden group cannot be subtracted from)."""
+def _differs_by_few(
+    campaign: Campaign360, raters: set[int], history: History, group: str, question: str, count: int
+) -> bool:
+    """Whether this question's rating count is within `threshold` of one an earlier 360 showed, from overlapping
+    raters: subtracting the two averages would then isolate the few ratings that differ."""
+    for earlier_raters, shown in history.counts.get(group, []):
+        before = shown.get(question)
+        if before is not None and raters & earlier_raters and 0 < abs(count - before) < campaign.threshold:
+            return True
+    return False
+
+
+def released_items(results: Results, items: list[Item]) -> list[Item]:
+    """Of `items`, only what `results` shows: ratings of shown questions, comments of groups whose comments show."""
+    shown = {group.group: group for group in results.released}
+    kept = []
+    for item in items:
+        group = shown.get(item.group)
+        if group is None:
+            continue
+        rating = item.rating if item.question_id in group.scores else None
+        comment = item.comment if group.comments else None
+        if rating is not None or comment:
+            kept.append(Item(item.group, item.question_id, rating, comment))
+    return kept
+
+
+async def compute_results(session: AsyncSession, campaign: Campaign360) -> Results:
+    """Scores and comments per group, with every anonymity rule applied. Reads only released answers."""
+    rows = await session.scalars(select(Answer360).where(col(Answer360.campaign_id) == campaign.id))
+    items = [Item(row.group, row.question_id, row.rating, row.comment) for row in rows]
+    return decide(campaign, await _answered(session, campaign), await _history(session, campaign), items)
+
+
+async def _answered(session: AsyncSession, campaign: Campaign360) -> dict[str, set[int]]:
+    raters = await session.scalars(select(Rater360).where(col(Rater360.campaign_id) == campaign.id))
+    answered: dict[str, set[int]] = defaultdict(set)
+    for rater in raters:
+        if rater.answered:
+            answered[rater.group].add(rater.rater_id)
+    return answered
+
+
+async def _history(session: AsyncSession, campaign: Campaign360) -> History:
+    """For each group, the answered raters of every earlier closed campaign about the same subject where that
+    group was large enough to have been shown (a hidden group cannot be subtracted from), and the rating counts
+    it showed per question."""
     earlier = await session.execute(
-        select(Rater360.campaign_id, Rater360.group, Rater360.rater_id, Campaign360.threshold)
-        .join(Campaign360, Campaign360.id == Rater360.campaign_id)
+        select(col(Rater360.campaign_id), col(Rater360.group), col(Rater360.rater_id), col(Campaign360.threshold))
+        .join(Campaign360, col(Campaign360.id) == Rater360.campaign_id)
         .where(
-            Campaign360.subject_id == campaign.subject_id,
-            Campaign360.id != campaign.id,
-            Campaign360.status == "closed",
-            Rater360.answered.is_(True),
+            col(Campaign360.subject_id) == campaign.subject_id,
+            col(Campaign360.id) != campaign.id,
+            col(Campaign360.status) == "closed",
+            col(Rater360.answered).is_(True),
         )
     )
     sets: dict[tuple[int, str], set[int]] = defaultdict(set)
@@ -227,11 +292,27 @@ async def _earlier_rater_sets(session: AsyncSession, campaign: Campaign360) -> d
     for campaign_id, group, rater_id, threshold in earlier:
         sets[(campaign_id, group)].add(rater_id)
         thresholds[campaign_id] = threshold
-    found: dict[str, list[set[int]]] = defaultdict(list)
-    for (campaign_id, group), members in sets.items():
-        if len(members) >= thresholds[campaign_id]:
-            found[group].append(members)
-    return found
+    shown = {key: members for key, members in sets.items() if len(members) >= thresholds[key[0]]}
+    counts: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
+    if shown:
+        rows = await session.execute(
+            select(
+                col(Answer360.campaign_id),
+                col(Answer360.group),
+                col(Answer360.question_id),
+                func.count(col(Answer360.rating)),
+            )
+            .where(col(Answer360.campaign_id).in_({campaign_id for campaign_id, _ in shown}))
+            .group_by(col(Answer360.campaign_id), col(Answer360.group), col(Answer360.question_id))
+        )
+        for campaign_id, group, question, ratings in rows:
+            if ratings >= thresholds[campaign_id]:  # a question shown then (older closes stored more than they showed)
+                counts[(campaign_id, group)][question] = ratings
+    history = History()
+    for (campaign_id, group), members in shown.items():
+        history.raters.setdefault(group, []).append(members)
+        history.counts.setdefault(group, []).append((members, counts.get((campaign_id, group), {})))
+    return history
 
 
 def report_reply(results: Results, subject: Person, *, for_subject: bool, tools: bool) -> Reply:
@@ -276,28 +357,41 @@ def report_reply(results: Results, subject: Person, *, for_subject: bool, tools:
     )
 
 
-async def close_campaign(session: AsyncSession, campaign: Campaign360, now: datetime) -> Results:
-    """Write the pool to the final table in shuffled order, empty the pool, mark closed, compute results."""
-    pooled = list((await session.execute(select(Pool360).where(Pool360.campaign_id == campaign.id))).scalars())
-    _random.shuffle(pooled)
+async def close_campaign(session: AsyncSession, campaign: Campaign360, now: datetime, sealer: Sealer) -> Results:
+    """Open the pool, write only what the results show (shuffled, fresh ids, the close day only), delete the
+    pool and every unsubmitted draft, mark the campaign closed, and return its results.
+
+    Answers of groups or questions below their threshold are dropped here, never written readable.
+    """
+    where = anonymity.scope("360", _id(campaign))
+    pooled = list(await session.scalars(select(Pool360).where(col(Pool360.campaign_id) == campaign.id)))
+    items: list[Item] = []
+    for submission in anonymity.open_submissions(sealer, where, [row.sealed for row in pooled if row.sealed]):
+        for question, answer in submission["answers"].items():
+            items.append(Item(submission["group"], question, answer.get("rating"), answer.get("comment") or None))
+    for row in pooled:  # pooled before answers were sealed (migration 0010)
+        if row.sealed is None and row.group and row.question_id:
+            items.append(Item(row.group, row.question_id, row.rating, row.comment))
+    results = decide(campaign, await _answered(session, campaign), await _history(session, campaign), items)
     day = now.date()
-    for row in pooled:
+    for item in anonymity.shuffled(released_items(results, items)):
         session.add(
             Answer360(
-                id=new_id(),
-                campaign_id=campaign.id,
-                group=row.group,
-                question_id=row.question_id,
-                rating=row.rating,
-                comment=row.comment,
+                id=anonymity.new_id(),
+                campaign_id=_id(campaign),
+                group=item.group,
+                question_id=item.question_id,
+                rating=item.rating,
+                comment=item.comment,
                 written_on=day,
             )
         )
-    await session.execute(delete(Pool360).where(Pool360.campaign_id == campaign.id))
+    await session.execute(delete(Pool360).where(col(Pool360.campaign_id) == campaign.id))
+    await anonymity.clear_drafts(session, where, Review360Dialog.name, "campaign", _id(campaign))
     campaign.status, campaign.closed_on = "closed", day
     session.add(campaign)
     await session.flush()
-    return await compute_results(session, campaign)
+    return results
 
 
 # -- the dialog ----------------------------------------------------------------------------------
@@ -345,7 +439,7 @@ class Review360Dialog(Dialog):
     # -- starting a campaign ---------------------------------------------------------------------
 
     async def who_prompt(self, turn: Turn) -> Reply:
-        reports = await queries.reports_of(turn.session, turn.person.id)
+        reports = await queries.reports_of(turn.session, _id(turn.person))
         return Reply(
             "Whose work is the 360 about?",
             choices=tuple(Choice(p.name, p.email) for p in reports[:10]),
@@ -364,7 +458,9 @@ class Review360Dialog(Dialog):
         if subject.id == turn.person.id:
             raise UserFacingError("A 360 is about someone else's work; your own manager can start one about yours.")
         running = await turn.session.scalar(
-            select(Campaign360.id).where(Campaign360.subject_id == subject.id, Campaign360.status == "open").limit(1)
+            select(col(Campaign360.id))
+            .where(col(Campaign360.subject_id) == subject.id, col(Campaign360.status) == "open")
+            .limit(1)
         )
         if running is not None:
             raise UserFacingError(f"A 360 about {subject.name.split(' ')[0]}'s work is already open.")
@@ -382,7 +478,9 @@ class Review360Dialog(Dialog):
         names = {
             p.id: p.name
             for p in (
-                await turn.session.execute(select(Person).where(Person.id.in_([r[0] for r in turn.data["raters"]])))
+                await turn.session.execute(
+                    select(Person).where(col(Person.id).in_([r[0] for r in turn.data["raters"]]))
+                )
             ).scalars()
         }
         by_group: dict[str, list[str]] = defaultdict(list)
@@ -444,8 +542,8 @@ class Review360Dialog(Dialog):
         subject = await turn.session.get(Person, turn.data["subject"])
         assert subject is not None
         campaign = Campaign360(
-            subject_id=subject.id,
-            created_by_id=turn.person.id,
+            subject_id=_id(subject),
+            created_by_id=_id(turn.person),
             status="open",
             threshold=max(FLOOR, turn.data["threshold"]),
             comment_threshold=max(FLOOR, turn.data["threshold"]),
@@ -456,7 +554,7 @@ class Review360Dialog(Dialog):
         turn.session.add(campaign)
         await turn.session.flush()
         for person_id, group in turn.data["raters"]:
-            turn.session.add(Rater360(campaign_id=campaign.id, rater_id=person_id, group=group))
+            turn.session.add(Rater360(campaign_id=_id(campaign), rater_id=person_id, group=group))
             if person_id != turn.person.id:
                 turn.tell(
                     person_id, self._invitation(campaign, subject, group), key=f"360-invite:{campaign.id}:{person_id}"
@@ -492,7 +590,9 @@ class Review360Dialog(Dialog):
         campaign = (
             (
                 await turn.session.execute(
-                    select(Campaign360).where(Campaign360.subject_id == turn.person.id, Campaign360.status == "open")
+                    select(Campaign360).where(
+                        col(Campaign360.subject_id) == turn.person.id, col(Campaign360.status) == "open"
+                    )
                 )
             )
             .scalars()
@@ -545,7 +645,9 @@ class Review360Dialog(Dialog):
             rater = (
                 (
                     await turn.session.execute(
-                        select(Rater360).where(Rater360.campaign_id == campaign.id, Rater360.rater_id == turn.person.id)
+                        select(Rater360).where(
+                            col(Rater360.campaign_id) == campaign.id, col(Rater360.rater_id) == turn.person.id
+                        )
                     )
                 )
                 .scalars()
@@ -571,7 +673,8 @@ class Review360Dialog(Dialog):
         subject = await turn.session.get(Person, campaign.subject_id)
         assert subject is not None
         first = "you" if rater.group == "self" else subject.name.split(" ")[0]
-        turn.data.update(campaign=campaign.id, group=rater.group, name=first, i=0, answers={})
+        turn.data.update(campaign=campaign.id, group=rater.group, name=first, i=0)
+        await anonymity.drop_draft(turn, anonymity.scope("360", _id(campaign)))  # starting again starts afresh
         turn.say(pooling_note(rater.group, campaign.threshold, first))
         return "rate"
 
@@ -593,7 +696,8 @@ class Review360Dialog(Dialog):
         if value != "na" and not (value.isdigit() and 1 <= int(value) <= 5):
             raise UserFacingError("Please pick 1 to 5, or *Can't say*.")
         influence = RATED[turn.data["i"]][0]
-        turn.data["answers"] = {**turn.data["answers"], influence: {"rating": None if value == "na" else int(value)}}
+        where = await _where(turn)
+        await anonymity.keep_answer(turn, where, influence, {"rating": None if value == "na" else int(value)})
         return "comment"
 
     def comment_prompt(self, turn: Turn) -> Reply:
@@ -606,10 +710,9 @@ class Review360Dialog(Dialog):
     async def on_comment(self, turn: Turn, value: str) -> Transition:
         influence = RATED[turn.data["i"]][0]
         if value != "__none":
-            turn.data["answers"] = {
-                **turn.data["answers"],
-                influence: {**turn.data["answers"][influence], "comment": value},
-            }
+            where = await _where(turn)
+            rated = (await anonymity.draft(turn, where, influence)).get(influence, {})
+            await anonymity.keep_answer(turn, where, influence, {**rated, "comment": value})
         turn.data["i"] += 1
         if turn.data["i"] < len(RATED):
             return "rate"
@@ -628,7 +731,7 @@ class Review360Dialog(Dialog):
     async def on_open(self, turn: Turn, value: str) -> Transition:
         key = OPEN[turn.data["j"]][0]
         if value != "__none":
-            turn.data["answers"] = {**turn.data["answers"], key: {"rating": None, "comment": value}}
+            await anonymity.keep_answer(turn, await _where(turn), key, {"rating": None, "comment": value})
         turn.data["j"] += 1
         return "open" if turn.data["j"] < len(OPEN) else "confirm"
 
@@ -644,46 +747,54 @@ class Review360Dialog(Dialog):
 
     async def on_confirm(self, turn: Turn, value: str) -> Transition:
         if value == "discard":
+            await anonymity.drop_draft(turn, await _where(turn))
             turn.data.clear()
             turn.say("Discarded. Nothing was recorded; you can start again from the invitation while the 360 is open.")
             return END
         if value != "submit":
             return None
         campaign, rater = await self._rater(turn, str(turn.data["campaign"]))
-        for question_id, answer in turn.data["answers"].items():
-            turn.session.add(
-                Pool360(
-                    id=new_id(),
-                    campaign_id=campaign.id,
-                    group=rater.group,
-                    question_id=question_id,
-                    rating=answer.get("rating"),
-                    comment=(answer.get("comment") or None),
-                )
-            )
+        where = await _where(turn)
+        submission = {"group": rater.group, "answers": await anonymity.draft(turn, where)}
+        sealed = anonymity.seal_submission(turn.sealer, where, submission, slots=len(RATED) + len(OPEN) + 1)
+        turn.session.add(Pool360(id=anonymity.new_id(), campaign_id=_id(campaign), sealed=sealed))
         rater.answered = True
         turn.session.add(rater)
-        turn.data.clear()  # the only place the answers were linked to this person
+        await anonymity.drop_draft(turn, where)  # the only place the answers were linked to this person
+        turn.data.clear()
         turn.say("Thank you — your answers are in the pool. They'll be shown only as described, when the 360 closes.")
         return END
+
+
+async def _where(turn: Turn) -> str:
+    """The sealing scope of the campaign this person is answering; a draft saved in the clear before answers
+    were sealed (an upgrade mid-campaign) is sealed now."""
+    where = anonymity.scope("360", turn.data["campaign"])
+    legacy = turn.data.pop("answers", None)
+    if legacy:
+        for question, answer in legacy.items():
+            await anonymity.keep_answer(turn, where, question, answer)
+    return where
 
 
 async def due_360(session: AsyncSession, now: datetime) -> tuple[list[Campaign360], list[tuple[Campaign360, Rater360]]]:
     """Campaigns to close now, and raters to remind (not answered or declined, within two days of the close)."""
     to_close = list(
         (
-            await session.execute(select(Campaign360).where(Campaign360.status == "open", Campaign360.closes_at <= now))
+            await session.execute(
+                select(Campaign360).where(col(Campaign360.status) == "open", col(Campaign360.closes_at) <= now)
+            )
         ).scalars()
     )
     rows = await session.execute(
         select(Campaign360, Rater360)
-        .join(Rater360, Rater360.campaign_id == Campaign360.id)
+        .join(Rater360, col(Rater360.campaign_id) == Campaign360.id)
         .where(
-            Campaign360.status == "open",
-            Campaign360.closes_at > now,
-            Campaign360.closes_at <= now + timedelta(days=2),
-            Rater360.answered.is_(False),
-            Rater360.declined.is_(False),
+            col(Campaign360.status) == "open",
+            col(Campaign360.closes_at) > now,
+            col(Campaign360.closes_at) <= now + timedelta(days=2),
+            col(Rater360.answered).is_(False),
+            col(Rater360.declined).is_(False),
         )
     )
     return to_close, [(campaign, rater) for campaign, rater in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -160,6 +161,27 @@ class Database:
         async with self.engine.connect() as conn:
             return await conn.run_sync(_is_current)
 
+    async def checkpoint(self) -> None:
+        """SQLite: copy the WAL into the main file and truncate it, so old page images do not linger there.
+
+        Best effort: a checkpoint that readers block is logged and left to SQLite's own next one.
+        PostgreSQL manages its WAL itself; nothing to do.
+        """
+        if not self.is_sqlite:
+            return
+        try:
+            async with self.engine.connect() as conn:
+                # On the driver's own connection: SQLAlchemy's would open a transaction (BEGIN IMMEDIATE, below),
+                # and SQLite refuses to checkpoint inside one.
+                raw = await conn.get_raw_connection()
+                cursor = await raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy, _, _ = await cursor.fetchone()
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed (%s)", type(exc).__name__)
+            return
+        if busy:
+            log.info("WAL checkpoint could not finish while readers were active; SQLite will complete it later")
+
     async def close(self) -> None:
         await self.engine.dispose()
 
@@ -180,6 +202,8 @@ def _sqlite_pragmas(engine: AsyncEngine, *, foreign_keys: bool = True) -> None:
         cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Deleted content is overwritten with zeros, not left in free pages (set here, not left to the build).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

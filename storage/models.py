@@ -298,9 +298,12 @@ class Rater360(SQLModel, table=True):
 
 
 class Pool360(SQLModel, table=True):
-    """Submitted answers waiting for the campaign to close. No rater, no time, random ids.
+    """Submissions waiting for the campaign to close: one sealed row per rater. No rater, no time, random ids.
 
-    At close they are written to `answer_360` in shuffled order and deleted here.
+    `sealed` holds the group and every answer, encrypted and padded to one size
+    (dialogs/common/anonymity.py). At close they are opened, what is released is
+    written to `answer_360` in shuffled order, and the rows are deleted.
+    The other columns are only for rows pooled before answers were sealed (migration 0010).
     """
 
     __tablename__ = "pool_360"
@@ -308,10 +311,25 @@ class Pool360(SQLModel, table=True):
     __table_args__ = {"sqlite_with_rowid": False}
     id: str = Field(primary_key=True, max_length=32)
     campaign_id: int = Field(foreign_key="campaign_360.id", index=True)
-    group: str = Field(max_length=16)
-    question_id: str = Field(max_length=32)
+    sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    group: str | None = Field(default=None, max_length=16)
+    question_id: str | None = Field(default=None, max_length=32)
     rating: int | None = None
     comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class SealedDraft(SQLModel, table=True):
+    """One answer someone is still drafting in an anonymous collection, sealed and padded to one size.
+
+    Kept apart from `dialog_state` so a turn rewrites one answer, not all of them; deleted on submit,
+    on discard and when the collection closes (dialogs/common/anonymity.py).
+    """
+
+    __tablename__ = "sealed_draft"
+    person_id: int = Field(primary_key=True, foreign_key="person.id")
+    scope: str = Field(primary_key=True, max_length=64, index=True)
+    item: str = Field(primary_key=True, max_length=32)
+    sealed: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class Answer360(SQLModel, table=True):

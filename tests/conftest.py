@@ -23,7 +23,10 @@ from sqlalchemy.engine import make_url
 from dialogs.engine.clock import FakeClock
 from storage.db import Database, normalise_url
 from storage.models import metadata
-from tests.harness import Chat, RecordingDelivery, Rig
+from tests.harness import SECRET, Chat, RecordingDelivery, Rig
+
+# Servers the tests start (in process or as processes) seal with the same secret as the test rigs.
+os.environ["BATON_SECRET_KEY"] = SECRET
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"

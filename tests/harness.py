@@ -7,6 +7,7 @@ only stand-in is the channel at the end, which records what was delivered.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from dialogs.engine import Engine
 from dialogs.engine.clock import FakeClock
 from dialogs.engine.delivery import DeliveryError, Outgoing
 from dialogs.engine.messages import Inbound, Reply, Sender
+from dialogs.engine.sealing import Sealer
 from storage.db import Database
 from storage.models import Person
 
@@ -42,6 +44,10 @@ class RecordingDelivery:
         return [m.reply for m in self.sent if m.person_id == person_id]
 
 
+# The secret every Rig seals with; a server a test starts beside a Rig gets it as BATON_SECRET_KEY.
+SECRET = secrets.token_urlsafe(48)
+
+
 @dataclass
 class Rig:
     db: Database
@@ -49,13 +55,14 @@ class Rig:
     engine: Engine
     sender: OutboxSender
     delivery: RecordingDelivery
+    sealer: Sealer
     people: dict[str, Person] = field(default_factory=dict)
 
     @classmethod
     async def create(cls, db: Database, clock: FakeClock, *, demo: bool = True) -> Rig:
         delivery = RecordingDelivery()
-        core = Core.assemble(db, all_dialogs(), clock=clock, deliveries=[delivery])
-        rig = cls(db, clock, core.engine, core.sender, delivery)
+        core = Core.assemble(db, all_dialogs(), sealer=Sealer(SECRET.encode()), clock=clock, deliveries=[delivery])
+        rig = cls(db, clock, core.engine, core.sender, delivery, core.sealer)
         if demo:
             await seed_demo(db, clock)
         await rig.reload_people()
@@ -71,9 +78,9 @@ class Rig:
         return Chat(self, self.people[email])
 
     def restart(self) -> Rig:
-        """A new engine and sender on the same database, as after a process restart."""
-        core = Core.assemble(self.db, all_dialogs(), clock=self.clock, deliveries=[self.delivery])
-        return Rig(self.db, self.clock, core.engine, core.sender, self.delivery, self.people)
+        """A new engine and sender on the same database (and the same secret), as after a process restart."""
+        core = Core.assemble(self.db, all_dialogs(), sealer=self.sealer, clock=self.clock, deliveries=[self.delivery])
+        return Rig(self.db, self.clock, core.engine, core.sender, self.delivery, self.sealer, self.people)
 
 
 class Chat:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from dialogs.services.rhythm import Conductor
-from storage.models import Campaign360, OutboxMessage, Person, Pool360, Rater360, metadata
+from storage.models import Answer360, Campaign360, OutboxMessage, Person, Pool360, Rater360, metadata
 from tests.harness import Chat, Rig
 
 PEERS = [f"peer{n}@demo.baton" for n in range(1, 7)]
@@ -76,7 +76,7 @@ async def answer(rig: Rig, email: str, campaign: Campaign360, ratings: list[str]
 
 async def close(rig: Rig, campaign: Campaign360) -> None:
     rig.clock.set(campaign.closes_at + timedelta(minutes=1))
-    report = await Conductor(rig.db, tools_available=True).tick(rig.clock.now())
+    report = await Conductor(rig.db, sealer=rig.sealer, tools_available=True).tick(rig.clock.now())
     assert report.reviews >= 1
     await rig.sender.drain_once()
 
@@ -163,6 +163,11 @@ async def test_a_group_at_k_minus_one_is_omitted_and_at_k_shown(rig: Rig, chat: 
     assert not any(k.startswith("Peers") for k in shown)
     assert any("Peers: not shown (fewer than 3 answered)" in line for line in tom_report.card.lines)
     assert "4" not in " ".join(v for k, v in shown.items())  # the hidden peers' 4s are folded in nowhere
+    # ... and were never written readable: the released table holds the manager's answers only
+    stored = (
+        await rig.db.run(lambda s: s.scalars(select(Answer360).where(Answer360.campaign_id == campaign.id)))
+    ).all()
+    assert stored and {row.group for row in stored} == {"manager"}
 
     campaign2 = await start_campaign_for_next_round(rig, chat, campaign)
     for email in PEERS[:3]:
@@ -191,6 +196,68 @@ async def test_differencing_two_campaigns_is_blocked(rig: Rig, chat: Chat) -> No
     report = rig.delivery.to(rig.people["tom@demo.baton"].id)[-1]
     assert not any(k.startswith("Peers") for k in dict(report.card.fields))
     assert any("too close to an earlier 360" in line for line in report.card.lines)
+
+
+async def test_one_question_whose_rating_count_moved_by_one_is_withheld(rig: Rig, chat: Chat) -> None:
+    """Same four peers twice; one "Can't say" became a rating: 4 x 3.75 - 3 x 3.67 would be exactly that rating."""
+    await add_peers(rig, PEERS[:4])
+    first = await start_campaign(rig, chat)
+    for email in PEERS[:4]:
+        await answer(rig, email, first, (["Can't say"] if email == PEERS[3] else ["4"]) + ["4"] * 5, None)
+    await close(rig, first)
+    shown_first = dict(rig.delivery.to(rig.people["tom@demo.baton"].id)[-1].card.fields)
+    assert "Expectations 4" in shown_first["Peers (4)"]  # three ratings, at the threshold: shown
+    second = await start_campaign_for_next_round(rig, chat, first)
+    for email in PEERS[:4]:
+        await answer(rig, email, second, ["1" if email == PEERS[3] else "4"] + ["4"] * 5, None)
+    await close(rig, second)
+    shown = dict(rig.delivery.to(rig.people["tom@demo.baton"].id)[-1].card.fields)
+    assert "Expectations" not in shown["Peers (4)"] and "Feedback 4" in shown["Peers (4)"]
+    stored = (await rig.db.run(lambda s: s.scalars(select(Answer360).where(Answer360.campaign_id == second.id)))).all()
+    assert not [row for row in stored if row.question_id == "expectations" and row.rating is not None]
+
+
+async def test_a_restart_mid_answer_keeps_the_draft(rig: Rig, chat: Chat) -> None:
+    await add_peers(rig, PEERS[:3])
+    campaign = await start_campaign(rig, chat)
+    rater = rig.chat(PEERS[0])
+    await rater.send(f"360 answer {campaign.id}")
+    await rater.press("5")
+    await rater.send("kept across a restart")
+    restarted = rig.restart()  # a new process with the same secret
+    again = restarted.chat(PEERS[0])
+    for _ in range(5):
+        await again.send("4")  # typed: this new process's chat has not seen the buttons yet
+        await again.press("No comment")
+    for _ in range(2):
+        await again.press("Skip")
+    await again.press("Submit")
+    again.expect("your answers are in the pool")
+    for email in PEERS[1:3]:
+        await answer(restarted, email, campaign, ["4"] * 6, None)
+    await close(restarted, campaign)
+    report = restarted.delivery.to(restarted.people["tom@demo.baton"].id)[-1]
+    peers = dict(report.card.fields)["Peers (3)"]
+    assert "Expectations 4.33" in peers  # 5 (answered before the restart), 4 and 4
+
+
+async def test_the_secret_is_required_with_postgresql_and_kept_0600_beside_sqlite(tmp_path, monkeypatch) -> None:
+    from bot.config import load_settings
+    from dialogs.engine.errors import ConfigurationError
+
+    monkeypatch.delenv("BATON_SECRET_KEY")
+    with pytest.raises(ConfigurationError, match="BATON_SECRET_KEY is missing"):
+        load_settings(env_file=None, DATABASE_URL="postgresql://baton@db.example/baton").sealer()
+    with pytest.raises(ConfigurationError, match="at least 32 characters"):
+        load_settings(env_file=None, BATON_SECRET_KEY="short")
+    settings = load_settings(env_file=None, DATABASE_URL=f"sqlite:///{tmp_path}/baton.db")
+    sealed = settings.sealer().seal("s", {"a": 1}, size=64)
+    key_file = tmp_path / "baton.db.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert settings.sealer().open("s", sealed) == {"a": 1}  # the same secret on the next start
+    key_file.chmod(0o644)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        settings.sealer()
 
 
 async def test_thresholds_rise_but_never_fall_or_go_below_three(rig: Rig, chat: Chat) -> None:
@@ -231,7 +298,7 @@ async def test_one_answer_per_rater_and_no_answers_after_close(rig: Rig, chat: C
     await again.send(f"360 answer {campaign.id}")
     again.expect("already answered")
     pooled = list((await rig.db.run(lambda s: s.execute(select(Pool360)))).scalars())
-    assert len(pooled) == 6  # six ratings, no comments
+    assert len(pooled) == 1 and pooled[0].sealed and pooled[0].group is None  # one sealed row, nothing readable
     await close(rig, campaign)
     late = rig.chat(PEERS[1])
     await late.send(f"360 answer {campaign.id}")
@@ -254,7 +321,7 @@ async def test_the_subject_can_add_a_rater_and_late_raters_get_one_reminder(rig:
     )
     assert any(r.rater_id == rig.people["outsider@demo.baton"].id and r.group == "peer" for r in rows)
     rig.clock.set(campaign.closes_at - timedelta(days=1))
-    conductor = Conductor(rig.db)
+    conductor = Conductor(rig.db, sealer=rig.sealer)
     await conductor.tick(rig.clock.now())
     await conductor.tick(rig.clock.now())
     reminders = list(

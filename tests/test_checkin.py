@@ -35,7 +35,7 @@ async def invited(rig: Rig, email: str = "tom@demo.baton", when: datetime = TOM_
     """Tick at `when`, deliver, and return the person's chat and the invitation they received."""
     chat = rig.chat(email)
     rig.clock.set(when)
-    await Conductor(rig.db).tick(when)
+    await Conductor(rig.db, sealer=rig.sealer).tick(when)
     await rig.sender.drain_once()
     return chat, chat.expect("check-in time")
 
@@ -349,7 +349,7 @@ async def test_pressing_start_twice_makes_one_run(rig: Rig) -> None:
 
 async def test_last_weeks_buttons_are_closed_once_the_next_period_opens(rig: Rig) -> None:
     tom, invitation = await invited(rig)
-    await Conductor(rig.db).tick(utc(2026, 11, 27, 15, 0))  # next Friday: week 48 opens for Tom
+    await Conductor(rig.db, sealer=rig.sealer).tick(utc(2026, 11, 27, 15, 0))  # next Friday: week 48 opens for Tom
     rig.clock.set(utc(2026, 11, 27, 15, 5))
     for label in ("Start", "Skip this week", "Snooze"):
         await tom.press(label, on=invitation)
@@ -509,7 +509,7 @@ async def run_a_check_in_with_a_secret(rig: Rig) -> None:
     await tom.press("Edit 2", on=tom.expect("Your check-in", SECRET))
     await tom.send(f"still blocked by {SECRET}")
     tom.expect("Updated.")
-    await Conductor(rig.db).tick(TOM_CLOSES)  # the digest carries the secret to Maya
+    await Conductor(rig.db, sealer=rig.sealer).tick(TOM_CLOSES)  # the digest carries the secret to Maya
     rig.clock.set(TOM_CLOSES)
     await rig.sender.drain_once()
     [digest] = [r for r in rig.delivery.to(rig.people["maya@demo.baton"].id) if r.card]

@@ -18,6 +18,7 @@ from bot.demo import seed_demo
 from dialogs import all_dialogs
 from dialogs.engine.clock import FakeClock
 from dialogs.engine.messages import Card, Choice, Rating, Reply
+from dialogs.engine.sealing import Sealer
 from storage.db import Database
 from storage.models import Person
 
@@ -96,7 +97,7 @@ def test_plain_text_is_passed_through_without_markup() -> None:
 
 def console_for(db: Database, person_id: int, out: io.StringIO) -> Console:
     """The terminal on the same wiring as `baton chat`."""
-    core = Core.assemble(db, all_dialogs())
+    core = Core.assemble(db, all_dialogs(), sealer=Sealer.ephemeral())
     return Console(core, person_id, out, drain=core.sender.drain_once)
 
 
@@ -156,7 +157,7 @@ async def test_a_number_beyond_the_buttons_is_read_as_text(db: Database, clock: 
 async def test_run_console_reads_lines_until_end_of_input(db: Database, clock: FakeClock) -> None:
     await seed_demo(db, clock)
     out = io.StringIO()
-    core = Core.assemble(db, all_dialogs())
+    core = Core.assemble(db, all_dialogs(), sealer=Sealer.ephemeral())
     stdin = io.StringIO("settings\n\n1\nLisbon\n4\n")
     status = await run_console(core, "Aiko@Demo.Baton", drain=core.sender.drain_once, stdin=stdin, out=out)
     assert status == 0
@@ -169,7 +170,7 @@ async def test_run_console_reads_lines_until_end_of_input(db: Database, clock: F
 async def test_run_console_refuses_an_unknown_email(db: Database, clock: FakeClock, capsys) -> None:
     await seed_demo(db, clock)
     out = io.StringIO()
-    core = Core.assemble(db, all_dialogs())
+    core = Core.assemble(db, all_dialogs(), sealer=Sealer.ephemeral())
     stdin = io.StringIO("help\n")
     assert await run_console(core, "ghost@demo.baton", drain=core.sender.drain_once, stdin=stdin, out=out) == 2
     assert out.getvalue() == ""

@@ -26,11 +26,11 @@ from yarl import URL
 from bot.app import Baton, create_app
 from bot.config import load_settings
 from dialogs.checkin import DEFAULT_QUESTIONS
+from dialogs.common.anonymity import new_id
 from dialogs.common.periods import Rhythm, period_of
 from dialogs.engine import Engine
 from dialogs.engine.clock import FakeClock
 from dialogs.engine.messages import Inbound, Reply, Sender
-from dialogs.review360 import new_id
 from dialogs.services.rhythm import previous_periods
 from dialogs.signin import SignInDialog
 from storage.db import Database

@@ -183,7 +183,7 @@ class Exploding(Dialog):
 async def test_a_handler_bug_apologises_keeps_state_and_logs_no_user_text(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rig.engine = Engine(rig.db, [Exploding()], clock=rig.clock)
+    rig.engine = Engine(rig.db, [Exploding()], clock=rig.clock, sealer=rig.sealer)
     chat = rig.chat("tom@demo.baton")
     await chat.send("explode")
     chat.expect("Say something secret")

@@ -107,7 +107,7 @@ class Recorder:
 
 def use_engine(rig: Rig, *extra: Dialog) -> tuple[Engine, Recorder]:
     """A fresh engine with every dialog plus `extra`, wired to the rig's sender, with its transactions recorded."""
-    engine = Engine(rig.db, [*all_dialogs(), *extra], clock=rig.clock)
+    engine = Engine(rig.db, [*all_dialogs(), *extra], clock=rig.clock, sealer=rig.sealer)
     engine.on_queued, engine.on_claimed = rig.sender.wake, rig.sender.deliver_soon
     rig.engine = engine
     return engine, Recorder(engine)
@@ -277,8 +277,8 @@ async def test_one_failing_turn_costs_the_others_nothing_and_keeps_nothing_of_it
     assert saved[broken.id].version == 1 and "heard" not in saved[broken.id].data and saved[broken.id].state == "listen"
     keys = await processed(rig)
     assert f"side-effect:{broken.id}" not in keys
-    assert f"local:{broken.id}:{events[broken.id]}" not in keys
-    assert {f"local:{p.id}:{events[p.id]}" for p in people if p is not broken} <= keys
+    assert rig.sealer.tag(f"local:{broken.id}:{events[broken.id]}") not in keys
+    assert {rig.sealer.tag(f"local:{p.id}:{events[p.id]}") for p in people if p is not broken} <= keys
     assert not any(row.key.startswith(f"reply:local:{broken.id}:{events[broken.id]}:") for row in rows)
 
     echo.broken_for.clear()

@@ -66,7 +66,7 @@ async def rig(rig: Rig) -> Rig:
     dialogs = all_dialogs()
     have = {d.name for d in dialogs}
     dialogs += [d for d in (FeedbackDialog(), RequestDialog(), KudosDialog(), CheckinEnd()) if d.name not in have]
-    rig.engine = Engine(rig.db, dialogs, clock=rig.clock)
+    rig.engine = Engine(rig.db, dialogs, clock=rig.clock, sealer=rig.sealer)
     return rig
 
 
@@ -99,7 +99,7 @@ def ids(*chats: Chat) -> set[int]:
 async def step(rig: Rig, when: datetime) -> int:
     """One feedback step at `when`, queued the way the Conductor does, then delivered."""
     rig.clock.set(when)
-    conductor = Conductor(rig.db)
+    conductor = Conductor(rig.db, sealer=rig.sealer)
 
     async def work(session) -> int:
         async def queue(person_id: int, key: str, topic: str, reply: Reply, due_at: datetime, kind: str) -> None:

@@ -108,7 +108,7 @@ async def test_a_single_bad_update_does_not_reach_the_manager(rig: Rig) -> None:
 
 async def test_nudges_share_the_weekly_budget_with_check_ins_and_respect_quiet_hours(rig: Rig) -> None:
     await make_goal(rig, due_date=None)  # not specific: a nudge
-    conductor = Conductor(rig.db, budget=2)
+    conductor = Conductor(rig.db, sealer=rig.sealer, budget=2)
     tom = rig.people["tom@demo.baton"]
     rig.clock.set(datetime(2026, 11, 20, 15, 0, tzinfo=UTC))  # 16:00 Berlin: check-in time
     await conductor.tick(rig.clock.now())
@@ -135,7 +135,7 @@ async def _add_goal(session, owner_id: int, now: datetime) -> None:
 async def test_a_nudge_in_quiet_hours_waits_for_the_morning_and_can_be_stopped(rig: Rig) -> None:
     g = await make_goal(rig, due_date=None)
     rig.clock.set(datetime(2026, 11, 20, 21, 0, tzinfo=UTC))  # 22:00 Berlin
-    await Conductor(rig.db).tick(rig.clock.now())
+    await Conductor(rig.db, sealer=rig.sealer).tick(rig.clock.now())
     row = (
         (await rig.db.run(lambda s: s.execute(select(OutboxMessage).where(OutboxMessage.kind == "nudge"))))
         .scalars()

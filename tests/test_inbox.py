@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dialogs.engine.inbox import Inbox
+from dialogs.engine.messages import Inbound
 from storage.models import DialogState, InboxEvent, OutboxMessage
 from tests.harness import Rig
 
@@ -33,15 +34,37 @@ async def count(rig: Rig, model, *where) -> int:
 
 
 async def test_a_turn_removes_its_kept_delivery_in_its_own_transaction(rig: Rig) -> None:
-    inbox = Inbox(rig.db, rig.clock)
+    inbox = Inbox(rig.db, rig.clock, rig.sealer)
     chat = rig.chat("maya@demo.baton")
     kept = await inbox.keep(chat.inbound(text="help"))
-    assert kept.durable and [row.key for row in await kept_rows(rig)] == [kept.key]
+    rows = await kept_rows(rig)
+    assert kept.durable and [row.key for row in rows] == [rig.sealer.tag(kept.key)]
     await rig.engine.handle(kept)
     assert await kept_rows(rig) == []
     # Slack sends it again (a retry after a slow ack): kept again, dropped as a duplicate, row removed again.
     again = await inbox.keep(chat.inbound(text="help", event_id=kept.event_id))
     assert await rig.engine.handle(again) == [] and await kept_rows(rig) == []
+
+
+async def test_a_kept_delivery_names_neither_its_sender_nor_what_they_wrote(rig: Rig) -> None:
+    """A kept row may be an anonymous 360 answer: a keyed hash for its key, sealed content of one fixed size."""
+    inbox = Inbox(rig.db, rig.clock, rig.sealer)
+    chat = rig.chat("maya@demo.baton")
+    await inbox.keep(chat.inbound(text=SECRET * 100))
+    await inbox.keep(chat.inbound(text="x"))
+    rows = await kept_rows(rig)
+    assert len(rows) == 2
+    for row in rows:
+        assert SECRET not in repr(row) and "local:" not in row.key and set(row.inbound) == {"sealed"}
+    assert len(rows[0].inbound["sealed"]) == len(rows[1].inbound["sealed"])  # sizes tell nothing
+    # and a replay opens them again, in order
+    rig.clock.advance(minutes=5)
+    seen: list[str | None] = []
+
+    async def run(inbound: Inbound) -> None:
+        seen.append(inbound.text)
+
+    assert await inbox.replay(run) == 2 and seen == [SECRET * 100, "x"]
 
 
 async def test_a_delivery_kept_before_a_crash_is_replayed_once_after_the_restart(
@@ -50,11 +73,11 @@ async def test_a_delivery_kept_before_a_crash_is_replayed_once_after_the_restart
     chat = rig.chat("maya@demo.baton")
     await chat.send("feedback")  # start a dialog that records what is typed next
     before = await rig.db.run(lambda s: s.get(DialogState, chat.person.id))
-    kept = await Inbox(rig.db, rig.clock).keep(chat.inbound(text=SECRET))
+    kept = await Inbox(rig.db, rig.clock, rig.sealer).keep(chat.inbound(text=SECRET))
     # ... and the process dies here, after the ack, before the turn.
 
     restarted = rig.restart()
-    inbox = Inbox(restarted.db, restarted.clock)
+    inbox = Inbox(restarted.db, restarted.clock, restarted.sealer)
     assert await inbox.replay(restarted.engine.handle) == 0  # younger than `stale`: maybe still running elsewhere
     restarted.clock.advance(minutes=3)
     with caplog.at_level(logging.DEBUG):
@@ -71,7 +94,7 @@ async def test_a_delivery_kept_before_a_crash_is_replayed_once_after_the_restart
 async def test_a_replay_that_keeps_failing_is_given_up_after_its_attempts(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    inbox = Inbox(rig.db, rig.clock, max_attempts=3)
+    inbox = Inbox(rig.db, rig.clock, rig.sealer, max_attempts=3)
     kept = await inbox.keep(rig.chat("maya@demo.baton").inbound(text=SECRET))
     runs: list[str | None] = []
 
@@ -93,7 +116,7 @@ async def test_a_replay_that_keeps_failing_is_given_up_after_its_attempts(
 
 
 async def test_one_senders_replayed_deliveries_run_in_the_order_they_came(rig: Rig) -> None:
-    inbox = Inbox(rig.db, rig.clock)
+    inbox = Inbox(rig.db, rig.clock, rig.sealer)
     tom, maya = rig.chat("tom@demo.baton"), rig.chat("maya@demo.baton")
     for n in range(4):
         await inbox.keep(tom.inbound(text=f"tom {n}"))
@@ -113,7 +136,7 @@ async def test_one_senders_replayed_deliveries_run_in_the_order_they_came(rig: R
 
 
 async def test_keys_still_being_worked_on_here_are_not_replayed(rig: Rig) -> None:
-    inbox = Inbox(rig.db, rig.clock)
+    inbox = Inbox(rig.db, rig.clock, rig.sealer)
     chat = rig.chat("maya@demo.baton")
     busy, idle = await inbox.keep(chat.inbound(text="help")), await inbox.keep(chat.inbound(text="help"))
     rig.clock.advance(minutes=3)
@@ -124,11 +147,11 @@ async def test_keys_still_being_worked_on_here_are_not_replayed(rig: Rig) -> Non
         await rig.engine.handle(inbound)
 
     assert await inbox.replay(run, skip={busy.key}) == 1 and seen == [idle.key]
-    assert [row.key for row in await kept_rows(rig)] == [busy.key]
+    assert [row.key for row in await kept_rows(rig)] == [rig.sealer.tag(busy.key)]
 
 
 async def test_deliveries_arriving_together_share_one_insert(rig: Rig) -> None:
-    inbox = Inbox(rig.db, rig.clock)
+    inbox = Inbox(rig.db, rig.clock, rig.sealer)
     writes: list[int] = []
     original = inbox._write
 
@@ -145,7 +168,7 @@ async def test_deliveries_arriving_together_share_one_insert(rig: Rig) -> None:
 
 async def test_a_given_up_delivery_is_told_to_its_sender_through_the_outbox_once(rig: Rig) -> None:
     """The default give-up (the server's replay loop) queues one durable "send it again" to the sender."""
-    inbox = Inbox(rig.db, rig.clock, max_attempts=1)
+    inbox = Inbox(rig.db, rig.clock, rig.sealer, max_attempts=1)
     chat = rig.chat("tom@demo.baton")
     kept = await inbox.keep(chat.inbound(text=SECRET))
     rig.clock.advance(minutes=3)
@@ -163,7 +186,7 @@ async def test_a_given_up_delivery_is_told_to_its_sender_through_the_outbox_once
 
 
 async def test_a_delivery_whose_turn_runs_here_is_left_alone_by_the_replay(rig: Rig) -> None:
-    inbox = Inbox(rig.db, rig.clock)
+    inbox = Inbox(rig.db, rig.clock, rig.sealer)
     chat = rig.chat("maya@demo.baton")
     kept = await inbox.keep(chat.inbound(text="help"))
     rig.clock.advance(minutes=3)
@@ -184,7 +207,7 @@ async def test_the_server_replays_what_a_crash_left_through_the_engine(rig: Rig,
     from bot.app import Baton
     from bot.config import load_settings
 
-    kept = await Inbox(rig.db, rig.clock).keep(rig.chat("aiko@demo.baton").inbound(text="help"))
+    kept = await Inbox(rig.db, rig.clock, rig.sealer).keep(rig.chat("aiko@demo.baton").inbound(text="help"))
     rig.clock.advance(minutes=3)
     baton = Baton.build(
         load_settings(env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600), clock=rig.clock

@@ -18,6 +18,7 @@ import pytest
 
 from storage.db import Database
 from tests.conftest import free_port
+from tests.harness import SECRET
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,7 @@ class ServeProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MICROSOFT_", "BATON_"))}
-        env |= {"DATABASE_URL": database_url, "BATON_PORT": str(self.port)} | extra_env
+        env |= {"DATABASE_URL": database_url, "BATON_PORT": str(self.port), "BATON_SECRET_KEY": SECRET} | extra_env
         self.log = workdir / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(
             [baton_command(), "serve"], cwd=workdir, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT

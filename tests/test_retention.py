@@ -52,7 +52,9 @@ async def test_finished_messages_past_retention_and_old_delivery_keys_are_forgot
     budget_before = await rig.db.run(lambda s: budget_used(s, [tom], rig.clock.now()))
     assert budget_before.get(tom) == 1  # this week's unsolicited message counts, and must go on counting
 
-    scheduler = Scheduler(Conductor(rig.db), rig.clock, interval=60, wake=lambda: None, retention_days=30)
+    scheduler = Scheduler(
+        Conductor(rig.db, sealer=rig.sealer), rig.clock, interval=60, wake=lambda: None, retention_days=30
+    )
     await scheduler.forget()
 
     kept = {row.key for row in await rig.db.run(lambda s: _all(s, OutboxMessage))}

@@ -124,7 +124,7 @@ async def outbox(
 async def tick(rig: Rig, when: datetime, conductor: Conductor | None = None, **options: object) -> TickReport:
     """Move the clock to `when`, tick once, and deliver whatever is due by then."""
     rig.clock.set(when)
-    report = await (conductor or Conductor(rig.db)).tick(when, **options)  # type: ignore[arg-type]
+    report = await (conductor or Conductor(rig.db, sealer=rig.sealer)).tick(when, **options)  # type: ignore[arg-type]
     await rig.sender.drain_once()
     return report
 
@@ -290,12 +290,12 @@ async def test_repeated_and_concurrent_ticks_queue_one_invitation_per_person(rig
         utc(2026, 11, 20, 22, 0),
     ):
         rig.clock.set(when)
-        await Conductor(rig.db).tick(when)
-        await Conductor(rig.db).tick(when)
+        await Conductor(rig.db, sealer=rig.sealer).tick(when)
+        await Conductor(rig.db, sealer=rig.sealer).tick(when)
         await asyncio.gather(
-            Conductor(rig.db).tick(when),
-            Conductor(rig.db).tick(when),
-            Conductor(rig.db).tick(when + timedelta(seconds=30)),
+            Conductor(rig.db, sealer=rig.sealer).tick(when),
+            Conductor(rig.db, sealer=rig.sealer).tick(when),
+            Conductor(rig.db, sealer=rig.sealer).tick(when + timedelta(seconds=30)),
         )
         await rig.sender.drain_once()
     rows = await outbox(rig, topic=f"checkin:{W47}")
@@ -336,7 +336,7 @@ async def test_the_first_tick_after_downtime_invites_only_within_the_grace_windo
 
 async def test_a_grace_window_of_13_hours_makes_up_the_13_hour_old_send(rig: Rig) -> None:
     tom = await pid(rig, "tom@demo.baton")
-    await tick(rig, utc(2026, 11, 21, 4, 0), Conductor(rig.db, grace=timedelta(hours=14)))
+    await tick(rig, utc(2026, 11, 21, 4, 0), Conductor(rig.db, sealer=rig.sealer, grace=timedelta(hours=14)))
     assert [r.topic for r in await outbox(rig, person_id=tom)] == [f"checkin:{W47}"]
 
 
@@ -483,12 +483,12 @@ async def test_the_conductors_budget_setting_is_respected(rig: Rig) -> None:
     )  # one is older than a week
     await add_sent(rig, ids["aiko"], now - timedelta(days=1))
     await add_sent(rig, ids["aiko"], now - timedelta(days=1), status="failed")  # failed sends don't count
-    report = await tick(rig, now, Conductor(rig.db, budget=2))
+    report = await tick(rig, now, Conductor(rig.db, sealer=rig.sealer, budget=2))
     invited = {r.person_id for r in await outbox(rig, topic=f"checkin:{W47}")}
     assert invited == {ids["maya"], ids["arjun"], ids["aiko"]}
     assert report.held["budget"] == 1
     # a bigger budget lets Tom's invitation through on the next tick
-    await tick(rig, now + timedelta(minutes=1), Conductor(rig.db, budget=3))
+    await tick(rig, now + timedelta(minutes=1), Conductor(rig.db, sealer=rig.sealer, budget=3))
     assert ids["tom"] in {r.person_id for r in await outbox(rig, topic=f"checkin:{W47}")}
 
 
@@ -527,7 +527,7 @@ async def test_exactly_one_reminder_120_minutes_after_the_invitation_was_sent(ri
 async def test_the_reminder_counts_from_when_the_invitation_was_delivered(rig: Rig) -> None:
     tom = await pid(rig, "tom@demo.baton")
     rig.clock.set(utc(2026, 11, 20, 15, 0))
-    await Conductor(rig.db).tick(rig.clock.now())
+    await Conductor(rig.db, sealer=rig.sealer).tick(rig.clock.now())
     await tick(rig, utc(2026, 11, 20, 16, 0))  # the sender was down for an hour: delivered at 16:00
     [invite] = await outbox(rig, person_id=tom, kind="checkin")
     assert invite.sent_at == utc(2026, 11, 20, 16, 0)

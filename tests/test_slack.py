@@ -556,7 +556,10 @@ async def test_an_event_delivered_four_times_is_recorded_once(rig: SlackRig) -> 
         assert [status for status, _ in results] == [200, 200, 200]  # acked while the turn waits
         assert (
             len(rig.adapter.tasks) >= 3
-            and await rig.count(ProcessedEvent, ProcessedEvent.key == "slack:U0TOM:Ev0RETRY001") == 0
+            and await rig.count(
+                ProcessedEvent, ProcessedEvent.key == rig.baton.core.sealer.tag("slack:U0TOM:Ev0RETRY001")
+            )
+            == 0
         )
     await rig.settle()
     status, _ = await rig.event(payload, headers=retry(3))
@@ -564,7 +567,9 @@ async def test_an_event_delivered_four_times_is_recorded_once(rig: SlackRig) -> 
     await rig.settle()
     assert [a.text for a in (await answers(rig, "tom@example.com")).values()] == ["Shipped the importer"]
     assert len([m for m in rig.posts_to("U0TOM") if "Question 2 of 5" in message_text(m)]) == 1
-    assert await rig.count(ProcessedEvent, ProcessedEvent.key == "slack:U0TOM:Ev0RETRY001") == 1
+    assert (
+        await rig.count(ProcessedEvent, ProcessedEvent.key == rig.baton.core.sealer.tag("slack:U0TOM:Ev0RETRY001")) == 1
+    )
 
 
 async def test_an_acked_answer_is_kept_before_the_ack_and_recorded_after_a_crash(rig: SlackRig) -> None:
@@ -577,7 +582,7 @@ async def test_an_acked_answer_is_kept_before_the_ack_and_recorded_after_a_crash
     async with rig.baton.engine._locks(tom.id):  # the turn cannot run yet
         status, _ = await rig.event(dm("U0TOM", "Kept through the crash", "Ev0CRASH001"))
         assert status == 200
-        assert await rig.count(InboxEvent, InboxEvent.key == "slack:U0TOM:Ev0CRASH001") == 1
+        assert await rig.count(InboxEvent, InboxEvent.key == rig.baton.core.sealer.tag("slack:U0TOM:Ev0CRASH001")) == 1
         for task in list(rig.adapter.tasks):  # the process dies: the turn in memory is gone
             task.cancel()
         await asyncio.gather(*rig.adapter.tasks, return_exceptions=True)

@@ -178,7 +178,9 @@ async def _digest(rig: Rig) -> Reply:
         team = await session.get(Team, maya.team_id)
         from dialogs.services.rhythm import Conductor
 
-        return await Conductor(rig.db, tools_available=True).digest(session, maya, reports, team, "2026-W47")
+        return await Conductor(rig.db, sealer=rig.sealer, tools_available=True).digest(
+            session, maya, reports, team, "2026-W47"
+        )
 
     reply = await rig.db.run(work)
     assert reply.card is not None and reply.card.lines

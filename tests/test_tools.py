@@ -145,7 +145,7 @@ async def test_picking_a_tool_makes_a_plan_and_the_follow_up_learns(rig: Rig, ch
     (plan,) = list(plans.scalars())
     assert plan.tool_id == chosen.value and plan.status == "planned"
 
-    conductor = Conductor(rig.db, tools_available=True)
+    conductor = Conductor(rig.db, sealer=rig.sealer, tools_available=True)
     rig.clock.advance(days=13)
     assert (await conductor.tick(rig.clock.now())).follow_ups == 0
     rig.clock.advance(days=1, hours=1)

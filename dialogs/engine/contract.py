@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.engine.clock import tz
 from dialogs.engine.messages import Inbound, Reply
+from dialogs.engine.sealing import Sealer
 from storage.models import DialogState, Person
 
 END = "__end__"
@@ -114,6 +115,9 @@ class Turn:
     extra: list[tuple[Person | int, Reply, str]] = field(default_factory=list)
     posts: list[tuple[str, dict[str, Any], Reply, str]] = field(default_factory=list)
     memo: dict[str, Any] = field(default_factory=dict)  # rows the dialog fetched for this turn; never saved
+    # Seals what the database must never hold readable (anonymous answers): dialogs/engine/sealing.py.
+    sealer: Sealer = field(default_factory=Sealer.ephemeral, repr=False)
+    checkpoint: bool = False  # set by a dialog that removed sealed data: the WAL is checkpointed after the commit
 
     @property
     def data(self) -> dict[str, Any]:

@@ -11,6 +11,10 @@ platform). The engine's delivery keys make a replay of something that did
 get through a no-op. A delivery that cannot be recorded after every replay is
 given up, and its sender is told so through the outbox: nothing vanishes
 silently.
+
+A kept delivery may be someone's anonymous answer, so a row holds only the
+keyed hash of the delivery key (which names the sender) and the delivery
+sealed and padded to a fixed size (dialogs/engine/sealing.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from datetime import timedelta
@@ -28,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.engine.clock import Clock
 from dialogs.engine.messages import Inbound, Reply
+from dialogs.engine.routing import MAX_TEXT
+from dialogs.engine.sealing import Sealer, SealError
 from storage import queries
 from storage.coalesce import Coalescer
 from storage.db import Database
@@ -39,6 +46,7 @@ GAVE_UP = (
     "Sorry — I kept trying, but I couldn't record a message you sent me earlier. Please send it again "
     "(or press the button again) now that things are working."
 )
+KEPT_SIZE = MAX_TEXT * 4 + 2048  # bytes a kept delivery is padded to: the longest accepted text in UTF-8, and more
 REPLAY_INTERVAL = 60.0  # seconds between looks for kept deliveries that a crash left without a turn
 
 
@@ -46,10 +54,17 @@ class Inbox:
     """Keeps acknowledged deliveries until their turn commits. One per adapter that acknowledges early."""
 
     def __init__(
-        self, db: Database, clock: Clock, *, stale: timedelta = timedelta(minutes=2), max_attempts: int = 5
+        self,
+        db: Database,
+        clock: Clock,
+        sealer: Sealer,
+        *,
+        stale: timedelta = timedelta(minutes=2),
+        max_attempts: int = 5,
     ) -> None:
         self.db = db
         self.clock = clock
+        self.sealer = sealer
         self.on_queued: Callable[[], None] = lambda: None  # set by the wiring: wakes the outbox sender
         self.stale = stale
         self.max_attempts = max_attempts
@@ -60,10 +75,10 @@ class Inbox:
     @contextlib.contextmanager
     def working_on(self, inbound: Inbound) -> Iterator[None]:
         """While inside, a replay leaves this kept delivery alone: its turn is running in this process."""
-        key = inbound.key if inbound.durable else None
-        if key is None:
+        if not (inbound.durable and inbound.key):
             yield
             return
+        key = inbound.key
         self._working.add(key)
         try:
             yield
@@ -72,16 +87,34 @@ class Inbox:
 
     async def keep(self, inbound: Inbound) -> Inbound:
         """Store `inbound`; return it marked durable — or as it was, when it has no key or the database failed."""
-        key = inbound.key
-        if key is None:
+        if inbound.key is None:
             return inbound
-        self._rows[key] = {"key": key, "inbound": inbound.to_dict(), "attempts": 0, "received_at": self.clock.now()}
+        key = self.sealer.tag(inbound.key)
+        sealed = self._seal(inbound)
+        self._rows[key] = {"key": key, "inbound": sealed, "attempts": 0, "received_at": self.clock.now()}
         try:
             await self._writer.get(key)
         except Exception as exc:  # noqa: BLE001 - the turn still runs; it will most likely say the database is down
             log.warning("inbox: could not keep a delivery (%s); it runs from memory only", type(exc).__name__)
             return inbound
         return dataclasses.replace(inbound, durable=True)
+
+    def _seal(self, inbound: Inbound) -> dict[str, str]:
+        data = inbound.to_dict()
+        size = len(json.dumps(data, ensure_ascii=False).encode()) + 64
+        # One fixed size for everything a turn accepts; longer text is refused by its turn, not kept secret by size.
+        padded = KEPT_SIZE if size <= KEPT_SIZE else -(-size // KEPT_SIZE) * KEPT_SIZE
+        return {"sealed": self.sealer.seal("inbox", data, size=padded)}
+
+    def _open(self, stored: dict[str, Any]) -> dict[str, Any] | None:
+        """The kept delivery; None when this secret cannot open it (the secret was changed meanwhile)."""
+        if "sealed" not in stored:
+            return stored  # kept before deliveries were sealed
+        try:
+            opened: dict[str, Any] = self.sealer.open("inbox", stored["sealed"])
+        except SealError:
+            return None
+        return opened
 
     async def _write(self, keys: list[str]) -> dict[str, bool]:
         rows = [self._rows.pop(key) for key in keys if key in self._rows]
@@ -91,7 +124,7 @@ class Inbox:
     async def drop(self, inbound: Inbound) -> None:
         """Forget a kept delivery that will never make a turn (its sender is unknown, say)."""
         if inbound.durable and inbound.key:
-            key = inbound.key
+            key = self.sealer.tag(inbound.key)
             await self.db.run(lambda s: s.execute(delete(InboxEvent).where(InboxEvent.key == key)))
 
     async def replay(
@@ -104,23 +137,24 @@ class Inbox:
     ) -> int:
         """Run again the deliveries older than `stale` that no turn removed; return how many.
 
-        `skip` holds keys this process is still working on. One sender's
+        `skip` holds delivery keys (`Inbound.key`) this process is still working on. One sender's
         deliveries run one after another, oldest first, so their order holds.
         A delivery replayed `max_attempts` times is given up: `give_up` tells
         the person (the adapter may have promised to keep it), and the log
         says how many — never what.
         """
         cutoff = self.clock.now() - self.stale
+        skipped = {self.sealer.tag(key) for key in skip}
 
-        async def take(session: AsyncSession) -> list[tuple[str, dict[str, Any], int]]:
+        async def take(session: AsyncSession) -> list[tuple[str, dict[str, Any] | None, int]]:
             """(key, inbound, which replay this is) for each stale row, counting this replay."""
             statement = (
                 select(InboxEvent).where(InboxEvent.received_at < cutoff).order_by(InboxEvent.received_at).limit(limit)
             )
             rows = [
-                (row.key, row.inbound, row.attempts + 1)
+                (row.key, self._open(row.inbound), row.attempts + 1)
                 for row in await session.scalars(statement)
-                if row.key not in skip
+                if row.key not in skipped
             ]
             if rows:
                 await session.execute(
@@ -131,7 +165,15 @@ class Inbox:
                 )
             return rows
 
-        rows = await self.db.run(take)
+        found = await self.db.run(take)
+        unreadable = [key for key, inbound, attempt in found if inbound is None and attempt > self.max_attempts]
+        if unreadable:
+            log.warning(
+                "inbox: %d kept deliveries cannot be opened with this BATON_SECRET_KEY (was it changed?); removed",
+                len(unreadable),
+            )
+            await self.db.run(lambda s: s.execute(delete(InboxEvent).where(InboxEvent.key.in_(unreadable))))
+        rows = [(key, inbound, attempt) for key, inbound, attempt in found if inbound is not None]
         spent = [(key, Inbound.from_dict(inbound)) for key, inbound, attempt in rows if attempt > self.max_attempts]
         if spent:
             log.warning("inbox: gave up on %d deliveries after %d attempts each", len(spent), self.max_attempts)

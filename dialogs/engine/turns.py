@@ -37,6 +37,7 @@ from dialogs.engine.errors import UnknownPerson
 from dialogs.engine.locks import KeyedLocks
 from dialogs.engine.messages import Inbound, Reply
 from dialogs.engine.routing import Router
+from dialogs.engine.sealing import Sealer
 from storage import queries
 from storage.coalesce import Coalescer
 from storage.db import Conflict, Database, DatabaseUnavailable
@@ -51,8 +52,12 @@ MAX_BATCH = 64  # turns sharing one transaction at most (group commit)
 class Engine:
     """Runs turns for inbound events, in shared transactions. One per process."""
 
-    def __init__(self, db: Database, dialogs: Iterable[Dialog], *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, db: Database, dialogs: Iterable[Dialog], *, clock: Clock | None = None, sealer: Sealer | None = None
+    ) -> None:
         self.db = db
+        # Delivery keys name their sender, so only their keyed hash is stored; dialogs seal what must stay unread.
+        self.sealer = sealer or Sealer.ephemeral()
         self.clock = clock or SystemClock()
         self.router = Router(dialogs)
         self.dialogs = self.router.dialogs  # by name
@@ -69,6 +74,7 @@ class Engine:
         # Group commit: turns waiting for the next transaction, and the task that runs them.
         self._waiting: list[_Waiting] = []
         self._committer: asyncio.Task[None] | None = None
+        self._checkpoint = False  # set when a turn asked for the WAL to be checkpointed after its commit
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -122,6 +128,9 @@ class Engine:
                     self.report(exc, where="engine batch")
                     for waiting in batch:
                         _settle(waiting.done, exc)
+                if self._checkpoint:  # a turn removed something that must not linger in the WAL
+                    self._checkpoint = False
+                    await self.db.checkpoint()
         except asyncio.CancelledError:
             for waiting in [*batch, *self._waiting]:
                 waiting.done.cancel()
@@ -171,7 +180,9 @@ class Engine:
             )
 
             async def apologise(session: AsyncSession) -> list[dict[str, Any]]:
-                await _forget_kept(session, [inbound])  # the person is told to send it again: nothing to replay
+                await _forget_kept(
+                    session, [inbound], self.sealer
+                )  # the person is told to send it again: nothing to replay
                 return await self._queue_replies(session, [(person_id, inbound, [apology], f"error:{ref}")])
 
             try:
@@ -190,7 +201,8 @@ class Engine:
 
     async def handled(self, key: str) -> bool:
         """Whether a delivery with this key already made a turn (a repeated button press, say)."""
-        return await self.db.run(lambda session: queries.event_processed(session, key))
+        tag = self.sealer.tag(key)
+        return await self.db.run(lambda session: queries.event_processed(session, tag))
 
     async def _person_id(self, inbound: Inbound) -> int:
         """The person behind the sender, from a five-minute cache or the database. Raises UnknownPerson.
@@ -236,11 +248,12 @@ class Engine:
         self, session: AsyncSession, person_id: int, inbound: Inbound
     ) -> tuple[list[Reply], list[dict[str, Any]]]:
         now = self.clock.now()
-        await _forget_kept(session, [inbound])
-        if inbound.key and not await queries.mark_event_processed(session, inbound.key, now):
+        await _forget_kept(session, [inbound], self.sealer)
+        if inbound.key and not await queries.mark_event_processed(session, self.sealer.tag(inbound.key), now):
             return [], []  # a retry or a double submit: handled already
         turn = await self._open(session, person_id, inbound, now)
         await self.router.route(turn)
+        self._checkpoint |= turn.checkpoint
         await self._save_all([turn])
         claimed = await self._queue_replies(session, [(person_id, inbound, turn.replies, None)])
         await self._queue_extra(turn)
@@ -259,8 +272,8 @@ class Engine:
             if waiting.person_id not in people:
                 outcomes[index] = UnknownPerson("removed")
             elif waiting.inbound.key:
-                keys[index] = waiting.inbound.key
-        await _forget_kept(session, [waiting.inbound for waiting in batch])
+                keys[index] = self.sealer.tag(waiting.inbound.key)
+        await _forget_kept(session, [waiting.inbound for waiting in batch], self.sealer)
         # Keys name the sender, and a batch holds one turn per person, so no key appears twice here.
         fresh = await queries.mark_events_processed(session, list(keys.values()), now)
         live = [
@@ -275,7 +288,8 @@ class Engine:
             waiting = batch[index]
             person = people[waiting.person_id]
             role = Role(manager=managers[waiting.person_id], admin=person.is_admin)
-            turns.append((index, Turn(session, person, role, now, states[waiting.person_id], waiting.inbound)))
+            state = states[waiting.person_id]
+            turns.append((index, Turn(session, person, role, now, state, waiting.inbound, sealer=self.sealer)))
         by_dialog: dict[str, list[Turn]] = {}
         for _, turn in turns:
             if turn.state.dialog in self.dialogs:
@@ -285,6 +299,7 @@ class Engine:
                 await self.dialogs[name].prefetch(session, group)
             for _, turn in turns:
                 await self.router.route(turn)
+                self._checkpoint |= turn.checkpoint
         except Exception as exc:
             # One dialog failed — even with an error that looks transient (a timeout, a deadlock in its own
             # query): retrying the batch could fail everyone with it, so the batch rolls back and its turns
@@ -392,7 +407,7 @@ class Engine:
             raise UnknownPerson("removed")
         state = (await _load_states(session, [person_id], now))[person_id]
         role = Role(manager=(await self._are_managers(session, [person_id]))[person_id], admin=person.is_admin)
-        return Turn(session, person, role, now, state, inbound)
+        return Turn(session, person, role, now, state, inbound, sealer=self.sealer)
 
     async def _are_managers(self, session: AsyncSession, person_ids: list[int]) -> dict[int, bool]:
         """Whether each person manages someone: from a one-minute cache, the rest in one query."""
@@ -442,9 +457,10 @@ class Engine:
             self.on_queued()
 
 
-async def _forget_kept(session: AsyncSession, inbounds: list[Inbound]) -> None:
-    """Delete the inbox rows of deliveries the adapter kept (storage/inbox.py), in the turn's transaction."""
-    keys = [inbound.key for inbound in inbounds if inbound.durable and inbound.key]
+async def _forget_kept(session: AsyncSession, inbounds: list[Inbound], sealer: Sealer) -> None:
+    """Delete the inbox rows of deliveries the adapter kept (engine/inbox.py), in the turn's transaction."""
+    kept = [inbound.key for inbound in inbounds if inbound.durable and inbound.key]
+    keys = [sealer.tag(key) for key in kept] + kept  # rows kept before keys were hashed carry the key itself
     if keys:
         await session.execute(delete(InboxEvent).where(InboxEvent.key.in_(keys)))
 

@@ -25,6 +25,7 @@ from dialogs.common.periods import Rhythm, period_of, week_label, weekly_times
 from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine.clock import tz
 from dialogs.engine.messages import Card, Choice, Reply
+from dialogs.engine.sealing import Sealer
 from storage.db import Database
 from storage.models import CheckinAnswer, CheckinRun, CheckinTemplate, OutboxMessage, Person, Team
 from storage.queries import preferred_addresses
@@ -80,12 +81,14 @@ class Conductor:
         self,
         db: Database,
         *,
+        sealer: Sealer,
         grace: timedelta = DEFAULT_GRACE,
         budget: int = WEEKLY_BUDGET,
         tools_available: bool = False,
         catalogue_file: str | None = None,
     ) -> None:
         self.db = db
+        self.sealer = sealer  # opens anonymous answers when their campaign closes
         self.grace = grace
         self.budget = budget
         self.tools_available = tools_available
@@ -101,6 +104,8 @@ class Conductor:
             report.digests = await self.db.run(lambda s: self._digests(s, now, report))
             report.follow_ups = await self.db.run(lambda s: self._follow_ups(s, now, report))
             report.reviews = await self.db.run(lambda s: self._reviews(s, now, report))
+            if report.reviews:  # a close deleted sealed pools and drafts: leave none of their pages in the WAL
+                await self.db.checkpoint()
             report.nudges = await self.db.run(lambda s: self._goal_nudges(s, now, report))
             report.feedback = await self.db.run(lambda s: self._feedback(s, now))
         return report
@@ -156,7 +161,7 @@ class Conductor:
         to_close, to_remind = await due_360(session, now)
         dues: list[Due] = []
         for campaign in to_close:
-            results = await close_campaign(session, campaign, now)
+            results = await close_campaign(session, campaign, now, self.sealer)
             subject = await session.get(Person, campaign.subject_id)
             if subject is None:
                 continue

@@ -1,0 +1,169 @@
+"""Anonymous 360 answers against someone who reads the database, its pages and its WAL — but not Baton's secret.
+
+The reader enumerates every table from the database's own catalogue, reads
+raw heap pages (dead tuples included) with pageinspect and the WAL segments
+themselves on PostgreSQL, and the main and -wal files on SQLite. Each answer
+carries a marker. Before close no marker may be found anywhere; after close
+only the released answers' markers, only in `answer_360`; the answers of a
+group below its threshold and an abandoned draft never, anywhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import make_url
+
+from dialogs.services.rhythm import Conductor
+from storage.models import Campaign360, DialogState, Person, Pool360, SealedDraft
+from tests.harness import Chat, Rig
+
+PEERS = [f"peer{n}@demo.baton" for n in range(1, 6)]
+REPORT = "report1@demo.baton"
+
+
+async def add_people(rig: Rig) -> None:
+    tom = rig.people["tom@demo.baton"]
+    rows = [
+        {"email": e, "name": f"Peer {e[4]}", "timezone": "UTC", "team_id": tom.team_id, "manager_id": tom.manager_id}
+        for e in PEERS
+    ]
+    rows.append({"email": REPORT, "name": "Rae Report", "timezone": "UTC", "team_id": None, "manager_id": tom.id})
+    await rig.db.run(lambda s: s.execute(insert(Person), [{**r, "created_at": rig.clock.now()} for r in rows]))
+    await rig.reload_people()
+
+
+async def answer(rig: Rig, email: str, campaign_id: int, mark: str, *, submit: bool = True) -> None:
+    rater = rig.chat(email)
+    await rater.send(f"360 answer {campaign_id}")
+    for n in range(6):
+        rater.replies()
+        await rater.press(str((n + len(mark)) % 5 + 1))
+        rater.expect("Anything to add")
+        await rater.send(f"{mark} q{n}")
+    if not submit:
+        return
+    for n in range(2):
+        rater.replies()
+        await rater.send(f"{mark} open{n}")
+    rater.expect("Ready to submit?")
+    await rater.press("Submit")
+    rater.expect("your answers are in the pool")
+
+
+class Reader:
+    """What an attacker with read access to the database (not the secret) can see."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.sqlite = rig.db.is_sqlite
+
+    async def tables(self) -> dict[str, str]:
+        """Every user table, found from the catalogue, as one text dump each."""
+        listing = (
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            if self.sqlite
+            else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        )
+
+        async def work(session) -> dict[str, str]:
+            names = [row[0] for row in await session.execute(text(listing))]
+            dumped = {}
+            for name in names:
+                columns = "*" if self.sqlite else "xmin, ctid, *"
+                rows = await session.execute(text(f'SELECT {columns} FROM "{name}"'))
+                dumped[name] = "\n".join(repr(tuple(row)) for row in rows)
+            return dumped
+
+        return await self.rig.db.run(work)
+
+    async def raw(self) -> dict[str, bytes]:
+        """Raw bytes: SQLite's files, or PostgreSQL's heap pages (dead tuples included) and WAL segments."""
+        if self.sqlite:
+            path = Path(make_url(self.rig.db.url).database or "")
+            return {p.name: p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists()}
+        return await self.rig.db.run(self._pg_raw)
+
+    async def _pg_raw(self, session) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        if await session.scalar(text("SELECT count(*) FROM pg_extension WHERE extname = 'pageinspect'")):
+            relations = await session.execute(
+                text(
+                    "SELECT c.oid::regclass::text, c.relpages FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relkind IN ('r', 't') AND (n.nspname = 'public' OR n.nspname = 'pg_toast' AND c.oid IN "
+                    "(SELECT reltoastrelid FROM pg_class WHERE relnamespace = 'public'::regnamespace))"
+                )
+            )
+            for name, _ in list(relations):
+                blocks = await session.scalar(text(f"SELECT pg_relation_size('{name}') / 8192"))
+                pages = [
+                    await session.scalar(text(f"SELECT get_raw_page('{name}', {block})")) for block in range(blocks)
+                ]
+                found[f"pages:{name}"] = b"".join(pages)
+        segments = await session.execute(text("SELECT name FROM pg_ls_waldir() ORDER BY modification DESC LIMIT 3"))
+        for (segment,) in list(segments):
+            found[f"wal:{segment}"] = await session.scalar(text(f"SELECT pg_read_binary_file('pg_wal/{segment}')"))
+        return found
+
+
+def where(found: dict[str, str] | dict[str, bytes], mark: str) -> list[str]:
+    return [name for name, body in found.items() if (mark.encode() if isinstance(body, bytes) else mark) in body]
+
+
+@pytest.fixture
+async def reader(rig: Rig) -> Reader:
+    if not rig.db.is_sqlite:
+        await rig.db.run(lambda s: s.execute(text("CREATE EXTENSION IF NOT EXISTS pageinspect")))
+    return Reader(rig)
+
+
+async def test_a_database_reader_finds_no_answer_before_close_and_only_released_ones_after(
+    rig: Rig, chat: Chat, reader: Reader
+) -> None:
+    if rig.db.is_sqlite and ":memory:" in rig.db.url:
+        pytest.skip("the SQLite half needs a database file to read")
+    await add_people(rig)
+    await chat.send("360 tom@demo.baton")
+    await chat.press("Start", on=chat.expect("360 about Tom's work"))
+    chat.expect("Started.")
+    campaign = (await rig.db.run(lambda s: s.scalars(select(Campaign360)))).all()[-1]
+    run = uuid.uuid4().hex[:8]
+    peer_marks = [f"pm{run}{n}x" for n in range(4)]
+    report_mark, draft_mark = f"rm{run}x", f"dm{run}x"
+    for email, mark in zip(PEERS, peer_marks, strict=False):
+        await answer(rig, email, campaign.id, mark)
+    await answer(rig, REPORT, campaign.id, report_mark)  # the only report: below the threshold
+    await answer(rig, PEERS[4], campaign.id, draft_mark, submit=False)  # started, never submitted
+
+    # During the campaign: nothing readable anywhere, and every pooled submission looks the same.
+    tables, raw = await reader.tables(), await reader.raw()
+    for mark in [*peer_marks, report_mark, draft_mark]:
+        assert where(tables, mark) == [] and where(raw, mark) == [], f"{mark} readable before close"
+    drafted = (await rig.db.run(lambda s: s.scalars(select(SealedDraft)))).all()
+    assert len(drafted) == 6 and len({len(row.sealed) for row in drafted}) == 1  # one unsubmitted draft, 6 answers
+    pooled = (await rig.db.run(lambda s: s.scalars(select(Pool360)))).all()
+    assert len(pooled) == 5 and len({len(row.sealed or "") for row in pooled}) == 1
+    assert all(row.group is None and row.comment is None for row in pooled)
+
+    rig.clock.set(campaign.closes_at + timedelta(minutes=1))
+    await Conductor(rig.db, sealer=rig.sealer).tick(rig.clock.now())
+    await rig.sender.drain_once()
+
+    tables, raw = await reader.tables(), await reader.raw()
+    for mark in peer_marks:  # released: readable now, in the released answers and the results sent out only
+        assert "answer_360" in where(tables, mark) and set(where(tables, mark)) <= {"answer_360", "outbox"}
+        assert {n for n in where(raw, mark) if n.startswith("pages:")} <= {"pages:answer_360", "pages:outbox"}
+    # The reader does see plaintext where it is: the released answers, in raw pages or the WAL.
+    assert all(where(raw, mark) for mark in peer_marks)
+    for mark in (report_mark, draft_mark):  # never released: never readable, in no table, page or WAL
+        assert where(tables, mark) == [] and where(raw, mark) == [], f"{mark} readable after close"
+    assert tables["pool_360"] == "" and tables["sealed_draft"] == ""
+    drafts = (await rig.db.run(lambda s: s.scalars(select(DialogState).where(DialogState.dialog == "review360")))).all()
+    assert drafts == []  # the abandoned draft went with the close
+    if not rig.db.is_sqlite:  # every released row was written by one transaction: xmin says nothing about who
+        xmins = await rig.db.run(lambda s: s.execute(text("SELECT DISTINCT xmin::text FROM answer_360")))
+        assert len(list(xmins)) == 1
