@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     @classmethod
     def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < SECRET_BYTES:
-            raise ValueError(f"must be at least {SECRET_BYTES} characters; {MAKE_SECRET}")
+            raise ValueError(f"must be at least {SECRET_BYTES} characters. {MAKE_SECRET}")
         return value
 
     @field_validator("BATON_LOG_LEVEL")
@@ -196,7 +196,7 @@ class Settings(BaseSettings):
             )
 
 
-MAKE_SECRET = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+MAKE_SECRET = "Make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 def read_or_create_secret(path: Path) -> bytes:
