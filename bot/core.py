@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.outbox import OutboxSender
+from dialogs.common.manners import plan_notices
 from dialogs.engine.clock import Clock, SystemClock
 from dialogs.engine.contract import Dialog
 from dialogs.engine.delivery import Delivery, LocalDelivery
@@ -51,6 +52,7 @@ class Core:
         engine = Engine(db, dialogs, clock=clock, sealer=sealer)
         sender = OutboxSender(db, [LocalDelivery(), *deliveries], clock=clock)
         inbox = Inbox(db, clock, sealer)
+        engine.plan_notices = plan_notices
         engine.on_queued = sender.wake
         engine.on_claimed = sender.deliver_soon
         inbox.on_queued = sender.wake

@@ -230,33 +230,50 @@ class OutboxSender:
         return sorted(await self._screen(session, claimed, now), key=lambda m: m.id)
 
     async def _screen(self, session, claimed: list[Outgoing], now: datetime) -> list[Outgoing]:  # noqa: ANN001
-        """Drop unsolicited messages to people on leave today: leave may be recorded after a message was queued."""
-        from dialogs.common.manners import leave_days, on_leave
+        """Leave may be recorded after a message was queued: a nudge or check-in invitation to someone on
+        leave today is cancelled (with the reason, which `settings` shows them); anything they must get
+        waits for their return."""
+        from dialogs.common.manners import Recipient, leave_days, on_leave, plan_unsolicited, skipped_on_leave
         from dialogs.engine.clock import tz
         from storage.models import Person
 
         ids = {m.person_id for m in claimed if m.unsolicited and m.person_id is not None}
         if not ids:
             return claimed
-        leaves = await leave_days(session, ids, (now - timedelta(days=1)).date(), (now + timedelta(days=1)).date())
+        leaves = await leave_days(session, ids, (now - timedelta(days=1)).date(), (now + timedelta(days=60)).date())
         if not leaves:
             return claimed
-        zones = dict(
-            (await session.execute(select(Person.id, Person.timezone).where(Person.id.in_(list(leaves))))).all()
-        )
-        held = {
-            m.id
+        people = {p.id: p for p in await session.scalars(select(Person).where(Person.id.in_(list(leaves))))}
+        away = [
+            m
             for m in claimed
             if m.unsolicited
             and m.person_id in leaves
-            and on_leave(leaves[m.person_id], now.astimezone(tz(zones[m.person_id])).date())
-        }
-        if held:
+            and on_leave(leaves[m.person_id], now.astimezone(tz(people[m.person_id].timezone)).date())
+        ]
+        if not away:
+            return claimed
+        cancel = [m.id for m in away if skipped_on_leave(m.kind)]
+        if cancel:
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(cancel)).values(status="cancelled", last_error="leave")
+            )
+        for message in away:
+            if skipped_on_leave(message.kind):
+                continue
+            person_id = message.person_id
+            assert person_id is not None
+            person = people[person_id]
+            recipient = Recipient(person_id, person.timezone, person.quiet_start, person.quiet_end)
+            plan = plan_unsolicited(recipient, now, leaves=leaves[person_id], kind=message.kind)
             await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(held))
-                .values(status="cancelled", last_error="on leave")
+                .where(OutboxMessage.id == message.id)
+                .values(
+                    status="pending", due_at=plan.due_at or now, claimed_until=None, attempts=OutboxMessage.attempts - 1
+                )
             )
+        held = {m.id for m in away}
         return [m for m in claimed if m.id not in held]
 
     async def _deliver_in_order(self, messages: list[Outgoing], sent: list[int]) -> None:

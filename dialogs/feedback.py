@@ -934,15 +934,15 @@ async def feedback_step(session: AsyncSession, now: datetime, queue: Queue) -> i
         return 0
     ids = {r.requester_id for r in due + expired} | {r.responder_id for r in due + expired}
     people = {p.id: p for p in (await session.execute(select(Person).where(Person.id.in_(ids)))).scalars()}
-    leaves = await leave_days(session, ids, now.date() - timedelta(days=1), now.date() + timedelta(days=2))
+    leaves = await leave_days(session, ids, now.date() - timedelta(days=1), now.date() + timedelta(days=60))
     used = await budget_used(session, ids, now)
 
     def plan(person: Person, *, budget: bool = True) -> datetime | None:
         recipient = Recipient(person.id, person.timezone, person.quiet_start, person.quiet_end)  # type: ignore[arg-type]
-        extra = {} if budget else {"budget": 10**6}
+        kind = "reminder" if budget else "notice"  # a request's reminder is a nudge; its outcome is owed
         return plan_unsolicited(
-            recipient, now, leaves=leaves.get(person.id, []), used=used.get(person.id, 0), **extra
-        ).due_at  # type: ignore[arg-type]
+            recipient, now, leaves=leaves.get(person.id, []), used=used.get(person.id, 0), kind=kind
+        ).due_at
 
     for request in due:
         responder, requester = people.get(request.responder_id), people.get(request.requester_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from zoneinfo import available_timezones
 
+from dialogs.common.manners import HELD_DAYS, held_summary
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Choice, Reply, TextInput
@@ -56,12 +57,14 @@ class SettingsDialog(Dialog):
             "recognition": State(self.recognition_prompt, on_choice=self.on_recognition),
         }
 
-    def menu_prompt(self, turn: Turn) -> Reply:
+    async def menu_prompt(self, turn: Turn) -> Reply:
         p = turn.person
+        held = await held_summary(turn.session, p.id, turn.now) if p.id is not None else None
         return Reply(
             f"Your time zone is *{p.timezone}* and your quiet hours are *{p.quiet_start}–{p.quiet_end}* "
             f"(I send nothing on my own then). You like recognition *{RECOGNITION[p.recognition or 'either'][1]}*. "
-            "What would you like to change?",
+            + (f"Held for you in the last {HELD_DAYS} days: {held}. " if held else "")
+            + "What would you like to change?",
             choices=(
                 Choice("Time zone", "timezone"),
                 Choice("Quiet hours", "quiet"),

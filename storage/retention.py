@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutboxMessage, ProcessedEvent
 
-FINISHED = ("sent", "failed", "cancelled")
+FINISHED = ("sent", "failed", "cancelled", "held")  # held: kept only to show the person why
 EVENT_KEY_DAYS = 14
 
 

@@ -122,10 +122,13 @@ async def test_nudges_share_the_weekly_budget_with_check_ins_and_respect_quiet_h
     await rig.db.run(lambda s: _add_goal(s, tom.id, rig.clock.now()))
     report = await conductor.tick(rig.clock.now())
     assert report.held.get("budget", 0) >= 1  # a third unsolicited message would exceed the budget
-    count = await rig.db.run(
-        lambda s: s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.person_id == tom.id))
+    rows = list(
+        (
+            await rig.db.run(lambda s: s.execute(select(OutboxMessage).where(OutboxMessage.person_id == tom.id)))
+        ).scalars()
     )
-    assert count == 2
+    assert len([r for r in rows if r.status != "held"]) == 2
+    assert [(r.kind, r.last_error) for r in rows if r.status == "held"] == [("nudge", "budget")]  # kept, with why
 
 
 async def _add_goal(session, owner_id: int, now: datetime) -> None:

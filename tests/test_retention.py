@@ -42,6 +42,7 @@ async def test_finished_messages_past_retention_and_old_delivery_keys_are_forgot
     await _queue(rig, "old-sent", days_ago=31, status="sent")
     await _queue(rig, "old-failed", days_ago=40, status="failed")
     await _queue(rig, "old-cancelled", days_ago=35, status="cancelled")
+    await _queue(rig, "old-held", days_ago=33, status="held")  # a nudge the budget held: only shown for a week
     await _queue(rig, "old-but-waiting", days_ago=45, status="pending")  # never delivered: kept until it goes out
     await _queue(rig, "recent-sent", days_ago=29, status="sent")
     await _queue(rig, "this-week", days_ago=2, status="sent", unsolicited=True)
@@ -59,7 +60,7 @@ async def test_finished_messages_past_retention_and_old_delivery_keys_are_forgot
 
     kept = {row.key for row in await rig.db.run(lambda s: _all(s, OutboxMessage))}
     assert {"old-but-waiting", "recent-sent", "this-week"} <= kept
-    assert not kept & {"old-sent", "old-failed", "old-cancelled"}
+    assert not kept & {"old-sent", "old-failed", "old-cancelled", "old-held"}
     keys = {row.key for row in await rig.db.run(lambda s: _all(s, ProcessedEvent))}
     assert "slack:U1:Ev-new" in keys and "slack:U1:Ev-old" not in keys
     assert await rig.db.run(lambda s: budget_used(s, [tom], rig.clock.now())) == budget_before

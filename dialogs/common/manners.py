@@ -1,8 +1,17 @@
-"""Chat manners for everything Baton sends on its own: quiet hours, leave, and a weekly budget.
+"""Chat manners for everything Baton sends that is not a reply: quiet hours, leave, and a weekly budget.
 
-Pure functions where possible, plus the two queries that need the database.
-Every unsolicited message (check-in invitations, reminders, nudges, digests)
-goes through `plan_unsolicited` before it is queued.
+Three classes of message:
+- replies to a person's own action: sent at once, never counted;
+- what a person must get — check-in invitations, digests, 360 results and
+  invitations, feedback or kudos someone sent them, a colleague's request
+  (`OWED`): never dropped by the budget; they wait for the end of quiet hours
+  and for the person's return from leave;
+- nudges and reminders (`BUDGETED`): the only messages the weekly budget
+  holds. A held one is recorded with its reason (the person sees it in
+  `settings`), and released by a later tick if the budget allows.
+
+Pure functions where possible, plus the queries that need the database.
+Every message that is not a reply goes through `plan_unsolicited` before it is queued.
 """
 
 from __future__ import annotations
@@ -18,9 +27,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.common.periods import hhmm, local_datetime
 from dialogs.engine.clock import tz
-from storage.models import Leave, OutboxMessage
+from storage.models import Leave, OutboxMessage, Person
 
 WEEKLY_BUDGET = 6  # unsolicited messages per person per rolling 7 days, across all of Baton
+BUDGETED = frozenset({"reminder", "nudge", "follow-up"})  # the kinds the budget may hold
+# On a day of leave these are not sent at all: a nudge can wait for the next one, and a check-in
+# invitation asks about a week the person was not working. Everything else waits for their return.
+SKIPPED_ON_LEAVE = BUDGETED | {"checkin"}
+HELD_NAMES = {
+    "reminder": "reminder",
+    "nudge": "goal nudge",
+    "follow-up": "tool follow-up",
+    "checkin": "check-in invitation",
+}
+REASONS = {"budget": "your weekly limit for nudges was reached", "leave": "you were on leave"}
+
+
+def skipped_on_leave(kind: str) -> bool:
+    """Whether a message of this kind is dropped, rather than delayed, on a day of leave."""
+    return kind in SKIPPED_ON_LEAVE
+
+
+def budgeted(kind: str) -> bool:
+    """Whether the weekly budget may hold a message of this kind (only nudges and reminders)."""
+    return kind in BUDGETED
 
 
 def in_quiet_hours(local: datetime, start: time, end: time) -> bool:
@@ -51,10 +81,13 @@ class Recipient:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """When an unsolicited message may go out, or why it may not."""
+    """When a message may go out, or why it is held (`due_at` None).
+
+    `reason` also says why a message that does go out was moved: "quiet hours" or "leave".
+    """
 
     due_at: datetime | None
-    reason: str | None = None  # "leave", "budget"
+    reason: str | None = None  # "leave", "budget", "quiet hours"
 
 
 BULK = 500  # above this many people, read the whole (small, time-bounded) set rather than send a huge IN list
@@ -87,7 +120,7 @@ async def budget_used(session: AsyncSession, person_ids: Iterable[int], now: dat
         .where(
             OutboxMessage.unsolicited.is_(True),
             OutboxMessage.due_at > now - timedelta(days=7),
-            OutboxMessage.status != "failed",
+            OutboxMessage.status.not_in(("failed", "held", "cancelled")),
         )
         .group_by(OutboxMessage.person_id)
     )
@@ -108,23 +141,44 @@ def plan_unsolicited(
     used: int = 0,
     budget: int = WEEKLY_BUDGET,
     scheduled: datetime | None = None,
+    kind: str = "nudge",
 ) -> Plan:
-    """Decide when (and whether) an unsolicited message to `recipient` may go out.
+    """Decide when (and whether) a message that is not a reply may go to `recipient`.
 
-    Nothing on a day of leave (their local calendar), nothing beyond the weekly
-    budget, and nothing during quiet hours: such a message waits for the end of
-    them instead. Leave is checked on the day the message was `scheduled` for
-    (default `when`) and on the day it would arrive.
+    Never during quiet hours: it waits for their end. On a day of leave (the
+    person's local calendar; checked on the day it was `scheduled` for and on
+    the day it would arrive) a nudge is held, and anything else waits for the
+    first morning back (nudges and check-in invitations are skipped). Only nudges and reminders
+    count against the budget.
     """
-    if used >= budget:
+    if budgeted(kind) and used >= budget:
         return Plan(None, "budget")
     due, local_day = _quiet_plan(when, recipient.timezone, recipient.quiet_start, recipient.quiet_end)
+    reason = "quiet hours" if due > when else None
     if leaves:
-        # Neither on the day it was meant for, nor on the day quiet hours push it to.
         intended = (scheduled or when).astimezone(tz(recipient.timezone)).date()
         if on_leave(list(leaves), intended) or on_leave(list(leaves), local_day):
-            return Plan(None, "leave")
-    return Plan(due)
+            if skipped_on_leave(kind):
+                return Plan(None, "leave")
+            back = back_from_leave(list(leaves), max(intended, local_day))
+            morning = _quiet_end(recipient.quiet_end) if recipient.quiet_start != recipient.quiet_end else time(9)
+            start = local_datetime(back, morning, tz(recipient.timezone))
+            return Plan(max(due, start), "leave")
+    return Plan(due, reason)
+
+
+def back_from_leave(leaves: list[tuple[date, date]], day: date) -> date:
+    """The first day on or after `day` that no leave covers."""
+    while on_leave(leaves, day):
+        day = max(end for start, end in leaves if start <= day <= end) + timedelta(days=1)
+    return day
+
+
+def _quiet_end(text: str) -> time:
+    try:
+        return hhmm(text)
+    except ValueError:
+        return time(9)
 
 
 @lru_cache(maxsize=4096)  # thousands of people share a few (time, zone, quiet hours) combinations
@@ -136,3 +190,71 @@ def _quiet_plan(when: datetime, zone_name: str, quiet_start: str, quiet_end: str
         start = end = time(0)
     due = after_quiet_hours(when, zone, start, end)
     return due, due.astimezone(zone).date()
+
+
+async def plan_notices(
+    session: AsyncSession, person_ids: set[int], now: datetime
+) -> dict[int, tuple[datetime, str | None]]:
+    """When a message someone else's action sends to each person may arrive, and a note for that someone
+    when it waits (quiet hours, leave). The engine's `plan_notices` hook."""
+    if not person_ids:
+        return {}
+    people = await session.execute(
+        select(Person.id, Person.name, Person.timezone, Person.quiet_start, Person.quiet_end).where(
+            Person.id.in_(person_ids)
+        )
+    )
+    rows = list(people)
+    leaves = await leave_days(session, person_ids, now.date() - timedelta(days=1), now.date() + timedelta(days=60))
+    found: dict[int, tuple[datetime, str | None]] = {}
+    for person_id, name, zone, quiet_start, quiet_end in rows:
+        plan = plan_unsolicited(
+            Recipient(person_id, zone, quiet_start, quiet_end), now, leaves=leaves.get(person_id, []), kind="notice"
+        )
+        due = plan.due_at or now
+        found[person_id] = (due, arrival_note(name, zone, due, plan.reason, now) if due > now else None)
+    return found
+
+
+def arrival_note(name: str, zone: str, due: datetime, reason: str | None, now: datetime) -> str:
+    """ "Lucía gets it at 08:00 her time …" without guessing pronouns."""
+    first = name.split(" ")[0]
+    local = due.astimezone(tz(zone))
+    today = now.astimezone(tz(zone)).date()
+    day = (
+        ""
+        if local.date() == today
+        else ("tomorrow " if local.date() == today + timedelta(days=1) else f"on {local:%a %d %b} ")
+    )
+    why = "they're on leave until then" if reason == "leave" else "it's outside their working hours now"
+    return f"{first} gets it {day}at {local:%H:%M} their time ({why})."
+
+
+HELD_DAYS = 7  # `settings` and the overview show what was held for a person in this many days
+
+
+async def held_summary(session: AsyncSession, person_id: int, now: datetime) -> str | None:
+    """What Baton held back from a person lately, and why: "1 reminder and 2 goal nudges (your weekly
+    limit for nudges was reached)". None when nothing was held."""
+    rows = await session.execute(
+        select(OutboxMessage.kind, OutboxMessage.last_error, func.count())
+        .where(
+            OutboxMessage.person_id == person_id,
+            OutboxMessage.due_at > now - timedelta(days=HELD_DAYS),
+            (OutboxMessage.status == "held")
+            | ((OutboxMessage.status == "cancelled") & (OutboxMessage.last_error == "leave")),
+        )
+        .group_by(OutboxMessage.kind, OutboxMessage.last_error)
+    )
+    by_reason: dict[str, list[str]] = {}
+    for kind, reason, count in rows:
+        name = HELD_NAMES.get(kind, "message")
+        by_reason.setdefault(reason or "budget", []).append(f"{count} {name}{'' if count == 1 else 's'}")
+    if not by_reason:
+        return None
+    parts = [f"{_and(items)} ({REASONS.get(reason, reason)})" for reason, items in sorted(by_reason.items())]
+    return "; ".join(parts)
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

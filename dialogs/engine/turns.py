@@ -23,8 +23,8 @@ import logging
 import secrets
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,6 +75,9 @@ class Engine:
         self._waiting: list[_Waiting] = []
         self._committer: asyncio.Task[None] | None = None
         self._checkpoint = False  # set when a turn asked for the WAL to be checkpointed after its commit
+        # When what a turn tells someone else may reach them (their quiet hours and leave), with a note for
+        # the sender when it waits. Set by the wiring (dialogs.common.manners.plan_notices); default: at once.
+        self.plan_notices: PlanNotices = _at_once
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -255,8 +258,8 @@ class Engine:
         await self.router.route(turn)
         self._checkpoint |= turn.checkpoint
         await self._save_all([turn])
+        await self._queue_extra(turn)  # first: it may add a note on when a colleague gets a message
         claimed = await self._queue_replies(session, [(person_id, inbound, turn.replies, None)])
-        await self._queue_extra(turn)
         return turn.replies, claimed
 
     async def _batch(
@@ -306,12 +309,12 @@ class Engine:
             # run alone, each with its own retries. Only the batch's shared statements retry the batch.
             raise _DialogFailed from exc
         await self._save_all([turn for _, turn in turns])
+        for index, turn in turns:
+            await self._queue_extra(turn)  # first: it may add a note on when a colleague gets a message
+            outcomes[index] = turn.replies
         claimed = await self._queue_replies(
             session, [(turn.person.id, batch[index].inbound, turn.replies, None) for index, turn in turns]
         )
-        for index, turn in turns:
-            await self._queue_extra(turn)
-            outcomes[index] = turn.replies
         return outcomes, claimed
 
     async def _save_all(self, turns: list[Turn]) -> None:
@@ -426,21 +429,30 @@ class Engine:
         return known
 
     async def _queue_extra(self, turn: Turn) -> None:
-        for target, reply, key in turn.extra:
-            target_id = target if isinstance(target, int) else target.id
+        """Queue what the turn told other people — at a time their manners allow — and its channel posts."""
+        targets = [target if isinstance(target, int) else target.id for target, _, _ in turn.extra]
+        timing = await self.plan_notices(turn.session, {t for t in targets if t is not None}, turn.now)
+        notes: set[str] = set()
+        for target_id, (_, reply, key) in zip(targets, turn.extra, strict=True):
             assert target_id is not None
+            due_at, note = timing.get(target_id, (turn.now, None))
             channel, address = await queries.preferred_address(turn.session, target_id)
-            await queries.enqueue(
+            queued = await queries.enqueue(
                 turn.session,
                 key=key,
                 person_id=target_id,
                 channel=channel,
                 address=address,
                 payload=reply.to_dict(),
-                due_at=turn.now,
+                due_at=due_at,
                 now=turn.now,
                 kind="notice",
+                unsolicited=True,  # not a reply to its recipient: quiet hours and leave apply, and it counts
             )
+            if queued is not None and note and target_id != turn.person.id:
+                notes.add(note)
+        for note in sorted(notes):
+            _add_note(turn, note)
         for channel, address, reply, key in turn.posts:
             await queries.enqueue(
                 turn.session,
@@ -455,6 +467,15 @@ class Engine:
             )
         if turn.extra or turn.posts:
             self.on_queued()
+
+
+PlanNotices = Callable[[AsyncSession, set[int], datetime], Awaitable[dict[int, tuple[datetime, str | None]]]]
+
+
+async def _at_once(
+    session: AsyncSession, person_ids: set[int], now: datetime
+) -> dict[int, tuple[datetime, str | None]]:
+    return {}
 
 
 async def _forget_kept(session: AsyncSession, inbounds: list[Inbound], sealer: Sealer) -> None:
@@ -512,3 +533,14 @@ async def _load_states(session: AsyncSession, person_ids: list[int], now: dateti
         session.expunge(state)
         state.data = dict(state.data or {})
     return states
+
+
+def _add_note(turn: Turn, note: str) -> None:
+    """Append "Lucía gets it at 08:00 their time …" to the reply that names her (the confirmation), else say it."""
+    name = note.split(" ", 1)[0]
+    for index in range(len(turn.replies) - 1, -1, -1):
+        reply = turn.replies[index]
+        if name in reply.text and not reply.choices and reply.form is None:
+            turn.replies[index] = replace(reply, text=f"{reply.text} {note}")
+            return
+    turn.say(note)

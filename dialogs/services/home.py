@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.common.manners import HELD_DAYS, held_summary
 from dialogs.common.periods import Rhythm, period_of, week_label
 from dialogs.common.wording import shorten
 from dialogs.engine import COMMAND_ACTION
@@ -99,6 +100,9 @@ async def home(session: AsyncSession, person: Person, now: datetime) -> Reply:
         fields.append(("Your team this period", f"{answered} of {len(reports)} answered"))
         lines.append("*Your team this period*")
         lines.extend(report_lines)
+    held = await held_summary(session, person.id, now) if person.id is not None else None
+    if held:
+        fields.append((f"Held for you in the last {HELD_DAYS} days", held))
     if person.is_admin:
         problems = await _delivery_problems(session, now)
         if problems:

@@ -18,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from dialogs.checkin import DEFAULT_QUESTIONS, invitation, reminder
-from dialogs.common.manners import WEEKLY_BUDGET, Recipient, budget_used, leave_days, plan_unsolicited
+from dialogs.common.manners import WEEKLY_BUDGET, Plan, Recipient, budget_used, leave_days, plan_unsolicited
 from dialogs.common.periods import Rhythm, period_of, week_label, weekly_times
 from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine.clock import tz
@@ -72,6 +73,11 @@ class Due:
     payload: dict[str, Any]
     due_at: datetime
     kind: str
+    held: str | None = None  # why the budget or leave holds it ("budget", "leave"): recorded, not sent
+
+
+def _held(plan: Plan) -> str | None:
+    return plan.reason if plan.due_at is None else None
 
 
 class Conductor:
@@ -141,15 +147,13 @@ class Conductor:
         ]  # don't spend budget twice
         if not fresh:
             return 0
-        plans = await self._plans(session, [(p, now) for _, p, _, _ in fresh], now, report)
+        plans = await self._plans(session, [(p, now) for _, p, _, _ in fresh], now, report, kind="nudge")
         dues = []
-        for (goal, owner, reason, latest), when in zip(fresh, plans, strict=True):
-            if when is not None:
-                today = now.astimezone(tz(owner.timezone)).date()
-                reply = nudge_reply(goal, reason, latest, today)
-                dues.append(
-                    Due(owner.id, nudge_key(goal, reason, now), f"goal-{reason}", reply.to_dict(), when, "nudge")
-                )
+        for (goal, owner, reason, latest), plan in zip(fresh, plans, strict=True):
+            today = now.astimezone(tz(owner.timezone)).date()
+            reply = nudge_reply(goal, reason, latest, today)
+            key = nudge_key(goal, reason, now)
+            dues.append(Due(owner.id, key, f"goal-{reason}", reply.to_dict(), plan.due_at or now, "nudge", _held(plan)))
         return await self._queue(session, dues, now)
 
     # -- anonymous 360s ------------------------------------------------------------------------
@@ -171,10 +175,8 @@ class Conductor:
                 readers.append((manager, False))
             for reader, own in readers:
                 reply = report_reply(results, subject, for_subject=own, tools=self.tools_available)
-                # Results are expected, not a nudge: sent now, whatever the budget (quiet hours still apply).
-                plan = plan_unsolicited(
-                    Recipient(reader.id, reader.timezone, reader.quiet_start, reader.quiet_end), now, budget=10**6
-                )
+                # Results are owed, not a nudge: never held by the budget; quiet hours and leave still apply.
+                [plan] = await self._plans(session, [(reader, now)], now, report, kind="report")
                 dues.append(
                     Due(
                         reader.id,
@@ -195,20 +197,22 @@ class Conductor:
                     )
                 ).scalars()
             }
-            plans = await self._plans(session, [(people[r.rater_id], now) for _, r in to_remind], now, report)
-            for (campaign, rater), when in zip(to_remind, plans, strict=True):
-                if when is not None:
-                    reply = reminder_360(campaign, people[campaign.subject_id], rater.group)
-                    dues.append(
-                        Due(
-                            rater.rater_id,
-                            f"360-reminder:{campaign.id}:{rater.rater_id}",
-                            "360-reminder",
-                            reply.to_dict(),
-                            when,
-                            "reminder",
-                        )
+            plans = await self._plans(
+                session, [(people[r.rater_id], now) for _, r in to_remind], now, report, kind="reminder"
+            )
+            for (campaign, rater), plan in zip(to_remind, plans, strict=True):
+                reply = reminder_360(campaign, people[campaign.subject_id], rater.group)
+                dues.append(
+                    Due(
+                        rater.rater_id,
+                        f"360-reminder:{campaign.id}:{rater.rater_id}",
+                        "360-reminder",
+                        reply.to_dict(),
+                        plan.due_at or now,
+                        "reminder",
+                        _held(plan),
                     )
+                )
         return await self._queue(session, dues, now)
 
     # -- "which tool helps?" follow-ups --------------------------------------------------------
@@ -220,18 +224,20 @@ class Conductor:
         if not due:
             return 0
         cat = catalogue(self.catalogue_file)
-        plans = await self._plans(session, [(asker, now) for _, asker, _ in due], now, report)
+        plans = await self._plans(session, [(asker, now) for _, asker, _ in due], now, report, kind="follow-up")
         dues = []
-        for (plan, asker, subject), when in zip(due, plans, strict=True):
-            if when is None:
-                continue  # on leave or over budget: asked at a later tick
-            tool = cat.get(plan.tool_id)
-            name, question = (tool.name, tool.follow_up) if tool else (plan.tool_id, "Did it help?")
+        for (tool_plan, asker, subject), plan in zip(due, plans, strict=True):
+            tool = cat.get(tool_plan.tool_id)
+            name, question = (tool.name, tool.follow_up) if tool else (tool_plan.tool_id, "Did it help?")
             about = None if subject.id == asker.id else subject.name.split(" ")[0]
-            reply = follow_up_reply(plan, name, question, about)
-            dues.append(Due(asker.id, f"tool-followup:{plan.id}", "tool-followup", reply.to_dict(), when, "follow-up"))
-            plan.status = "asked"
-            session.add(plan)
+            reply = follow_up_reply(tool_plan, name, question, about)
+            key = f"tool-followup:{tool_plan.id}"
+            dues.append(
+                Due(asker.id, key, "tool-followup", reply.to_dict(), plan.due_at or now, "follow-up", _held(plan))
+            )
+            if plan.due_at is not None:  # held ones are asked again at a later tick, which releases them
+                tool_plan.status = "asked"
+                session.add(tool_plan)
         return await self._queue(session, dues, now)
 
     # -- invitations -------------------------------------------------------------------------
@@ -265,14 +271,15 @@ class Conductor:
             return 0
         counts = await self._question_counts(session, {row.team_id for row, _ in candidates})
         dues = []
-        plans = await self._plans(session, [(row, now if force else send) for row, send in candidates], now, report)
+        wanted = [(row, now if force else send) for row, send in candidates]
+        plans = await self._plans(session, wanted, now, report, kind="checkin")
         for (row, send), plan in zip(candidates, plans, strict=True):
-            if plan is None:
+            if plan.due_at is None:
                 continue
             period = period_of(send, row.timezone)
             reply = invitation(row.name.split(" ")[0], period, counts.get(row.team_id, len(DEFAULT_QUESTIONS)))
             dues.append(
-                Due(row.id, f"checkin:{row.id}:{period}", f"checkin:{period}", reply.to_dict(), plan, "checkin")
+                Due(row.id, f"checkin:{row.id}:{period}", f"checkin:{period}", reply.to_dict(), plan.due_at, "checkin")
             )
         return await self._queue(session, dues, now)
 
@@ -283,14 +290,21 @@ class Conductor:
         return {team: len(questions) for team, questions in rows}
 
     async def _plans(
-        self, session: AsyncSession, wanted: list[tuple[Any, datetime]], now: datetime, report: TickReport
-    ) -> list[datetime | None]:
-        """Apply quiet hours, leave and the weekly budget to each (person row, wanted time)."""
+        self,
+        session: AsyncSession,
+        wanted: list[tuple[Any, datetime]],
+        now: datetime,
+        report: TickReport,
+        *,
+        kind: str,
+    ) -> list[Plan]:
+        """Apply quiet hours, leave and (for nudges and reminders only) the weekly budget to each
+        (person row, wanted time). A plan without `due_at` is held, with its reason."""
         ids = [row.id for row, _ in wanted]
         first = min(when for _, when in wanted).date() - timedelta(days=1)
-        leaves = await leave_days(session, ids, first, first + timedelta(days=10))
+        leaves = await leave_days(session, ids, first, first + timedelta(days=60))
         used = await budget_used(session, ids, now)
-        plans: list[datetime | None] = []
+        plans: list[Plan] = []
         for row, when in wanted:
             plan = plan_unsolicited(
                 Recipient(row.id, row.timezone, row.quiet_start, row.quiet_end),
@@ -299,13 +313,14 @@ class Conductor:
                 used=used.get(row.id, 0),
                 budget=self.budget,
                 scheduled=when,
+                kind=kind,
             )
             if plan.due_at is None:
                 report.held[plan.reason or "?"] += 1
             else:
                 used[row.id] = used.get(row.id, 0) + 1
                 report.deferred += plan.due_at > max(when, now)
-            plans.append(plan.due_at)
+            plans.append(plan)
         return plans
 
     async def _queue(self, session: AsyncSession, dues: list[Due], now: datetime) -> int:
@@ -328,12 +343,20 @@ class Conductor:
                     "topic": due.topic,
                     "unsolicited": True,
                     "due_at": due.due_at,
-                    "status": "pending",
+                    "status": "held" if due.held else "pending",
+                    "last_error": due.held,
                     "attempts": 0,
                     "created_at": now,
                 }
             )
-        await session.execute(insert(OutboxMessage).on_conflict_do_nothing(index_elements=["key"]), rows)
+        statement = insert(OutboxMessage)
+        # A key seen before is skipped — unless it was held and may go now: then it is released.
+        statement = statement.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"status": "pending", "due_at": statement.excluded.due_at, "last_error": None},
+            where=(col(OutboxMessage.status) == "held") & (statement.excluded.status == "pending"),
+        )
+        await session.execute(statement, rows)
         return len(rows)
 
     # -- snoozes and reminders ---------------------------------------------------------------
@@ -407,18 +430,18 @@ class Conductor:
                 wanted.append((person, period, count + 1))
         if not wanted:
             return 0
-        plans = await self._plans(session, [(p, now) for p, _, _ in wanted], now, report)
+        plans = await self._plans(session, [(p, now) for p, _, _ in wanted], now, report, kind="reminder")
         dues = [
             Due(
                 p.id,
                 f"checkin-reminder:{p.id}:{period}:{n}",
                 f"checkin-reminder:{period}",
                 reminder(p.name.split(" ")[0], period).to_dict(),
-                plan,
+                plan.due_at or now,
                 "reminder",
+                _held(plan),
             )
             for (p, period, n), plan in zip(wanted, plans, strict=True)
-            if plan is not None
         ]
         return await self._queue(session, dues, now)
 
@@ -469,11 +492,11 @@ class Conductor:
             )
         if not wanted:
             return 0
-        plans = await self._plans(session, [(m, due.due_at) for m, due in wanted], now, report)
+        plans = await self._plans(session, [(m, due.due_at) for m, due in wanted], now, report, kind="digest")
         kept = [
-            Due(d.person_id, d.key, d.topic, d.payload, plan, d.kind)
+            Due(d.person_id, d.key, d.topic, d.payload, plan.due_at, d.kind)
             for (_, d), plan in zip(wanted, plans, strict=True)
-            if plan is not None
+            if plan.due_at is not None  # owed: only ever moved, never held
         ]
         return await self._queue(session, kept, now)
 
