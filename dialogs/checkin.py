@@ -200,15 +200,20 @@ class CheckinDialog(Dialog):
             )
         team = await turn.session.get(Team, turn.person.team_id)
         rhythm = Rhythm.of(team)
-        open_send = rhythm.open_send(turn.now, turn.person.timezone)
-        current = period_of(open_send, turn.person.timezone)
+        zone = turn.person.timezone
+        send = rhythm.current_send(turn.now, zone)
+        current = period_of(send, zone)
+        late = rhythm.open_send(turn.now, zone)
         period = period.strip() or current
-        if period != current:
+        if period == period_of(late, zone) and period != current:
+            send = late  # its own button, after the digest: a late answer still counts until the next send
+        elif period != current:
             raise UserFacingError(
-                f"The check-in for {week_label(period)} has closed; {week_label(current)}'s is open now. Type *checkin* to answer it."
+                f"The check-in for {week_label(period)} has closed; {week_label(current)}'s is open now. "
+                "Type *checkin* to answer it."
             )
         run = await self._run(turn, period)
-        closes = rhythm.close_after(open_send, turn.person.timezone)
+        closes = rhythm.close_after(send, zone)
         turn.data.update(run=run.id, closes=closes.isoformat(), period=period)
         if verb == "skip":
             if run.status == "answered":

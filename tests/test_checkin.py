@@ -247,11 +247,14 @@ async def test_answers_can_be_edited_until_the_period_closes(rig: Rig) -> None:
     assert run.status == "answered"
 
     rig.clock.set(TOM_CLOSES)
-    await tom.send("checkin")
+    await tom.send("checkin start 2026-W47")  # the old invitation's button
     closed = tom.expect("closed")
     assert "can't be edited" in closed.text
     assert not closed.choices
     assert (await answers(rig, run.id))["progress"] == ("Shipped the importer and the exporter", None)
+    await tom.send("checkin")  # week 47 has closed: a check-in started now is the coming week's
+    tom.expect("Question 1 of 5")
+    assert {r.period for r in await runs(rig, "tom@demo.baton")} == {"2026-W47", "2026-W48"}
 
 
 async def test_a_review_left_open_cannot_edit_after_the_close(rig: Rig) -> None:

@@ -167,7 +167,8 @@ async def test_status_words_are_about_the_work_never_the_person(rig: Rig) -> Non
 async def test_someone_without_goals_requests_or_reports_gets_no_empty_sections(rig: Rig) -> None:
     reply = await overview(rig, "arjun@demo.baton")
     assert reply.card is not None and reply.card.lines == ()
-    assert [f for f, _ in reply.card.fields] == ["Next check-in", "This period (week 46)"]
+    # Friday morning: week 46 closed with Monday's digest, so "this period" is week 47, due this afternoon
+    assert [f for f, _ in reply.card.fields] == ["Next check-in", "This period (week 47)"]
     assert [c.value for c in reply.choices] == ["checkin", "help"]
 
 

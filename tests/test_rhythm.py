@@ -727,7 +727,7 @@ async def test_send_now_twice_invites_each_member_once_for_the_open_period(rig: 
     team = await platform_id(rig)
     await add_team(rig, "Night", checkin_time="22:00")
     nadia = await add_person(rig, "nadia@demo.baton", "Nadia Berg", "Europe/Berlin", team="Night", manager=None)
-    now = utc(2026, 11, 24, 10, 0)  # Tuesday: week 47 is open for everyone, the normal sends long past
+    now = utc(2026, 11, 24, 10, 0)  # Tuesday: week 47 closed with Monday's digest, week 48 not yet sent
 
     assert (await tick(rig, now)).invited == 0
     first = await tick(rig, now, force=True, team_id=team)
@@ -735,11 +735,11 @@ async def test_send_now_twice_invites_each_member_once_for_the_open_period(rig: 
     assert first.invited == 5 and second.invited == 5  # attempted; the keys make the repeat a no-op
     rows = await outbox(rig, kind="checkin")
     assert sorted(r.person_id for r in rows) == sorted(members.values())
-    assert {r.topic for r in rows} == {f"checkin:{W47}"}
+    assert {r.topic for r in rows} == {f"checkin:{W48}"}  # the coming week, never the closed one
     assert nadia not in {r.person_id for r in rows}  # another team
     # daytime people get it now; Lucía (04:00 in Mexico City) at the end of her quiet hours
     due = {r.person_id: r.due_at for r in rows}
     assert due[members["tom"]] == now and due[members["aiko"]] == now
     assert due[members["lucia"]].astimezone(ZoneInfo("America/Mexico_City")).strftime("%a %H:%M") == "Tue 08:00"
     for name in ("maya", "arjun", "tom", "aiko"):
-        assert len(invitations(rig, members[name])) == 1, name
+        assert len(invitations(rig, members[name], W48)) == 1, name

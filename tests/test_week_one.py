@@ -141,3 +141,62 @@ async def test_no_message_that_is_not_a_reply_is_due_inside_quiet_hours(rig: Rig
         assert row.person_id is not None
         local = row.due_at.astimezone(zones[row.person_id]).time()
         assert 8 <= local.hour < 20, (row.kind, row.person_id, local)
+
+
+# -- 3. every invitation is for the period open now -------------------------------------------------------
+
+
+async def test_send_now_between_the_digest_and_the_next_send_invites_to_the_coming_week(rig: Rig) -> None:
+    from dialogs.services.rhythm import Conductor
+    from tests.test_rhythm import answer_checkin
+
+    tom = await pid(rig, "tom@demo.baton")
+    thursday = utc(2026, 11, 26, 10, 0)  # week 48; week 47 closed with Monday's digest
+    rig.clock.set(thursday)
+    chat = rig.chat("tom@demo.baton")
+    await Conductor(rig.db, sealer=rig.sealer).tick(thursday, force=True)  # baton checkin send-now
+    await rig.sender.drain_once()
+    assert [r.topic for r in await outbox(rig, person_id=tom)] == ["checkin:2026-W48"]
+    invite = chat.expect("week 48")
+    rig.clock.set(thursday + timedelta(seconds=30))
+    await answer_checkin(chat, invite, ["Shipped the exporter", "nothing", "4", "Docs", "nothing"])
+    # on time, not "late", and editable until week 48 closes
+    assert not [r for r in rig.delivery.to(tom) if "came in late" in r.text or "has closed" in r.text]
+    # Friday's scheduled send does not invite him again to what he already answered
+    await tick(rig, utc(2026, 11, 27, 15, 0))
+    assert [r.topic for r in await outbox(rig, person_id=tom, kind="checkin")] == ["checkin:2026-W48"]
+
+
+async def test_a_snooze_that_ends_after_the_next_invitation_does_not_resend_the_old_week(rig: Rig) -> None:
+    from tests.test_rhythm import run_of
+
+    tom = await pid(rig, "tom@demo.baton")
+    chat = rig.chat("tom@demo.baton")
+    await tick(rig, utc(2026, 11, 20, 15, 0))  # week 47's invitation
+    old = chat.expect("week 47")
+    rig.clock.set(utc(2026, 11, 20, 15, 5))
+    await chat.press("Snooze", on=old)
+    await chat.press("Monday morning")
+
+    async def postpone(session) -> None:  # as if he had snoozed past the next send
+        run = await run_of_in(session, tom, W47)
+        run.snoozed_until = utc(2026, 11, 27, 15, 30)
+        session.add(run)
+
+    async def run_of_in(session, person_id: int, period: str):
+        from storage.models import CheckinRun
+
+        statement = select(CheckinRun).where(CheckinRun.person_id == person_id, CheckinRun.period == period)
+        return (await session.execute(statement)).scalars().one()
+
+    await rig.db.run(postpone)
+    await tick(rig, utc(2026, 11, 27, 15, 0))  # week 48's invitation
+    report = await tick(rig, utc(2026, 11, 27, 15, 30))
+    assert report.resent == 0
+    topics = [r.topic for r in await outbox(rig, person_id=tom)]
+    assert "checkin-snooze:2026-W47" not in topics and "checkin:2026-W48" in topics
+    assert (await run_of(rig, tom, W47)).snoozed_until is None  # type: ignore[union-attr]
+    # the old invitation's button says the week has closed and points to the open one
+    chat.replies()
+    await chat.press("Start", on=old)
+    chat.expect("week 47 has closed", "week 48")

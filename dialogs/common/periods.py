@@ -77,6 +77,13 @@ class Rhythm:
         last, this, _ = self.sends_around(now, zone_name)
         return this if this <= now else last
 
+    def current_send(self, now: datetime, zone_name: str) -> datetime:
+        """The send time of the period a check-in started now is for: the one open now until it closes
+        (the digest), then the coming one, which may be answered early. The closed one still takes late
+        answers from its own buttons until the next send (`open_send`), but is never offered anew."""
+        send = self.open_send(now, zone_name)
+        return send if now < self.close_after(send, zone_name) else self.next_send(now, zone_name)
+
     def next_send(self, now: datetime, zone_name: str) -> datetime:
         _, this, following = self.sends_around(now, zone_name)
         return this if this > now else following

@@ -262,11 +262,22 @@ class Conductor:
         if team_id is not None:
             statement = statement.where(Team.id == team_id)
         candidates = []
+        teams: dict[int, Rhythm] = {}
         for row in await session.execute(statement):
+            if force:  # send-now: the period a check-in started now is for, never one that has closed
+                rhythm = teams.get(row.team_id) or teams.setdefault(
+                    row.team_id, Rhythm.of(await session.get(Team, row.team_id))
+                )
+                candidates.append((row, rhythm.current_send(now, row.timezone)))
+                continue
             last, this, _ = weekly_times(now, row.timezone, row.checkin_weekday, row.checkin_time)
             send = this if this <= now else last
-            if force or send <= now < send + self.grace:
+            if send <= now < send + self.grace:
                 candidates.append((row, send))
+        if not candidates:
+            return 0
+        done = await self._done(session, [(row.id, period_of(send, row.timezone)) for row, send in candidates])
+        candidates = [(row, send) for row, send in candidates if (row.id, period_of(send, row.timezone)) not in done]
         if not candidates:
             return 0
         counts = await self._question_counts(session, {row.team_id for row, _ in candidates})
@@ -282,6 +293,16 @@ class Conductor:
                 Due(row.id, f"checkin:{row.id}:{period}", f"checkin:{period}", reply.to_dict(), plan.due_at, "checkin")
             )
         return await self._queue(session, dues, now)
+
+    async def _done(self, session: AsyncSession, wanted: list[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Which (person, period) check-ins are already answered or skipped (answered early, say)."""
+        periods = {period for _, period in wanted}
+        rows = await session.execute(
+            select(CheckinRun.person_id, CheckinRun.period).where(
+                CheckinRun.period.in_(periods), CheckinRun.status.in_(("answered", "skipped"))
+            )
+        )
+        return {(person_id, period) for person_id, period in rows}
 
     async def _question_counts(self, session: AsyncSession, team_ids: set[int]) -> dict[int, int]:
         rows = await session.execute(
@@ -368,12 +389,17 @@ class Conductor:
             .where(CheckinRun.snoozed_until.is_not(None), CheckinRun.snoozed_until <= now, CheckinRun.status == "open")
         )
         dues = []
+        rhythms: dict[int | None, Rhythm] = {}
         for run, person in rows:
+            run.snoozed_until = None
+            session.add(run)
+            if run.team_id not in rhythms:
+                rhythms[run.team_id] = Rhythm.of(await session.get(Team, run.team_id) if run.team_id else None)
+            if period_of(rhythms[run.team_id].open_send(now, person.timezone), person.timezone) != run.period:
+                continue  # a newer invitation has gone out since: that one supersedes the snoozed one
             reply = invitation(person.name.split(" ")[0], run.period, len(run.questions))
             key = f"checkin-snooze:{person.id}:{run.period}:{run.snoozes}"
             dues.append(Due(person.id, key, f"checkin-snooze:{run.period}", reply.to_dict(), now, "checkin"))
-            run.snoozed_until = None
-            session.add(run)
         return await self._queue(session, dues, now)
 
     async def _remind(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
