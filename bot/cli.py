@@ -55,6 +55,7 @@ def _logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # it logs every readiness check
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # three INFO lines for every tick
     # Platform SDKs log whole request and response bodies (what people wrote) at DEBUG.
     for name in ("slack_bolt", "slack_sdk", "botbuilder", "botframework", "msrest", "msal", "aiohttp.client"):
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
@@ -183,6 +184,62 @@ def org_export(file: Path | None) -> None:
     else:
         file.write_text(text, encoding="utf-8")
         click.echo(f"Wrote {file}.", err=True)
+
+
+@main.group("360")
+def review() -> None:
+    """Anonymous 360s: close one before its date."""
+
+
+@review.command("close")
+@click.argument("campaign_id", type=int, required=False)
+@click.option("--yes", is_flag=True, help="Close without asking.")
+def review_close(campaign_id: int | None, yes: bool) -> None:
+    """Close an open 360 now (without an id: list the open ones). A running `baton serve` sends the results."""
+    from sqlalchemy import select
+
+    from dialogs.engine.clock import SystemClock
+    from dialogs.review360 import answered_raters, closing_preview
+    from storage.models import Campaign360, Person
+
+    settings = _settings()
+
+    async def run(db: Database) -> None:
+        async def open_ones(session):  # noqa: ANN001, ANN202
+            rows = await session.execute(
+                select(Campaign360, Person)
+                .join(Person, Person.id == Campaign360.subject_id)
+                .where(Campaign360.status == "open")
+                .order_by(Campaign360.id)
+            )
+            return [(c, p, closing_preview(c, await answered_raters(session, c))) for c, p in rows]
+
+        found = await db.run(open_ones)
+        if campaign_id is None:
+            for campaign, subject, preview in found:
+                click.echo(f"{campaign.id}\t{subject.name}\tcloses {campaign.closes_at:%Y-%m-%d %H:%M} UTC\t{preview}")
+            if not found:
+                click.echo("No 360 is open.", err=True)
+            return
+        match = [(c, p, preview) for c, p, preview in found if c.id == campaign_id]
+        if not match:
+            raise click.ClickException(f"No open 360 has id {campaign_id}. `baton 360 close` lists the open ones.")
+        campaign, subject, preview = match[0]
+        click.echo(f"360 about {subject.name}'s work. {preview}", err=True)
+        if not yes and not click.confirm("Close it now? Answers not yet submitted are discarded", err=True):
+            click.echo("Left open.", err=True)
+            return
+
+        async def close(session):  # noqa: ANN001, ANN202
+            row = await session.get(Campaign360, campaign_id)
+            if row is not None and row.status == "open":
+                row.closes_at = SystemClock().now()
+                session.add(row)
+
+        await db.run(close)
+        click.echo("Closing: a running `baton serve` closes it within a minute and sends the results.", err=True)
+
+    with_database(settings, run)
 
 
 @main.group()

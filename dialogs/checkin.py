@@ -156,6 +156,7 @@ def reminder(first_name: str, period: str) -> Reply:
 
 class CheckinDialog(Dialog):
     name = "checkin"
+    title = "your check-in"
     commands = ("checkin",)
     summary = "Answer this week's check-in (or edit it until it closes)."
 
@@ -495,7 +496,7 @@ class CheckinDialog(Dialog):
         return Reply(
             f"Your check-in for {week_label(run.period)}:\n\n" + "\n\n".join(lines) + "\n\nChange an answer?",
             choices=(
-                *tuple(Choice(f"Edit {n}", str(n)) for n in range(1, len(run.questions) + 1))[:9],
+                *(Choice(f"Edit {n}", str(n)) for n in range(1, len(run.questions) + 1)),
                 Choice("Done", "done", "primary"),
             ),
         )
@@ -572,8 +573,12 @@ def parse_answer(question: dict[str, Any], raw: str) -> tuple[str | None, float 
         if number != number or number in (float("inf"), float("-inf")):
             raise UserFacingError("That needs an ordinary number, like *42*.")
         low, high = question.get("minimum"), question.get("maximum")
-        if (low is not None and number < low) or (high is not None and number > high):
+        if low is not None and high is not None and not low <= number <= high:
             raise UserFacingError(f"That number is outside what this question allows ({low:g} to {high:g}).")
+        if low is not None and number < low:
+            raise UserFacingError(f"This question takes {low:g} or more.")
+        if high is not None and number > high:
+            raise UserFacingError(f"This question takes {high:g} or less.")
         return None, number
     if kind == "choice":
         for option in question["options"]:

@@ -28,9 +28,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
+from sqlmodel import col
 
 from dialogs.common.manners import Recipient, budget_used, leave_days, plan_unsolicited
 from dialogs.common.periods import week_label
@@ -376,6 +377,7 @@ class FeedbackDialog(_Compose):
     """`feedback [EMAIL [checkin]]`; buttons also send `feedback thank ID`, `feedback manager`, `feedback later`."""
 
     name = "feedback"
+    title = "your feedback"
     commands = ("feedback",)
     summary = "Give feedback about the work to your manager, a report or a colleague."
 
@@ -541,6 +543,7 @@ class RequestDialog(_Compose):
     """`ask [TOPIC]`; buttons send `ask answer ID` and `ask decline ID`."""
 
     name = "ask"
+    title = "your feedback request"
     commands = ("ask",)
     summary = "Ask up to 5 colleagues for feedback on a piece of work, by a deadline."
 
@@ -724,10 +727,15 @@ def team_channel(team: Team | None) -> tuple[str, dict[str, Any]] | None:
     return address.pop("platform", "local"), address
 
 
+# "to aiko for the failover test", "aiko@example.com", "Aiko Tanaka for …"
+KUDOS_ARGS = re.compile(r"^(?:to\s+)?(?P<who>.+?)(?:\s+for\s+(?P<what>.+))?$", re.IGNORECASE | re.DOTALL)
+
+
 class KudosDialog(Dialog):
     """`kudos [EMAIL]`: recognition for a specific piece of work, where the recipient likes it."""
 
     name = "kudos"
+    title = "your kudos"
     commands = ("kudos",)
     summary = "Recognise someone for a specific piece of work."
 
@@ -743,9 +751,22 @@ class KudosDialog(Dialog):
     _myself = "Kudos go to someone else — pick a colleague, or type their email."
 
     async def begin(self, turn: Turn, args: str) -> Transition:
-        if not args:
+        """`kudos`, `kudos aiko`, `kudos to aiko@example.com for the failover test`."""
+        said = KUDOS_ARGS.match(args.strip())
+        if not args.strip() or said is None:
             return "who"
-        return await self.on_who(turn, args)
+        try:
+            await self.on_who(turn, said["who"])
+        except UserFacingError as exc:
+            turn.say(exc.message)  # then the question, with the buttons it speaks of
+            return "who"
+        if not said["what"]:
+            return "what"
+        try:
+            return await self.on_what(turn, said["what"])
+        except UserFacingError as exc:
+            turn.say(exc.message)
+            return "what"
 
     async def who_prompt(self, turn: Turn) -> Reply:
         people = await circle(turn.session, turn.person)
@@ -831,7 +852,16 @@ class KudosDialog(Dialog):
         await turn.session.flush()
         assert entry.id is not None
         extra = "\n\n(Also posted in the team channel.)" if public else ""
-        if recipient.recognition is None:
+        earlier = await turn.session.scalar(
+            select(func.count())
+            .select_from(FeedbackEntry)
+            .where(
+                col(FeedbackEntry.to_id) == recipient.id,
+                col(FeedbackEntry.kind) == "kudos",
+                col(FeedbackEntry.id) != entry.id,
+            )
+        )
+        if recipient.recognition is None and not earlier:  # asked once, with their first kudos
             extra += "\n\nHow do you like to be recognised — in private or in public? Tell me under *settings* → Recognition."
         turn.tell(
             recipient,

@@ -197,6 +197,7 @@ async def may_update(session: AsyncSession, person: Person, goal: Goal) -> bool:
 
 class GoalsDialog(Dialog):
     name = "goals"
+    title = "your goals"
     commands = ("goals", "goal")
     summary = "Your goals: see them, record progress, create one, see how they align."
 

@@ -42,6 +42,7 @@ def check_range(start: date, end: date, today: date) -> None:
 
 class LeaveDialog(Dialog):
     name = "leave"
+    title = "your leave"
     commands = ("leave",)
     summary = "Record leave (yours, or a report's): I send nothing on my own on those days."
 

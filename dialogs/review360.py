@@ -31,7 +31,7 @@ from sqlmodel import col
 
 from dialogs.common import anonymity
 from dialogs.common.anonymity import shuffled
-from dialogs.engine import END, Dialog, State, Transition, Turn
+from dialogs.engine import COMMAND_ACTION, END, Dialog, State, Transition, Turn
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Card, Choice, Rating, Reply, TextInput
 from dialogs.engine.sealing import Sealer
@@ -82,6 +82,15 @@ OPEN: tuple[tuple[str, str, str], ...] = (
         "What one change would make my work more effective?",
     ),
 )
+OPEN_LABELS = {"keep": "Keep doing", "change": "One change"}
+SHOWN_COMMENTS = 12  # per group in the chat report; the dashboard shows them all
+
+
+def question_label(question_id: str) -> str:
+    """What a comment answered, in a word or two: an influence's name, "Keep doing" or "One change"."""
+    return INFLUENCE_NAMES.get(question_id) or OPEN_LABELS.get(question_id) or question_id
+
+
 INFLUENCE_NAMES = {
     "expectations": "Expectations",
     "feedback": "Feedback",
@@ -142,7 +151,7 @@ class GroupResult:
     released: bool
     reason: str | None = None
     scores: dict[str, float] = field(default_factory=dict)  # influence → mean rating
-    comments: list[str] = field(default_factory=list)
+    comments: list[tuple[str, str]] = field(default_factory=list)  # (question label, comment), shuffled
 
 
 @dataclass
@@ -210,12 +219,12 @@ def decide(campaign: Campaign360, answered: dict[str, set[int]], history: Histor
         if result.released:
             minimum = campaign.threshold if anonymous else 1
             ratings: dict[str, list[int]] = defaultdict(list)
-            comments: list[str] = []
+            comments: dict[str, list[str]] = defaultdict(list)
             for item in by_group.get(group, []):
                 if item.rating is not None:
                     ratings[item.question_id].append(item.rating)
                 if item.comment:
-                    comments.append(item.comment)
+                    comments[item.question_id].append(item.comment)
             result.scores = {
                 question: round(mean(values), 2)
                 for question, values in ratings.items()
@@ -224,8 +233,17 @@ def decide(campaign: Campaign360, answered: dict[str, set[int]], history: Histor
                     anonymous and _differs_by_few(campaign, answered[group], history, group, question, len(values))
                 )
             }
-            if len(comments) >= (campaign.comment_threshold if anonymous else 1):
-                result.comments = shuffled(comments)
+            # Each rater answers a question once, so a question's comments come from as many commenters:
+            # three comments by one peer on three questions never make a group's comments show.
+            needed = campaign.comment_threshold if anonymous else 1
+            result.comments = shuffled(
+                [
+                    (question_label(question), comment)
+                    for question, written in comments.items()
+                    if len(written) >= needed
+                    for comment in written
+                ]
+            )
         results.append(result)
     return Results(_id(campaign), results)
 
@@ -251,7 +269,7 @@ def released_items(results: Results, items: list[Item]) -> list[Item]:
         if group is None:
             continue
         rating = item.rating if item.question_id in group.scores else None
-        comment = item.comment if group.comments else None
+        comment = item.comment if (question_label(item.question_id), item.comment) in group.comments else None
         if rating is not None or comment:
             kept.append(Item(item.group, item.question_id, rating, comment))
     return kept
@@ -261,10 +279,32 @@ async def compute_results(session: AsyncSession, campaign: Campaign360) -> Resul
     """Scores and comments per group, with every anonymity rule applied. Reads only released answers."""
     rows = await session.scalars(select(Answer360).where(col(Answer360.campaign_id) == campaign.id))
     items = [Item(row.group, row.question_id, row.rating, row.comment) for row in rows]
-    return decide(campaign, await _answered(session, campaign), await _history(session, campaign), items)
+    return decide(campaign, await answered_raters(session, campaign), await _history(session, campaign), items)
 
 
-async def _answered(session: AsyncSession, campaign: Campaign360) -> dict[str, set[int]]:
+async def may_close(session: AsyncSession, campaign: Campaign360, person: Person) -> bool:
+    """The subject's manager, whoever started it, and admins may close a 360 early."""
+    if person.is_admin or campaign.created_by_id == person.id:
+        return True
+    subject = await session.get(Person, campaign.subject_id)
+    return subject is not None and subject.manager_id == person.id
+
+
+def closing_preview(campaign: Campaign360, answered: dict[str, set[int]]) -> str:
+    """Which groups would show and which stay hidden if the 360 closed now — from answer counts alone."""
+    shown, hidden = [], []
+    for group in ("manager", "self", "peer", "report"):
+        count = len(answered.get(group, ()))
+        if group in ANONYMOUS_GROUPS and count < campaign.threshold:
+            if count or group in ("peer", "report"):
+                hidden.append(f"{GROUP_NAMES[group]} ({count} answered, fewer than {campaign.threshold})")
+        elif count:
+            shown.append(f"{GROUP_NAMES[group]} ({count})")
+    text = f"Shown: {', '.join(shown) if shown else 'nothing yet'}."
+    return text + (f" Would stay hidden: {', '.join(hidden)}." if hidden else "")
+
+
+async def answered_raters(session: AsyncSession, campaign: Campaign360) -> dict[str, set[int]]:
     raters = await session.scalars(select(Rater360).where(col(Rater360.campaign_id) == campaign.id))
     answered: dict[str, set[int]] = defaultdict(set)
     for rater in raters:
@@ -334,8 +374,12 @@ def report_reply(results: Results, subject: Person, *, for_subject: bool, tools:
             if q in INFLUENCE_NAMES
         )
         fields.append((f"{name} ({group.raters})", scores or "no ratings shown"))
-        for comment in group.comments[:12]:
-            lines.append(f"• {name}: {comment[:500]}")
+        order = [*INFLUENCE_NAMES.values(), *OPEN_LABELS.values()]
+        ranked = sorted(group.comments, key=lambda c: order.index(c[0]) if c[0] in order else len(order))
+        for label, comment in ranked[:SHOWN_COMMENTS]:  # in question order; within a question, shuffled
+            lines.append(f"• {name}, {label}: {comment[:500]}")
+        if len(ranked) > SHOWN_COMMENTS:
+            lines.append(f"• …and {len(ranked) - SHOWN_COMMENTS} more from {name} on the dashboard (*dashboard*).")
     lowest = results.lowest()
     if lowest:
         lines.append("")
@@ -372,7 +416,7 @@ async def close_campaign(session: AsyncSession, campaign: Campaign360, now: date
     for row in pooled:  # pooled before answers were sealed (migration 0010)
         if row.sealed is None and row.group and row.question_id:
             items.append(Item(row.group, row.question_id, row.rating, row.comment))
-    results = decide(campaign, await _answered(session, campaign), await _history(session, campaign), items)
+    results = decide(campaign, await answered_raters(session, campaign), await _history(session, campaign), items)
     day = now.date()
     for item in anonymity.shuffled(released_items(results, items)):
         session.add(
@@ -399,6 +443,7 @@ async def close_campaign(session: AsyncSession, campaign: Campaign360, now: date
 
 class Review360Dialog(Dialog):
     name = "review360"
+    title = "the 360"
     commands = ("360",)
     summary = "Anonymous 360: start one about a report's work, answer one you're asked for, or add raters to yours."
 
@@ -414,6 +459,7 @@ class Review360Dialog(Dialog):
             ),
             "open": State(self.open_prompt, on_choice=self.on_open, on_text=self.on_open, max_length=MAX_COMMENT),
             "confirm": State(self.confirm_prompt, on_choice=self.on_confirm),
+            "close": State(self.close_prompt, on_choice=self.on_close),
         }
 
     async def begin(self, turn: Turn, args: str) -> Transition:
@@ -427,6 +473,8 @@ class Review360Dialog(Dialog):
             return await self._subject_adds(turn, words[1])
         if verb == "threshold" and len(words) == 3:
             return await self._threshold(turn, words[1], words[2])
+        if verb == "close" and len(words) == 2:
+            return await self._closing(turn, words[1])
         if verb and "@" in verb:
             return await self._choose_subject(turn, verb)
         if not (turn.role.manager or turn.role.admin):
@@ -463,7 +511,15 @@ class Review360Dialog(Dialog):
             .limit(1)
         )
         if running is not None:
-            raise UserFacingError(f"A 360 about {subject.name.split(' ')[0]}'s work is already open.")
+            turn.say(
+                Reply(
+                    f"A 360 about {subject.name.split(' ')[0]}'s work is already open. "
+                    "You can close it now (its results go out at once), or leave it to close on its date.",
+                    choices=(Choice("Close it now…", f"360 close {running}"),),
+                    action=COMMAND_ACTION,
+                )
+            )
+            return END
         raters = await propose_raters(turn.session, subject)
         turn.data.update(
             subject=subject.id,
@@ -574,7 +630,7 @@ class Review360Dialog(Dialog):
             text = f"A 360 about your work has started ({len(RATED) + len(OPEN)} questions). Please add your self-assessment; you can also ask more colleagues with *360 add EMAIL*."
         else:
             text = (
-                f"You're asked for feedback on {first}'s work in a 360 ({len(RATED) + len(OPEN)} short questions, about 5 minutes). "
+                f"You're asked for feedback on {first}'s work in a 360 ({len(RATED)} statements to rate, each with an optional comment, and {len(OPEN)} open questions: about 10 minutes). "
                 + pooling_note(group, campaign.threshold, first)
             )
         return Reply(
@@ -634,6 +690,39 @@ class Review360Dialog(Dialog):
         campaign.comment_threshold = max(campaign.comment_threshold, wanted)
         turn.session.add(campaign)
         turn.say(f"The threshold is now {wanted}.")
+        return END
+
+    # -- closing early -------------------------------------------------------------------------------
+
+    async def _closing(self, turn: Turn, campaign_id: str) -> Transition:
+        campaign = await turn.session.get(Campaign360, int(campaign_id)) if campaign_id.isdigit() else None
+        if campaign is None or not await may_close(turn.session, campaign, turn.person):
+            raise UserFacingError("Only the manager of the person the 360 is about, or an admin, can close it.")
+        if campaign.status != "open":
+            raise UserFacingError("That 360 isn't open, so there's nothing to close.")
+        turn.data.update(campaign=campaign.id)
+        return "close"
+
+    async def close_prompt(self, turn: Turn) -> Reply:
+        campaign = await turn.session.get(Campaign360, turn.data["campaign"])
+        assert campaign is not None
+        subject = await turn.session.get(Person, campaign.subject_id)
+        name = subject.name.split(" ")[0] if subject else "them"
+        return Reply(
+            f"Close the 360 about {name}'s work now? "
+            + closing_preview(campaign, await answered_raters(turn.session, campaign))
+            + " Results go to you and them at once; answers not yet submitted are discarded.",
+            choices=(Choice("Close now", "close", "danger"), Choice("Keep it open", "keep")),
+        )
+
+    async def on_close(self, turn: Turn, value: str) -> Transition:
+        campaign = await turn.session.get(Campaign360, turn.data["campaign"])
+        if value != "close" or campaign is None or campaign.status != "open":
+            turn.say("Left open; nothing changed." if value == "keep" else "That 360 has closed already.")
+            return END
+        campaign.closes_at = turn.now  # the next tick closes it, like any 360 at its date, and sends the results
+        turn.session.add(campaign)
+        turn.say("Closing it now: the results reach you and them within a minute or two.")
         return END
 
     # -- answering ---------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ def find_timezone(text: str) -> str | None:
 
 class SettingsDialog(Dialog):
     name = "settings"
+    title = "your settings"
     commands = ("settings",)
     summary = "Change your time zone, quiet hours and how you like to be recognised."
 

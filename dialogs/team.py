@@ -68,6 +68,7 @@ async def save_questions(
 
 class TeamDialog(Dialog):
     name = "team"
+    title = "your team's settings"
     commands = ("team",)
     summary = "Set your team's check-in day, time, reminders, digest and questions."
     audience = "manager"

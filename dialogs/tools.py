@@ -139,6 +139,7 @@ async def suggest(
 
 class ToolsDialog(Dialog):
     name = "tools"
+    title = '"which tool helps?"'
     commands = ("tools",)
     summary = "Which tool helps? Describe a performance gap and get the cheapest fixes that fit."
 

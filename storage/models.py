@@ -85,6 +85,11 @@ class DialogState(SQLModel, table=True):
     state: str | None = Field(default=None, max_length=64)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prompt_id: str | None = Field(default=None, max_length=32)
+    # Conversations set aside when the person typed a command mid-way, newest last:
+    # [{"dialog", "state", "data", "prompt_id"}, …]; `resume` (or one of their buttons) takes one back.
+    parked: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     version: int = 0
     updated_at: datetime
 

@@ -200,3 +200,223 @@ async def test_a_snooze_that_ends_after_the_next_invitation_does_not_resend_the_
     chat.replies()
     await chat.press("Start", on=old)
     chat.expect("week 47 has closed", "week 48")
+
+
+# -- 4. a command typed mid-way runs, and the conversation waits --------------------------------------------
+
+
+async def _at_pulse_question(rig: Rig):
+    chat = rig.chat("tom@demo.baton")
+    await tick(rig, utc(2026, 11, 20, 15, 0))
+    rig.clock.set(utc(2026, 11, 20, 15, 5))
+    await chat.press("Start", on=chat.expect("week 47"))
+    chat.expect("Question 1 of 5")
+    await chat.send("Finished the billing migration")
+    chat.expect("Question 2 of 5")
+    await chat.send("waiting on staging access")
+    pulse = chat.expect("Question 3 of 5")
+    assert pulse.rating is not None  # a choice step
+    return chat, pulse
+
+
+async def test_a_command_at_a_choice_step_runs_and_the_check_in_waits_with_its_answers(rig: Rig) -> None:
+    from tests.test_rhythm import run_of
+
+    chat, _pulse = await _at_pulse_question(rig)
+    await chat.send("kudos")
+    chat.expect("set your check-in aside", "resume")
+    chat.expect("Who")  # kudos runs
+    await chat.send("cancel")
+    chat.expect("Stopped", "Your check-in is still set aside")
+    await chat.send("resume")
+    chat.expect("Back to your check-in")
+    chat.expect("Question 3 of 5")
+    await chat.press("4")
+    chat.expect("Question 4 of 5")
+    run = await run_of(rig, rig.people["tom@demo.baton"].id, W47)  # type: ignore[arg-type]
+    assert run is not None and run.status == "open"
+
+
+async def test_the_goal_update_baton_suggests_works_inside_another_conversation(rig: Rig) -> None:
+    chat, pulse = await _at_pulse_question(rig)
+    await chat.send("goals")
+    chat.expect("set your check-in aside")
+    replies = chat.replies()
+    assert not any("Please pick one of the options" in r.text for r in replies)
+    # a button of the check-in set aside takes it back and counts
+    await chat.press("5", on=pulse)
+    chat.expect("Question 4 of 5")
+
+
+async def test_a_command_word_at_a_free_text_step_is_asked_about_once(rig: Rig) -> None:
+    chat, _ = await _at_pulse_question(rig)
+    await chat.press("4")
+    chat.expect("Question 4 of 5")
+    await chat.send("goals for the launch")
+    meant = chat.expect("Did you mean that as your answer, or as the *goals* command?")
+    await chat.press("As my answer", on=meant)
+    chat.expect("Question 5 of 5")
+    await chat.send("feedback on my design doc")
+    await chat.press("Run feedback", on=chat.expect("Did you mean that as your answer"))
+    chat.expect("set your check-in aside")
+    await chat.send("resume")
+    chat.expect("Question 5 of 5")
+
+
+# -- 6. small words -----------------------------------------------------------------------------------------
+
+
+async def test_greetings_thanks_cancel_and_check_in_spellings_get_a_sensible_answer(rig: Rig) -> None:
+    chat = rig.chat("tom@demo.baton")
+    await chat.send("hi")
+    hello = chat.expect("Hi Tom! I'm Baton")
+    assert [c.value for c in hello.choices] == ["checkin", "kudos", "goals", "help"]
+    await chat.send("thanks!")
+    chat.expect("You're welcome")
+    await chat.send("cancel")
+    chat.expect("nothing to cancel")
+    await chat.send("resume")
+    chat.expect("nothing to go back to")
+    for spelling in ("check-in", "Check in"):
+        await chat.send(spelling)
+        reply = chat.replies()[-1]
+        assert "didn't understand" not in reply.text, spelling
+        await chat.send("cancel")
+    chat.replies()
+    sorry = [r for r in rig.delivery.to(rig.people["tom@demo.baton"].id) if "didn't understand" in r.text]  # type: ignore[arg-type]
+    assert sorry == []
+
+
+# -- 13. found while reading the code --------------------------------------------------------------------
+
+
+def test_a_number_question_with_one_bound_refuses_politely_instead_of_crashing() -> None:
+    import pytest
+
+    from dialogs.checkin import parse_answer
+    from dialogs.engine.errors import UserFacingError
+
+    at_least = {"id": "n", "kind": "number", "prompt": "How many?", "minimum": 0}
+    at_most = {"id": "n", "kind": "number", "prompt": "How many?", "maximum": 10}
+    with pytest.raises(UserFacingError, match="takes 0 or more"):
+        parse_answer(at_least, "-3")
+    with pytest.raises(UserFacingError, match="takes 10 or less"):
+        parse_answer(at_most, "11")
+    assert parse_answer(at_least, "1e3") == (None, 1000.0)
+
+
+async def test_a_twelve_question_review_offers_every_edit_and_10_edits_question_10(rig: Rig) -> None:
+    from storage.models import CheckinTemplate
+    from tests.test_rhythm import platform_id
+
+    team = await platform_id(rig)
+    questions = [{"id": f"q{n}", "kind": "text", "prompt": f"Question text {n}?"} for n in range(1, 13)]
+
+    async def template(session) -> None:
+        session.add(CheckinTemplate(team_id=team, questions=questions, updated_at=rig.clock.now()))
+
+    await rig.db.run(template)
+    chat = rig.chat("tom@demo.baton")
+    await tick(rig, utc(2026, 11, 20, 15, 0))
+    await chat.press("Start", on=chat.expect("week 47"))
+    for n in range(1, 13):
+        chat.expect(f"Question {n} of 12")
+        await chat.send(f"answer {n}")
+    chat.expect("Thanks, that's your check-in")
+    await chat.send("checkin")
+    review = chat.expect("Change an answer?")
+    assert [c.label for c in review.choices][-3:] == ["Edit 11", "Edit 12", "Done"]
+    await chat.send("10")
+    chat.expect("Question 10 of 12")
+
+
+async def test_kudos_to_someone_for_something_in_one_line_and_recognition_asked_only_once(rig: Rig) -> None:
+    maya, aiko = rig.chat("maya@demo.baton"), rig.chat("aiko@demo.baton")
+    work = "the failover test, which proved the standby takes over in under a minute"
+    for _ in range(2):
+        await maya.send(f"kudos to aiko for {work}")
+        for _ in range(3):
+            prompt = maya.replies()[-1]
+            labels = [c.label for c in prompt.choices]
+            if "Send" in labels:
+                break
+            assert "Pick someone" not in prompt.text
+            await maya.press(labels[-1], on=prompt)
+        await maya.press("Send")
+        maya.expect("Aiko")
+    got = [r.text for r in aiko.replies() if "Kudos from Maya" in r.text]
+    assert len(got) == 2
+    assert "how do you like to be recognised" in got[0].casefold()
+    assert "how do you like to be recognised" not in got[1].casefold()
+
+
+def test_the_scheduler_does_not_log_every_tick() -> None:
+    import logging
+
+    from bot.cli import _logging
+
+    _logging("INFO")
+    assert logging.getLogger("apscheduler.executors.default").getEffectiveLevel() >= logging.WARNING
+
+
+# -- 7 and 8. 360s: commenters, not comments; closing early -------------------------------------------------
+
+
+async def test_three_comments_from_one_peer_never_show_as_the_peers_comments(rig: Rig) -> None:
+    from tests.test_360 import PEERS, add_peers, answer, close, start_campaign
+
+    await add_peers(rig, PEERS[:3])
+    campaign = await start_campaign(rig, rig.chat("maya@demo.baton"))
+    await answer(rig, PEERS[0], campaign, ["4"] * 6, "LONE-VOICE-7731")  # a comment on every question
+    for email in PEERS[1:3]:
+        await answer(rig, email, campaign, ["4"] * 6, None)
+    await close(rig, campaign)
+    report = rig.delivery.to(rig.people["tom@demo.baton"].id)[-1]
+    assert report.card is not None and any(k.startswith("Peers (3)") for k in dict(report.card.fields))
+    shown = report.text + " ".join(report.card.lines)
+    assert "LONE-VOICE-7731" not in shown  # three peers answered, but only one of them commented
+
+
+async def test_comments_show_with_the_question_they_answer(rig: Rig) -> None:
+    from tests.test_360 import PEERS, add_peers, answer, close, start_campaign
+
+    await add_peers(rig, PEERS[:3])
+    campaign = await start_campaign(rig, rig.chat("maya@demo.baton"))
+    for n, email in enumerate(PEERS[:3]):
+        await answer(rig, email, campaign, ["4"] * 6, f"note-{n}")
+    await close(rig, campaign)
+    report = rig.delivery.to(rig.people["tom@demo.baton"].id)[-1]
+    assert report.card is not None
+    lines = [line for line in report.card.lines if "note-" in line]
+    assert len(lines) == 12 and all(line.startswith("• Peers, Expectations: note-") for line in lines[:3])
+    assert any(line.startswith("• Peers, Feedback: note-") for line in lines)
+    # 24 comments: the rest are counted, not dropped silently
+    assert "• …and 12 more from Peers on the dashboard (*dashboard*)." in report.card.lines
+
+
+async def test_the_manager_closes_a_360_early_and_is_told_first_what_stays_hidden(rig: Rig) -> None:
+    from dialogs.services.rhythm import Conductor
+    from tests.test_360 import PEERS, add_peers, answer, start_campaign
+
+    await add_peers(rig, PEERS[:3])
+    maya = rig.chat("maya@demo.baton")
+    campaign = await start_campaign(rig, maya)
+    await answer(rig, PEERS[0], campaign, ["4"] * 6, None)
+    await answer(rig, "maya@demo.baton", campaign, ["3"] * 6, None)
+    maya.replies()
+    await maya.send("360 tom@demo.baton")
+    already = maya.expect("already open")
+    await maya.press("Close it now…", on=already)
+    confirm = maya.expect("Close the 360 about Tom's work now?")
+    assert "Would stay hidden: Peers (1 answered, fewer than 3)" in confirm.text and "Manager (1)" in confirm.text
+    await maya.press("Close now", on=confirm)
+    maya.expect("Closing it now")
+    report = await Conductor(rig.db, sealer=rig.sealer).tick(rig.clock.now())
+    assert report.reviews == 2  # the results, to Tom and to Maya
+    await rig.sender.drain_once()
+    results = rig.delivery.to(rig.people["tom@demo.baton"].id)[-1]
+    assert results.card is not None and any(k.startswith("Manager") for k in dict(results.card.fields))
+    # a colleague cannot close it
+    tom = rig.chat("tom@demo.baton")
+    await tom.send(f"360 close {campaign.id}")
+    tom.expect("Only the manager")

@@ -688,7 +688,10 @@ async def review_page(ctx: Ctx, campaign_id: int) -> View:
     results = await compute_results(ctx.session, campaign)
     groups = Table("groups", "Who answered", ("Group", "Answered", "Shown"))
     comments = Table(
-        "comments", "Comments", ("Group", "Comment"), empty="No comments shown (too few in a group, or none written)."
+        "comments",
+        "Comments",
+        ("Group", "About", "Comment"),
+        empty="No comments shown (too few in a group, or none written).",
     )
     released = [g for g in results.groups if g.released]
     scores = Table(
@@ -701,7 +704,7 @@ async def review_page(ctx: Ctx, campaign_id: int) -> View:
         name = GROUP_NAMES[group.group]
         groups.rows.append((name, group.raters, "yes" if group.released else f"not shown: {group.reason}"))
         if group.released:
-            comments.rows.extend((name, comment) for comment in group.comments)
+            comments.rows.extend((name, label, comment) for label, comment in group.comments)
     if released:
         for influence, label in INFLUENCE_NAMES.items():
             cells = tuple("" if influence not in g.scores else f"{g.scores[influence]:g}" for g in released)

@@ -111,11 +111,18 @@ def _draft_context(turn: Turn, item: str) -> str:
 async def clear_drafts(session: AsyncSession, where: str, dialog: str, key: str, collection_id: int) -> int:
     """At close: delete every unsubmitted draft of the collection, and end the conversations still answering it."""
     await session.execute(delete(SealedDraft).where(col(SealedDraft.scope) == where))
-    rows = await session.scalars(select(DialogState).where(col(DialogState.dialog) == dialog))
+    rows = await session.scalars(select(DialogState))
     ended = 0
     for state in rows:
-        if (state.data or {}).get(key) == collection_id:
+        answering = state.dialog == dialog and (state.data or {}).get(key) == collection_id
+        parked = [
+            p for p in state.parked or [] if p.get("dialog") == dialog and p.get("data", {}).get(key) == collection_id
+        ]
+        if answering:
             state.dialog, state.state, state.data, state.prompt_id = None, None, {}, None
+        if parked:
+            state.parked = [p for p in state.parked if p not in parked]
+        if answering or parked:
             state.version += 1
             session.add(state)
             ended += 1

@@ -75,6 +75,7 @@ class Dialog:
     name: ClassVar[str]  # persisted with the state: renaming a dialog abandons conversations in it
     commands: ClassVar[tuple[str, ...]] = ()  # the words that start it; the first is the one `help` shows
     summary: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # how Baton names a conversation in it: "your check-in"
     audience: ClassVar[str] = "everyone"  # "everyone", "manager" or "admin"
     states: dict[str, State]
     first: str

@@ -22,6 +22,12 @@ from dialogs.engine.messages import Choice, Rating, Reply
 
 MAX_TEXT = 4000  # characters accepted in one message; longer text is refused, politely and whole
 CANCEL_WORDS = frozenset({"cancel", "stop", "quit", "exit"})
+RESUME_WORDS = frozenset({"resume", "continue"})
+GREETINGS = frozenset({"hi", "hello", "hey", "hiya", "hallo", "hola", "good morning", "morning"})
+THANKS = frozenset({"thanks", "thank you", "thx", "ty", "cheers", "thanks a lot", "great, thanks", "ok thanks"})
+SPELLINGS = {"check-in": "checkin", "check in": "checkin", "check-ins": "checkin"}  # what people type for a command
+PARK_LIMIT = 3  # conversations kept aside at once; the oldest is let go beyond this
+ROUTER_ACTION = "router"  # the router's own buttons: "was that your answer, or a command?"
 
 
 class Router:
@@ -52,9 +58,9 @@ class Router:
                 "Could you split it or shorten it? Nothing was recorded yet."
             )
             return
-        word, _, rest = text.partition(" ")
+        word, _, rest = _spelled(text).partition(" ")  # only the command word: an answer is kept as typed
         word = word.casefold()
-        if turn.state.dialog and word in CANCEL_WORDS and not rest:
+        if word in CANCEL_WORDS and not rest:
             self._cancel(turn)
             return
         if word == "help" and not rest:
@@ -62,8 +68,15 @@ class Router:
             if turn.state.dialog:
                 await self._reprompt(turn)
             return
+        if word in RESUME_WORDS and not rest:
+            await self._resume(turn)
+            return
         if turn.state.dialog:
             await self._dispatch_text(turn, text)
+            return
+        small = _small_talk(text)
+        if small is not None:
+            turn.say(self.greeting(turn) if small == "hello" else Reply("You're welcome! Type *help* any time."))
             return
         await self.command(turn, word, rest.strip())
 
@@ -71,6 +84,9 @@ class Router:
         """Start the dialog `word` names (or answer `help`, or say the word is unknown)."""
         if word == "help":
             turn.say(self.help_reply(turn))
+            return
+        if word in RESUME_WORDS:
+            await self._resume(turn)
             return
         dialog = self.commands.get(word)
         if dialog is None:
@@ -99,6 +115,11 @@ class Router:
             await self.command(turn, word.casefold(), args.strip())
             return
         dialog, _, prompt_id = action.partition(":")
+        if dialog == ROUTER_ACTION:
+            await self._meant(turn, prompt_id, value)
+            return
+        if (turn.state.dialog, turn.state.prompt_id) != (dialog, prompt_id):
+            self._unpark(turn, dialog, prompt_id)  # a button of a conversation set aside takes it back
         state = self._current_state(turn)
         if turn.state.dialog != dialog or turn.state.prompt_id != prompt_id or state is None:
             turn.say(
@@ -124,21 +145,123 @@ class Router:
                 "Could you shorten it? Nothing was recorded yet."
             )
             return
+        turn.state.data.pop("_typed", None)  # typed on instead of saying what an earlier message meant
+        word = _spelled(text).partition(" ")[0].casefold()
+        command = self.commands.get(word)
+        if command is not None and not command.available_to(turn.role):
+            command = None
+        prompt = await self._render(turn, state)
+        free = state.on_text is not None and (prompt.input is not None or not (prompt.choices or prompt.rating))
+        if command is not None and free:  # "goals" where any text is an answer: an answer, or the command? Ask once.
+            turn.state.data["_typed"] = text
+            turn.say(
+                Reply(
+                    f"Did you mean that as your answer, or as the *{word}* command?",
+                    choices=(Choice("As my answer", "answer"), Choice(f"Run {word}", "command")),
+                    action=f"{ROUTER_ACTION}:{turn.state.prompt_id}",
+                )
+            )
+            return
+        if command is not None and match_choice(text, prompt.choices, prompt.rating) is None:
+            await self._park_and_run(turn, _spelled(text))  # a command where only a choice fits: run it
+            return
         if state.on_text is not None:
             await self._apply(turn, await _call(turn, state.on_text, text))
             return
-        prompt = await self._render(turn, state)
         value = match_choice(text, prompt.choices, prompt.rating)
+        if value is None and _small_talk(text) == "thanks":
+            turn.say("You're welcome! When you're ready, pick one of the options above, or type *cancel*.")
+            return
         if value is None or state.on_choice is None:
-            turn.say("Please pick one of the options above, or type *cancel* to stop here.")
+            turn.say(
+                "Please pick one of the options above, type *cancel* to stop here, "
+                "or any command (I'll keep this for later)."
+            )
             return
         await self._apply(turn, await _call(turn, state.on_choice, value))
+
+    # -- parking: a command typed mid-way sets the conversation aside, nothing is lost ----------------------
+
+    async def _meant(self, turn: Turn, prompt_id: str, value: str) -> None:
+        """The answer to "did you mean that as your answer, or as the command?"."""
+        typed = turn.state.data.pop("_typed", None)
+        state = self._current_state(turn)
+        if typed is None or state is None or turn.state.prompt_id != prompt_id:
+            turn.say("That question has already been answered, so I left things as they were.")
+            return
+        if value == "command":
+            await self._park_and_run(turn, _spelled(typed))
+        elif state.on_text is not None:
+            await self._apply(turn, await _call(turn, state.on_text, typed))
+
+    async def _park_and_run(self, turn: Turn, text: str) -> None:
+        word, _, args = text.partition(" ")
+        if self.commands.get(word.casefold()) is self.dialogs.get(turn.state.dialog or "") and not args.strip():
+            turn.say("We're in the middle of that already. Here's where we are:")
+            await self._reprompt(turn)
+            return
+        what = self._what(turn.state.dialog)
+        self._park(turn)
+        turn.say(f"I've set {what} aside, as far as you got. Type *resume* to go back to it.")
+        await self.command(turn, word.casefold(), args.strip())
+
+    def _park(self, turn: Turn) -> None:
+        if not turn.state.dialog:
+            return
+        entry = {
+            "dialog": turn.state.dialog,
+            "state": turn.state.state,
+            "data": {k: v for k, v in turn.state.data.items() if k != "_typed"},
+            "prompt_id": turn.state.prompt_id,
+        }
+        others = [p for p in turn.state.parked if p.get("dialog") != entry["dialog"]]
+        turn.state.parked = [*others[-(PARK_LIMIT - 1) :], entry]
+        _clear(turn)
+
+    def _unpark(self, turn: Turn, dialog: str, prompt_id: str) -> bool:
+        found = [p for p in turn.state.parked if (p.get("dialog"), p.get("prompt_id")) == (dialog, prompt_id)]
+        if not found:
+            return False
+        turn.state.parked = [p for p in turn.state.parked if p is not found[0]]
+        self._park(turn)
+        entry = found[0]
+        turn.state.dialog, turn.state.state = entry["dialog"], entry["state"]
+        turn.state.data, turn.state.prompt_id = dict(entry["data"]), entry["prompt_id"]
+        return True
+
+    async def _resume(self, turn: Turn) -> None:
+        """Take back the conversation set aside last (the current one, if any, is set aside in its place)."""
+        while turn.state.parked:
+            entry = turn.state.parked[-1]
+            if self._unpark(turn, entry["dialog"], entry["prompt_id"]) and self._current_state(turn) is not None:
+                turn.say(f"Back to {self._what(turn.state.dialog)}:")
+                await self._reprompt(turn)
+                return
+            _clear(turn)  # a dialog an upgrade removed: let it go
+        if turn.state.dialog:
+            turn.say("Nothing else is waiting. Here's where we are:")
+            await self._reprompt(turn)
+        else:
+            turn.say("There's nothing to go back to. Type *help* to see what I can do.")
+
+    def _what(self, name: str | None) -> str:
+        dialog = self.dialogs.get(name or "")
+        return (dialog.title or f"the {dialog.name} conversation") if dialog else "that"
 
     async def _apply(self, turn: Turn, transition: Transition) -> None:
         if transition is None:
             return
         if transition == END:
             _clear(turn)
+            if turn.state.parked:
+                waiting = self._what(turn.state.parked[-1]["dialog"])
+                turn.say(
+                    Reply(
+                        f"{waiting[0].upper()}{waiting[1:]} is still waiting where you left it.",
+                        choices=(Choice("Resume", "resume"),),
+                        action=COMMAND_ACTION,
+                    )
+                )
             return
         await self._enter(turn, transition)
 
@@ -164,10 +287,19 @@ class Router:
         return reply
 
     def _cancel(self, turn: Turn) -> None:
+        if not turn.state.dialog:
+            waiting = " (what you set aside stays there: type *resume* for it)" if turn.state.parked else ""
+            turn.say(f"There's nothing to cancel right now{waiting}. Type *help* to see what I can do.")
+            return
         dialog = self.dialogs.get(turn.state.dialog or "")
         _clear(turn)
         what = dialog.summary.rstrip(".").lower() if dialog and dialog.summary else "that"
-        turn.say(f"Stopped ({what}). What you answered before stopping is kept. Type *help* for more.")
+        waiting = (
+            f" {self._what(turn.state.parked[-1]['dialog']).capitalize()} is still set aside: type *resume* for it."
+            if turn.state.parked
+            else " Type *help* for more."
+        )
+        turn.say(f"Stopped ({what}). What you answered before stopping is kept.{waiting}")
 
     def _current_state(self, turn: Turn) -> State | None:
         dialog = self.dialogs.get(turn.state.dialog or "")
@@ -182,6 +314,17 @@ class Router:
         return Reply(
             text=f"Here's what I can do for you as {who}:\n" + "\n".join(lines),
             choices=tuple(Choice(d.commands[0].capitalize(), d.commands[0]) for d in available[:5]),
+            action=COMMAND_ACTION,
+        )
+
+    def greeting(self, turn: Turn) -> Reply:
+        """What Baton is, and three things to try: for "hi", and for someone Baton meets for the first time."""
+        first = turn.person.name.split(" ")[0] or turn.person.name
+        tries = [w for w in ("checkin", "kudos", "goals") if w in self.commands]
+        return Reply(
+            f"Hi {first}! I'm Baton. I keep your team's weekly rhythm: a short check-in each week, "
+            "feedback and kudos, and goals. Three things to try:",
+            choices=(*(Choice(w.capitalize(), w) for w in tries), Choice("Help", "help")),
             action=COMMAND_ACTION,
         )
 
@@ -206,6 +349,25 @@ def _clear(turn: Turn) -> None:
     turn.state.state = None
     turn.state.prompt_id = None
     turn.state.data = {}
+
+
+def _spelled(text: str) -> str:
+    """'Check-in', 'check in please' → 'checkin …': the spellings people use for a command word."""
+    folded = text.casefold()
+    for spelling, word in SPELLINGS.items():
+        if folded == spelling or folded.startswith(spelling + " "):
+            return word + text[len(spelling) :]
+    return text
+
+
+def _small_talk(text: str) -> str | None:
+    """'hello' for a greeting, 'thanks' for thanks, None for anything else."""
+    folded = " ".join(text.casefold().strip(" .!?,:)(").split())
+    if folded in GREETINGS:
+        return "hello"
+    if folded in THANKS or folded.rstrip("!. ") in THANKS:
+        return "thanks"
+    return None
 
 
 def clean_text(text: str) -> str:

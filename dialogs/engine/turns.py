@@ -329,6 +329,7 @@ class Engine:
                 dialog=bindparam("p_dialog", type_=column.dialog.type),
                 state=bindparam("p_state", type_=column.state.type),
                 data=bindparam("p_data", type_=column.data.type),
+                parked=bindparam("p_parked", type_=column.parked.type),
                 prompt_id=bindparam("p_prompt", type_=column.prompt_id.type),
                 version=bindparam("p_next", type_=column.version.type),
                 updated_at=bindparam("p_now", type_=column.updated_at.type),
@@ -341,6 +342,7 @@ class Engine:
                 "p_dialog": t.state.dialog,
                 "p_state": t.state.state,
                 "p_data": dict(t.state.data),
+                "p_parked": list(t.state.parked),
                 "p_prompt": t.state.prompt_id,
                 "p_next": t.state.version + 1,
                 "p_now": t.now,
@@ -522,7 +524,9 @@ async def _load_states(session: AsyncSession, person_ids: list[int], now: dateti
     missing = [person_id for person_id in person_ids if person_id not in states]
     if missing:
         await queries.insert_ignore_many(
-            session, DialogState, [{"person_id": p, "data": {}, "version": 0, "updated_at": now} for p in missing]
+            session,
+            DialogState,
+            [{"person_id": p, "data": {}, "parked": [], "version": 0, "updated_at": now} for p in missing],
         )
         states.update(
             (state.person_id, state)
@@ -532,6 +536,7 @@ async def _load_states(session: AsyncSession, person_ids: list[int], now: dateti
         # Work on detached copies: the versioned UPDATE is the only write.
         session.expunge(state)
         state.data = dict(state.data or {})
+        state.parked = list(state.parked or [])
     return states
 
 
