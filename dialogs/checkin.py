@@ -373,7 +373,6 @@ class CheckinDialog(Dialog):
         closes = datetime.fromisoformat(turn.data["closes"]).astimezone(tz(turn.person.timezone))
         if first_time:
             await self._broadcast(turn, run)
-            await self._invite_feedback(turn, run)
             if turn.now < closes:
                 turn.say(
                     f"Thanks, that's your check-in for {week_label(run.period)}. You can change an answer with *checkin* "
@@ -383,6 +382,7 @@ class CheckinDialog(Dialog):
                 turn.say(
                     f"Thanks, that's your check-in for {week_label(run.period)}. It came in late, and it still counts."
                 )
+            await self._invite_feedback(turn, run)  # the thanks first, then the offer
         return END
 
     async def _invite_feedback(self, turn: Turn, run: CheckinRun) -> None:

@@ -89,6 +89,21 @@ def parse_value(goal: Goal, raw: str) -> float:
     return number
 
 
+def doubtful(goal: Goal, value: float) -> str | None:
+    """Why a value may be a typo worth confirming — it crosses zero or lands far past the target — or None."""
+    if goal.kind != "metric" or goal.start_value is None or goal.target_value is None:
+        return None
+    unit = f" {goal.unit}" if goal.unit and goal.unit != "%" else goal.unit
+    if value < 0 <= min(goal.start_value, goal.target_value):
+        return f"{value:g}{unit} is below zero, and this goal runs from {goal.start_value:g} to {goal.target_value:g}{unit}"
+    progress = progress_of(goal, value)
+    if progress > 1.5:
+        return f"{value:g}{unit} is well past the target of {goal.target_value:g}{unit}"
+    if progress < -0.5:
+        return f"{value:g}{unit} is well behind where this goal started ({goal.start_value:g}{unit})"
+    return None
+
+
 def _example(goal: Goal) -> str:
     value = goal.target_value if goal.target_value is not None else 42
     return f"{value:g}{(' ' + goal.unit) if goal.unit and goal.unit != '%' else goal.unit}"
@@ -104,8 +119,12 @@ async def record_progress(
     today: date,
     recorded_by: int | None = None,
     note: str | None = None,
+    close_when_reached: bool = True,
 ) -> tuple[GoalUpdate, bool]:
-    """Store a progress value with its source and time; return it and whether to escalate to the manager."""
+    """Store a progress value with its source and time; return it and whether to escalate to the manager.
+
+    A metric goal that reaches its target is marked done, unless `close_when_reached` is False (in chat,
+    the person is asked instead)."""
     if goal.kind == "milestones":
         progress = value
     else:
@@ -124,7 +143,7 @@ async def record_progress(
     )
     session.add(update)
     goal.rag = status.rag
-    if goal.kind == "metric" and progress >= 1.0 and goal.status == "active":
+    if close_when_reached and goal.kind == "metric" and progress >= 1.0 and goal.status == "active":
         goal.status = "done"
     session.add(goal)
     await session.flush()
@@ -214,6 +233,8 @@ class GoalsDialog(Dialog):
             "due": State(self.due_prompt, on_text=self.on_due, on_choice=self.on_due, max_length=20),
             "commit": State(self.commit_prompt, on_choice=self.on_commit),
             "new_to_me": State(self.new_to_me_prompt, on_choice=self.on_new_to_me),
+            "doubt": State(self.doubt_prompt, on_choice=self.on_doubt),
+            "reached": State(self.reached_prompt, on_choice=self.on_reached),
         }
 
     async def begin(self, turn: Turn, args: str) -> Transition:
@@ -221,9 +242,17 @@ class GoalsDialog(Dialog):
         verb = words[0].lower() if words else ""
         if verb == "new":
             return "title"
-        if verb in ("update", "tree", "stop", "snooze") and len(words) >= 2 and words[1].lstrip("#").isdigit():
+        verbs = ("update", "tree", "stop", "snooze", "undo", "reopen")
+        if verb in verbs and len(words) >= 2 and words[1].lstrip("#").isdigit():
             goal = await self._goal(turn, int(words[1].lstrip("#")))
             turn.data["goal"] = goal.id
+            if verb == "undo":
+                return await self._undo(turn, goal)
+            if verb == "reopen":
+                goal.status = "active"
+                turn.session.add(goal)
+                turn.say(f"*{goal.title}* is open again.")
+                return END
             if verb == "tree":
                 turn.say(await self._tree(turn, goal))
                 return END
@@ -328,6 +357,10 @@ class GoalsDialog(Dialog):
             value = (done or 0) / max(total or 1, 1)
         else:
             value = parse_value(goal, raw)
+            why = doubtful(goal, value)
+            if why and turn.data.get("sure") != raw:
+                turn.data.update(doubt=why, raw=raw)
+                return "doubt"
         update, escalate = await record_progress(
             turn.session,
             goal,
@@ -336,10 +369,76 @@ class GoalsDialog(Dialog):
             now=turn.now,
             today=turn.local_now.date(),
             recorded_by=turn.person.id,
+            close_when_reached=False,
         )
-        turn.say(f"Recorded. {describe(goal, update)}.")
+        undo = f" (Typed the wrong number? *goal undo {goal.id}*.)"
+        turn.say(f"Recorded. {describe(goal, update)}.{undo if goal.kind == 'metric' else ''}")
         if escalate:
             await escalate_goal(turn, goal, update)
+        if update.progress >= 1.0 and goal.status == "active":
+            return "reached"
+        return END
+
+    def doubt_prompt(self, turn: Turn) -> Reply:
+        return Reply(
+            f"{turn.data['doubt'][0].upper()}{turn.data['doubt'][1:]}. Record it anyway?",
+            choices=(
+                Choice("Record it", "record", "primary"),
+                Choice("Type another value", "again"),
+                Choice("Cancel", "cancel"),
+            ),
+        )
+
+    async def on_doubt(self, turn: Turn, value: str) -> Transition:
+        if value == "cancel":
+            turn.say("Nothing was recorded.")
+            return END
+        if value == "again":
+            return "value"
+        if value != "record":
+            return None
+        goal = await turn.session.get(Goal, turn.data["goal"])
+        assert goal is not None
+        turn.data["sure"] = turn.data["raw"]
+        return await self._record(turn, goal, turn.data["raw"])
+
+    def reached_prompt(self, turn: Turn) -> Reply:
+        return Reply(
+            "That reaches the target. Mark the goal done?",
+            choices=(Choice("Mark it done", "done", "primary"), Choice("Keep it open", "open")),
+        )
+
+    async def on_reached(self, turn: Turn, value: str) -> Transition:
+        goal = await turn.session.get(Goal, turn.data["goal"])
+        assert goal is not None
+        if value == "done":
+            goal.status = "done"
+            turn.session.add(goal)
+            turn.say(f"Done: *{goal.title}*. Well reached. (*goal reopen {goal.id}* opens it again.)")
+        else:
+            turn.say("Kept open.")
+        return END
+
+    async def _undo(self, turn: Turn, goal: Goal) -> Transition:
+        """Take back the last progress value this person recorded on the goal, and reopen it if that closed it."""
+        last = (
+            await turn.session.execute(
+                select(GoalUpdate)
+                .where(GoalUpdate.goal_id == goal.id)
+                .order_by(GoalUpdate.recorded_at.desc(), GoalUpdate.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if last is None or last.recorded_by_id != turn.person.id:
+            raise UserFacingError("There's no update of yours to take back on that goal.")
+        await turn.session.delete(last)
+        await turn.session.flush()
+        previous = (await latest_updates(turn.session, [goal.id])).get(goal.id)  # type: ignore[arg-type]
+        goal.rag = previous.rag if previous is not None else None
+        if goal.status == "done":
+            goal.status = "active"
+        turn.session.add(goal)
+        turn.say(f"Taken back: {last.value:g}. {describe(goal, previous)}.")
         return END
 
     async def _tree(self, turn: Turn, goal: Goal) -> Reply:

@@ -127,6 +127,7 @@ async def test_a_check_in_from_the_invitation_to_the_thanks(rig: Rig) -> None:
     await tom.send("a review of my design doc")
     thanks = tom.expect("Thanks, that's your check-in for week 47")
     assert "until Monday 09:00" in thanks.text  # Tom's own zone
+    tom.expect("While it's fresh")  # the thanks first, then the offer of a word with the manager
     tom.expect_nothing()
 
     [run] = await runs(rig, "tom@demo.baton")

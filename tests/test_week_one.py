@@ -420,3 +420,46 @@ async def test_the_manager_closes_a_360_early_and_is_told_first_what_stays_hidde
     tom = rig.chat("tom@demo.baton")
     await tom.send(f"360 close {campaign.id}")
     tom.expect("Only the manager")
+
+
+# -- 9. a typo never closes a goal ---------------------------------------------------------------------------
+
+
+async def test_a_typo_is_confirmed_first_reaching_the_target_asks_and_the_last_update_can_be_undone(rig: Rig) -> None:
+    from storage.models import Goal, GoalUpdate
+    from tests.test_goals import make_goal
+
+    g = await make_goal(rig, title="Faster builds", start_value=45, target_value=10, unit="min")
+    chat = rig.chat("tom@demo.baton")
+
+    async def state() -> tuple[str, int]:
+        async def read(session):
+            goal = await session.get(Goal, g.id)
+            count = len((await session.execute(select(GoalUpdate).where(GoalUpdate.goal_id == g.id))).all())
+            return goal.status, count
+
+        return await rig.db.run(read)
+
+    await chat.send(f"goal update {g.id} -5")  # the trial's typo: was 143%, done and gone
+    doubt = chat.expect("below zero", "Record it anyway?")
+    assert await state() == ("active", 0)
+    await chat.press("Type another value", on=doubt)
+    await chat.send("30")
+    chat.expect("Recorded.", f"goal undo {g.id}")
+    assert await state() == ("active", 1)
+
+    await chat.send(f"goal update {g.id} 10")
+    chat.expect("Recorded.")
+    reached = chat.expect("That reaches the target. Mark the goal done?")
+    assert await state() == ("active", 2)  # not closed behind the person's back
+    await chat.press("Mark it done", on=reached)
+    chat.expect("Done: *Faster builds*")
+    assert await state() == ("done", 2)
+
+    await chat.send(f"goal undo {g.id}")
+    chat.expect("Taken back: 10")
+    assert await state() == ("active", 1)  # reopened with the update that closed it
+    await chat.send("goals")
+    assert "Faster builds" in chat.replies()[-1].text or any(
+        "Faster builds" in r.text for r in rig.delivery.to(rig.people["tom@demo.baton"].id)[-3:]
+    )
