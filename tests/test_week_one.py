@@ -9,6 +9,7 @@ Lucía in Mexico City (UTC-6 in November); quiet hours 20:00–08:00 each.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -463,3 +464,113 @@ async def test_a_typo_is_confirmed_first_reaching_the_target_asks_and_the_last_u
     assert "Faster builds" in chat.replies()[-1].text or any(
         "Faster builds" in r.text for r in rig.delivery.to(rig.people["tom@demo.baton"].id)[-3:]
     )
+
+
+# -- proof: a simulated week, Thursday to the next Monday --------------------------------------------------
+
+
+async def test_a_simulated_week_keeps_every_promise(rig: Rig) -> None:
+    """The demo organisation, the scheduler ticking every 15 minutes from Thursday to Monday night,
+    a few people acting — then every message is checked against the promises."""
+    from datetime import date
+
+    from bot.scheduler import Scheduler
+    from dialogs.common.manners import WEEKLY_BUDGET, budgeted, in_quiet_hours, on_leave
+    from dialogs.common.periods import Rhythm, hhmm, period_of
+    from dialogs.services.rhythm import Conductor
+    from storage.models import Leave, Person, Team
+    from tests.test_goals import make_goal
+    from tests.test_rhythm import add_leave
+
+    ids = {n: await pid(rig, f"{n}@demo.baton") for n in ("maya", "tom", "arjun", "aiko", "lucia")}
+    start = utc(2026, 11, 19, 0, 0)
+    rig.clock.set(start)
+    # Maya's week so far: six messages Baton sent on its own — the budget that once swallowed her digest
+    await add_sent(rig, ids["maya"], *(start - timedelta(hours=h) for h in range(2, 120, 20)))
+    await make_goal(rig, due_date=None)  # Tom's goal without a date: nudged, within the budget
+    await add_leave(rig, ids["aiko"], date(2026, 11, 23), date(2026, 11, 24))
+    scheduler = Scheduler(
+        Conductor(rig.db, sealer=rig.sealer), rig.clock, interval=900, wake=lambda: None, retention_days=30
+    )
+    chats = {n: rig.chat(f"{n}@demo.baton") for n in ids}
+
+    async def act(when: datetime) -> None:
+        if when == utc(2026, 11, 19, 7, 15):  # 01:15 in Mexico City: a colleague's feedback and kudos
+            await chats["tom"].send("feedback lucia@demo.baton")
+            await chats["tom"].send("The handover notes were clear")
+            await chats["tom"].send("Nothing to change")
+            await chats["tom"].press("Send")
+            await chats["maya"].send("kudos to lucia@demo.baton for the runbook rewrite, which made the night calm")
+            for _ in range(3):
+                prompt = chats["maya"].replies()[-1]
+                labels = [c.label for c in prompt.choices]
+                if "Send" in labels:
+                    break
+                await chats["maya"].press(labels[-1], on=prompt)
+            await chats["maya"].press("Send")
+        if when == utc(2026, 11, 20, 15, 15):  # Tom answers his invitation
+            from tests.test_rhythm import answer_checkin
+
+            invite = chats["tom"].expect("check-in time for week 47")
+            await answer_checkin(chats["tom"], invite, ["Billing migration", "staging access", "4", "Launch", "no"])
+        if when == utc(2026, 11, 20, 10, 45):  # Arjun snoozes his until Monday morning
+            await chats["arjun"].press("Snooze", on=chats["arjun"].expect("check-in time for week 47"))
+            await chats["arjun"].press("Monday morning")
+
+    when = start
+    while when <= utc(2026, 11, 23, 23, 45):
+        rig.clock.set(when)
+        await act(when)
+        await scheduler.tick()
+        await rig.sender.drain_once()
+        when += timedelta(minutes=15)
+    end = when
+
+    async def everything(session):
+        rows = list((await session.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())
+        people = {p.id: p for p in (await session.execute(select(Person))).scalars()}
+        leaves = list((await session.execute(select(Leave))).scalars())
+        return rows, people, leaves
+
+    rows, people, leaves = await rig.db.run(everything)
+    away = {p: [(lv.start, lv.end) for lv in leaves if lv.person_id == p] for p in people}
+
+    # the manager's digest arrives, on Monday morning, whatever the budget says
+    digests = [r for r in rows if r.kind == "digest" and r.person_id == ids["maya"]]
+    assert [(r.topic, r.status, r.sent_at) for r in digests] == [(f"digest:{W47}", "sent", utc(2026, 11, 23, 8, 0))]
+    # the colleague's feedback and kudos waited for Lucía's morning (08:00 in Mexico City = 14:00 UTC)
+    to_lucia = [r for r in rows if r.person_id == ids["lucia"] and r.kind == "notice"]
+    assert len(to_lucia) == 2 and {r.sent_at for r in to_lucia} == {utc(2026, 11, 19, 14, 0)}
+
+    for row in rows:
+        # every item is accounted for: delivered, waiting for its time, or held/cancelled with its reason
+        assert row.status in ("sent", "held", "cancelled", "pending"), (row.key, row.status)
+        if row.status in ("held", "cancelled"):
+            assert row.last_error, row.key
+        if row.status == "pending":
+            assert row.due_at > end, row.key
+        if row.status != "sent" or row.person_id is None or not row.unsolicited or row.key.startswith("earlier:"):
+            continue
+        person = people[row.person_id]
+        local = row.sent_at.astimezone(ZoneInfo(person.timezone))
+        # nothing that is not a reply lands in quiet hours or on a day of leave
+        assert not in_quiet_hours(local, hhmm(person.quiet_start), hhmm(person.quiet_end)), (row.key, local)
+        assert not on_leave(away[row.person_id], local.date()), (row.key, local)
+        # no invitation for a period that was no longer the latest sent
+        if row.kind == "checkin":
+            team = await rig.db.run(lambda s, t=person.team_id: s.get(Team, t))
+            latest = period_of(Rhythm.of(team).open_send(row.sent_at, person.timezone), person.timezone)
+            assert row.topic.split(":", 1)[1] == latest, (row.key, latest)
+        # the budget holds for nudges and reminders
+        if budgeted(row.kind):
+            window = [
+                r
+                for r in rows
+                if r.person_id == row.person_id
+                and r.unsolicited
+                and r.status in ("sent", "pending")
+                and row.sent_at - timedelta(days=7) < r.due_at < row.sent_at
+            ]
+            assert len(window) < WEEKLY_BUDGET, (row.key, len(window))
+    # Arjun's snooze brought his invitation back on Monday morning, for the week he was asked about
+    assert any(r.topic == f"checkin-snooze:{W47}" and r.person_id == ids["arjun"] and r.status == "sent" for r in rows)
