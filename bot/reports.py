@@ -37,9 +37,9 @@ async def participation(db: Database, team_name: str, weeks: int, now: datetime)
             (await session.execute(select(Person).where(Person.team_id == team.id).order_by(Person.email))).scalars()
         )
         rhythm = Rhythm.of(team)
-        latest = period_of(rhythm.open_send(now, "UTC"), "UTC")
-        periods = previous_periods(latest, weeks)
         ids = [p.id for p in people]
+        latest = await latest_period(session, rhythm, now, "UTC", ids)
+        periods = previous_periods(latest, weeks)
         runs = list(
             (
                 await session.execute(
@@ -130,3 +130,16 @@ def as_csv(report: dict) -> str:
 
 def as_json(report: dict) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2)
+
+
+async def latest_period(session, rhythm: Rhythm, now: datetime, zone: str, person_ids: list[int]) -> str:  # noqa: ANN001
+    """The newest period a report shows: the one sent last — or the coming one once someone has started it
+    early (send-now, or `checkin` after the digest), so this week's answers never go missing."""
+    sent = period_of(rhythm.open_send(now, zone), zone)
+    coming = period_of(rhythm.current_send(now, zone), zone)
+    if coming == sent or not person_ids:
+        return sent
+    started = await session.scalar(
+        select(CheckinRun.id).where(CheckinRun.person_id.in_(person_ids), CheckinRun.period == coming).limit(1)
+    )
+    return coming if started is not None else sent

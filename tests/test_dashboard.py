@@ -543,6 +543,7 @@ async def test_a_performer_cannot_reach_manager_pages_or_colleagues(site: Site) 
         assert status == 200 and "Shares context early" in page
         status, page = await get(http, "/dashboard")
         assert "Tom-only feedback" in page
+        assert "from your manager" in page and "downward" not in page  # said as the reader would say it
 
 
 async def test_an_admin_gets_aggregates_but_no_individual_360_answers(site: Site) -> None:
@@ -565,7 +566,7 @@ async def test_an_admin_gets_aggregates_but_no_individual_360_answers(site: Site
         platform = [r for r in rows if r["Team"] == "Platform" and r["People asked"] != "0"]
         assert platform and all(r["Average pulse"] not in ("", "–") for r in platform)
         payments = [r for r in rows if r["Team"] == "Payments"]
-        assert payments and all(r["Average pulse"] == "–" for r in payments)  # one person: withheld
+        assert payments and all(r["Average pulse"] == "" for r in payments)  # one person: withheld, an empty cell
         status, text = await get(http, "/dashboard/org?csv=360-participation")
         assert "closed" in text
         for path in ("/dashboard/360", "/dashboard/tools", "/dashboard/org", "/dashboard/settings"):

@@ -163,6 +163,13 @@ async def test_send_now_between_the_digest_and_the_next_send_invites_to_the_comi
     await answer_checkin(chat, invite, ["Shipped the exporter", "nothing", "4", "Docs", "nothing"])
     # on time, not "late", and editable until week 48 closes
     assert not [r for r in rig.delivery.to(tom) if "came in late" in r.text or "has closed" in r.text]
+    # the team's report shows this week, answered early, rather than stopping at the closed one
+    from bot.reports import participation
+
+    report = await participation(rig.db, "Platform", 2, thursday + timedelta(minutes=5))
+    assert report["periods"][-1] == "2026-W48"
+    [row] = [p for p in report["people"] if p["email"] == "tom@demo.baton"]
+    assert row["periods"]["2026-W48"]["status"] == "answered"
     # Friday's scheduled send does not invite him again to what he already answered
     await tick(rig, utc(2026, 11, 27, 15, 0))
     assert [r.topic for r in await outbox(rig, person_id=tom, kind="checkin")] == ["checkin:2026-W48"]

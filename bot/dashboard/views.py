@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.dashboard.auth import Viewer
 from bot.dashboard.charts import line_chart, sparkline
 from bot.dashboard.html import Cell, Markup, Table, hidden, join, link, paragraph, tag
-from bot.reports import participation
+from bot.reports import latest_period, participation
 from dialogs.checkin import questions_for_team
 from dialogs.common.periods import Rhythm, period_of
 from dialogs.common.wording import is_nothing, shorten
@@ -161,9 +161,19 @@ async def person_page(ctx: Ctx, person_id: int) -> View:
     return view
 
 
+# Feedback kinds as the person who received it would say them (the recipient's point of view).
+FEEDBACK_KINDS = {
+    "upward": "from a report",
+    "downward": "from your manager",
+    "peer": "from a colleague",
+    "kudos": "kudos",
+    "requested": "you asked for it",
+}
+
+
 async def _checkins_table(ctx: Ctx, person: Person, weeks: int) -> Table:
     team = await ctx.session.get(Team, person.team_id) if person.team_id else None
-    latest = period_of(Rhythm.of(team).open_send(ctx.now, person.timezone), person.timezone)
+    latest = await latest_period(ctx.session, Rhythm.of(team), ctx.now, person.timezone, [person.id])
     periods = previous_periods(latest, weeks)
     runs = list(
         (
@@ -217,7 +227,8 @@ async def _feedback_table(ctx: Ctx, person: Person) -> Table:
     )
     for entry in entries:
         sender = names.get(entry.from_id)
-        table.rows.append((_date(entry.created_at), sender.name if sender else "", entry.kind, entry.text))
+        kind = FEEDBACK_KINDS.get(entry.kind, entry.kind)
+        table.rows.append((_date(entry.created_at), sender.name if sender else "", kind, entry.text))
     return table
 
 
@@ -313,7 +324,7 @@ async def _goals_table(ctx: Ctx, people: list[Person], *, key: str, caption: str
     )
     order = {pid: i for i, pid in enumerate(ids)}
     goals.sort(key=lambda g: (order.get(g.owner_id, 0), g.id))
-    table = Table(key, caption, GOAL_HEADERS, empty="No goals yet — set one in chat with *goals*.")
+    table = Table(key, caption, GOAL_HEADERS, empty="No goals yet — set one in chat with “goals”.")
     table.rows = await _goal_rows(ctx, goals, {p.id: p.name for p in people})  # type: ignore[misc]
     return table
 
