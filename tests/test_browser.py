@@ -112,3 +112,28 @@ async def test_a_check_in_arrives_without_a_reload_and_is_answered_in_the_page(b
     await page.locator(".msg.bot", has_text="Question 4 of 5").wait_for()
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "web-chat-checkin.png"), full_page=True)
+
+
+async def test_answer_all_at_once_is_a_real_form_in_the_page(browser, served) -> None:
+    """Week one: "Answer all at once" showed only "One at a time instead", never the questions."""
+    base_url, baton = served
+    page = await browser.new_page(viewport={"width": 390, "height": 844})
+    await page.goto(base_url)
+    await choose(page, "Arjun")
+    await page.fill("#composer", "checkin")
+    await page.keyboard.press("Enter")
+    first = page.locator(".msg.bot", has_text="Question 1 of 5")
+    await first.wait_for()
+    await first.locator("button.choice", has_text="Answer all at once").click()
+    form = page.locator(".msg.bot form.form")
+    await form.wait_for()
+    assert await form.locator(".form-input").count() == 5
+    inputs = form.locator(".form-input")
+    await inputs.nth(0).fill("Closed the on-call handbook")
+    await inputs.nth(1).fill("nothing")
+    await inputs.nth(2).select_option("4")
+    await form.locator("button[type=submit]").click()
+    await page.locator(".msg.bot", has_text="Thanks, that's your check-in").wait_for(timeout=10_000)
+    assert await form.locator("button[type=submit]").is_disabled()  # answered: no second submit
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "web-chat-form-phone.png"), full_page=True)

@@ -218,3 +218,22 @@ def test_baton_chat_with_an_unknown_email_exits_2_and_says_why(tmp_path: Path) -
     assert "Nobody with the email nobody@demo.baton" in run.stderr
     assert "baton org export" in run.stderr  # tells how to find the right one
     assert run.stdout == ""
+
+
+async def test_answer_all_at_once_in_the_terminal_asks_each_question_in_turn(db: Database, clock: FakeClock) -> None:
+    """Week one: "Answer all at once" was a dead end in the terminal (only "One at a time instead")."""
+    await seed_demo(db, clock)
+    tom = await load_person(db, "tom@demo.baton")
+    out = io.StringIO()
+    console = console_for(db, tom.id, out)
+    await console.send("checkin")
+    assert "Question 1 of 5" in out.getvalue()
+    assert console.last_choices is not None
+    labels = [c.label for c in console.last_choices.choices]
+    await console.send(str(labels.index("Answer all at once") + 1))
+    assert "[1/5] What moved forward this week?" in out.getvalue()
+    for answer in ("Shipped the exporter", "nothing", "4", "-"):
+        await console.send(answer)
+    assert "[5/5]" in out.getvalue() and "Thanks, that's your check-in" not in out.getvalue()
+    await console.send("no")
+    assert "Thanks, that's your check-in" in out.getvalue()

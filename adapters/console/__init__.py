@@ -7,6 +7,7 @@ Baton sends on its own (from `serve` or from here) are printed as they arrive.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,8 @@ class Console:
         self.drain = drain  # delivers what is due now (the terminal runs its own sender, without `serve`)
         self.feed = DeliveredFeed(host.db, person_id)
         self.last_choices: Reply | None = None
+        self.form: Reply | None = None  # a form being filled in, one field per line
+        self.form_answers: dict[str, str] = {}
         self._printing = asyncio.Lock()  # the poller and a reply must not print the same rows twice
         self._poller: asyncio.Task[None] | None = None
 
@@ -69,8 +72,11 @@ class Console:
 
     async def start(self) -> None:
         """Print the last few messages, then poll for what Baton sends on its own."""
-        for _message_id, _sent_at, reply in await self.feed.history(limit=5):
+        history = await self.feed.history(limit=5)
+        for _message_id, _sent_at, reply in history:
             self.print_reply(reply)
+        if history and history[-1][2].form is None:
+            self.form = None  # an older form further up has been answered or left
         self._poller = asyncio.create_task(self._poll(), name="console-poll")
 
     async def stop(self) -> None:
@@ -96,12 +102,43 @@ class Console:
         if reply.choices or reply.rating:
             self.last_choices = reply
         print("baton> " + format_reply(reply).replace("\n", "\n       "), file=self.out, flush=True)
+        if reply.form and reply.action:  # a terminal asks a form's questions one after another
+            self.form, self.form_answers = reply, {}
+            self._ask_field()
 
-    def to_inbound(self, line: str) -> Inbound:
+    def _ask_field(self) -> None:
+        assert self.form is not None and self.form.form is not None
+        field = self.form.form.fields[len(self.form_answers)]
+        options = f" ({' / '.join(field.options)})" if field.options else " (1–5)" if field.kind == "rating" else ""
+        skip = " — Enter a dash to leave it empty" if field.optional else ""
+        number = f"{len(self.form_answers) + 1}/{len(self.form.form.fields)}"
+        print(f"  [{number}] {field.label.replace('*', '')}{options}{skip}", file=self.out, flush=True)
+
+    def _form_line(self, text: str, sender: Sender, event_id: str) -> Inbound | None:
+        """One line of a form: the next field's answer; the last one sends them all as one answer."""
+        form = self.form
+        assert form is not None and form.form is not None and form.action is not None
+        if text.isdigit() and not self.form_answers and 1 <= int(text) <= len(form.choices):
+            self.form = None  # a button instead, e.g. "One at a time instead"
+            value = form.choices[int(text) - 1].value
+            return Inbound(sender, {"person": self.person_id}, action=form.action, value=value, event_id=event_id)
+        field = form.form.fields[len(self.form_answers)]
+        self.form_answers[field.id] = "" if text == "-" else text
+        if len(self.form_answers) < len(form.form.fields):
+            self._ask_field()
+            return None
+        answers = {k: v for k, v in self.form_answers.items() if v}
+        self.form, self.form_answers = None, {}
+        value = json.dumps(answers)
+        return Inbound(sender, {"person": self.person_id}, action=form.action, value=value, event_id=event_id)
+
+    def to_inbound(self, line: str) -> Inbound | None:
         """Translate a typed line; a number answers the last message's buttons."""
         text = line.strip()
         event_id = f"{self.person_id}:console:{uuid.uuid4().hex}"
         sender = Sender(platform="local", user_id=str(self.person_id))
+        if self.form is not None:
+            return self._form_line(text, sender, event_id)
         last = self.last_choices
         if (
             last is not None
@@ -124,8 +161,11 @@ class Console:
         return Inbound(sender, {"person": self.person_id}, text=text, event_id=event_id)
 
     async def send(self, line: str) -> None:
+        inbound = self.to_inbound(line)
+        if inbound is None:  # a form's answer, kept until its last field
+            return
         try:
-            await self.host.engine.handle(self.to_inbound(line))
+            await self.host.engine.handle(inbound)
         except DatabaseUnavailable:
             print(
                 "baton> I can't reach my database right now, so nothing was recorded. Please try again.",

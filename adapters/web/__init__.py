@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 64 * 1024
+MAX_VALUE = 48 * 1024  # a button's value, or a whole form's answers as JSON
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 1.0  # how soon a message delivered by another process (the terminal) shows up
 
@@ -91,6 +92,25 @@ def render(message_id: int, sent_at: datetime | None, reply: Reply) -> dict[str,
             "multiline": reply.input.multiline,
         }
         if reply.input
+        else None,
+        "form": {
+            "title": reply.form.title,
+            "submit": reply.form.submit_label,
+            "action": reply.action,
+            "fields": [
+                {
+                    "id": f.id,
+                    "label": f.label,
+                    "kind": f.kind,
+                    "options": list(f.options),
+                    "optional": f.optional,
+                    "value": f.value,
+                    "max_length": f.max_length,
+                }
+                for f in reply.form.fields
+            ],
+        }
+        if reply.form and reply.action
         else None,
         "card": {
             "title": reply.card.title,
@@ -189,7 +209,7 @@ class WebChat:
         if action is None and not isinstance(text, str):
             return _error(400, "A message needs either text or an action.")
         if action is not None and (
-            not isinstance(action, str) or not isinstance(value, str) or len(action) > 255 or len(value) > 2000
+            not isinstance(action, str) or not isinstance(value, str) or len(action) > 255 or len(value) > MAX_VALUE
         ):
             return _error(400, "A button press needs an action and a value, both short strings.")
         inbound = Inbound(

@@ -159,6 +159,7 @@
     if (msg.text) node.append(richText(msg.text, "bubble text"));
     if (msg.card) node.append(renderCard(msg.card));
     if (msg.rating) node.append(renderRating(msg.rating, group));
+    if (msg.form && Array.isArray(msg.form.fields)) node.append(renderForm(msg.form, group));
     if (Array.isArray(msg.choices) && msg.choices.length) node.append(renderChoices(msg.choices, group));
     node.append(renderMeta("Baton", msg.created_at));
     return node;
@@ -182,6 +183,54 @@
       section.append(lines);
     }
     return section;
+  }
+
+  /** All questions at once: one input per field, sent as one JSON answer (the dialog validates it). */
+  function renderForm(form, group) {
+    const element = make("form", "card form");
+    if (form.title) element.append(make("h2", "card-title", form.title));
+    const inputs = [];
+    form.fields.forEach((field, index) => {
+      const id = `f-${newClientId()}-${index}`;
+      const label = make("label", "form-label", field.label ?? "");
+      label.htmlFor = id;
+      let input;
+      if (field.kind === "choice" || field.kind === "rating") {
+        input = make("select", "form-input");
+        const options = field.kind === "rating" ? ["1", "2", "3", "4", "5"] : field.options || [];
+        input.append(make("option", null, field.optional ? "—" : "Pick one"));
+        input.options[0].value = "";
+        for (const option of options) {
+          const item = make("option", null, option);
+          item.value = option;
+          input.append(item);
+        }
+      } else {
+        input = make(field.kind === "number" ? "input" : "textarea", "form-input");
+        if (field.kind === "number") input.type = "text";
+        if (Number.isInteger(field.max_length)) input.maxLength = field.max_length;
+      }
+      input.id = id;
+      input.name = field.id;
+      if (field.value != null) input.value = String(field.value);
+      inputs.push(input);
+      element.append(label, input);
+    });
+    const submit = make("button", "choice primary", form.submit || "Submit");
+    submit.type = "submit";
+    group.buttons.push(submit, ...inputs);
+    element.append(submit);
+    element.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (group.answered) return;
+      const answers = {};
+      for (const input of inputs) if (input.value.trim()) answers[input.name] = input.value;
+      markAnswered(group, submit);
+      sendMessage({ action: form.action, value: JSON.stringify(answers) }, form.submit || "Submit", () =>
+        unmarkAnswered(group),
+      );
+    });
+    return element;
   }
 
   function renderChoices(choices, group) {
