@@ -114,9 +114,8 @@ async def test_a_check_in_arrives_without_a_reload_and_is_answered_in_the_page(b
     await page.screenshot(path=str(ARTIFACTS / "web-chat-checkin.png"), full_page=True)
 
 
-async def test_answer_all_at_once_is_a_real_form_in_the_page(browser, served) -> None:
+async def test_answer_all_at_once_is_a_real_form_in_the_page(browser, base_url: str) -> None:
     """Week one: "Answer all at once" showed only "One at a time instead", never the questions."""
-    base_url, baton = served
     page = await browser.new_page(viewport={"width": 390, "height": 844})
     await page.goto(base_url)
     await choose(page, "Arjun")
