@@ -150,6 +150,9 @@ class Router:
         command = self.commands.get(word)
         if command is not None and not command.available_to(turn.role):
             command = None
+        if command is None and state.on_text is not None:  # the common case: an answer, no prompt to render
+            await self._apply(turn, await _call(turn, state.on_text, text))
+            return
         prompt = await self._render(turn, state)
         free = state.on_text is not None and (prompt.input is not None or not (prompt.choices or prompt.rating))
         if command is not None and free:  # "goals" where any text is an answer: an answer, or the command? Ask once.
