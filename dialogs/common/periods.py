@@ -81,8 +81,7 @@ class Rhythm:
         """The send time of the period a check-in started now is for: the one open now until it closes
         (the digest), then the coming one, which may be answered early. The closed one still takes late
         answers from its own buttons until the next send (`open_send`), but is never offered anew."""
-        send = self.open_send(now, zone_name)
-        return send if now < self.close_after(send, zone_name) else self.next_send(now, zone_name)
+        return _current_send(self, now, zone_name)
 
     def next_send(self, now: datetime, zone_name: str) -> datetime:
         _, this, following = self.sends_around(now, zone_name)
@@ -105,3 +104,9 @@ def weekly_times(now: datetime, zone_name: str, weekday: int, at: str) -> tuple[
     monday = local.date() - timedelta(days=local.weekday())
     clock = hhmm(at)
     return tuple(local_datetime(monday + timedelta(days=weekday + 7 * k), clock, zone) for k in (-1, 0, 1))  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=4096)  # send-now asks this for thousands of people sharing a few zones
+def _current_send(rhythm: Rhythm, now: datetime, zone_name: str) -> datetime:
+    send = rhythm.open_send(now, zone_name)
+    return send if now < rhythm.close_after(send, zone_name) else rhythm.next_send(now, zone_name)

@@ -21,7 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from dialogs.checkin import DEFAULT_QUESTIONS, invitation, reminder
-from dialogs.common.manners import WEEKLY_BUDGET, Plan, Recipient, budget_used, leave_days, plan_unsolicited
+from dialogs.common.manners import (
+    WEEKLY_BUDGET,
+    Plan,
+    Recipient,
+    budget_used,
+    budgeted,
+    leave_days,
+    plan_unsolicited,
+)
 from dialogs.common.periods import Rhythm, period_of, week_label, weekly_times
 from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine.clock import tz
@@ -276,18 +284,20 @@ class Conductor:
                 candidates.append((row, send))
         if not candidates:
             return 0
-        done = await self._done(session, [(row.id, period_of(send, row.timezone)) for row, send in candidates])
-        candidates = [(row, send) for row, send in candidates if (row.id, period_of(send, row.timezone)) not in done]
+        periods = [period_of(send, row.timezone) for row, send in candidates]
+        done = await self._done(session, [(row.id, p) for (row, _), p in zip(candidates, periods, strict=True)])
+        if done:
+            kept = [(c, p) for c, p in zip(candidates, periods, strict=True) if (c[0].id, p) not in done]
+            candidates, periods = [c for c, _ in kept], [p for _, p in kept]
         if not candidates:
             return 0
         counts = await self._question_counts(session, {row.team_id for row, _ in candidates})
         dues = []
         wanted = [(row, now if force else send) for row, send in candidates]
         plans = await self._plans(session, wanted, now, report, kind="checkin")
-        for (row, send), plan in zip(candidates, plans, strict=True):
+        for (row, _send), period, plan in zip(candidates, periods, plans, strict=True):
             if plan.due_at is None:
                 continue
-            period = period_of(send, row.timezone)
             reply = invitation(row.name.split(" ")[0], period, counts.get(row.team_id, len(DEFAULT_QUESTIONS)))
             dues.append(
                 Due(row.id, f"checkin:{row.id}:{period}", f"checkin:{period}", reply.to_dict(), plan.due_at, "checkin")
@@ -350,6 +360,7 @@ class Conductor:
             return 0
         addresses = await preferred_addresses(session, {d.person_id for d in dues})
         insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        holdable = any(budgeted(due.kind) for due in dues)
         rows = []
         for due in dues:
             channel, address = addresses.get(due.person_id, ("local", {}))
@@ -365,18 +376,21 @@ class Conductor:
                     "unsolicited": True,
                     "due_at": due.due_at,
                     "status": "held" if due.held else "pending",
-                    "last_error": due.held,
                     "attempts": 0,
                     "created_at": now,
                 }
+                | ({"last_error": due.held} if holdable else {})
             )
         statement = insert(OutboxMessage)
-        # A key seen before is skipped — unless it was held and may go now: then it is released.
-        statement = statement.on_conflict_do_update(
-            index_elements=["key"],
-            set_={"status": "pending", "due_at": statement.excluded.due_at, "last_error": None},
-            where=(col(OutboxMessage.status) == "held") & (statement.excluded.status == "pending"),
-        )
+        if holdable:
+            # A key seen before is skipped — unless it was held and may go now: then it is released.
+            statement = statement.on_conflict_do_update(
+                index_elements=["key"],
+                set_={"status": "pending", "due_at": statement.excluded.due_at, "last_error": None},
+                where=(col(OutboxMessage.status) == "held") & (statement.excluded.status == "pending"),
+            )
+        else:  # what the budget never holds (invitations, digests, results) can only be skipped
+            statement = statement.on_conflict_do_nothing(index_elements=["key"])
         await session.execute(statement, rows)
         return len(rows)
 
