@@ -145,3 +145,26 @@ async def test_bad_requests_get_a_polite_json_answer(
 async def test_stream_without_a_person_is_refused(http: aiohttp.ClientSession) -> None:
     async with http.get("/api/local/stream") as response:
         assert response.status == 400
+
+
+async def test_someone_picked_for_the_first_time_is_greeted_once(http: aiohttp.ClientSession) -> None:
+    """Week one: a person picked for the first time saw an empty chat."""
+    sam = (await people(http))["sam@demo.baton"]["id"]
+    events: list[dict] = []
+    async with http.get(f"/api/local/stream?person={sam}&greet=1") as response:
+
+        async def first() -> None:
+            async for raw in response.content:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    return
+
+        await asyncio.wait_for(first(), 10)
+    assert "I'm Baton" in events[0]["text"] and [c["value"] for c in events[0]["choices"]][-1] == "help"
+    again = await read_events(http, sam, 1)  # the page reloaded: the same greeting, replayed, not a new one
+    assert again[0]["id"] == events[0]["id"]
+    status, _ = await post(http, {"person": sam, "client_id": uuid.uuid4().hex, "text": "help"})
+    assert status == 202
+    replies = await read_events(http, sam, 2)
+    assert replies[0]["id"] == events[0]["id"] and "I'm Baton" not in replies[1]["text"]

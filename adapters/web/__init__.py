@@ -168,6 +168,8 @@ class WebChat:
         idle = 0.0
         try:
             history = await feed.history() if last_id == 0 else await feed.resume(last_id)
+            if not history and last_id == 0 and request.query.get("greet") == "1":
+                await self._welcome(person_id)
             for message_id, sent_at, reply in history:
                 await _send_event(response, message_id, render(message_id, sent_at, reply))
             while not hub.closing:
@@ -191,6 +193,20 @@ class WebChat:
         finally:
             hub.unsubscribe(person_id, wake)
         return response
+
+    async def _welcome(self, person_id: int) -> None:
+        """Someone picked for the first time sees what Baton is and three things to try, not an empty page.
+        Once per person: the event id makes a second greeting a no-op."""
+        inbound = Inbound(
+            sender=Sender(platform="local", user_id=str(person_id)),
+            address={"person": person_id},
+            text="hi",
+            event_id=f"{person_id}:welcome",
+        )
+        try:
+            await self.host.engine.handle(inbound)
+        except (UnknownPerson, DatabaseUnavailable):
+            return  # the page shows what it can; a real message will say more
 
     async def post_message(self, request: web.Request) -> web.Response:
         if (request.content_length or 0) > MAX_BODY:

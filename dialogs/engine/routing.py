@@ -26,6 +26,7 @@ RESUME_WORDS = frozenset({"resume", "continue"})
 GREETINGS = frozenset({"hi", "hello", "hey", "hiya", "hallo", "hola", "good morning", "morning"})
 THANKS = frozenset({"thanks", "thank you", "thx", "ty", "cheers", "thanks a lot", "great, thanks", "ok thanks"})
 SPELLINGS = {"check-in": "checkin", "check in": "checkin", "check-ins": "checkin"}  # what people type for a command
+TRY_LABELS = {"checkin": "Check-in", "kudos": "Give kudos", "goals": "My goals"}  # the greeting's buttons
 PARK_LIMIT = 3  # conversations kept aside at once; the oldest is let go beyond this
 ROUTER_ACTION = "router"  # the router's own buttons: "was that your answer, or a command?"
 
@@ -327,7 +328,7 @@ class Router:
         return Reply(
             f"Hi {first}! I'm Baton. I keep your team's weekly rhythm: a short check-in each week, "
             "feedback and kudos, and goals. Three things to try:",
-            choices=(*(Choice(w.capitalize(), w) for w in tries), Choice("Help", "help")),
+            choices=(*(Choice(TRY_LABELS.get(w, w.capitalize()), w) for w in tries), Choice("Help", "help")),
             action=COMMAND_ACTION,
         )
 

@@ -3,7 +3,8 @@
  *
  * Protocol (served by Baton itself):
  *   GET  /api/local/people             → people one can chat as
- *   GET  /api/local/stream?person=ID   → SSE; each `message` event is one outbound Baton message.
+ *   GET  /api/local/stream?person=ID&greet=1 → SSE; each `message` event is one outbound Baton message
+ *                                      (greet: someone Baton has never written to is welcomed once).
  *                                        History is replayed first, so ids may repeat after a reconnect.
  *   POST /api/local/messages           → the user's text or button choice; 202 {"ok": true}.
  *                                        Replies arrive through the stream, never in this response.
@@ -328,7 +329,7 @@
   }
 
   function openStream() {
-    const es = new EventSource(`/api/local/stream?person=${encodeURIComponent(state.person.id)}`);
+    const es = new EventSource(`/api/local/stream?person=${encodeURIComponent(state.person.id)}&greet=1`);
     state.stream = es;
     setStatus("connecting", "connecting…");
     es.onopen = () => {
