@@ -199,7 +199,7 @@ def review_close(campaign_id: int | None, yes: bool) -> None:
     from sqlalchemy import select
 
     from dialogs.engine.clock import SystemClock
-    from dialogs.review360 import answered_raters, closing_preview
+    from dialogs.review360 import answered_raters, close_early, closing_preview
     from storage.models import Campaign360, Person
 
     settings = _settings()
@@ -233,7 +233,7 @@ def review_close(campaign_id: int | None, yes: bool) -> None:
         async def close(session):  # noqa: ANN001, ANN202
             row = await session.get(Campaign360, campaign_id)
             if row is not None and row.status == "open":
-                row.closes_at = SystemClock().now()
+                close_early(row, SystemClock().now())
                 session.add(row)
 
         await db.run(close)

@@ -258,9 +258,7 @@ class OutboxSender:
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id.in_(cancel)).values(status="cancelled", last_error="leave")
             )
-        for message in away:
-            if skipped_on_leave(message.kind):
-                continue
+        for message in (m for m in away if not skipped_on_leave(m.kind)):
             person_id = message.person_id
             assert person_id is not None
             person = people[person_id]

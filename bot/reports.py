@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.common.periods import Rhythm, period_of
 from dialogs.services.rhythm import previous_periods
@@ -132,7 +133,9 @@ def as_json(report: dict) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2)
 
 
-async def latest_period(session, rhythm: Rhythm, now: datetime, zone: str, person_ids: list[int]) -> str:  # noqa: ANN001
+async def latest_period(
+    session: AsyncSession, rhythm: Rhythm, now: datetime, zone: str, person_ids: list[int | None]
+) -> str:
     """The newest period a report shows: the one sent last — or the coming one once someone has started it
     early (send-now, or `checkin` after the digest), so this week's answers never go missing."""
     sent = period_of(rhythm.open_send(now, zone), zone)

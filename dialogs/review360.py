@@ -263,13 +263,14 @@ def _differs_by_few(
 def released_items(results: Results, items: list[Item]) -> list[Item]:
     """Of `items`, only what `results` shows: ratings of shown questions, comments of groups whose comments show."""
     shown = {group.group: group for group in results.released}
+    commented = {name: {label for label, _ in group.comments} for name, group in shown.items()}
     kept = []
     for item in items:
         group = shown.get(item.group)
         if group is None:
             continue
         rating = item.rating if item.question_id in group.scores else None
-        comment = item.comment if (question_label(item.question_id), item.comment) in group.comments else None
+        comment = item.comment if question_label(item.question_id) in commented[item.group] else None
         if rating is not None or comment:
             kept.append(Item(item.group, item.question_id, rating, comment))
     return kept
@@ -290,14 +291,18 @@ async def may_close(session: AsyncSession, campaign: Campaign360, person: Person
     return subject is not None and subject.manager_id == person.id
 
 
+def close_early(campaign: Campaign360, now: datetime) -> None:
+    """Bring the close forward to `now`: the next tick closes it like any 360 at its date, and sends the results."""
+    campaign.closes_at = now
+
+
 def closing_preview(campaign: Campaign360, answered: dict[str, set[int]]) -> str:
     """Which groups would show and which stay hidden if the 360 closed now — from answer counts alone."""
     shown, hidden = [], []
     for group in ("manager", "self", "peer", "report"):
         count = len(answered.get(group, ()))
         if group in ANONYMOUS_GROUPS and count < campaign.threshold:
-            if count or group in ("peer", "report"):
-                hidden.append(f"{GROUP_NAMES[group]} ({count} answered, fewer than {campaign.threshold})")
+            hidden.append(f"{GROUP_NAMES[group]} ({count} answered, fewer than {campaign.threshold})")
         elif count:
             shown.append(f"{GROUP_NAMES[group]} ({count})")
     text = f"Shown: {', '.join(shown) if shown else 'nothing yet'}."
@@ -720,7 +725,7 @@ class Review360Dialog(Dialog):
         if value != "close" or campaign is None or campaign.status != "open":
             turn.say("Left open; nothing changed." if value == "keep" else "That 360 has closed already.")
             return END
-        campaign.closes_at = turn.now  # the next tick closes it, like any 360 at its date, and sends the results
+        close_early(campaign, turn.now)
         turn.session.add(campaign)
         turn.say("Closing it now: the results reach you and them within a minute or two.")
         return END

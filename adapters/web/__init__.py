@@ -93,25 +93,7 @@ def render(message_id: int, sent_at: datetime | None, reply: Reply) -> dict[str,
         }
         if reply.input
         else None,
-        "form": {
-            "title": reply.form.title,
-            "submit": reply.form.submit_label,
-            "action": reply.action,
-            "fields": [
-                {
-                    "id": f.id,
-                    "label": f.label,
-                    "kind": f.kind,
-                    "options": list(f.options),
-                    "optional": f.optional,
-                    "value": f.value,
-                    "max_length": f.max_length,
-                }
-                for f in reply.form.fields
-            ],
-        }
-        if reply.form and reply.action
-        else None,
+        "form": reply.form.to_dict() | {"action": reply.action} if reply.form and reply.action else None,
         "card": {
             "title": reply.card.title,
             "fields": [{"label": label, "value": value} for label, value in reply.card.fields],

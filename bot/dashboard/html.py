@@ -90,6 +90,8 @@ class Table:
 
 
 def _cell_html(value: Any) -> Markup:
+    if value is None:  # no value: a dash on the page, an empty cell in the CSV
+        return esc("–")
     if isinstance(value, Cell):
         return value.html
     if isinstance(value, float):
@@ -105,8 +107,6 @@ def _csv_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     text = str(value)
-    if text == "–":  # "no value" on the page; an empty cell in a spreadsheet
-        return ""
     # Spreadsheets run cells starting with these as formulas (CSV injection): keep them text.
     if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
         return "'" + text

@@ -112,8 +112,8 @@ async def _people(session: AsyncSession, ids: set[int]) -> dict[int, Person]:
     return {p.id: p for p in (await session.execute(select(Person).where(Person.id.in_(ids)))).scalars()}  # type: ignore[misc]
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
+def _pct(value: float | None) -> str | None:
+    return None if value is None else f"{value:.0%}"
 
 
 def _date(moment: datetime | None) -> str:
@@ -300,8 +300,8 @@ async def _goal_rows(ctx: Ctx, goals: list[Goal], owner_name: dict[int, str]) ->
                 goal.title,
                 goal.status,
                 Cell(rag, tag("span", rag or "–", class_=f"rag rag-{rag}" if rag else "rag")),
-                _pct(latest.progress) if latest else "–",
-                _pct(latest.expected) if latest else "–",
+                _pct(latest.progress) if latest else None,
+                _pct(latest.expected) if latest else None,
                 trend,
                 goal.due_date.isoformat() if goal.due_date else "",
                 aligned,
@@ -397,7 +397,7 @@ async def team_page(ctx: Ctx) -> View:
     for period, rate, pulse in zip(periods, rates, pulses, strict=True):
         answered = sum(r["periods"][period]["status"] == "answered" for r in rows)
         asked = sum(r["periods"][period]["status"] in ("answered", "missed") for r in rows)
-        weekly.rows.append((period, answered, asked, _pct(rate), "–" if pulse is None else f"{pulse:.1f}"))
+        weekly.rows.append((period, answered, asked, _pct(rate), None if pulse is None else f"{pulse:.1f}"))
     view.parts.append(weekly)
 
     people = Table("people", "People", ("Person", "Participation", "Streak", "Latest pulse", "Goals", "Page"))
@@ -412,7 +412,7 @@ async def team_page(ctx: Ctx) -> View:
                 person.name,
                 _pct(row["participation"]),
                 row["streak"],
-                "–" if latest_pulse is None else f"{latest_pulse:g}",
+                None if latest_pulse is None else f"{latest_pulse:g}",
                 Cell(f"/dashboard/goals?person={person.id}", link(f"/dashboard/goals?person={person.id}", "Goals")),
                 Cell(page, link(page, f"Check-ins of {person.name.split(' ')[0]}")),
             )
@@ -558,8 +558,8 @@ async def org_page(ctx: Ctx) -> View:
                     team.name,
                     period,
                     len(asked),
-                    _pct(asked.count("answered") / len(asked)) if enough else "–",
-                    f"{mean(values):.1f}" if len(values) >= AGGREGATE_MINIMUM else "–",
+                    _pct(asked.count("answered") / len(asked)) if enough else None,
+                    f"{mean(values):.1f}" if len(values) >= AGGREGATE_MINIMUM else None,
                 )
             )
     pulses = [mean(org[p]) if len(org[p]) >= AGGREGATE_MINIMUM else None for p in all_periods]
@@ -613,7 +613,7 @@ async def org_page(ctx: Ctx) -> View:
         .order_by(Campaign360.status)
     ):
         answered = int(answered or 0)
-        reviews.rows.append((status, campaigns, asked, answered, _pct(answered / asked) if asked else "–"))
+        reviews.rows.append((status, campaigns, asked, answered, _pct(answered / asked) if asked else None))
     view.parts.append(reviews)
     return view
 

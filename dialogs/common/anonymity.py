@@ -38,7 +38,7 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, cast, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -111,7 +111,10 @@ def _draft_context(turn: Turn, item: str) -> str:
 async def clear_drafts(session: AsyncSession, where: str, dialog: str, key: str, collection_id: int) -> int:
     """At close: delete every unsubmitted draft of the collection, and end the conversations still answering it."""
     await session.execute(delete(SealedDraft).where(col(SealedDraft.scope) == where))
-    rows = await session.scalars(select(DialogState))
+    # the conversations answering it now, and those with something set aside (parked is JSON: compare its text)
+    rows = await session.scalars(
+        select(DialogState).where((col(DialogState.dialog) == dialog) | (cast(col(DialogState.parked), String) != "[]"))
+    )
     ended = 0
     for state in rows:
         answering = state.dialog == dialog and (state.data or {}).get(key) == collection_id

@@ -4,11 +4,13 @@ Three classes of message:
 - replies to a person's own action: sent at once, never counted;
 - what a person must get — check-in invitations, digests, 360 results and
   invitations, feedback or kudos someone sent them, a colleague's request
-  (`OWED`): never dropped by the budget; they wait for the end of quiet hours
-  and for the person's return from leave;
+  (every kind not in `BUDGETED`): never dropped by the budget; they wait for
+  the end of quiet hours and for the person's return from leave (check-in
+  invitations alone are skipped on a day of leave, `SKIPPED_ON_LEAVE`);
 - nudges and reminders (`BUDGETED`): the only messages the weekly budget
   holds. A held one is recorded with its reason (the person sees it in
-  `settings`), and released by a later tick if the budget allows.
+  `settings`), and released by a later tick if the budget allows. Everything
+  unsolicited counts towards the budget.
 
 Pure functions where possible, plus the queries that need the database.
 Every message that is not a reply goes through `plan_unsolicited` before it is queued.
@@ -217,7 +219,7 @@ async def plan_notices(
 
 
 def arrival_note(name: str, zone: str, due: datetime, reason: str | None, now: datetime) -> str:
-    """ "Lucía gets it at 08:00 her time …" without guessing pronouns."""
+    """ "Lucía gets it at 08:00 their time (…)." — without guessing pronouns."""
     first = name.split(" ")[0]
     local = due.astimezone(tz(zone))
     today = now.astimezone(tz(zone)).date()

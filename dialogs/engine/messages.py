@@ -140,6 +140,25 @@ class Form:
     fields: tuple[FormField, ...]
     submit_label: str = "Submit"
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (the outbox, the web chat's page)."""
+        return {
+            "title": self.title,
+            "submit_label": self.submit_label,
+            "fields": [
+                {
+                    "id": f.id,
+                    "label": f.label,
+                    "kind": f.kind,
+                    "options": list(f.options),
+                    "optional": f.optional,
+                    "value": f.value,
+                    "max_length": f.max_length,
+                }
+                for f in self.fields
+            ],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -183,24 +202,7 @@ class Reply:
             if card is None
             else {"title": card.title, "fields": [list(f) for f in card.fields], "lines": list(card.lines)},
             "action": self.action,
-            "form": None
-            if self.form is None
-            else {
-                "title": self.form.title,
-                "submit_label": self.form.submit_label,
-                "fields": [
-                    {
-                        "id": f.id,
-                        "label": f.label,
-                        "kind": f.kind,
-                        "options": list(f.options),
-                        "optional": f.optional,
-                        "value": f.value,
-                        "max_length": f.max_length,
-                    }
-                    for f in self.form.fields
-                ],
-            },
+            "form": None if self.form is None else self.form.to_dict(),
         }
 
     @classmethod

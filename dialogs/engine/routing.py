@@ -73,7 +73,7 @@ class Router:
             await self._resume(turn)
             return
         if turn.state.dialog:
-            await self._dispatch_text(turn, text)
+            await self._dispatch_text(turn, text, word)
             return
         small = _small_talk(text)
         if small is not None:
@@ -133,12 +133,12 @@ class Router:
             return
         await self._apply(turn, await _call(turn, state.on_choice, value))
 
-    async def _dispatch_text(self, turn: Turn, text: str) -> None:
+    async def _dispatch_text(self, turn: Turn, text: str, word: str) -> None:
+        """Typed text while a dialog waits; `word` is its first word as a command would be spelled."""
         state = self._current_state(turn)
         if state is None:  # a dialog renamed or removed by an upgrade: start afresh, don't trap the person
             _clear(turn)
-            word, _, args = text.partition(" ")
-            await self.command(turn, word.casefold(), args)
+            await self.command(turn, word, _spelled(text).partition(" ")[2].strip())
             return
         if len(text) > state.max_length:
             turn.say(
@@ -147,7 +147,6 @@ class Router:
             )
             return
         turn.state.data.pop("_typed", None)  # typed on instead of saying what an earlier message meant
-        word = _spelled(text).partition(" ")[0].casefold()
         command = self.commands.get(word)
         if command is not None and not command.available_to(turn.role):
             command = None

@@ -70,9 +70,9 @@ async def home(session: AsyncSession, person: Person, now: datetime) -> Reply:
         fields.append(("Check-ins", "You're not in a team with check-ins yet."))
     else:
         rhythm = Rhythm.of(team)
-        open_send = rhythm.current_send(now, person.timezone)
-        period = period_of(open_send, person.timezone)
-        closes = rhythm.close_after(open_send, person.timezone)
+        send = rhythm.current_send(now, person.timezone)
+        period = period_of(send, person.timezone)
+        closes = rhythm.close_after(send, person.timezone)
         run = await _run(session, person.id, period)
         fields.append(("Next check-in", _when(rhythm.next_send(now, person.timezone), person.timezone)))
         if run is not None and run.status == "answered":

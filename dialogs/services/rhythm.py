@@ -273,10 +273,9 @@ class Conductor:
         teams: dict[int, Rhythm] = {}
         for row in await session.execute(statement):
             if force:  # send-now: the period a check-in started now is for, never one that has closed
-                rhythm = teams.get(row.team_id) or teams.setdefault(
-                    row.team_id, Rhythm.of(await session.get(Team, row.team_id))
-                )
-                candidates.append((row, rhythm.current_send(now, row.timezone)))
+                if row.team_id not in teams:
+                    teams[row.team_id] = Rhythm.of(await session.get(Team, row.team_id))
+                candidates.append((row, teams[row.team_id].current_send(now, row.timezone)))
                 continue
             last, this, _ = weekly_times(now, row.timezone, row.checkin_weekday, row.checkin_time)
             send = this if this <= now else last
@@ -334,7 +333,7 @@ class Conductor:
         ids = [row.id for row, _ in wanted]
         first = min(when for _, when in wanted).date() - timedelta(days=1)
         leaves = await leave_days(session, ids, first, first + timedelta(days=60))
-        used = await budget_used(session, ids, now)
+        used = await budget_used(session, ids, now) if budgeted(kind) else {}  # only nudges need the count
         plans: list[Plan] = []
         for row, when in wanted:
             plan = plan_unsolicited(

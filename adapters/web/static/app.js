@@ -217,7 +217,7 @@
       inputs.push(input);
       element.append(label, input);
     });
-    const submit = make("button", "choice primary", form.submit || "Submit");
+    const submit = make("button", "choice primary", form.submit_label || "Submit");
     submit.type = "submit";
     group.buttons.push(submit, ...inputs);
     element.append(submit);
@@ -227,7 +227,7 @@
       const answers = {};
       for (const input of inputs) if (input.value.trim()) answers[input.name] = input.value;
       markAnswered(group, submit);
-      sendMessage({ action: form.action, value: JSON.stringify(answers) }, form.submit || "Submit", () =>
+      sendMessage({ action: form.action, value: JSON.stringify(answers) }, form.submit_label || "Submit", () =>
         unmarkAnswered(group),
       );
     });
