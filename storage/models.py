@@ -229,10 +229,13 @@ class ToolPlan(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     asked_by_id: int = Field(foreign_key="person.id", index=True)
     person_id: int = Field(foreign_key="person.id", index=True)  # whose work it is about (may be asked_by)
+    team_id: int | None = Field(default=None, foreign_key="team.id")  # set when it is about a whole team
     gap: str = Field(sa_column=Column(Text, nullable=False))  # the manager's description, never logged
     influence: str = Field(max_length=32)
     tool_id: str = Field(max_length=64, index=True)
     signals: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # What the diagnosis established ("expectations:no", "new_in_role"): later suggestions never contradict it.
+    facts: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     created_at: datetime
     follow_up_at: datetime = Field(index=True)
     status: str = Field(default="planned", max_length=16)  # planned, asked, closed

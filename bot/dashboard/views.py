@@ -735,7 +735,7 @@ async def review_page(ctx: Ctx, campaign_id: int) -> View:
 
 async def tools_page(ctx: Ctx) -> View:
     """The viewer's own tool plans (gap descriptions are the asker's alone); admins also see outcome totals."""
-    from dialogs.tools import catalogue
+    from dialogs.tools import catalogue, team_label
 
     cat = catalogue(ctx.site.catalogue_path)
     view = View("Tool plans", "/dashboard/tools")
@@ -747,6 +747,7 @@ async def tools_page(ctx: Ctx) -> View:
         ).scalars()
     )
     people = await _people(ctx.session, {p.person_id for p in plans})
+    teams = {t.id: t for t in (await ctx.session.execute(select(Team))).scalars()} if plans else {}
     table = Table(
         "plans",
         "Your tool plans",
@@ -759,7 +760,11 @@ async def tools_page(ctx: Ctx) -> View:
         table.rows.append(
             (
                 _date(plan.created_at),
-                "yourself" if plan.person_id == ctx.viewer.id else (about.name if about else ""),
+                team_label(teams[plan.team_id]).removeprefix("the ")
+                if plan.team_id in teams
+                else "yourself"
+                if plan.person_id == ctx.viewer.id
+                else (about.name if about else ""),
                 shorten(plan.gap, 300),
                 INFLUENCE_NAMES.get(plan.influence, plan.influence),
                 tool.name if tool else plan.tool_id,

@@ -34,6 +34,7 @@ from dialogs.engine.errors import ConfigurationError
 __all__ = [
     "CATALOGUE_PATH",
     "COSTS",
+    "FACTS",
     "INFLUENCE_IDS",
     "SIGNALS",
     "TIMES",
@@ -77,6 +78,9 @@ INFLUENCE_IDS: Final[tuple[str, ...]] = get_args(InfluenceId)
 SIGNALS: Final[frozenset[str]] = frozenset(get_args(Signal))
 TIMES: Final[tuple[str, ...]] = get_args(Time)
 COSTS: Final[tuple[str, ...]] = get_args(Cost)
+# What a diagnosis can establish: an answer to an influence's diagnostic question
+# ("expectations:no" = they do not know what good looks like), or a signal.
+FACTS: Final[frozenset[str]] = frozenset(f"{i}:{a}" for i in INFLUENCE_IDS for a in ("yes", "no")) | SIGNALS
 
 ToolId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=64)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -137,6 +141,22 @@ class Tool(_Frozen):
     signals: tuple[Signal, ...]
     cues: tuple[Text, ...] = Field(min_length=1)
     follow_up: Text
+    not_when: tuple[str, ...] = Field(
+        default=(),
+        description="Facts that contradict `when` (an answer like 'training:no', or a signal): never offered then.",
+    )
+
+    @field_validator("not_when")
+    @classmethod
+    def _facts_known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - FACTS)
+        if unknown:
+            raise ValueError(f"unknown fact {unknown[0]!r}; use '<influence>:yes|no' or a signal name")
+        return value
+
+    def contradicted_by(self, facts: frozenset[str] | set[str]) -> bool:
+        """True when what is known about the gap contradicts the tool's "helps when"."""
+        return not facts.isdisjoint(self.not_when)
 
     @field_validator("secondary")
     @classmethod

@@ -234,10 +234,9 @@ class Conductor:
         cat = catalogue(self.catalogue_file)
         plans = await self._plans(session, [(asker, now) for _, asker, _ in due], now, report, kind="follow-up")
         dues = []
-        for (tool_plan, asker, subject), plan in zip(due, plans, strict=True):
+        for (tool_plan, asker, about), plan in zip(due, plans, strict=True):
             tool = cat.get(tool_plan.tool_id)
             name, question = (tool.name, tool.follow_up) if tool else (tool_plan.tool_id, "Did it help?")
-            about = None if subject.id == asker.id else subject.name.split(" ")[0]
             reply = follow_up_reply(tool_plan, name, question, about)
             key = f"tool-followup:{tool_plan.id}"
             dues.append(
