@@ -136,3 +136,72 @@ async def test_answer_all_at_once_is_a_real_form_in_the_page(browser, base_url: 
     assert await form.locator("button[type=submit]").is_disabled()  # answered: no second submit
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "web-chat-form-phone.png"), full_page=True)
+
+
+async def test_a_reload_keeps_both_sides_and_answered_buttons_stay_answered(browser, base_url: str) -> None:
+    """Week one: a reload lost the person's own messages and re-enabled every old button."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.goto(base_url)
+    await choose(page, "Maya")
+    await page.fill("#composer", "settings")
+    await page.keyboard.press("Enter")
+    menu = page.locator(".msg.bot", has_text="What would you like to change?")
+    await menu.wait_for()
+    await menu.locator("button.choice", has_text="Time zone").click()
+    await page.locator(".msg.bot", has_text="Which time zone").wait_for()
+    await page.fill("#composer", "Tokyo")
+    await page.keyboard.press("Enter")
+    await page.locator(".msg.bot", has_text="Done: your time zone is now").wait_for()
+    await page.fill("#composer", "goals")
+    await page.keyboard.press("Enter")
+    await page.locator(".msg.bot", has_text="goal").last.wait_for()
+
+    await page.reload()
+    await page.locator(".msg.bot", has_text="Done: your time zone is now").wait_for()
+    await page.wait_for_function("document.querySelector('#transcript').dataset.ready === '1'")
+    mine = await page.locator(".msg.user").all_inner_texts()
+    assert (
+        any("settings" in t for t in mine) and any("Tokyo" in t for t in mine) and any("Time zone" in t for t in mine)
+    )
+    # Both sides in their order: "settings" before the menu, "Tokyo" after "Which time zone".
+    order = await page.eval_on_selector_all(".msg", "ns => ns.map(n => n.innerText.split('\\n')[0])")
+    assert order.index("settings") < next(i for i, t in enumerate(order) if "What would you like to change?" in t)
+    assert order.index("Tokyo") == next(i for i, t in enumerate(order) if "Which time zone" in t) + 1
+    menus = page.locator(".msg.bot", has_text="What would you like to change?")
+    first, second = menus.nth(0), menus.nth(1)
+    assert await first.locator("button.choice").count() > 0
+    assert await first.locator("button.choice:enabled").count() == 0  # answered before the reload
+    assert await first.locator("button.choice.chosen", has_text="Time zone").count() == 1
+    # The second menu was set aside by "goals": its buttons still take the conversation back.
+    assert await second.locator("button.choice:enabled").count() > 0
+
+
+async def test_long_histories_page_back_and_a_phone_opens_at_the_bottom(browser, base_url: str) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        people = await (await http.get(base_url + "api/local/people")).json()
+        tom = next(p["id"] for p in people if p["name"].startswith("Tom"))
+        for n in range(35):  # 70 messages of Baton's: more than one page
+            body = {"person": tom, "client_id": f"page-test-{n:04d}", "text": "help"}
+            assert (await http.post(base_url + "api/local/messages", json=body)).status == 202
+            body = {"person": tom, "client_id": f"page-test-x{n:04d}", "text": "hi"}
+            assert (await http.post(base_url + "api/local/messages", json=body)).status == 202
+    page = await browser.new_page(viewport={"width": 390, "height": 844})
+    await page.goto(f"{base_url}?person={tom}")
+    await page.wait_for_function("document.querySelector('#transcript').dataset.ready === '1'")
+    at_bottom = "(t => t.scrollHeight - t.scrollTop - t.clientHeight < 4)(document.querySelector('#transcript'))"
+    await page.wait_for_function(at_bottom)
+    shown = await page.locator(".msg.bot").count()
+    assert shown < 70
+    older = page.locator("#earlier")
+    assert await older.is_visible()
+    while await older.is_visible():
+        await older.click()
+        await page.wait_for_function(f"document.querySelectorAll('.msg.bot').length > {shown}")
+        shown = await page.locator(".msg.bot").count()
+    assert shown >= 70
+    ids = await page.eval_on_selector_all(".msg.bot", "ns => ns.map(n => Number(n.dataset.id))")
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "web-chat-history-phone.png"))

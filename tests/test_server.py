@@ -42,18 +42,28 @@ async def post(http: aiohttp.ClientSession, body: dict) -> tuple[int, dict]:
 
 
 async def read_events(
-    http: aiohttp.ClientSession, person_id: int, count: int, *, last_id: int = 0, timeout: float = 10
+    http: aiohttp.ClientSession,
+    person_id: int,
+    count: int,
+    *,
+    last_id: int = 0,
+    timeout: float = 10,
+    greet: bool = False,
 ) -> list[dict]:
     """Read `count` SSE message events for a person, as EventSource would."""
     headers = {"Last-Event-ID": str(last_id)} if last_id else {}
     events: list[dict] = []
-    async with http.get(f"/api/local/stream?person={person_id}", headers=headers) as response:
+    query = f"person={person_id}" + ("&greet=1" if greet else "")
+    async with http.get(f"/api/local/stream?{query}", headers=headers) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
 
         async def collect() -> None:
+            kind = "message"
             async for raw in response.content:
                 line = raw.decode().rstrip("\n")
-                if line.startswith("data: "):
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "message":
                     events.append(json.loads(line[6:]))
                     if len(events) == count:
                         return
@@ -145,22 +155,46 @@ async def test_bad_requests_get_a_polite_json_answer(
 async def test_stream_without_a_person_is_refused(http: aiohttp.ClientSession) -> None:
     async with http.get("/api/local/stream") as response:
         assert response.status == 400
+    async with http.get("/api/local/stream?person=" + "9" * 30) as response:  # no overflow, no 500
+        assert response.status == 400
+
+
+async def test_earlier_pages_of_history_and_which_buttons_are_live(http: aiohttp.ClientSession) -> None:
+    """Week one: the web chat showed only the last 50 messages and re-enabled every old button."""
+    lucia = (await people(http))["lucia@demo.baton"]["id"]
+    for n in range(56):
+        await post(http, {"person": lucia, "client_id": f"history-{n:04d}", "text": "settings" if n == 55 else "help"})
+    for _ in range(50):  # the replies are delivered in the background: wait for the last one
+        if "What would you like to change?" in (await read_events(http, lucia, 50))[-1]["text"]:
+            break
+        await asyncio.sleep(0.1)
+    latest = await read_events(http, lucia, 50)
+    ready: dict = {}
+    async with http.get(f"/api/local/stream?person={lucia}") as response:
+        kind = ""
+        async for raw in response.content:
+            line = raw.decode().rstrip("\n")
+            kind = line[7:] if line.startswith("event: ") else kind
+            if kind == "ready" and line.startswith("data: "):
+                ready = json.loads(line[6:])
+                break
+    assert ready["more"] is True
+    menu = latest[-1]
+    assert menu["choices"] and menu["choices"][0]["action"] in ready["live"]  # the settings menu is on screen
+    async with http.get(f"/api/local/history?person={lucia}&before={latest[0]['id']}") as response:
+        page = await response.json()
+    assert response.status == 200 and page["more"] is False and len(page["messages"]) == 6
+    ids = [m["id"] for m in page["messages"]] + [m["id"] for m in latest]
+    assert len(set(ids)) == 56
+    for query, says in [("before=abc", "before"), ("before=" + "9" * 40, "before")]:
+        async with http.get(f"/api/local/history?person={lucia}&{query}") as response:
+            assert response.status == 400 and says in (await response.json())["error"]
 
 
 async def test_someone_picked_for_the_first_time_is_greeted_once(http: aiohttp.ClientSession) -> None:
     """Week one: a person picked for the first time saw an empty chat."""
     sam = (await people(http))["sam@demo.baton"]["id"]
-    events: list[dict] = []
-    async with http.get(f"/api/local/stream?person={sam}&greet=1") as response:
-
-        async def first() -> None:
-            async for raw in response.content:
-                line = raw.decode().rstrip("\n")
-                if line.startswith("data: "):
-                    events.append(json.loads(line[6:]))
-                    return
-
-        await asyncio.wait_for(first(), 10)
+    events = await read_events(http, sam, 1, greet=True)
     assert "I'm Baton" in events[0]["text"] and [c["value"] for c in events[0]["choices"]][-1] == "help"
     again = await read_events(http, sam, 1)  # the page reloaded: the same greeting, replayed, not a new one
     assert again[0]["id"] == events[0]["id"]

@@ -1,9 +1,17 @@
 """The local web chat: pick a person, talk to Baton in the browser. Translation only.
 
 Routes: `/` (the page), `/static/*`, `GET /api/local/people`,
-`GET /api/local/stream?person=ID` (server-sent events: history, then every
-message Baton delivers to that person) and `POST /api/local/messages`.
-There is no sign-in: it binds to loopback unless told otherwise.
+`GET /api/local/stream?person=ID` (server-sent events: the last page of
+history, a `ready` event, then every message Baton delivers to that person),
+`GET /api/local/history?person=ID&before=MSG` (an earlier page) and
+`POST /api/local/messages`. There is no sign-in: it binds to loopback unless
+told otherwise.
+
+What the person typed is not kept by the server as a transcript (an anonymous
+360 answer must not sit in the database beside its author): the page keeps its
+own side in the browser's storage and places it back among Baton's messages.
+`ready`, `live` and the history page say which buttons still do something, so
+a reload shows answered and superseded questions disabled.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from aiohttp import web
 from adapters.contract import Host
 from dialogs.engine.delivery import Delivery
 from dialogs.engine.errors import UnknownPerson
-from dialogs.engine.feed import DeliveredFeed
+from dialogs.engine.feed import DeliveredFeed, live_actions
 from dialogs.engine.messages import Inbound, Reply, Sender
 from dialogs.services import accounts
 from storage.db import DatabaseUnavailable
@@ -32,6 +40,7 @@ MAX_BODY = 64 * 1024
 MAX_VALUE = 48 * 1024  # a button's value, or a whole form's answers as JSON
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 1.0  # how soon a message delivered by another process (the terminal) shows up
+PAGE = 50  # messages replayed on open, and per "earlier messages" page
 
 
 class LocalHub:
@@ -128,6 +137,7 @@ class WebChat:
         app.router.add_static("/static/", STATIC, show_index=False)
         app.router.add_get("/api/local/people", self.people)
         app.router.add_get("/api/local/stream", self.stream)
+        app.router.add_get("/api/local/history", self.history)
         app.router.add_post("/api/local/messages", self.post_message)
         app.on_shutdown.append(self.hub.close)  # open streams end before the server waits for them
 
@@ -149,11 +159,15 @@ class WebChat:
         feed = DeliveredFeed(self.host.db, person_id)
         idle = 0.0
         try:
-            history = await feed.history() if last_id == 0 else await feed.resume(last_id)
+            history = await feed.history(PAGE + 1) if last_id == 0 else await feed.resume(last_id)
+            more = last_id == 0 and len(history) > PAGE
+            history = history[-PAGE:] if last_id == 0 else history
             if not history and last_id == 0 and request.query.get("greet") == "1":
                 await self._welcome(person_id)
             for message_id, sent_at, reply in history:
                 await _send_event(response, message_id, render(message_id, sent_at, reply))
+            live = await live_actions(self.host.db, person_id)
+            await _send_named(response, "ready", {"more": more, "live": sorted(live)})
             while not hub.closing:
                 try:
                     await asyncio.wait_for(wake.wait(), POLL_SECONDS)
@@ -166,6 +180,14 @@ class WebChat:
                     continue  # the page keeps waiting; the next poll tries again
                 for message_id, sent_at, reply in fresh:
                     await _send_event(response, message_id, render(message_id, sent_at, reply))
+                if fresh:
+                    try:
+                        now_live = await live_actions(self.host.db, person_id)
+                    except DatabaseUnavailable:
+                        now_live = live
+                    if now_live != live:
+                        live = now_live
+                        await _send_named(response, "live", {"live": sorted(live)})
                 idle = 0.0 if fresh else idle + POLL_SECONDS
                 if idle >= KEEPALIVE_SECONDS:  # proxies drop silent connections
                     await response.write(b": keep-alive\n\n")
@@ -175,6 +197,26 @@ class WebChat:
         finally:
             hub.unsubscribe(person_id, wake)
         return response
+
+    async def history(self, request: web.Request) -> web.Response:
+        """An earlier page: up to PAGE messages delivered before message `before`, oldest first."""
+        person_id = _person_param(request.query.get("person"))
+        before = request.query.get("before", "")
+        if not before.isdigit() or len(before) > 18:
+            return _error(400, "Say which message to page back from (?before=ID, the oldest one shown).")
+        feed = DeliveredFeed(self.host.db, person_id)
+        try:
+            page = await feed.before(int(before), PAGE + 1)
+            live = await live_actions(self.host.db, person_id)
+        except DatabaseUnavailable:
+            return _error(503, "I can't reach my database right now. Please try again in a moment.")
+        return web.json_response(
+            {
+                "messages": [render(i, at, reply) for i, at, reply in page[-PAGE:]],
+                "more": len(page) > PAGE,
+                "live": sorted(live),
+            }
+        )
 
     async def _welcome(self, person_id: int) -> None:
         """Someone picked for the first time sees what Baton is and three things to try, not an empty page.
@@ -236,8 +278,12 @@ async def _send_event(response: web.StreamResponse, message_id: int, data: dict[
     await response.write(f"id: {message_id}\nevent: message\ndata: {payload}\n\n".encode())
 
 
+async def _send_named(response: web.StreamResponse, event: str, data: dict[str, Any]) -> None:
+    await response.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+
+
 def _person_param(raw: str | None) -> int:
-    if raw is None or not raw.isdigit():
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise web.HTTPBadRequest(
             text=json.dumps({"ok": False, "error": "Choose a person first (?person=ID)."}),
             content_type="application/json",

@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.engine.contract import COMMAND_ACTION
 from dialogs.engine.messages import Reply
+from dialogs.engine.routing import ROUTER_ACTION
 from storage.db import Database
-from storage.models import OutboxMessage
+from storage.models import DialogState, OutboxMessage
 
 
 class DeliveredFeed:
@@ -37,6 +39,11 @@ class DeliveredFeed:
     async def history(self, limit: int = 50) -> list[tuple[int, datetime, Reply]]:
         """The last `limit` delivered messages, oldest first; the feed continues after them."""
         return self._take(await recent_sent(self.db, self.person_id, channel=self.channel, limit=limit))
+
+    async def before(self, message_id: int, limit: int = 50) -> list[tuple[int, datetime, Reply]]:
+        """Up to `limit` messages delivered before `message_id`, oldest first (an earlier page of history).
+        Doesn't move the feed: these are behind what it has handed out."""
+        return await recent_sent(self.db, self.person_id, channel=self.channel, limit=limit, before=message_id)
 
     async def resume(self, last_id: int) -> list[tuple[int, datetime, Reply]]:
         """Continue after a message the reader already has (SSE Last-Event-ID).
@@ -84,22 +91,51 @@ class DeliveredFeed:
 
 
 async def recent_sent(
-    db: Database, person_id: int, *, channel: str = "local", limit: int = 50
+    db: Database, person_id: int, *, channel: str = "local", limit: int = 50, before: int | None = None
 ) -> list[tuple[int, datetime, Reply]]:
-    """The last `limit` delivered messages for a person, oldest first (for history replay)."""
+    """The last `limit` delivered messages for a person (before message `before`, if given), oldest first."""
 
     async def query(session: AsyncSession) -> list[tuple[int, datetime, Reply]]:
-        rows = await session.execute(
-            select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload)
-            .where(
-                OutboxMessage.person_id == person_id, OutboxMessage.channel == channel, OutboxMessage.status == "sent"
+        statement = select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload).where(
+            OutboxMessage.person_id == person_id, OutboxMessage.channel == channel, OutboxMessage.status == "sent"
+        )
+        if before is not None:
+            anchor = await session.scalar(
+                select(OutboxMessage.sent_at).where(
+                    OutboxMessage.id == before, OutboxMessage.person_id == person_id, OutboxMessage.status == "sent"
+                )
             )
-            .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
-            .limit(limit)
+            if anchor is None:
+                return []
+            statement = statement.where(
+                (OutboxMessage.sent_at < anchor) | ((OutboxMessage.sent_at == anchor) & (OutboxMessage.id < before))
+            )
+        rows = await session.execute(
+            statement.order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc()).limit(limit)
         )
         return [(r.id, r.sent_at, Reply.from_dict(r.payload)) for r in reversed(list(rows))]
 
     return await db.run(query)
+
+
+async def live_actions(db: Database, person_id: int) -> frozenset[str]:
+    """The button actions that still do something for this person: the question on screen, the
+    conversations set aside (their buttons take them back), the router's "answer or command?", and
+    command buttons. Every other dialog button is answered or superseded, and a page shows it disabled."""
+
+    async def read(session: AsyncSession) -> frozenset[str]:
+        state = await session.get(DialogState, person_id)
+        live = {COMMAND_ACTION}
+        if state is not None and state.dialog and state.prompt_id:
+            live.add(f"{state.dialog}:{state.prompt_id}")
+            if "_typed" in state.data:
+                live.add(f"{ROUTER_ACTION}:{state.prompt_id}")
+        for parked in state.parked if state is not None else ():
+            if parked.get("dialog") and parked.get("prompt_id"):
+                live.add(f"{parked['dialog']}:{parked['prompt_id']}")
+        return frozenset(live)
+
+    return await db.run(read)
 
 
 async def form_of(db: Database, message_ref: str, person_id: int) -> Reply | None:

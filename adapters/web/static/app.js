@@ -5,7 +5,10 @@
  *   GET  /api/local/people             → people one can chat as
  *   GET  /api/local/stream?person=ID&greet=1 → SSE; each `message` event is one outbound Baton message
  *                                      (greet: someone Baton has never written to is welcomed once).
- *                                        History is replayed first, so ids may repeat after a reconnect.
+ *                                        The last page of history is replayed first (ids may repeat after
+ *                                        a reconnect), then `ready` {more, live}; `live` {live} follows
+ *                                        whenever the buttons that still do something change.
+ *   GET  /api/local/history?person=ID&before=MSG → {messages, more, live}: an earlier page.
  *   POST /api/local/messages           → the user's text or button choice; 202 {"ok": true}.
  *                                        Replies arrive through the stream, never in this response.
  *
@@ -16,6 +19,11 @@
 (() => {
   const DEFAULT_PLACEHOLDER = "Message Baton… (try help)";
   const STORAGE_KEY = "baton.local.person";
+  // The person's own side of the conversation stays in this browser (the server keeps no transcript
+  // of what people type): [{after, text, answers, label}], newest last, at most MAX_MINE.
+  const MINE_KEY = "baton.local.mine.";
+  const MAX_MINE = 400;
+  const COMMAND_ACTION = "cmd";
   const POST_TIMEOUT_MS = 15000;
   const REOPEN_MIN_MS = 1000;
   const REOPEN_MAX_MS = 30000;
@@ -49,6 +57,10 @@
     latestBotId: -Infinity, // the newest Baton message decides the composer's input settings
     input: null,            // that message's `input` spec, or null
     formats: null,          // timestamp formatters in the person's time zone
+    groups: new Map(),      // Baton message id → its button group {answered, buttons, action}
+    live: null,             // the dialog actions whose buttons still do something (null: not known yet)
+    placed: new Set(),      // client ids of own entries already in the transcript
+    lastBotId: null,        // the bottom-most Baton message: what the next own message answers
   };
 
   // ---------------------------------------------------------------- small DOM helpers
@@ -154,8 +166,12 @@
   function renderBotMessage(msg) {
     const node = make("div", "msg bot");
     node.dataset.id = String(msg.id);
+    node.dataset.at = msg.created_at || "";
     // One group per message: a click on any of its buttons (choice or rating) answers the whole message.
-    const group = { answered: false, buttons: [] };
+    const action =
+      (msg.rating && msg.rating.action) || (msg.form && msg.form.action) || (msg.choices && msg.choices[0]?.action);
+    const group = { answered: false, buttons: [], action: action || null, id: msg.id };
+    state.groups.set(String(msg.id), group);
 
     if (msg.text) node.append(richText(msg.text, "bubble text"));
     if (msg.card) node.append(renderCard(msg.card));
@@ -227,8 +243,11 @@
       const answers = {};
       for (const input of inputs) if (input.value.trim()) answers[input.name] = input.value;
       markAnswered(group, submit);
-      sendMessage({ action: form.action, value: JSON.stringify(answers) }, form.submit_label || "Submit", () =>
-        unmarkAnswered(group),
+      sendMessage(
+        { action: form.action, value: JSON.stringify(answers) },
+        form.submit_label || "Submit",
+        () => unmarkAnswered(group),
+        group,
       );
     });
     return element;
@@ -279,7 +298,7 @@
       // The flag is set synchronously, so the second click of a double click finds it already answered.
       if (group.answered) return;
       markAnswered(group, button);
-      sendMessage({ action, value: value == null ? null : String(value) }, label, () => unmarkAnswered(group));
+      sendMessage({ action, value: value == null ? null : String(value) }, label, () => unmarkAnswered(group), group);
     });
     group.buttons.push(button);
     return button;
@@ -288,8 +307,18 @@
   function markAnswered(group, chosen) {
     group.answered = true;
     for (const button of group.buttons) button.disabled = true;
+    if (!chosen) return;
     chosen.classList.add("chosen");
     chosen.setAttribute("aria-pressed", "true");
+  }
+
+  /** Buttons of a question that was answered or superseded elsewhere (another tab, the terminal, a reload). */
+  function applyLive() {
+    if (!state.live) return;
+    for (const group of state.groups.values()) {
+      if (group.answered || !group.action || group.action === COMMAND_ACTION) continue;
+      if (!state.live.has(group.action)) markAnswered(group, null);
+    }
   }
 
   /** After a polite refusal (4xx) the choice did not count, so let the user pick again. */
@@ -315,10 +344,153 @@
     if (state.seenIds.has(key)) return; // replayed after a reconnect
     state.seenIds.add(key);
     appendEntry(renderBotMessage(msg));
+    state.lastBotId = msg.id;
     if (Number(msg.id) >= state.latestBotId) {
       state.latestBotId = Number(msg.id);
       applyInputSpec(msg.input);
     }
+  }
+
+  function parseJson(data) {
+    try {
+      return JSON.parse(data);
+    } catch {
+      return null;
+    }
+  }
+
+  /** History is in: put the person's own messages back in place, disable what is no longer live, go to the end. */
+  function handleReady(data) {
+    const info = parseJson(data) || {};
+    state.live = new Set(Array.isArray(info.live) ? info.live : []);
+    if (!els.transcript.dataset.ready) setEarlier(Boolean(info.more));
+    placeMine(Boolean(info.more));
+    applyLive();
+    els.transcript.dataset.ready = "1";
+    scrollToBottom();
+    requestAnimationFrame(scrollToBottom); // again once fonts and wrapping have settled (phones)
+  }
+
+  function handleLive(data) {
+    const info = parseJson(data);
+    if (!info || !Array.isArray(info.live)) return;
+    state.live = new Set(info.live);
+    applyLive();
+  }
+
+  // ---------------------------------------------------------------- the person's own side, kept in this browser
+
+  function readMine() {
+    if (!state.person) return [];
+    try {
+      const entries = JSON.parse(localStorage.getItem(MINE_KEY + state.person.id) || "[]");
+      return Array.isArray(entries) ? entries : [];
+    } catch {
+      return [];
+    }
+  }
+
+  function rememberMine(entry) {
+    try {
+      const entries = readMine();
+      entries.push(entry);
+      localStorage.setItem(MINE_KEY + state.person.id, JSON.stringify(entries.slice(-MAX_MINE)));
+    } catch {
+      // storage full or disabled: the message was still sent; only a reload won't show it
+    }
+  }
+
+  function ownBubble(text) {
+    const node = make("div", "msg user");
+    const meta = make("div", "meta"); // no time: the browser's clock is not Baton's; the place says when
+    meta.append(make("span", "who", "You"));
+    node.append(make("div", "bubble text", text), meta);
+    return node;
+  }
+
+  /**
+   * Put own entries after the Baton message each one followed when it was sent. `complete`: the
+   * transcript starts at the beginning of the history, so entries from before any message go on top.
+   */
+  function placeMine(more) {
+    const entries = readMine();
+    for (const entry of entries) {
+      if (!entry || state.placed.has(entry.id)) continue;
+      const group = entry.answers != null ? state.groups.get(String(entry.answers)) : null;
+      if (group && !group.answered) {
+        const chosen = group.buttons.find((b) => b.textContent === entry.label) || null;
+        markAnswered(group, chosen);
+      }
+      let anchor = null;
+      if (entry.after != null) {
+        anchor = els.transcript.querySelector(`.msg.bot[data-id="${CSS.escape(String(entry.after))}"]`);
+        if (!anchor) continue; // on an earlier page: placed when that page is loaded
+      } else if (more) {
+        continue;
+      }
+      // After the anchor and the own messages already placed after it, before the next Baton message.
+      let at = anchor ? anchor.nextElementSibling : els.transcript.querySelector(".msg");
+      while (at && at.classList.contains("user") && !at.dataset.clientId) at = at.nextElementSibling;
+      els.transcript.insertBefore(ownBubble(String(entry.text ?? "")), at);
+      state.placed.add(entry.id);
+    }
+  }
+
+  // ---------------------------------------------------------------- earlier pages
+
+  function setEarlier(more) {
+    let button = document.getElementById("earlier");
+    if (!more) {
+      if (button) button.hidden = true;
+      return;
+    }
+    if (!button) {
+      button = make("button", "earlier", "Load earlier messages");
+      button.id = "earlier";
+      button.type = "button";
+      button.addEventListener("click", loadEarlier);
+    }
+    button.hidden = false;
+    els.transcript.prepend(button);
+  }
+
+  async function loadEarlier() {
+    const button = document.getElementById("earlier");
+    const first = els.transcript.querySelector(".msg.bot");
+    if (!button || !first || !state.person) return;
+    const session = state.session;
+    button.disabled = true;
+    button.textContent = "Loading…";
+    let page = null;
+    try {
+      const url = `/api/local/history?person=${encodeURIComponent(state.person.id)}&before=${first.dataset.id}`;
+      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      if (response.ok) page = await response.json();
+    } catch {
+      // shown below
+    }
+    if (session !== state.session) return;
+    button.disabled = false;
+    button.textContent = "Load earlier messages";
+    if (!page || !Array.isArray(page.messages)) {
+      addSystemNote("Couldn't load earlier messages. Please try again in a moment.");
+      return;
+    }
+    const t = els.transcript;
+    const fromBottom = t.scrollHeight - t.scrollTop; // keep what the person is reading in place
+    const fragment = document.createDocumentFragment();
+    for (const msg of page.messages) {
+      const key = String(msg.id);
+      if (state.seenIds.has(key)) continue;
+      state.seenIds.add(key);
+      fragment.append(renderBotMessage(msg));
+    }
+    t.insertBefore(fragment, button.nextSibling);
+    if (Array.isArray(page.live)) state.live = new Set(page.live);
+    setEarlier(Boolean(page.more));
+    placeMine(Boolean(page.more));
+    applyLive();
+    t.scrollTop = t.scrollHeight - fromBottom;
   }
 
   // ---------------------------------------------------------------- the SSE stream
@@ -340,6 +512,12 @@
     es.onmessage = (event) => {
       if (es === state.stream) handleStreamData(event.data);
     };
+    es.addEventListener("ready", (event) => {
+      if (es === state.stream) handleReady(event.data);
+    });
+    es.addEventListener("live", (event) => {
+      if (es === state.stream) handleLive(event.data);
+    });
     es.onerror = () => {
       if (es !== state.stream) return;
       setStatus("reconnecting", "reconnecting…");
@@ -379,7 +557,7 @@
    * Renders the user's bubble at once (the server does not echo it) and posts it.
    * `onRefused` runs if the server politely refuses it with a 4xx.
    */
-  function sendMessage(fields, shownText, onRefused) {
+  function sendMessage(fields, shownText, onRefused, group = null) {
     const node = make("div", "msg user");
     const status = make("span", "send-state");
     const meta = renderMeta("You", null);
@@ -393,7 +571,10 @@
       node,
       status,
       onRefused,
+      // What a reload needs to put this message back in place: the Baton message it followed.
+      mine: { after: state.lastBotId, text: shownText, answers: group ? group.id : null, label: shownText },
     };
+    outgoing.mine.id = outgoing.body.client_id;
     node.dataset.clientId = outgoing.body.client_id;
     appendEntry(node, { follow: true });
     post(outgoing);
@@ -446,6 +627,11 @@
 
     if (response && response.ok) {
       setSendState(outgoing, "sent");
+      if (!outgoing.remembered) {
+        outgoing.remembered = true;
+        rememberMine(outgoing.mine);
+        state.placed.add(outgoing.mine.id); // it is on screen already
+      }
     } else if (refused) {
       setSendState(outgoing, "refused");
       addSystemNote(refusal);
@@ -607,6 +793,11 @@
     state.formats = makeFormats(person.timezone);
     state.seenIds.clear();
     state.latestBotId = -Infinity;
+    state.groups.clear();
+    state.live = null;
+    state.placed.clear();
+    state.lastBotId = null;
+    delete els.transcript.dataset.ready;
     els.transcript.replaceChildren();
     els.jump.hidden = true;
     applyInputSpec(null);
