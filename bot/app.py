@@ -89,8 +89,12 @@ class Baton:
     async def start(self) -> None:
         """Migrate, seed the demo organisation in local mode, start the background work and the platforms."""
         await self.db.migrate()
-        if self.settings.local_mode and self.settings.BATON_DEMO and await seed_demo(self.db, self.clock):
-            log.info("local mode: seeded the demo organisation")
+        if self.settings.local_mode and self.settings.BATON_DEMO:
+            history = self.settings.BATON_DEMO_HISTORY
+            if await seed_demo(self.db, self.clock, sealer=self.core.sealer, history=history):
+                log.info(
+                    "local mode: seeded the demo organisation%s", " with eight weeks of history" if history else ""
+                )
         self.tasks.append(asyncio.create_task(self.sender.run(self.stop), name="outbox-sender"))
         self.tasks.append(asyncio.create_task(self.core.inbox.replay_forever(self._replay), name="inbox-replay"))
         self.scheduler = Scheduler(

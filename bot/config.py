@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # Serve the local web chat even when a platform is configured (it lets anyone act as anyone).
     BATON_WEB_CHAT: bool = False
     BATON_DEMO: bool = True
+    # With the demo organisation, eight weeks of its history (check-ins, goals, kudos, a closed 360).
+    BATON_DEMO_HISTORY: bool = True
     # The rhythm: how often to look for due check-ins, how late a missed one may still go out,
     # and how many unsolicited messages a person gets per rolling week at most.
     BATON_TICK_SECONDS: float = Field(60.0, ge=0.05, le=3600)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from bot.demo_history import people_by_key, seed_history
 from dialogs.engine.clock import Clock
+from dialogs.engine.sealing import Sealer
 from storage.db import Database
 from storage.models import Person, Team
 
@@ -21,8 +23,11 @@ DEMO_PEOPLE = (
 )
 
 
-async def seed_demo(db: Database, clock: Clock) -> bool:
-    """Create the demo organisation if the database has nobody in it. True when it seeded."""
+async def seed_demo(db: Database, clock: Clock, *, sealer: Sealer | None = None, history: bool = False) -> bool:
+    """Create the demo organisation if the database has nobody in it. True when it seeded.
+
+    With `history` (what `make run` does), also eight weeks of its past (bot/demo_history.py); the
+    closed 360 in it is sealed and opened with `sealer`, as a real one is."""
 
     async def work(session) -> bool:  # noqa: ANN001
         if await session.scalar(select(func.count()).select_from(Person)):
@@ -46,6 +51,9 @@ async def seed_demo(db: Database, clock: Clock) -> bool:
             await session.flush()
             if is_manager:
                 manager = person
+        if history:
+            assert sealer is not None, "the demo's history holds a sealed 360: pass the sealer"
+            await seed_history(session, team, await people_by_key(session, team), now, sealer)
         return True
 
     try:

@@ -305,7 +305,11 @@ async def site(db: Database, database_url: str) -> AsyncIterator[Site]:
     clock = FakeClock(NOW)
     port = free_port()
     settings = load_settings(
-        env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600, BATON_PUBLIC_URL=f"http://127.0.0.1:{port}"
+        env_file=None,
+        DATABASE_URL=database_url,
+        BATON_TICK_SECONDS=3600,
+        BATON_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        BATON_DEMO_HISTORY=False,  # these tests seed their own, exactly known, history
     )
     baton = Baton.build(settings, clock=clock)
     async with TestServer(create_app(baton), host="127.0.0.1", port=port) as server:
@@ -750,3 +754,13 @@ async def test_an_admin_sees_failed_deliveries_without_their_content(site: Site)
     async with await sign_in(site, "maya") as manager:  # a manager is not an admin
         _, page = await get(manager, "/dashboard")
         assert 'href="/dashboard/deliveries"' not in page
+
+
+async def test_an_admins_goal_board_shows_the_organisation_not_no_goals(site: Site) -> None:
+    """Week one: the admin's goal board said "No goals yet" while goals existed."""
+    async with await sign_in(site, "sam") as http:
+        status, page = await get(http, "/dashboard/goals")
+    assert status == 200 and "No goals yet" not in page
+    assert "Goals across the organisation" in page and "Platform" in page and "Payments" in page
+    assert "Cut p95 latency to 200 ms" in page  # a team goal is the team's shared work
+    assert "export" not in page and "Payments secret goal" not in page  # people's own goals stay theirs

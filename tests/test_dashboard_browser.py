@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
+from sqlalchemy import select
 
 from bot.app import Baton, create_app
 from bot.config import load_settings
 from dialogs.engine.clock import FakeClock
 from storage.db import Database
+from storage.models import Campaign360, Person
 from tests.conftest import ARTIFACTS, free_port
 from tests.test_browser import choose
 from tests.test_dashboard import NOW, PULSES, SCRIPT, Site, chat_engine, seed
@@ -34,7 +36,11 @@ async def site(db: Database, database_url: str) -> AsyncIterator[Site]:
     clock = FakeClock(NOW)
     port = free_port()
     settings = load_settings(
-        env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600, BATON_PUBLIC_URL=f"http://127.0.0.1:{port}"
+        env_file=None,
+        DATABASE_URL=database_url,
+        BATON_TICK_SECONDS=3600,
+        BATON_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        BATON_DEMO_HISTORY=False,  # these tests seed their own, exactly known, history
     )
     baton = Baton.build(settings, clock=clock)
     async with TestServer(create_app(baton), host="127.0.0.1", port=port) as server:
@@ -125,3 +131,82 @@ async def test_on_a_phone_the_team_page_fits_and_an_expired_link_is_refused(brow
     assert await fresh.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     await fresh.screenshot(path=str(ARTIFACTS / "dashboard-expired-link-phone.png"), full_page=True)
     await context.close()
+
+
+# A word the browser split across two lines ("answere|d"): one Range over its letters has two boxes.
+BROKEN_WORDS = """() => {
+  const broken = [];
+  for (const cell of document.querySelectorAll("main th, main td, main h1, main h2, main p, main dt, main dd")) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const match of node.data.matchAll(/[A-Za-zÀ-ÿ]{2,}/g)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size > 1) broken.push(match[0]);
+      }
+    }
+  }
+  return broken;
+}"""
+# Every table wider than the page sits in a container that scrolls sideways.
+UNSCROLLABLE_TABLES = """() => [...document.querySelectorAll("main table")].filter((t) => {
+  if (t.getBoundingClientRect().right <= window.innerWidth + 1) return false;
+  for (let p = t.parentElement; p && p !== document.body; p = p.parentElement) {
+    const style = getComputedStyle(p);
+    if (["auto", "scroll"].includes(style.overflowX) && p.clientWidth <= window.innerWidth) return false;
+  }
+  return true;
+}).map((t) => t.id || t.closest("section")?.getAttribute("aria-labelledby") || "table")"""
+
+
+@pytest.fixture
+async def demo(db: Database, database_url: str) -> AsyncIterator[tuple[str, Baton]]:
+    """What `make run` serves: the demo organisation with its eight weeks of history."""
+    if "postgresql" in database_url:
+        pytest.skip("the browser checks the pages, not the database: once, on SQLite, is enough")
+    port = free_port()
+    settings = load_settings(
+        env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600, BATON_PUBLIC_URL=f"http://127.0.0.1:{port}"
+    )
+    baton = Baton.build(settings, clock=FakeClock(NOW))
+    async with TestServer(create_app(baton), host="127.0.0.1", port=port) as server:
+        yield str(server.make_url("")).rstrip("/"), baton
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+async def test_the_demo_dashboard_reads_well_on_a_desktop_and_a_phone(browser, demo, width: int) -> None:
+    """Week one: words broke mid-word at 1280 px ("answere d") and the 360 table was cut off at 390 px."""
+    url, baton = demo
+    ids = {p.email.split("@")[0]: p.id for p in (await baton.db.run(lambda s: s.execute(select(Person)))).scalars()}
+    site = Site(url, baton, baton.clock, chat_engine(baton), ids, 0, 0)  # type: ignore[arg-type]
+    campaign = await baton.db.run(lambda s: s.scalar(select(Campaign360.id)))
+    pages = {
+        "maya": ["/dashboard", "/dashboard/team", "/dashboard/goals", f"/dashboard/360/{campaign}", "/dashboard/tools"],
+        "tom": ["/dashboard", f"/dashboard/360/{campaign}"],
+        "sam": ["/dashboard/org", "/dashboard/goals", "/dashboard/360"],
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems: dict[str, object] = {}
+    for who, paths in pages.items():
+        context = await browser.new_context(viewport={"width": width, "height": 900})
+        page = await context.new_page()
+        await page.goto(await site.link_for(who))
+        for path in paths:
+            response = await page.goto(url + path)
+            assert response is not None and response.status == 200, path
+            if broken := await page.evaluate(BROKEN_WORDS):
+                problems[f"{who} {path} broken words"] = broken
+            if cut := await page.evaluate(UNSCROLLABLE_TABLES):
+                problems[f"{who} {path} tables cut off"] = cut
+            if not await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"):
+                problems[f"{who} {path}"] = "the page scrolls sideways"
+            if "*" in await page.inner_text("main"):
+                problems[f"{who} {path} literal *"] = True
+            name = path.strip("/").replace("/", "-").replace("dashboard-", "") or "home"
+            await page.screenshot(
+                path=str(ARTIFACTS / f"demo-{who}-{name.replace('dashboard', 'home')}-{width}.png"), full_page=True
+            )
+        await context.close()
+    assert not problems, problems

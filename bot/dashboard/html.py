@@ -84,9 +84,17 @@ class Table:
         if not self.rows:
             return tag("section", head, note, tag("p", self.empty, class_="empty"), aria_labelledby=f"t-{self.key}")
         header = tag("tr", *(tag("th", h, scope="col") for h in self.headers))
-        body = join(tag("tr", *(tag("td", _cell_html(v)) for v in row)) for row in self.rows)
+        body = join(tag("tr", *(tag("td", _cell_html(v), class_=_short(v)) for v in row)) for row in self.rows)
         table = tag("table", tag("thead", header), tag("tbody", body))
         return tag("section", head, note, tag("div", table, class_="scroll"), aria_labelledby=f"t-{self.key}")
+
+
+def _short(value: Any) -> str | None:
+    """Dates, weeks, numbers and one-word statuses never wrap ("2026-W46", not "2026-" / "W46")."""
+    text = value.text if isinstance(value, Cell) else value
+    if isinstance(text, (int, float)) or (isinstance(text, str) and len(text) <= 16 and " " not in text.strip()):
+        return "short"
+    return None
 
 
 def _cell_html(value: Any) -> Markup:

@@ -254,11 +254,43 @@ async def goals_page(ctx: Ctx) -> View:
         )
     )
     ordered = sorted(people.values(), key=lambda p: (p.id != ctx.viewer.id, p.name))
-    view.parts.append(await _goals_table(ctx, ordered, key="goals", caption="People's goals"))
+    own = await _goals_table(ctx, ordered, key="goals", caption="People's goals")
+    if ctx.viewer.is_admin and wanted is None and not own.rows and not ctx.viewer.reports:
+        own = None  # an admin without reports: the organisation's picture below says more than "no goals"
+    if own is not None:
+        view.parts.append(own)
     if wanted is None:
         team_ids = {p.team_id for p in people.values() if p.team_id is not None}
+        if ctx.viewer.is_admin:
+            team_ids |= set((await ctx.session.execute(select(Team.id))).scalars())
+            view.parts.append(await _organisation_goals_table(ctx))
         view.parts.append(await _team_goals_table(ctx, team_ids))
     return view
+
+
+async def _organisation_goals_table(ctx: Ctx) -> Table:
+    """For admins: each team's people's goals as counts by status — titles stay with owners and managers."""
+    rows = await ctx.session.execute(
+        select(Team.name, Goal.status, Goal.rag, func.count())
+        .join(Person, Person.team_id == Team.id)
+        .join(Goal, Goal.owner_id == Person.id)
+        .where(Goal.status != "dropped")
+        .group_by(Team.name, Goal.status, Goal.rag)
+    )
+    tally: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for team, status, rag, count in rows:
+        tally[team]["done" if status == "done" else rag or "no update"] += count
+    table = Table(
+        "org-goals",
+        "Goals across the organisation",
+        ("Team", "Open goals", "Green", "Amber", "Red", "No update yet", "Done"),
+        empty="Nobody has set a goal yet. People set their own in chat with “goals”.",
+    )
+    for team in sorted(tally):
+        c = tally[team]
+        open_goals = c["green"] + c["amber"] + c["red"] + c["no update"]
+        table.rows.append((team, open_goals, c["green"], c["amber"], c["red"], c["no update"], c["done"]))
+    return table
 
 
 async def _visible_goal_ids(ctx: Ctx, goals: list[Goal]) -> set[int]:

@@ -1,0 +1,361 @@
+"""Eight weeks of believable history for the demo organisation, so a first run shows the product.
+
+Check-ins with progress, blockers and pulses (one skipped for leave, one for a busy week), goals
+updated week by week, kudos and feedback, a 360 about Tom closed above its thresholds through the
+real sealed pool, and two tool plans, one with its outcome. This week's check-in is left open for
+whoever tries Baton, and nothing is queued in anyone's chat: each person is greeted on first visit.
+
+Written straight into the tables a week of real use would fill, by the same functions the dialogs
+use where a rule applies (goal status, the 360's anonymity rules at close).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from dialogs.checkin import DEFAULT_QUESTIONS
+from dialogs.common import anonymity
+from dialogs.common.periods import Rhythm, period_of
+from dialogs.engine.sealing import Sealer
+from dialogs.goals import record_progress
+from dialogs.review360 import OPEN, RATED, close_campaign
+from dialogs.services.rhythm import previous_periods
+from storage.models import (
+    Campaign360,
+    CheckinAnswer,
+    CheckinRun,
+    FeedbackEntry,
+    Goal,
+    Leave,
+    Person,
+    Pool360,
+    Rater360,
+    Team,
+    ToolPlan,
+)
+
+WEEKS = 8
+
+# Per person, oldest week first: (what moved forward, what got in the way or "" for nothing, pulse 1–5,
+# or None for a week skipped). The words are about the work.
+CHECKINS: dict[str, list[tuple[str, str, int] | None]] = {
+    "maya": [
+        ("Kicked off the latency project with the team", "", 4),
+        ("Interview loop for the SRE opening", "", 4),
+        ("Quarterly planning draft shared for comments", "Planning doc waiting on finance numbers", 3),
+        ("Agreed the on-call rota for December", "", 4),
+        ("Two SRE finalists through the loop", "", 4),
+        ("Latency review with the product leads", "", 4),
+        ("Offer out for the SRE role", "", 5),
+        ("Planning doc signed off", "", 4),
+    ],
+    "arjun": [
+        ("Rewrote the paging runbook for ingest", "", 4),
+        ("Closed four runbook gaps from the incident review", "", 4),
+        ("Paired with Lucía on her first on-call shift", "Still no access to the production metrics board", 3),
+        ("Alert thresholds tuned for the queue workers", "", 4),
+        ("Closed three more runbook gaps", "", 4),
+        ("Ran the failover drill", "", 5),
+        ("Runbook index page for on-call", "", 4),
+        ("Closed two runbook gaps; drill notes written up", "", 4),
+    ],
+    "lucia": [
+        ("Outlined the onboarding guide", "Design review slots are booked two weeks out", 3),
+        ("First chapter of the guide: local setup", "Design review slots still two weeks out", 3),
+        ("Shadowed Arjun on call", "", 3),
+        ("Guide chapter on deploys", "", 4),
+        ("Guide chapter on observability", "", 4),
+        ("Demoed the guide to the team", "", 5),
+        ("Two chapters reviewed and merged", "", 4),
+        ("Started the chapter on incident response", "", 4),
+    ],
+    "tom": [
+        ("Migrated the billing service to the new pipeline", "", 4),
+        ("Pipeline templates for the remaining services", "", 4),
+        ("Started the search service migration", "Staging database is down half the day", 3),
+        ("Search migration half done", "Still no stable staging; pull requests wait days for review", 2),
+        ("Staging fallback set up with the platform team", "Pull requests wait three days for review", 3),
+        None,  # on leave
+        ("Search and notifications migrated", "", 3),
+        ("Two more services on the new pipeline", "", 4),
+    ],
+    "aiko": [
+        ("Quarantined the ten flakiest tests", "", 5),
+        None,  # a busy release week
+        ("Fixed the timing bugs behind six flaky tests", "", 5),
+        ("CI retries now logged per test", "", 4),
+        ("Flaky-test dashboard shared with the team", "", 4),
+        ("Removed sleeps from the integration suite", "", 5),
+        ("Five more flaky tests fixed", "", 4),
+        ("CI green all week for the first time", "", 5),
+    ],
+}
+PRIORITIES = "Keep the release train on schedule"
+
+# (owner or None for the team, title, start, target, unit, values week by week)
+GOALS: list[tuple[str | None, str, float, float, str, list[float]]] = [
+    (None, "Cut checkout p95 latency", 420, 200, "ms", [410, 395, 380, 360, 345, 320, 300, 285]),
+    ("arjun", "Close the runbook gaps from incident reviews", 0, 30, "gaps", [4, 8, 8, 11, 14, 17, 19, 21]),
+    ("tom", "Move 12 services to the new deploy pipeline", 0, 12, "services", [1, 1, 2, 2, 2, 3, 4, 5]),
+    ("lucia", "Write the onboarding guide", 0, 8, "chapters", [0, 1, 1, 2, 3, 3, 5, 5]),
+    ("aiko", "Bring flaky tests down", 40, 5, "tests", [30, 30, 24, 22, 19, 15, 10, 8]),
+]
+
+# (week, from, to, kind, text, public)
+FEEDBACK: list[tuple[int, str, str, str, str, bool]] = [
+    (2, "lucia", "arjun", "kudos", "Your paging runbook got me through my first on-call night.", True),
+    (
+        3,
+        "maya",
+        "lucia",
+        "downward",
+        "Your outline made the guide's scope easy to agree. Sharing drafts a day before review would let "
+        "people read first.",
+        False,
+    ),
+    (
+        4,
+        "aiko",
+        "tom",
+        "peer",
+        "Your review comments on the pipeline change were clear and kind. Smaller pull requests would get "
+        "them reviewed faster.",
+        False,
+    ),
+    (5, "maya", "tom", "kudos", "The staging fallback you set up kept the release on track.", True),
+    (
+        6,
+        "tom",
+        "maya",
+        "upward",
+        "The Monday priorities list helps. More of that when plans change mid-week, please.",
+        False,
+    ),
+    (7, "arjun", "aiko", "kudos", "Thank you for the flaky-test hunt: CI was green all week.", True),
+    (7, "tom", "lucia", "kudos", "The deploy chapter of the guide saved me an afternoon.", False),
+]
+
+# The 360 about Tom: each rater's group, ratings per influence (RATED order) and, for peers, comments.
+REVIEW: list[tuple[str, str, tuple[int, ...], dict[str, str]]] = [
+    ("maya", "manager", (4, 3, 3, 4, 4, 4), {"keep": "Careful, well-explained pipeline work."}),
+    ("tom", "self", (4, 3, 2, 3, 4, 4), {"change": "Ask for reviews earlier instead of waiting."}),
+    (
+        "arjun",
+        "peer",
+        (4, 3, 3, 4, 5, 4),
+        {
+            "keep": "Writes migration notes everyone can follow.",
+            "change": "Split big changes so they can be reviewed in a day.",
+        },
+    ),
+    (
+        "lucia",
+        "peer",
+        (5, 4, 3, 4, 4, 5),
+        {
+            "keep": "Patient when pairing on the pipeline.",
+            "change": "Share the migration plan in stand-up, not only in the doc.",
+        },
+    ),
+    (
+        "aiko",
+        "peer",
+        (4, 3, 2, 4, 4, 4),
+        {
+            "keep": "Clear, kind review comments.",
+            "change": "Flag blockers like staging on the first day, not the third.",
+        },
+    ),
+]
+
+
+async def seed_history(
+    session: AsyncSession, team: Team, people: dict[str, Person], now: datetime, sealer: Sealer
+) -> None:
+    """Fill eight weeks before `now` for the demo team; `people` by first name in lower case (ASCII)."""
+    rhythm = Rhythm.of(team)
+    sends: dict[str, list[datetime]] = {}
+    for key, person in people.items():
+        if key in CHECKINS:
+            current = rhythm.current_send(now, person.timezone)
+            sends[key] = [current - timedelta(weeks=WEEKS - week) for week in range(WEEKS)]
+    await _checkins(session, team, people, sends)
+    first_send = min(sends["maya"])
+    await _goals(session, team, people, first_send, now)
+    _feedback(session, people, first_send)
+    await _review(session, people, first_send + timedelta(weeks=3), sealer)
+    _plans(session, people, first_send)
+
+
+async def _checkins(
+    session: AsyncSession, team: Team, people: dict[str, Person], sends: dict[str, list[datetime]]
+) -> None:
+    questions = [dict(q) for q in DEFAULT_QUESTIONS]
+    for key, weeks in CHECKINS.items():
+        person = people[key]
+        periods = previous_periods(period_of(sends[key][-1], person.timezone), WEEKS)
+        for week, (period, entry) in enumerate(zip(periods, weeks, strict=True)):
+            sent = sends[key][week]
+            run = CheckinRun(
+                person_id=_id(person),
+                team_id=team.id,
+                period=period,
+                questions=questions,
+                status="answered" if entry else "skipped",
+                started_at=sent + timedelta(hours=1),
+                answered_at=sent + timedelta(hours=1, minutes=4) if entry else None,
+            )
+            session.add(run)
+            if entry is None:
+                if key == "tom":
+                    day = sent.astimezone(ZoneInfo(person.timezone)).date()
+                    session.add(
+                        Leave(
+                            person_id=_id(person),
+                            start=day - timedelta(days=3),
+                            end=day + timedelta(days=1),
+                            created_at=sent - timedelta(weeks=2),
+                        )
+                    )
+                continue
+            await session.flush()
+            progress, blocker, pulse = entry
+            at = sent + timedelta(hours=1, minutes=4)
+            session.add_all(
+                [
+                    CheckinAnswer(run_id=_id(run), question_id="progress", text=progress, updated_at=at),
+                    CheckinAnswer(run_id=_id(run), question_id="blockers", text=blocker or "nothing", updated_at=at),
+                    CheckinAnswer(run_id=_id(run), question_id="pulse", number=float(pulse), updated_at=at),
+                    CheckinAnswer(run_id=_id(run), question_id="priorities", text=PRIORITIES, updated_at=at),
+                    CheckinAnswer(run_id=_id(run), question_id="needs", text="nothing", updated_at=at),
+                ]
+            )
+
+
+async def _goals(session: AsyncSession, team: Team, people: dict[str, Person], start: datetime, now: datetime) -> None:
+    for owner, title, begin, target, unit, values in GOALS:
+        goal = Goal(
+            owner_id=_id(people[owner]) if owner else None,
+            team_id=None if owner else team.id,
+            title=title,
+            start_value=begin,
+            target_value=target,
+            unit=unit,
+            start_date=(start - timedelta(days=3)).date(),
+            due_date=(now + timedelta(weeks=5)).date(),
+            created_by_id=_id(people["maya"]),
+            created_at=start - timedelta(days=3),
+        )
+        session.add(goal)
+        await session.flush()
+        for week, value in enumerate(values):
+            at = start + timedelta(weeks=week, hours=1, minutes=5)
+            recorder = _id(people[owner]) if owner else _id(people["maya"])
+            await record_progress(
+                session,
+                goal,
+                value,
+                source="checkin",
+                now=at,
+                today=at.date(),
+                recorded_by=recorder,
+                close_when_reached=False,
+            )
+
+
+def _feedback(session: AsyncSession, people: dict[str, Person], start: datetime) -> None:
+    for week, sender, recipient, kind, text, public in FEEDBACK:
+        at = start + timedelta(weeks=week, days=-1, hours=3)
+        session.add(
+            FeedbackEntry(
+                from_id=_id(people[sender]),
+                to_id=_id(people[recipient]),
+                kind=kind,
+                text=text,
+                public=public,
+                created_at=at,
+                thanked_at=at + timedelta(hours=5) if kind == "kudos" else None,
+            )
+        )
+
+
+async def _review(session: AsyncSession, people: dict[str, Person], opened: datetime, sealer: Sealer) -> None:
+    """A 360 about Tom, answered by five people and closed through the real pool: sealed submissions,
+    opened only at close, and only what passes the anonymity rules written out."""
+    closes = opened + timedelta(weeks=2)
+    campaign = Campaign360(
+        subject_id=_id(people["tom"]),
+        created_by_id=_id(people["maya"]),
+        status="open",
+        opens_at=opened,
+        closes_at=closes,
+        created_at=opened,
+    )
+    session.add(campaign)
+    await session.flush()
+    assert campaign.id is not None
+    where = anonymity.scope("360", campaign.id)
+    for rater, group, ratings, comments in REVIEW:
+        session.add(Rater360(campaign_id=campaign.id, rater_id=_id(people[rater]), group=group, answered=True))
+        answers: dict[str, dict[str, Any]] = {
+            influence: {"rating": rating} for (influence, _, _), rating in zip(RATED, ratings, strict=True)
+        }
+        answers |= {question: {"comment": text} for question, text in comments.items()}
+        sealed = anonymity.seal_submission(
+            sealer, where, {"group": group, "answers": answers}, slots=len(RATED) + len(OPEN) + 1
+        )
+        session.add(Pool360(id=anonymity.new_id(), campaign_id=campaign.id, sealed=sealed))
+    await session.flush()
+    await close_campaign(session, campaign, closes, sealer)
+
+
+def _plans(session: AsyncSession, people: dict[str, Person], start: datetime) -> None:
+    maya, tom = people["maya"], people["tom"]
+    tried = start + timedelta(weeks=3, days=1)
+    session.add(
+        ToolPlan(
+            asked_by_id=_id(maya),
+            person_id=_id(tom),
+            gap="Tom's pipeline migrations stall for days while he waits for the staging database to come back.",
+            influence="resources",
+            tool_id="remove-blocker",
+            signals=["blockers_reported"],
+            facts=["resources:no", "blockers_reported"],
+            created_at=tried,
+            follow_up_at=tried + timedelta(weeks=2),
+            status="closed",
+            outcome="partly",
+            outcome_note="Staging is stable now; reviews are the next bottleneck.",
+            outcome_at=tried + timedelta(weeks=2, hours=3),
+        )
+    )
+    later = start + timedelta(weeks=6, days=1)
+    session.add(
+        ToolPlan(
+            asked_by_id=_id(maya),
+            person_id=_id(tom),
+            gap="Pull requests wait three days for review, so migrations finish a week late.",
+            influence="resources",
+            tool_id="rebalance-workload",
+            signals=["blockers_reported"],
+            facts=["resources:no", "blockers_reported"],
+            created_at=later,
+            follow_up_at=later + timedelta(weeks=2),
+        )
+    )
+
+
+def _id(row: Person | CheckinRun) -> int:
+    assert row.id is not None, "flushed rows have ids"
+    return row.id
+
+
+async def people_by_key(session: AsyncSession, team: Team) -> dict[str, Person]:
+    rows = await session.execute(select(Person).where(col(Person.team_id) == team.id))
+    return {p.email.split("@")[0]: p for p in rows.scalars()}
