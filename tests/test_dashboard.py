@@ -764,3 +764,57 @@ async def test_an_admins_goal_board_shows_the_organisation_not_no_goals(site: Si
     assert "Goals across the organisation" in page and "Platform" in page and "Payments" in page
     assert "Cut p95 latency to 200 ms" in page  # a team goal is the team's shared work
     assert "export" not in page and "Payments secret goal" not in page  # people's own goals stay theirs
+
+
+async def test_a_360_can_be_closed_early_from_the_dashboard_after_seeing_what_stays_hidden(site: Site) -> None:
+    """Week one: nothing in chat, CLI or dashboard closed a 360 before its window ended."""
+    ids = site.ids
+
+    async def open_one(session) -> int:
+        campaign = Campaign360(
+            subject_id=ids["arjun"],
+            created_by_id=ids["maya"],
+            status="open",
+            opens_at=NOW - timedelta(days=2),
+            closes_at=NOW + timedelta(days=5),
+            created_at=NOW - timedelta(days=2),
+        )
+        session.add(campaign)
+        await session.flush()
+        for who, group, answered in [("maya", "manager", True), ("lucia", "peer", True), ("aiko", "peer", True)]:
+            session.add(Rater360(campaign_id=campaign.id, rater_id=ids[who], group=group, answered=answered))
+        session.add(Rater360(campaign_id=campaign.id, rater_id=ids["tom"], group="peer", answered=False))
+        return campaign.id
+
+    campaign_id = await site.baton.db.run(open_one)
+    path = f"/dashboard/360/{campaign_id}"
+    async with await sign_in(site, "sam") as http:  # an admin may close one early, and sees counts only
+        _, listing = await get(http, "/dashboard/360")
+        assert "Open 360s" in listing and f'href="{path}"' in listing
+        status, page = await get(http, path)
+        assert status == 200 and "Would stay hidden" in page and f'action="{path}/close"' in page
+    async with await sign_in(site, "tom") as http:  # a peer: neither the manager nor an admin
+        assert (await get(http, path))[0] == 403
+        _, home = await get(http, "/dashboard")
+        async with http.post(path + "/close", data={"csrf": csrf_of(home)}, allow_redirects=False) as response:
+            assert response.status == 403
+    async with await sign_in(site, "maya") as http:
+        status, page = await get(http, path)
+        assert status == 200 and "Would stay hidden: Peers (2 answered, fewer than 3)" in page
+        assert f'action="{path}/close"' in page
+        async with http.post(path + "/close", data={"csrf": "forged"}, allow_redirects=False) as response:
+            assert response.status == 403
+        still = await site.baton.db.run(lambda s: s.get(Campaign360, campaign_id))
+        assert still.closes_at > NOW  # a forged form changes nothing
+        async with http.post(path + "/close", data={"csrf": csrf_of(page)}, allow_redirects=False) as response:
+            assert response.status in (302, 303) and response.headers["Location"] == path
+        status, page = await get(http, path)
+        assert "Closing now" in page and f'action="{path}/close"' not in page
+    closed = await site.baton.db.run(lambda s: s.get(Campaign360, campaign_id))
+    assert closed.closes_at <= site.clock.now()
+    await site.baton.conductor.tick(site.clock.now())
+    closed = await site.baton.db.run(lambda s: s.get(Campaign360, campaign_id))
+    assert closed.status == "closed"
+    async with await sign_in(site, "sam") as http:  # an admin: may close, never reads results
+        _, listing = await get(http, "/dashboard/360")
+        assert (await get(http, path))[0] == 403  # closed: results are the subject's and their manager's

@@ -328,6 +328,22 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
         log.info("dashboard: team %d rhythm changed by person %d", team_id, viewer.id)
         return _redirect(f"/dashboard/settings?saved={team_id}")
 
+    async def close_review(request: web.Request) -> web.StreamResponse:
+        viewer, _, refused = await csrf_checked(request)
+        if refused is not None:
+            return refused
+        assert viewer is not None
+        raw = request.match_info["campaign_id"]
+        campaign_id = int(raw) if raw.isdigit() and len(raw) < 18 else -1
+
+        async def work(session) -> bool:  # noqa: ANN001
+            return await views.close_review(session, viewer, campaign_id, site.clock.now())
+
+        if not await site.db.run(work):
+            return forbidden(viewer)
+        log.info("dashboard: 360 %d closed early by person %d", campaign_id, viewer.id)
+        return _redirect(f"/dashboard/360/{campaign_id}")
+
     app.router.add_get("/dashboard/login", login)
     app.router.add_get("/dashboard/signin", signin)
     app.router.add_post("/dashboard/logout", logout)
@@ -343,4 +359,5 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
     app.router.add_get("/dashboard/settings", view(plain(views.settings_page)))
     app.router.add_get("/dashboard/deliveries", view(plain(views.deliveries_page)))
     app.router.add_post("/dashboard/settings/teams/{team_id}", save_rhythm)
+    app.router.add_post("/dashboard/360/{campaign_id}/close", close_review)
     app.router.add_static("/dashboard/static/", STATIC, show_index=False)

@@ -26,7 +26,16 @@ from dialogs.checkin import questions_for_team
 from dialogs.common.periods import Rhythm, period_of
 from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine.clock import Clock
-from dialogs.review360 import FLOOR, GROUP_NAMES, INFLUENCE_NAMES, compute_results
+from dialogs.review360 import (
+    FLOOR,
+    GROUP_NAMES,
+    INFLUENCE_NAMES,
+    answered_raters,
+    close_early,
+    closing_preview,
+    compute_results,
+    may_close,
+)
 from dialogs.services.rhythm import previous_periods
 from dialogs.team import DAYS
 from dialogs.team import describe as describe_rhythm
@@ -653,20 +662,16 @@ async def org_page(ctx: Ctx) -> View:
 # -- 360s ----------------------------------------------------------------------------------------------
 
 
-async def _campaigns_table(ctx: Ctx, subject_ids: set[int], *, caption: str) -> Table:
-    campaigns = (
-        list(
-            (
-                await ctx.session.execute(
-                    select(Campaign360)
-                    .where(Campaign360.subject_id.in_(subject_ids))
-                    .order_by(Campaign360.created_at.desc())
-                )
-            ).scalars()
-        )
-        if subject_ids
-        else []
-    )
+async def _campaigns_table(
+    ctx: Ctx, subject_ids: set[int] | None, *, caption: str, key: str = "360s", only_open: bool = False
+) -> Table:
+    """360s about these people (None: about anyone), newest first."""
+    statement = select(Campaign360).order_by(Campaign360.created_at.desc())
+    if subject_ids is not None:
+        statement = statement.where(Campaign360.subject_id.in_(subject_ids))
+    if only_open:
+        statement = statement.where(Campaign360.status != "closed")
+    campaigns = list((await ctx.session.execute(statement)).scalars()) if subject_ids != set() else []
     names = await _people(ctx.session, {c.subject_id for c in campaigns})
     counts: dict[int, tuple[int, int]] = {}
     if campaigns:
@@ -676,11 +681,11 @@ async def _campaigns_table(ctx: Ctx, subject_ids: set[int], *, caption: str) -> 
             .group_by(Rater360.campaign_id)
         ):
             counts[campaign_id] = (asked, int(answered or 0))
-    table = Table("360s", caption, ("About", "Status", "Asked", "Answered", "Closes", "Report"), empty="No 360s.")
+    table = Table(key, caption, ("About", "Status", "Asked", "Answered", "Closes", "Report"), empty="No 360s.")
     for campaign in campaigns:
         asked, answered = counts.get(campaign.id, (0, 0))
         href = f"/dashboard/360/{campaign.id}"
-        report = Cell(href, link(href, "Results")) if campaign.status == "closed" else "when it closes"
+        report = Cell(href, link(href, "Results" if campaign.status == "closed" else "Status"))
         subject = names.get(campaign.subject_id)
         table.rows.append(
             (subject.name if subject else "", campaign.status, asked, answered, _date(campaign.closes_at), report)
@@ -701,6 +706,11 @@ async def reviews_page(ctx: Ctx) -> View:
         view.parts.append(await _campaigns_table(ctx, set(ctx.viewer.reports), caption="360s about your reports"))
     if ctx.viewer.is_admin:
         view.parts.append(
+            await _campaigns_table(
+                ctx, None, caption="Open 360s (you may close one early)", key="open-360s", only_open=True
+            )
+        )
+        view.parts.append(
             paragraph(
                 "As an admin you see 360 participation on the ",
                 link("/dashboard/org", "organisation page"),
@@ -716,17 +726,28 @@ async def review_page(ctx: Ctx, campaign_id: int) -> View:
     if campaign is None:
         # Same answer as "not yours": ids must not reveal which campaigns exist.
         raise Forbidden
-    if not ctx.viewer.may_see_person(campaign.subject_id):
+    still_open = campaign.status != "closed"
+    # Admins may close an open 360 (and see who answered, in counts); results stay the subject's and manager's.
+    if not (ctx.viewer.may_see_person(campaign.subject_id) or (still_open and ctx.viewer.is_admin)):
         raise Forbidden
     subject = await ctx.session.get(Person, campaign.subject_id)
     assert subject is not None
     view = View(f"360 for {subject.name}", "/dashboard/360")
-    if campaign.status != "closed":
+    if still_open:
+        closing = campaign.status == "open" and campaign.closes_at is not None and campaign.closes_at <= ctx.now
+        if closing:
+            view.parts.append(
+                paragraph("Closing now: the results reach the subject and their manager within a minute or two.")
+            )
+            return view
         view.parts.append(
             paragraph(
                 f"This 360 is {campaign.status}. Results appear when it closes{' on ' + _date(campaign.closes_at) if campaign.closes_at else ''}."
             )
         )
+        if campaign.status == "open" and await may_close(ctx.session, campaign, ctx.viewer.person):
+            preview = closing_preview(campaign, await answered_raters(ctx.session, campaign))
+            view.parts.append(close_form(campaign, ctx.viewer.csrf, preview))
         return view
     results = await compute_results(ctx.session, campaign)
     groups = Table("groups", "Who answered", ("Group", "Answered", "Shown"))
@@ -888,6 +909,30 @@ async def deliveries_page(ctx: Ctx) -> View:
 
 
 # -- settings (admins) -------------------------------------------------------------------------------------
+
+
+def close_form(campaign: Campaign360, csrf: str, preview: str) -> Markup:
+    """Close a 360 early, after reading which groups would stay hidden; the button is the confirmation."""
+    return tag(
+        "form",
+        tag("h2", "Close it early?"),
+        paragraph(preview, " Answers not yet submitted are discarded; the results go out at once."),
+        hidden("csrf", csrf),
+        tag("button", "Close this 360 now", type="submit", class_="danger"),
+        method="post",
+        action=f"/dashboard/360/{campaign.id}/close",
+        class_="close-360",
+    )
+
+
+async def close_review(session: AsyncSession, viewer: Viewer, campaign_id: int, now: datetime) -> bool:
+    """Bring an open 360's close forward, if this viewer may; the next tick closes it and sends the results."""
+    campaign = await session.get(Campaign360, campaign_id)
+    if campaign is None or campaign.status != "open" or not await may_close(session, campaign, viewer.person):
+        return False
+    close_early(campaign, now)
+    session.add(campaign)
+    return True
 
 
 def rhythm_form(team: Team, csrf: str, values: dict[str, str] | None = None) -> Markup:
