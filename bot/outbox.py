@@ -166,12 +166,13 @@ class OutboxSender:
             recipient = message.person_id if message.person_id is not None else repr(sorted(message.address.items()))
             by_recipient[recipient].append(message)
         sent: list[int] = []
+        folds: list[tuple[Outgoing, list[int]]] = []
         try:
-            await asyncio.gather(*(self._deliver_in_order(batch, sent) for batch in by_recipient.values()))
+            await asyncio.gather(*(self._deliver_in_order(batch, sent, folds) for batch in by_recipient.values()))
         finally:
             if sent:  # one statement for everything that went out, whoever it went to
                 when = self.clock.now()
-                await self.db.run(lambda s: self._mark_sent(s, sent, when))
+                await self.db.run(lambda s: self._mark_sent(s, sent, when, folds))
         people = {m.person_id for m in messages if m.person_id is not None}
         for listener in self.listeners:
             listener(people)
@@ -274,20 +275,28 @@ class OutboxSender:
         held = {m.id for m in away}
         return [m for m in claimed if m.id not in held]
 
-    async def _deliver_in_order(self, messages: list[Outgoing], sent: list[int]) -> None:
-        """Deliver one recipient's messages in order, appending the ids that went out to `sent`."""
+    async def _deliver_in_order(
+        self, messages: list[Outgoing], sent: list[int], folds: list[tuple[Outgoing, list[int]]]
+    ) -> None:
+        """Deliver one recipient's messages in order, appending the ids that went out to `sent` (and each
+        message that went out folded, with the rows inside it, to `folds`)."""
+        from dialogs.common.manners import fold_waiting
+
         recipient = (
             messages[0].person_id if messages[0].person_id is not None else repr(sorted(messages[0].address.items()))
         )
+        plan = fold_waiting(messages)
         async with self._recipients(recipient):
-            for index, message in enumerate(messages):
+            for index, (message, rows) in enumerate(plan):
                 if not await self._deliver(message):
                     # keep this person's order: what follows a failed message waits for it
-                    rest = [m.id for m in messages[index + 1 :]]
+                    rest = [i for _, later in plan[index + 1 :] for i in later] + rows[1:]
                     if rest:
                         await self.db.run(lambda s, rest=rest: self._release(s, rest))
                     return
-                sent.append(message.id)
+                sent.extend(rows)
+                if len(rows) > 1:
+                    folds.append((message, rows))
 
     async def _deliver(self, message: Outgoing) -> bool:
         delivery = self.deliveries[message.channel]
@@ -320,10 +329,17 @@ class OutboxSender:
         await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
 
     @staticmethod
-    async def _mark_sent(session, ids: list[int], when: datetime) -> None:  # noqa: ANN001
+    async def _mark_sent(session, ids: list[int], when: datetime, folds: list[tuple[Outgoing, list[int]]]) -> None:  # noqa: ANN001
         await session.execute(
             update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(status="sent", sent_at=when)
         )
+        for message, rows in folds:  # the first row now holds what was sent; the others went inside it
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message.id).values(payload=message.reply.to_dict())
+            )
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(rows[1:])).values(folded_into=message.id)
+            )
 
     @staticmethod
     async def _release(session, ids: list[int]) -> None:  # noqa: ANN001

@@ -144,6 +144,9 @@ class OutboxMessage(SQLModel, table=True):
     claimed_until: datetime | None = None
     created_at: datetime
     sent_at: datetime | None = None
+    # Several messages that waited (quiet hours, leave) go out as one "while you were away" message:
+    # the first row carries it, the others are sent inside it and point at it.
+    folded_into: int | None = None
 
 
 class CheckinTemplate(SQLModel, table=True):

@@ -137,6 +137,28 @@ async def test_kudos_sent_at_night_wait_for_the_end_of_quiet_hours_too(rig: Rig)
     assert rows and all(r.due_at >= utc(2026, 11, 20, 14, 0) for r in rows)
 
 
+async def test_several_messages_that_waited_arrive_folded_into_one_while_you_were_away(rig: Rig) -> None:
+    lucia = await pid(rig, "lucia@demo.baton")
+    rig.clock.set(utc(2026, 11, 20, 7, 14))  # 01:14 in Mexico City
+    tom, aiko = rig.chat("tom@demo.baton"), rig.chat("aiko@demo.baton")
+    await give_feedback(tom, "lucia", "The handover notes were clear")
+    await give_feedback(aiko, "lucia", "Your review of the cache change caught the race")
+    lucia_chat = rig.chat("lucia@demo.baton")
+    lucia_chat.expect_nothing()
+    rig.clock.set(utc(2026, 11, 20, 14, 0))  # 08:00 in Mexico City
+    await rig.sender.drain_once()
+    [folded] = lucia_chat.replies()  # one message, not two
+    assert folded.text.startswith("While you were away, 2 messages came in")
+    assert "Feedback from Tom" in folded.text and "Feedback from Aiko" in folded.text
+    assert [c.label for c in folded.choices] == ["1 · Thank", "1 · Reply", "2 · Thank", "2 · Reply"]
+    rows = await outbox(rig, person_id=lucia)
+    assert all(r.status == "sent" for r in rows)  # every one accounted for as delivered
+    assert sorted(r.folded_into is not None for r in rows) == [False, True]
+    lucia_chat.last_prompt = folded
+    await lucia_chat.press("2 · Thank")
+    lucia_chat.expect("Aiko")
+
+
 async def test_a_colleagues_message_to_someone_on_leave_waits_for_their_first_morning_back(rig: Rig) -> None:
     tom = await pid(rig, "tom@demo.baton")
     await add_leave(rig, tom, date(2026, 11, 20), date(2026, 11, 24))  # Friday to Tuesday

@@ -19,7 +19,7 @@ Every message that is not a reply goes through `plan_unsolicited` before it is q
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -29,6 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.common.periods import hhmm, local_datetime
 from dialogs.engine.clock import tz
+from dialogs.engine.contract import COMMAND_ACTION
+from dialogs.engine.delivery import Outgoing
+from dialogs.engine.messages import Choice, Reply
 from storage.models import Leave, OutboxMessage, Person
 
 WEEKLY_BUDGET = 6  # unsolicited messages per person per rolling 7 days, across all of Baton
@@ -260,3 +263,58 @@ async def held_summary(session: AsyncSession, person_id: int, now: datetime) -> 
 
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# -- several messages that waited: one "while you were away" ----------------------------------------
+
+FOLD_MAX_CHOICES = 10  # buttons in one folded message; Slack's and Teams' cards take more, people don't
+FOLD_MAX_TEXT = 2800  # characters: one Slack section holds 3,000
+
+
+def _foldable(message: Outgoing) -> bool:
+    reply = message.reply
+    return (
+        message.unsolicited
+        and message.person_id is not None
+        and not (reply.rating or reply.form or reply.input or reply.card)
+        and (not reply.choices or reply.action == COMMAND_ACTION)  # a command button means the same anywhere
+    )
+
+
+def fold_waiting(messages: list[Outgoing]) -> list[tuple[Outgoing, list[int]]]:
+    """One recipient's claimed messages as (what to send, the rows it stands for), in order.
+
+    When two or more messages that are not replies come due together — they waited for the end of
+    quiet hours or for a return from leave — those made of text and command buttons go out as one
+    message, at the place of the first: each text numbered, each button labelled with its number.
+    Anything else (a question waiting for a typed answer, a rating, a form) goes out as it is."""
+    candidates = [m for m in messages if _foldable(m)]
+    folded: list[Outgoing] = []
+    text, buttons = 0, 0
+    for message in candidates:
+        if message.channel != candidates[0].channel:
+            continue
+        size, count = len(message.reply.text) + 8, len(message.reply.choices)
+        if folded and (text + size > FOLD_MAX_TEXT or buttons + count > FOLD_MAX_CHOICES):
+            break
+        folded.append(message)
+        text, buttons = text + size, buttons + count
+    if len(folded) < 2:
+        return [(m, [m.id]) for m in messages]
+    parts = [f"While you were away, {len(folded)} messages came in:"]
+    choices: list[Choice] = []
+    for number, message in enumerate(folded, 1):
+        parts.append(f"*{number}.* {message.reply.text}")
+        choices += [Choice(f"{number} · {c.label}", c.value, c.style) for c in message.reply.choices]
+    head = folded[0]
+    merged = replace(
+        head, reply=Reply("\n\n".join(parts), choices=tuple(choices), action=COMMAND_ACTION if choices else None)
+    )
+    inside = {m.id for m in folded}
+    plan: list[tuple[Outgoing, list[int]]] = []
+    for message in messages:
+        if message.id == head.id:
+            plan.append((merged, [m.id for m in folded]))
+        elif message.id not in inside:
+            plan.append((message, [message.id]))
+    return plan

@@ -70,6 +70,7 @@ class DeliveredFeed:
                 OutboxMessage.person_id == self.person_id,
                 OutboxMessage.channel == self.channel,
                 OutboxMessage.status == "sent",
+                OutboxMessage.folded_into.is_(None),  # shown inside the message it was folded into
             )
             if floor is not None:
                 statement = statement.where(OutboxMessage.sent_at >= floor)
@@ -97,7 +98,10 @@ async def recent_sent(
 
     async def query(session: AsyncSession) -> list[tuple[int, datetime, Reply]]:
         statement = select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload).where(
-            OutboxMessage.person_id == person_id, OutboxMessage.channel == channel, OutboxMessage.status == "sent"
+            OutboxMessage.person_id == person_id,
+            OutboxMessage.channel == channel,
+            OutboxMessage.status == "sent",
+            OutboxMessage.folded_into.is_(None),
         )
         if before is not None:
             anchor = await session.scalar(
