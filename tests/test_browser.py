@@ -154,7 +154,7 @@ async def test_a_reload_keeps_both_sides_and_answered_buttons_stay_answered(brow
     await page.locator(".msg.bot", has_text="Done: your time zone is now").wait_for()
     await page.fill("#composer", "goals")
     await page.keyboard.press("Enter")
-    await page.locator(".msg.bot", has_text="goal").last.wait_for()
+    await page.locator(".msg.bot", has_text="set your settings aside").wait_for()
 
     await page.reload()
     await page.locator(".msg.bot", has_text="Done: your time zone is now").wait_for()

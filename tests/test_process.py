@@ -82,9 +82,12 @@ async def events(http: aiohttp.ClientSession, base: str, person: int, after: int
     ) as r:
 
         async def collect() -> None:
+            kind = "message"
             async for raw in r.content:
                 line = raw.decode()
-                if line.startswith("data: "):
+                if line.startswith("event: "):
+                    kind = line[7:].strip()
+                elif line.startswith("data: ") and kind == "message":  # not `ready` or `live`
                     found.append(json.loads(line[6:]))
                     if len(found) == count:
                         return
