@@ -20,6 +20,7 @@ from sqlalchemy import select
 from dialogs.engine.clock import tz
 from dialogs.engine.errors import UserFacingError
 from dialogs.goals import parse_value, record_progress
+from storage import queries
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Goal, IntegrationToken, Person
 
@@ -59,7 +60,8 @@ async def import_progress(db: Database, text: str, now: datetime) -> tuple[int, 
         for row in reader:
             line = reader.line_num
             raw_id = (row.get("goal_id") or "").strip().lstrip("#")
-            goal = await session.get(Goal, int(raw_id)) if raw_id.isdigit() else None
+            number = queries.as_id(raw_id)
+            goal = await session.get(Goal, number) if number is not None else None
             if goal is None:
                 errors.append(f"line {line}: no goal with id {raw_id or '(empty)'}")
                 continue
@@ -127,7 +129,8 @@ def setup_goal_api(app: web.Application, db: Database, clock) -> None:  # noqa: 
             integration = next((t for t in known if hmac.compare_digest(t.token_hash, hash_token(token))), None)
             if integration is None:
                 return _json(401, "That token is unknown or revoked.")
-            goal = await session.get(Goal, int(goal_id)) if goal_id.isdigit() else None
+            number = queries.as_id(goal_id)
+            goal = await session.get(Goal, number) if number is not None else None
             if goal is None:
                 return _json(404, f"No goal with id {goal_id}.")
             try:

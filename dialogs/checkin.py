@@ -9,6 +9,7 @@ until then, and a late first answer still counts until the next period opens.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from sqlalchemy import select
 
 from dialogs.common.periods import Rhythm, hhmm, local_datetime, period_of, week_label
-from dialogs.common.wording import is_nothing, shorten
+from dialogs.common.wording import is_nothing, shorten, whole_number
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.clock import tz
 from dialogs.engine.errors import UserFacingError
@@ -206,6 +207,8 @@ class CheckinDialog(Dialog):
         current = period_of(send, zone)
         late = rhythm.open_send(turn.now, zone)
         period = period.strip() or current
+        if not _PERIOD.fullmatch(period):
+            raise UserFacingError(f"I don't know that week. Type *checkin* to answer {week_label(current)}'s check-in.")
         if period == period_of(late, zone) and period != current:
             send = late  # its own button, after the digest: a late answer still counts until the next send
         elif period != current:
@@ -556,13 +559,17 @@ def snooze_until(now: datetime, choice: str, zone_name: str, morning: str) -> da
     return local_datetime(local.date() + timedelta(days=days), max(wake, hhmm("09:00")), zone)
 
 
+_PERIOD = re.compile(r"[0-9]{4}-W(?:0[1-9]|[1-4][0-9]|5[0-3])")  # an ISO week, as buttons carry it
+
+
 def parse_answer(question: dict[str, Any], raw: str) -> tuple[str | None, float | None]:
     """Validate an answer for its question's kind: (text, number). Raises UserFacingError, keeping the question."""
     kind = question["kind"]
     text = raw.strip()
     if kind == "rating":
-        if text.isdigit() and 1 <= int(text) <= 5:
-            return None, float(text)
+        rating = whole_number(text, 1, 5)
+        if rating is not None:
+            return None, float(rating)
         raise UserFacingError("Please pick a number from 1 to 5 (or press *Skip question*).")
     if kind == "number":
         cleaned = text.replace(",", ".").replace(question.get("unit", "") or "\0", "").strip().rstrip("%").strip()

@@ -350,7 +350,8 @@ class _Compose(Dialog):
 
 async def thank(turn: Turn, entry_id: str) -> Transition:
     """`feedback thank ID`: the recipient thanks the sender, once."""
-    entry = await turn.session.get(FeedbackEntry, int(entry_id)) if entry_id.isdigit() else None
+    number = queries.as_id(entry_id)
+    entry = await turn.session.get(FeedbackEntry, number) if number is not None else None
     if entry is None or entry.to_id != turn.person.id:
         raise UserFacingError("That feedback isn't addressed to you, or it no longer exists.")
     sender = await turn.session.get(Person, entry.from_id)
@@ -562,11 +563,12 @@ class RequestDialog(_Compose):
     async def begin(self, turn: Turn, args: str) -> Transition:
         words = args.split()
         if len(words) == 2 and words[0].casefold() in ("answer", "decline"):
-            if not words[1].isdigit():
+            request_id = queries.as_id(words[1])
+            if request_id is None:
                 raise UserFacingError("That request no longer exists.")
             if words[0].casefold() == "answer":
-                return await self._answer_request(turn, int(words[1]))
-            return await self._decline(turn, int(words[1]))
+                return await self._answer_request(turn, request_id)
+            return await self._decline(turn, request_id)
         turn.data["asked"] = []
         if args:
             return await self.on_topic(turn, args)

@@ -18,10 +18,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.common.wording import shorten
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.clock import tz
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Choice, Reply, TextInput
+from storage import queries
 from storage.models import Goal, GoalMilestone, GoalUpdate, Person
 
 AMBER_TOLERANCE = 0.10  # up to 10 points behind what's expected: green
@@ -244,7 +246,12 @@ class GoalsDialog(Dialog):
             return "title"
         verbs = ("update", "tree", "stop", "snooze", "undo", "reopen")
         if verb in verbs and len(words) >= 2 and words[1].lstrip("#").isdigit():
-            goal = await self._goal(turn, int(words[1].lstrip("#")))
+            goal_id = queries.as_id(words[1].lstrip("#"))
+            if goal_id is None:
+                raise UserFacingError(
+                    f"There's no goal #{shorten(words[1].lstrip('#'), 12)}. Type *goals* to see yours."
+                )
+            goal = await self._goal(turn, goal_id)
             turn.data["goal"] = goal.id
             if verb == "undo":
                 return await self._undo(turn, goal)
@@ -340,7 +347,8 @@ class GoalsDialog(Dialog):
 
     async def _record(self, turn: Turn, goal: Goal, raw: str) -> Transition:
         if goal.kind == "milestones":
-            milestone = await turn.session.get(GoalMilestone, int(raw)) if raw.isdigit() else None
+            milestone_id = queries.as_id(raw.strip())
+            milestone = await turn.session.get(GoalMilestone, milestone_id) if milestone_id else None
             if milestone is None or milestone.goal_id != goal.id:
                 raise UserFacingError("Please pick one of the milestones above.")
             milestone.done_at = milestone.done_at or turn.now

@@ -31,6 +31,7 @@ from sqlmodel import col
 
 from dialogs.common import anonymity
 from dialogs.common.anonymity import shuffled
+from dialogs.common.wording import whole_number
 from dialogs.engine import COMMAND_ACTION, END, Dialog, State, Transition, Turn
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Card, Choice, Rating, Reply, TextInput
@@ -679,12 +680,13 @@ class Review360Dialog(Dialog):
         return END
 
     async def _threshold(self, turn: Turn, campaign_id: str, value: str) -> Transition:
-        campaign = await turn.session.get(Campaign360, int(campaign_id)) if campaign_id.isdigit() else None
+        campaign = await _campaign(turn, campaign_id)
         if campaign is None or not (campaign.created_by_id == turn.person.id or turn.person.is_admin):
             raise UserFacingError("That 360 isn't yours to change.")
-        if not value.isdigit():
+        number = whole_number(value, 0, 10_000)
+        if number is None:
             raise UserFacingError("The threshold is a whole number, at least 3.")
-        wanted = int(value)
+        wanted = number
         if wanted < FLOOR:
             raise UserFacingError("The threshold is never below 3: smaller groups can be traced back to people.")
         if campaign.status != "draft" and wanted < campaign.threshold:
@@ -700,7 +702,7 @@ class Review360Dialog(Dialog):
     # -- closing early -------------------------------------------------------------------------------
 
     async def _closing(self, turn: Turn, campaign_id: str) -> Transition:
-        campaign = await turn.session.get(Campaign360, int(campaign_id)) if campaign_id.isdigit() else None
+        campaign = await _campaign(turn, campaign_id)
         if campaign is None or not await may_close(turn.session, campaign, turn.person):
             raise UserFacingError("Only the manager of the person the 360 is about, or an admin, can close it.")
         if campaign.status != "open":
@@ -733,7 +735,7 @@ class Review360Dialog(Dialog):
     # -- answering ---------------------------------------------------------------------------------
 
     async def _rater(self, turn: Turn, campaign_id: str) -> tuple[Campaign360, Rater360]:
-        campaign = await turn.session.get(Campaign360, int(campaign_id)) if campaign_id.isdigit() else None
+        campaign = await _campaign(turn, campaign_id)
         rater = None
         if campaign is not None:
             rater = (
@@ -787,7 +789,7 @@ class Review360Dialog(Dialog):
 
     async def on_rate(self, turn: Turn, value: str) -> Transition:
         value = value.strip()
-        if value != "na" and not (value.isdigit() and 1 <= int(value) <= 5):
+        if value != "na" and whole_number(value, 1, 5) is None:
             raise UserFacingError("Please pick 1 to 5, or *Can't say*.")
         influence = RATED[turn.data["i"]][0]
         where = await _where(turn)
@@ -858,6 +860,12 @@ class Review360Dialog(Dialog):
         turn.data.clear()
         turn.say("Thank you — your answers are in the pool. They'll be shown only as described, when the 360 closes.")
         return END
+
+
+async def _campaign(turn: Turn, raw: str) -> Campaign360 | None:
+    """The campaign a typed or clicked id names, or None (not an id, or no such campaign)."""
+    campaign_id = queries.as_id(raw)
+    return await turn.session.get(Campaign360, campaign_id) if campaign_id is not None else None
 
 
 async def _where(turn: Turn) -> str:

@@ -501,7 +501,8 @@ class ToolsDialog(Dialog):
     # -- follow-up ---------------------------------------------------------------------------
 
     async def _outcome(self, turn: Turn, plan_id: str, outcome: str) -> Transition:
-        plan = await turn.session.get(ToolPlan, int(plan_id)) if plan_id.isdigit() and len(plan_id) < 12 else None
+        number = queries.as_id(plan_id)
+        plan = await turn.session.get(ToolPlan, number) if number is not None else None
         if plan is None or plan.asked_by_id != turn.person.id or outcome not in ("yes", "partly", "no"):
             raise UserFacingError("That follow-up isn't yours or no longer exists.")
         if plan.status == "closed":

@@ -14,6 +14,18 @@ from sqlmodel import SQLModel
 
 from storage.models import Identity, OutboxMessage, Person, ProcessedEvent
 
+MAX_ID = 2**63 - 1  # BIGINT: a larger number is no row, and would overflow the driver
+
+
+def as_id(raw: object) -> int | None:
+    """A row id typed, clicked or posted: ASCII digits, 1 to 19 of them, within BIGINT; else None."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw if 0 < raw <= MAX_ID else None
+    if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        return None
+    number = int(raw)
+    return number if 0 < number <= MAX_ID else None
+
 
 async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: Any) -> Any:
     """Insert one row unless a unique key already holds it. Returns the new row's primary key, or None.
@@ -115,7 +127,8 @@ async def resolve_sender(session: AsyncSession, platform: str, user_id: str, ema
     identity on first sight.
     """
     if platform == "local":
-        return await session.get(Person, int(user_id)) if user_id.isdigit() else None
+        person_id = as_id(user_id)
+        return await session.get(Person, person_id) if person_id is not None else None
     result = await session.execute(
         select(Person)
         .join(Identity, Identity.person_id == Person.id)
@@ -130,9 +143,9 @@ async def resolve_sender(session: AsyncSession, platform: str, user_id: str, ema
 async def sender_ids(session: AsyncSession, senders: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """The people behind many platform accounts at once (linked identities only; `local` ids are person ids)."""
     found: dict[tuple[str, str], int] = {}
-    local = [user for platform, user in senders if platform == "local" and user.isdigit()]
+    local = [number for platform, user in senders if platform == "local" and (number := as_id(user)) is not None]
     if local:
-        rows = await session.scalars(select(Person.id).where(Person.id.in_([int(user) for user in local])))
+        rows = await session.scalars(select(Person.id).where(Person.id.in_(local)))
         found.update((("local", str(person_id)), person_id) for person_id in rows)
     by_platform: dict[str, list[str]] = {}
     for platform, user in senders:

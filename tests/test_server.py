@@ -136,7 +136,11 @@ async def test_history_is_replayed_and_last_event_id_resumes(http: aiohttp.Clien
     [
         (b"not json", 400, "should be JSON"),
         (b"[1, 2]", 400, "JSON object"),
-        (json.dumps({"person": "1", "client_id": "abcdefgh", "text": "hi"}).encode(), 400, "person (number)"),
+        (
+            json.dumps({"person": "1", "client_id": "abcdefgh", "text": "hi"}).encode(),
+            400,
+            "person (a positive number)",
+        ),
         (json.dumps({"person": 1, "client_id": "short", "text": "hi"}).encode(), 400, "client_id"),
         (json.dumps({"person": 1, "client_id": "abcdefgh"}).encode(), 400, "text or an action"),
         (json.dumps({"person": 424242, "client_id": "abcdefgh", "text": "hi"}).encode(), 404, "no such person"),
@@ -164,11 +168,12 @@ async def test_earlier_pages_of_history_and_which_buttons_are_live(http: aiohttp
     lucia = (await people(http))["lucia@demo.baton"]["id"]
     for n in range(56):
         await post(http, {"person": lucia, "client_id": f"history-{n:04d}", "text": "settings" if n == 55 else "help"})
-    for _ in range(50):  # the replies are delivered in the background: wait for the last one
-        if "What would you like to change?" in (await read_events(http, lucia, 50))[-1]["text"]:
-            break
+    for _ in range(100):  # the replies are delivered in the background, in batches: wait for all 56
+        latest = await read_events(http, lucia, 50)
+        async with http.get(f"/api/local/history?person={lucia}&before={latest[0]['id']}") as response:
+            if len((await response.json())["messages"]) == 6:
+                break
         await asyncio.sleep(0.1)
-    latest = await read_events(http, lucia, 50)
     ready: dict = {}
     async with http.get(f"/api/local/stream?person={lucia}") as response:
         kind = ""
@@ -179,7 +184,7 @@ async def test_earlier_pages_of_history_and_which_buttons_are_live(http: aiohttp
                 ready = json.loads(line[6:])
                 break
     assert ready["more"] is True
-    menu = latest[-1]
+    menu = next(m for m in latest if "What would you like to change?" in m["text"])
     assert menu["choices"] and menu["choices"][0]["action"] in ready["live"]  # the settings menu is on screen
     async with http.get(f"/api/local/history?person={lucia}&before={latest[0]['id']}") as response:
         page = await response.json()

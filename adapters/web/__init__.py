@@ -32,6 +32,7 @@ from dialogs.engine.feed import DeliveredFeed, live_actions
 from dialogs.engine.messages import Inbound, Reply, Sender
 from dialogs.services import accounts
 from storage.db import DatabaseUnavailable
+from storage.queries import as_id
 
 log = logging.getLogger(__name__)
 
@@ -159,14 +160,21 @@ class WebChat:
         feed = DeliveredFeed(self.host.db, person_id)
         idle = 0.0
         try:
-            history = await feed.history(PAGE + 1) if last_id == 0 else await feed.resume(last_id)
+            while True:  # a database that blips delays the history; it doesn't end the stream
+                try:
+                    history = await feed.history(PAGE + 1) if last_id == 0 else await feed.resume(last_id)
+                    live = await live_actions(self.host.db, person_id)
+                    break
+                except DatabaseUnavailable:
+                    if hub.closing:
+                        return response
+                    await asyncio.sleep(POLL_SECONDS)
             more = last_id == 0 and len(history) > PAGE
             history = history[-PAGE:] if last_id == 0 else history
             if not history and last_id == 0 and request.query.get("greet") == "1":
                 await self._welcome(person_id)
             for message_id, sent_at, reply in history:
                 await _send_event(response, message_id, render(message_id, sent_at, reply))
-            live = await live_actions(self.host.db, person_id)
             await _send_named(response, "ready", {"more": more, "live": sorted(live)})
             while not hub.closing:
                 try:
@@ -236,7 +244,9 @@ class WebChat:
         if (request.content_length or 0) > MAX_BODY:
             return _error(413, "That message is too large for me to take in one go. Please shorten it.")
         try:
-            body = await request.json()
+            body = json.loads(await request.read())
+        except RecursionError:
+            return _error(400, "I couldn't read that request: it is nested too deeply.")
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
             return _error(400, "I couldn't read that request: it should be JSON.")
         if not isinstance(body, dict):
@@ -244,8 +254,19 @@ class WebChat:
         person_id = body.get("person")
         client_id = body.get("client_id")
         text, action, value = body.get("text"), body.get("action"), body.get("value")
-        if not isinstance(person_id, int) or not isinstance(client_id, str) or not 8 <= len(client_id) <= 64:
-            return _error(400, "A message needs a person (number) and a client_id (8–64 characters).")
+        if (
+            not isinstance(person_id, int)
+            or isinstance(person_id, bool)
+            or as_id(person_id) is None
+            or not isinstance(client_id, str)
+            or not 8 <= len(client_id) <= 64
+            or not (client_id.isascii() and client_id.isprintable())
+        ):
+            return _error(
+                400, "A message needs a person (a positive number) and a client_id (8–64 printable ASCII characters)."
+            )
+        if isinstance(text, str) and not _encodable(text):
+            return _error(400, "That text holds characters that aren't valid Unicode (a lone surrogate).")
         if action is None and not isinstance(text, str):
             return _error(400, "A message needs either text or an action.")
         if action is not None and (
@@ -292,7 +313,17 @@ def _person_param(raw: str | None) -> int:
 
 
 def _int_or(raw: str | None, default: int) -> int:
-    return int(raw) if raw and raw.isdigit() else default
+    """A Last-Event-ID: a message id, or `default` for anything else (however long)."""
+    number = as_id(raw)
+    return default if number is None else number
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -255,7 +255,15 @@ class Router:
         if transition is None:
             return
         if transition == END:
+            ended = turn.state.dialog
             _clear(turn)
+            if not turn.replies:  # a "Done" button, say: every press gets a visible answer
+                command = (
+                    self.dialogs[ended].commands[0]
+                    if ended in self.dialogs and self.dialogs[ended].commands
+                    else "help"
+                )
+                turn.say(f"OK. Type *{command}* any time to come back to it.")
             if turn.state.parked:
                 waiting = self._what(turn.state.parked[-1]["dialog"])
                 turn.say(
@@ -390,7 +398,7 @@ def match_choice(text: str, choices: Sequence[Choice], rating: Rating | None) ->
     for choice in choices:
         if folded in (choice.label.casefold(), choice.value.casefold()):
             return choice.value
-    if folded.isdigit():
+    if folded.isascii() and folded.isdigit() and len(folded) <= 9:
         number = int(folded)
         if rating is not None and rating.min <= number <= rating.max:
             return str(number)
