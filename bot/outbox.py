@@ -42,6 +42,7 @@ class OutboxSender:
         lease: timedelta = timedelta(minutes=2),
         poll_interval: float = 1.0,
         pipeline: int = 2,
+        mark_every: float = 0.1,
     ) -> None:
         self.db = db
         self.deliveries: Mapping[str, Delivery] = {d.channel: d for d in deliveries}
@@ -51,6 +52,7 @@ class OutboxSender:
         self.lease = lease
         self.poll_interval = poll_interval
         self.pipeline = pipeline  # batches being delivered at once
+        self.mark_every = mark_every  # seconds between marking what the platforms accepted as sent
         self._wake = asyncio.Event()
         self.listeners: list[Callable[[set[int]], None]] = []
         self._in_flight: set[asyncio.Task] = set()
@@ -165,17 +167,11 @@ class OutboxSender:
         for message in messages:
             recipient = message.person_id if message.person_id is not None else repr(sorted(message.address.items()))
             by_recipient[recipient].append(message)
-        sent: list[int] = []
-        folds: list[tuple[Outgoing, list[int]]] = []
+        marker = SentMarker(self, self.mark_every)
         try:
-            await asyncio.gather(*(self._deliver_in_order(batch, sent, folds) for batch in by_recipient.values()))
+            await asyncio.gather(*(self._deliver_in_order(batch, marker) for batch in by_recipient.values()))
         finally:
-            if sent:  # one statement for everything that went out, whoever it went to
-                when = self.clock.now()
-                await self.db.run(lambda s: self._mark_sent(s, sent, when, folds))
-        people = {m.person_id for m in messages if m.person_id is not None}
-        for listener in self.listeners:
-            listener(people)
+            await marker.close()
 
     async def _claim(self, session) -> list[Outgoing]:  # noqa: ANN001 - AsyncSession
         now = self.clock.now()
@@ -275,11 +271,8 @@ class OutboxSender:
         held = {m.id for m in away}
         return [m for m in claimed if m.id not in held]
 
-    async def _deliver_in_order(
-        self, messages: list[Outgoing], sent: list[int], folds: list[tuple[Outgoing, list[int]]]
-    ) -> None:
-        """Deliver one recipient's messages in order, appending the ids that went out to `sent` (and each
-        message that went out folded, with the rows inside it, to `folds`)."""
+    async def _deliver_in_order(self, messages: list[Outgoing], marker: SentMarker) -> None:
+        """Deliver one recipient's messages in order, telling `marker` each one the platform accepted."""
         from dialogs.common.manners import fold_waiting
 
         recipient = (
@@ -294,9 +287,7 @@ class OutboxSender:
                     if rest:
                         await self.db.run(lambda s, rest=rest: self._release(s, rest))
                     return
-                sent.extend(rows)
-                if len(rows) > 1:
-                    folds.append((message, rows))
+                marker.sent(message, rows)
 
     async def _deliver(self, message: Outgoing) -> bool:
         delivery = self.deliveries[message.channel]
@@ -348,6 +339,59 @@ class OutboxSender:
             .where(OutboxMessage.id.in_(ids))
             .values(status="pending", attempts=OutboxMessage.attempts - 1)
         )
+
+
+class SentMarker:
+    """Marks delivered rows sent within `every` seconds of the platform accepting them, in one statement
+    per interval, so a process killed mid fan-out re-sends at most what was in flight or accepted in the
+    last interval — not its whole batch, which pacing can stretch over minutes."""
+
+    def __init__(self, sender: OutboxSender, every: float) -> None:
+        self.sender = sender
+        self.every = every
+        self._ids: list[int] = []
+        self._folds: list[tuple[Outgoing, list[int]]] = []
+        self._people: set[int] = set()
+        self._timer: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def sent(self, message: Outgoing, rows: list[int]) -> None:
+        self._ids.extend(rows)
+        if len(rows) > 1:
+            self._folds.append((message, rows))
+        if message.person_id is not None:
+            self._people.add(message.person_id)
+        if self._timer is None:
+            self._timer = asyncio.create_task(self._later())
+
+    async def _later(self) -> None:
+        await asyncio.sleep(self.every)
+        self._timer = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._ids:
+                return
+            ids, folds, people = self._ids, self._folds, self._people
+            self._ids, self._folds, self._people = [], [], set()
+            when = self.sender.clock.now()
+            try:
+                await self.sender.db.run(lambda s: self.sender._mark_sent(s, ids, when, folds))
+            except Exception as exc:  # noqa: BLE001 - kept for the next flush; at worst the lease re-sends them
+                log.warning("could not mark %d delivered messages sent yet (%s)", len(ids), type(exc).__name__)
+                self._ids[:0], self._folds[:0] = ids, folds
+                self._people |= people
+                return
+        for listener in self.sender.listeners:
+            listener(people)
+
+    async def close(self) -> None:
+        """The batch is over: mark the rest now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self.flush()
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:

@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy import select
 
 from bot.outbox import OutboxSender
-from dialogs.engine.delivery import DeliveryError
+from dialogs.engine.delivery import DeliveryError, Outgoing
 from dialogs.engine.messages import Reply
 from storage import queries
 from storage.db import Database
@@ -285,3 +285,38 @@ async def test_a_stuck_delivery_past_its_lease_is_sent_once(db: Database, rig: R
     stop.set()
     await asyncio.wait_for(running, 10)
     assert len(sent) == 1
+
+
+class SlowDelivery(RecordingDelivery):
+    """Accepts each message after `delay` seconds, like a platform at its rate limit."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def deliver(self, message: Outgoing) -> None:
+        await asyncio.sleep(self.delay)
+        await super().deliver(message)
+
+
+async def test_a_post_is_marked_sent_soon_after_the_platform_accepts_it_not_at_the_end_of_its_batch(
+    db: Database, rig: Rig
+) -> None:
+    """Issue 23: a fan-out paced over many seconds was marked sent in one statement at the end of its
+    batch, so a kill -9 half-way re-sent everything the platform had already accepted."""
+    people = ["tom@demo.baton", "arjun@demo.baton", "lucia@demo.baton", "aiko@demo.baton"]
+    for n in range(40):  # ten each: about 1.5 s of pacing
+        await queue(db, rig, f"fan:{n}", people[n % 4], f"message {n}")
+    slow = SlowDelivery(0.15)
+    sender = OutboxSender(db, [slow], clock=rig.clock)
+    claimed = await db.run(sender._claim)
+    task = asyncio.create_task(sender._deliver_batch(claimed))
+    while len(slow.sent) < 12:  # a third of the fan-out accepted by the platform
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # the marker's flush interval, and then some
+    # Read while the batch is still going: a kill -9 now runs no finally block.
+    marked = {r.key for r in await rows(db) if r.status == "sent"}
+    accepted = {m.key for m in slow.sent}
+    task.cancel()
+    assert 12 <= len(accepted) < 40 and not task.done()
+    assert len(accepted - marked) <= 4  # at most what went out in the last flush interval, one per person
