@@ -54,7 +54,13 @@ class Baton:
         if clock is None:
             clock = FileClock(settings.BATON_CLOCK_FILE) if settings.BATON_CLOCK_FILE else SystemClock()
         dialogs = all_dialogs(catalogue_file=settings.BATON_CATALOGUE, public_url=settings.public_url)
-        core = Core.assemble(Database(settings.DATABASE_URL), dialogs, sealer=settings.sealer(), clock=clock)
+        core = Core.assemble(
+            Database(settings.DATABASE_URL),
+            dialogs,
+            sealer=settings.sealer(),
+            clock=clock,
+            lease=timedelta(seconds=settings.BATON_OUTBOX_LEASE_SECONDS),
+        )
         conductor = Conductor(
             core.db,
             sealer=core.sealer,

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     BATON_SLACK_AUTO_ADD: bool = True
     # Messages per second per workspace (Slack's chat.postMessage tier, shared by every channel).
     BATON_SLACK_WORKSPACE_RATE: float = Field(10.0, gt=0, le=100_000)
+    # How long a claimed outbox row belongs to the process sending it; after a crash, another takes it then.
+    BATON_OUTBOX_LEASE_SECONDS: float = Field(120.0, ge=5, le=3600)
 
     MICROSOFT_APP_ID: str | None = None
     MICROSOFT_APP_PASSWORD: SecretStr | None = None

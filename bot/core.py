@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.outbox import OutboxSender
 from dialogs.common.manners import plan_notices
@@ -42,6 +43,7 @@ class Core:
         sealer: Sealer,
         clock: Clock | None = None,
         deliveries: Iterable[Delivery] = (),
+        lease: timedelta = timedelta(minutes=2),
     ) -> Core:
         """Engine, sender and inbox over `db`, wired to each other.
 
@@ -50,7 +52,7 @@ class Core:
         """
         clock = clock or SystemClock()
         engine = Engine(db, dialogs, clock=clock, sealer=sealer)
-        sender = OutboxSender(db, [LocalDelivery(), *deliveries], clock=clock)
+        sender = OutboxSender(db, [LocalDelivery(), *deliveries], clock=clock, lease=lease)
         inbox = Inbox(db, clock, sealer)
         engine.plan_notices = plan_notices
         engine.on_queued = sender.wake

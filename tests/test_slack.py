@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -28,7 +28,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from adapters.slack.adapter import SlackAdapter
 from bot.app import Baton, create_app
@@ -737,6 +737,56 @@ async def test_a_429_storm_still_delivers_every_message_exactly_once(rig: SlackR
     assert len(refused) >= 5 and all(c.status == 429 for c in refused)
 
 
+async def test_after_a_crash_a_message_already_in_the_dm_is_not_sent_again(rig: SlackRig) -> None:
+    """Issue 23: a process killed between Slack accepting a post and marking it sent left the row
+    'sending'; after the lease any sender posted it again. Now every post carries its outbox key as
+    metadata, and a row delivered before is looked for in the DM first."""
+
+    async def queue(session) -> None:
+        tom = Person(email="tom.crash@example.com", name="Tom Becker", created_at=rig.clock.now())
+        aiko = Person(email="aiko.crash@example.com", name="Aiko Tanaka", created_at=rig.clock.now())
+        session.add_all([tom, aiko])
+        await session.flush()
+        for key, person, user in (("crash:tom", tom, "U0TOM"), ("crash:aiko", aiko, "U0AIKO")):
+            await queries.enqueue(
+                session,
+                key=key,
+                person_id=person.id,
+                channel="slack",
+                address={"team": TEAM, "channel": user, "user": user},
+                payload=Reply(f"invitation for {user}").to_dict(),
+                due_at=rig.clock.now(),
+                now=rig.clock.now(),
+            )
+        # a sender died mid-delivery: the rows stay 'sending' until their lease runs out
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.key.like("crash:%"))
+            .values(status="sending", attempts=1, claimed_until=rig.clock.now() - timedelta(seconds=1))
+        )
+
+    # Slack had accepted Tom's before the crash (with its key as metadata), not Aiko's.
+    rig.fake.history["D0TOM"] = [
+        {
+            "type": "message",
+            "text": "invitation for U0TOM",
+            "ts": "1.000001",
+            "bot_id": rig.fake.bot_id,
+            "metadata": {"event_type": "baton_outbox", "event_payload": {"key": "crash:tom#0"}},
+        }
+    ]
+    await rig.db.run(queue)
+    for _ in range(50):
+        rig.baton.sender.wake()
+        await asyncio.sleep(0.05)
+        if await rig.count(OutboxMessage, OutboxMessage.status == "sent", OutboxMessage.key.like("crash:%")) == 2:
+            break
+    assert [p["channel"] for p in rig.fake.posted() if p["text"].startswith("invitation")] == ["U0AIKO"]
+    assert rig.fake.calls_to("conversations.history")  # it looked before deciding
+    posted = rig.fake.posted("U0AIKO")[0]
+    assert posted["metadata"] == {"event_type": "baton_outbox", "event_payload": {"key": "crash:aiko#0"}}
+
+
 async def test_a_permanent_error_marks_the_message_failed_with_its_reason(rig: SlackRig) -> None:
     rig.fake.fail("U0GONE", "account_inactive")
 
@@ -886,6 +936,7 @@ def test_the_manifest_command_prints_valid_manifests() -> None:
             "chat:write",
             "commands",
             "im:history",
+            "im:write",
             "users:read",
             "users:read.email",
         }

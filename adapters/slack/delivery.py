@@ -8,6 +8,13 @@ workspace for its Retry-After and hands the row back to the outbox with that
 delay. Errors map onto `DeliveryError`: Slack's permanent ones (the person
 left, the channel is gone, the token was revoked…) are marked with their
 reason and not retried; everything else is retried with backoff.
+
+Exactly once, across crashes: every post carries its outbox key as message
+metadata. A row delivered before (its lease ran out after a kill -9, or a
+network error left it unknown whether Slack got it) is looked for in the DM's
+recent history first (`conversations.history` with `include_all_metadata`);
+found means sent, and it is not posted again. Posts to a shared channel have
+no such read-back (it would need `channels:history`): at least once there.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ PERMANENT_ERRORS = frozenset(
 )
 BLOCK_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format"})
 MAX_WAIT = 20.0  # longer waits go back to the outbox (its lease must never run out while we sleep)
+METADATA_TYPE = "baton_outbox"  # the event_type of the metadata every post carries: {"key": "<outbox key>#<part>"}
+READ_BACK = 50  # recent DM messages looked through before re-sending one delivered before
 
 
 class Bucket:
@@ -142,6 +151,7 @@ class SlackDelivery:
         self.max_wait = max_wait
         self.ready = ready
         self._progress: dict[int, int] = {}  # outbox id → parts already posted (replies over 50 blocks)
+        self._dms: dict[str, str] = {}  # user id → the app's DM with them (for the read-back)
 
     async def deliver(self, message: Outgoing) -> None:
         if not self.ready():
@@ -156,10 +166,15 @@ class SlackDelivery:
             raise DeliveryError(f"Baton is not installed in Slack workspace {team}", permanent=True)
         parts = render(message.reply, form_ref=str(message.id))
         start = self._progress.get(message.id, 0)
+        if message.attempt > 1 and start == 0 and message.person_id is not None:
+            start = await self._posted_before(token, target, message.key, len(parts))
+            if start == len(parts):
+                log.info("outbox message %s was already in the DM; not sent again", message.id)
+                return
         try:
             for index in range(start, len(parts)):
                 await self._take_turn(team or "-", target)
-                await self._post(token, target, team or "-", parts[index], message)
+                await self._post(token, target, team or "-", parts[index], message, index)
                 if len(parts) > 1:
                     # a reply over 50 blocks is several posts: a retry resumes after the last one sent
                     self._progress[message.id] = index + 1
@@ -180,9 +195,44 @@ class SlackDelivery:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    async def _post(self, token: str, target: str, team: str, part: Message, message: Outgoing) -> None:
+    async def _posted_before(self, token: str, target: str, key: str, parts: int) -> int:
+        """How many of this message's parts the DM already holds (0 when that can't be told: post then)."""
         try:
-            await self._call(token, target, part)
+            conversation = target if target.startswith("D") else await self._dm_of(token, target)
+            if conversation is None:
+                return 0
+            response = await self.client.conversations_history(
+                token=token, channel=conversation, limit=READ_BACK, include_all_metadata=True
+            )
+        except (SlackApiError, SlackClientError, TimeoutError, OSError, RuntimeError) as exc:
+            log.warning("could not check the DM before re-sending (%s); sending", type(exc).__name__)
+            return 0
+        found = set()
+        for posted in response.get("messages") or []:
+            metadata = posted.get("metadata") or {}
+            if metadata.get("event_type") == METADATA_TYPE:
+                found.add((metadata.get("event_payload") or {}).get("key"))
+        done = 0
+        while done < parts and f"{key}#{done}" in found:
+            done += 1
+        return done
+
+    async def _dm_of(self, token: str, user: str) -> str | None:
+        if not user.startswith("U") and not user.startswith("W"):
+            return None  # a shared channel: no read-back (see the module docstring)
+        if user not in self._dms:
+            response = await self.client.conversations_open(token=token, users=user)
+            channel = (response.get("channel") or {}).get("id")
+            if not channel:
+                return None
+            if len(self._dms) >= 10_000:
+                self._dms.clear()
+            self._dms[user] = channel
+        return self._dms[user]
+
+    async def _post(self, token: str, target: str, team: str, part: Message, message: Outgoing, index: int = 0) -> None:
+        try:
+            await self._call(token, target, part, f"{message.key}#{index}")
         except SlackApiError as exc:
             error, status = _error_of(exc)
             if status == 429 or error == "ratelimited":
@@ -191,7 +241,7 @@ class SlackDelivery:
                 raise DeliveryError("ratelimited", retry_after=retry_after, rate_limited=True) from None
             if error in BLOCK_ERRORS and part.blocks:
                 log.error("slack refused the blocks of outbox message %s (%s); sending text only", message.id, error)
-                await self._post(token, target, team, text_only(message.reply), message)
+                await self._post(token, target, team, text_only(message.reply), message, index)
                 return
             if error in PERMANENT_ERRORS:
                 raise DeliveryError(error, permanent=True) from None
@@ -201,13 +251,14 @@ class SlackDelivery:
             # (aiohttp's RuntimeError): whether Slack got it is unknown; retry
             raise DeliveryError(f"network: {type(exc).__name__}") from None
 
-    async def _call(self, token: str, target: str, part: Message) -> None:
+    async def _call(self, token: str, target: str, part: Message, key: str) -> None:
         kwargs: dict[str, Any] = {
             "token": token,
             "channel": target,
             "text": part.text,
             "unfurl_links": False,
             "unfurl_media": False,
+            "metadata": {"event_type": METADATA_TYPE, "event_payload": {"key": key}},
         }
         if part.blocks:
             kwargs["blocks"] = part.blocks

@@ -1,8 +1,10 @@
 """The Slack app manifest `baton slack manifest` prints, and the scopes the OAuth flow asks for.
 
 Least privilege: Baton reads only its own DMs and mentions of itself, posts
-as itself (a DM is reached by user id, so no `im:write`), and reads users
-with their email to match them to people. To post check-ins to a team
+as itself, and reads users with their email to match them to people.
+`im:write` is there only to find the DM a message sent by user id went to,
+so that after a crash Baton can check a message is there before sending it
+again (a workspace installed without it gets at-least-once instead). To post check-ins to a team
 channel, invite Baton to that channel (no `chat:write.public`).
 """
 
@@ -19,7 +21,8 @@ BOT_SCOPES: tuple[str, ...] = (
     "app_mentions:read",  # app_mention events
     "chat:write",  # post replies and check-ins (DMs by user id, channels Baton was invited to)
     "commands",  # /baton
-    "im:history",  # message.im events: what people write to Baton in its DM
+    "im:history",  # message.im events, and reading back a DM before re-sending a message after a crash
+    "im:write",  # conversations.open: which DM a message sent by user id went to (for that read-back)
     "users:read",  # users.info: time zone and locale
     "users:read.email",  # users.info: the email that links a Slack user to a person
 )

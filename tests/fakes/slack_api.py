@@ -76,6 +76,8 @@ class FakeSlack:
         self._sockets: set[web.WebSocketResponse] = set()
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.socket_connected = asyncio.Event()
+        self.history: dict[str, list[dict[str, Any]]] = {}  # conversation id → messages posted, oldest first
+        self.post_delay = 0.0  # seconds chat.postMessage takes, as a busy Slack does (a kill lands mid-post)
         self.port = 0
         self.host = "127.0.0.1"
 
@@ -135,6 +137,10 @@ class FakeSlack:
     def calls_to(self, method: str, *, ok: bool | None = True) -> list[Call]:
         return [c for c in self.calls if c.method == method and (ok is None or c.ok == ok)]
 
+    def conversation_of(self, channel: str) -> str:
+        """The conversation a post to `channel` lands in: a user id means the app's DM with them."""
+        return "D" + channel[1:] if channel.startswith("U") else channel
+
     def posted(self, channel: str | None = None) -> list[dict[str, Any]]:
         """Arguments of successful chat.postMessage calls (to `channel`), oldest first."""
         return [
@@ -191,7 +197,7 @@ class FakeSlack:
                 args.update(json.loads(raw or b"{}"))
             else:
                 args.update(parse_qsl(raw.decode(), keep_blank_values=True))
-        for key in ("blocks", "view", "attachments"):
+        for key in ("blocks", "view", "attachments", "metadata"):
             if isinstance(args.get(key), str) and args[key][:1] in "[{":
                 args[key] = json.loads(args[key])
         return args
@@ -271,14 +277,43 @@ class FakeSlack:
                 raise _Error("no_text")
             if len(args.get("blocks") or []) > 50:
                 raise _Error("invalid_blocks")
+            metadata = args.get("metadata")
+            if metadata is not None and not (
+                isinstance(metadata, dict)
+                and metadata.get("event_type")
+                and isinstance(metadata.get("event_payload"), dict)
+            ):
+                raise _Error("invalid_metadata_format")
+            if self.post_delay:
+                await asyncio.sleep(self.post_delay)
             ts = self._next_ts()
-            conversation = "D" + channel[1:] if channel.startswith("U") else channel
+            conversation = self.conversation_of(channel)
+            stored = {"type": "message", "text": args.get("text"), "ts": ts, "bot_id": self.bot_id}
+            if metadata is not None:
+                stored["metadata"] = metadata
+            self.history.setdefault(conversation, []).append(stored)
             return {
                 "ok": True,
                 "channel": conversation,
                 "ts": ts,
                 "message": {"type": "message", "text": args.get("text"), "ts": ts, "bot_id": self.bot_id},
             }
+        if method == "conversations.open":
+            users = str(args.get("users") or "")
+            if not users.startswith("U") or "," in users:
+                raise _Error("user_not_found")
+            return {"ok": True, "channel": {"id": self.conversation_of(users)}}
+        if method == "conversations.history":
+            conversation = str(args.get("channel") or "")
+            if not conversation.startswith("D"):
+                raise _Error("missing_scope")  # Baton asks for im:history only
+            limit = min(int(args.get("limit") or 100), 999)
+            with_metadata = str(args.get("include_all_metadata")).lower() in ("1", "true")
+            messages = [
+                m if with_metadata else {k: v for k, v in m.items() if k != "metadata"}
+                for m in reversed(self.history.get(conversation, []))
+            ][:limit]
+            return {"ok": True, "messages": messages, "has_more": len(self.history.get(conversation, [])) > limit}
         if method == "chat.postEphemeral":
             if not args.get("channel") or not args.get("user"):
                 raise _Error("channel_not_found")
