@@ -88,7 +88,7 @@ class OutboxSender:
         ]
         if not messages:
             return
-        task = asyncio.create_task(self._deliver_batch(messages))
+        task = asyncio.create_task(self._deliver_logged(messages))  # a database blip must not kill it silently
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 

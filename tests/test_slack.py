@@ -572,6 +572,35 @@ async def test_an_event_delivered_four_times_is_recorded_once(rig: SlackRig) -> 
     )
 
 
+async def test_an_answer_the_database_cannot_keep_is_not_acknowledged_and_slacks_retry_is_recorded_once(
+    rig: SlackRig,
+) -> None:
+    """Issue 23: during a database restart, answers were acknowledged with HTTP 200 and never stored (the
+    person was told to type them again). An event that cannot be kept gets a non-2xx, so Slack sends it
+    again; the retry is recorded once."""
+    invitation = await invite(rig, "U0TOM")
+    await rig.interact(click(rig.fake, "U0TOM", invitation, "Start"))
+    await rig.wait_post("U0TOM", "Question 1 of 5")
+    payload = dm("U0TOM", "Shipped the importer", "Ev0DOWN0001")
+    inbox = rig.baton.core.inbox
+    working = inbox.db
+    inbox.db = Database("postgresql://postgres@127.0.0.1:1/gone")  # a real server that isn't there
+    try:
+        status, _ = await rig.event(payload)
+    finally:
+        await inbox.db.close()
+        inbox.db = working
+    assert status >= 500  # Slack retries a non-2xx
+    await rig.settle()
+    assert not await answers(rig, "tom@example.com")
+    assert not [m for m in rig.posts_to("U0TOM") if "Nothing was saved" in message_text(m)]
+    status, _ = await rig.event(payload, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"})
+    assert status == 200
+    await rig.settle()
+    assert [a.text for a in (await answers(rig, "tom@example.com")).values()] == ["Shipped the importer"]
+    assert len([m for m in rig.posts_to("U0TOM") if "Question 2 of 5" in message_text(m)]) == 1
+
+
 async def test_an_acked_answer_is_kept_before_the_ack_and_recorded_after_a_crash(rig: SlackRig) -> None:
     """The ack means Slack will not send it again, so the answer is in the inbox before the ack goes out;
     if the process dies before the turn, the replay after the restart records it — once."""

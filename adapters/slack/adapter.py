@@ -144,6 +144,10 @@ class SlackOptions:
         )
 
 
+class NotKept(Exception):
+    """A delivery could not be kept in the inbox (the database is down): refuse it so it comes again."""
+
+
 class SlackAdapter:
     """Baton's Slack surface: bolt app, listeners, identity, delivery, and their lifecycle."""
 
@@ -395,42 +399,52 @@ class SlackAdapter:
 
     # -- listeners (ack, translate, spawn) -------------------------------------------------------
 
+    async def _keep(self, inbound: Inbound) -> Inbound:
+        """`inbound`, durably in the inbox — or NotKept, which bolt answers with HTTP 500 so that Slack sends
+        it again (events are retried; a failed command, button or form shows the person it didn't go
+        through). Never acknowledge what was not kept."""
+        kept = await self.inbox.keep(inbound)
+        if inbound.key is not None and not kept.durable:
+            raise NotKept("the inbox could not keep a delivery; Slack will retry it")
+        return kept
+
     async def _on_message(self, body: dict[str, Any], context: Any) -> None:
         inbound = translate.from_message(body)
         if inbound is not None:
-            self.spawn(self.turn(await self.inbox.keep(inbound), self._context_token(context)), "message")
+            self.spawn(self.turn(await self._keep(inbound), self._context_token(context)), "message")
 
     async def _on_mention(self, body: dict[str, Any], context: Any) -> None:
         inbound = translate.from_mention(body)
         if inbound is not None:
-            self.spawn(self.turn(await self.inbox.keep(inbound), self._context_token(context)), "mention")
+            self.spawn(self.turn(await self._keep(inbound), self._context_token(context)), "mention")
 
     async def _on_command(self, ack: Any, body: dict[str, Any], context: Any) -> None:
+        inbound = translate.from_command(body)
+        kept = await self._keep(inbound) if inbound is not None else None
         if (body.get("channel_id") or "").startswith("D"):
             await ack()
         else:
             await ack(text="I'll answer in our direct messages (Apps → Baton).")
-        inbound = translate.from_command(body)
-        if inbound is not None:
-            self.spawn(self.turn(await self.inbox.keep(inbound), self._context_token(context)), "command")
+        if kept is not None:
+            self.spawn(self.turn(kept, self._context_token(context)), "command")
 
     async def _on_action(self, ack: Any, body: dict[str, Any], context: Any) -> None:
-        await ack()
         inbound = translate.from_block_action(body)
-        if inbound is not None:
-            self.spawn(self._press(await self.inbox.keep(inbound), body, self._context_token(context)), "action")
+        kept = await self._keep(inbound) if inbound is not None else None
+        await ack()
+        if kept is not None:
+            self.spawn(self._press(kept, body, self._context_token(context)), "action")
 
     async def _on_form_button(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         await ack()
         self.spawn(self._open_form(body, self._context_token(context)), "form button", limited=False)
 
     async def _on_view(self, ack: Any, body: dict[str, Any], context: Any) -> None:
-        await ack()  # closes the modal; the answers are recorded by the turn and confirmed in the DM
         inbound = translate.from_view_submission(body)
-        if inbound is not None:
-            self.spawn(
-                self.turn(await self.inbox.keep(inbound), self._context_token(context), interaction=True), "form"
-            )
+        kept = await self._keep(inbound) if inbound is not None else None  # not kept: the modal stays open
+        await ack()  # closes the modal; the answers are recorded by the turn and confirmed in the DM
+        if kept is not None:
+            self.spawn(self.turn(kept, self._context_token(context), interaction=True), "form")
 
     async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
         user = event.get("user")
