@@ -205,3 +205,26 @@ async def test_long_histories_page_back_and_a_phone_opens_at_the_bottom(browser,
     assert ids == sorted(ids) and len(ids) == len(set(ids))
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "web-chat-history-phone.png"))
+
+
+async def test_a_message_sent_while_the_database_is_down_is_sent_again_by_the_page(browser, served) -> None:
+    """Issue 23: the page resends with the same client_id after a 503, so nothing typed is lost."""
+    from storage.db import Database
+
+    base_url, baton = served
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.goto(base_url)
+    await choose(page, "Aiko")
+    engine = baton.core.engine
+    working = engine.db
+    engine.db = Database("postgresql://postgres@127.0.0.1:1/gone")  # a real server that isn't there
+    try:
+        await page.fill("#composer", "settings")
+        await page.keyboard.press("Enter")
+        await page.locator(".msg.user .send-state", has_text="Baton is busy").wait_for()
+    finally:
+        await engine.db.close()
+        engine.db = working
+    await page.locator(".msg.bot", has_text="What would you like to change?").wait_for(timeout=15_000)
+    assert await page.locator(".msg.user", has_text="settings").count() == 1
+    assert await page.locator(".msg.bot", has_text="What would you like to change?").count() == 1

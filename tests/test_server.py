@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from sqlalchemy import select
 
-from bot.app import Baton, create_app
+from bot.app import BATON_KEY, Baton, create_app
 from bot.config import load_settings
 from storage.db import Database
+from storage.models import OutboxMessage
 
 
 @pytest.fixture
@@ -207,3 +209,31 @@ async def test_someone_picked_for_the_first_time_is_greeted_once(http: aiohttp.C
     assert status == 202
     replies = await read_events(http, sam, 2)
     assert replies[0]["id"] == events[0]["id"] and "I'm Baton" not in replies[1]["text"]
+
+
+async def test_a_database_outage_gets_503_with_retry_after_and_the_resend_is_recorded_once(
+    http: aiohttp.ClientSession, server
+) -> None:
+    """Issue 23: the web chat must not tell the person to type it again; the page resends with the same
+    client_id when told to retry, and that is recorded once."""
+    tom = (await people(http))["tom@demo.baton"]["id"]
+    baton = server.app[BATON_KEY]
+    engine = baton.core.engine
+    working = engine.db
+    engine.db = Database("postgresql://postgres@127.0.0.1:1/gone")  # a real server that isn't there
+    body = {"person": tom, "client_id": "outage-client-1", "text": "settings"}
+    try:
+        async with http.post("/api/local/messages", json=body) as response:
+            status, retry_after, answer = response.status, response.headers.get("Retry-After"), await response.json()
+    finally:
+        await engine.db.close()
+        engine.db = working
+    assert status == 503 and retry_after is not None and 1 <= int(retry_after) <= 30
+    assert "trying again" in answer["error"] or "try again" in answer["error"]
+    assert (await post(http, body))[0] == 202
+    assert (await post(http, body))[0] == 202  # a second resend of the same client_id: still once
+    (menu,) = await read_events(http, tom, 1)
+    assert "What would you like to change?" in menu["text"]
+    await asyncio.sleep(0.3)
+    rows = await baton.db.run(lambda s: s.execute(select(OutboxMessage.payload).where(OutboxMessage.person_id == tom)))
+    assert len([p for (p,) in rows if "What would you like to change?" in p["text"]]) == 1

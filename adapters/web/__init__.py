@@ -42,6 +42,7 @@ MAX_VALUE = 48 * 1024  # a button's value, or a whole form's answers as JSON
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 1.0  # how soon a message delivered by another process (the terminal) shows up
 PAGE = 50  # messages replayed on open, and per "earlier messages" page
+RETRY_AFTER = 2  # seconds a page waits before sending again what the database could not take
 
 
 class LocalHub:
@@ -288,8 +289,11 @@ class WebChat:
                 404, "There is no such person in this organisation. Reload the page and pick someone from the list."
             )
         except DatabaseUnavailable:
+            # The page sends it again by itself after Retry-After, with the same client_id: recorded once.
             return _error(
-                503, "I can't reach my database right now, so nothing was recorded. Please try again in a moment."
+                503,
+                "I can't reach my database right now, so nothing was recorded yet; your page is trying again.",
+                headers={"Retry-After": str(RETRY_AFTER)},
             )
         return web.json_response({"ok": True}, status=202)
 
@@ -326,5 +330,5 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"ok": False, "error": message}, status=status)
+def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"ok": False, "error": message}, status=status, headers=headers)

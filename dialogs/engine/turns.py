@@ -219,9 +219,13 @@ class Engine:
             return cached[0]
         person_id = await self._sender_lookup.get(key)
         if person_id is None and inbound.sender.email:
-            async with self.db.session() as session:
-                person = await queries.resolve_sender(session, key[0], key[1], inbound.sender.email)
-                person_id = person.id if person else None
+            email = inbound.sender.email
+
+            async def resolve(session: AsyncSession) -> int | None:
+                person = await queries.resolve_sender(session, key[0], key[1], email)
+                return person.id if person else None
+
+            person_id = await self.db.run(resolve)
         if person_id is None:
             raise UnknownPerson(inbound.sender.platform)
         if len(self._senders) > 10_000:
@@ -230,8 +234,9 @@ class Engine:
         return person_id
 
     async def _find_senders(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        async with self.db.session() as session:
-            return await queries.sender_ids(session, keys)
+        # Through run(): a dropped connection is retried, and an outage is DatabaseUnavailable (a 503 the
+        # sender retries), never a raw driver error.
+        return await self.db.run(lambda session: queries.sender_ids(session, keys))
 
     def report(self, exc: BaseException, **context: Any) -> str:
         """Log an unexpected error with a short reference id; return the id.

@@ -25,6 +25,8 @@
   const MAX_MINE = 400;
   const COMMAND_ACTION = "cmd";
   const POST_TIMEOUT_MS = 15000;
+  const AUTO_RETRIES = 8; // a 503 (Baton's database restarting) or a dropped connection: sent again by itself
+  const AUTO_RETRY_MAX_MS = 30000;
   const REOPEN_MIN_MS = 1000;
   const REOPEN_MAX_MS = 30000;
   const NEAR_BOTTOM_PX = 48;
@@ -586,6 +588,7 @@
     status.replaceChildren();
     if (kind === "sending") status.append(" · sending…");
     else if (kind === "refused") status.append(" · not delivered");
+    else if (kind === "waiting") status.append(" · Baton is busy, sending again…");
     else if (kind === "failed") {
       const retry = make("button", "retry", "retry");
       retry.type = "button";
@@ -625,6 +628,21 @@
     const refusal = refused ? await refusalText(response) : null;
     if (outgoing.session !== state.session) return; // the person was switched; that transcript is gone
 
+    const retryable = !response || response.status === 503 || response.status >= 500;
+    if (retryable && (outgoing.autoRetries || 0) < AUTO_RETRIES) {
+      // Same body, same client_id: whichever attempt gets through is recorded once.
+      outgoing.autoRetries = (outgoing.autoRetries || 0) + 1;
+      const header = response && Number(response.headers.get("Retry-After"));
+      const wait = Math.min(
+        AUTO_RETRY_MAX_MS,
+        (Number.isFinite(header) && header > 0 ? header * 1000 : 1000) * 2 ** (outgoing.autoRetries - 1),
+      );
+      setSendState(outgoing, "waiting");
+      setTimeout(() => {
+        if (outgoing.session === state.session) post(outgoing);
+      }, wait);
+      return;
+    }
     if (response && response.ok) {
       setSendState(outgoing, "sent");
       if (!outgoing.remembered) {
