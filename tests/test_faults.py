@@ -27,6 +27,7 @@ from tests.test_process import ServeProcess, baton_command
 pytestmark = pytest.mark.slow
 
 TOKEN = "xoxb-fault-token"
+HELPS = 20  # further messages per person while connections keep dropping
 PEOPLE = 300
 
 
@@ -139,3 +140,118 @@ async def test_kill_9_of_one_of_two_replicas_mid_fan_out_sends_every_invitation_
         for replica in replicas:
             replica.stop()
         await fake.close()
+
+
+async def terminate_backends(database_url: str) -> int:
+    """Drop every connection to the test database but this one (what a PostgreSQL restart does to clients)."""
+    import asyncpg
+
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        return len(
+            await conn.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_connections_dropped_mid_traffic_lose_nothing_acknowledged_and_every_loop_lives_on(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """Issue 23: `pg_ctl restart` mid-traffic lost acknowledged answers, posted a question twice and killed
+    the sender's batch task. Here every connection is dropped again and again while five people answer
+    their check-ins through the web chat, resending with the same client_id when told to (503), as the page
+    does."""
+    if "postgresql" not in database_url:
+        pytest.skip("pg_terminate_backend is PostgreSQL's; SQLite has no server to lose")
+    import uuid
+
+    import aiohttp
+
+    server = ServeProcess(database_url, tmp_path, BATON_DEMO_HISTORY="0", BATON_TICK_SECONDS="3600")
+    answers = ["Shipped the importer", "nothing", "4", "Finish the exporter", "nothing"]
+    statuses: Counter[int] = Counter()
+    try:
+        await server.ready()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.url}/api/local/people") as r:
+                people = {p["email"]: p["id"] for p in await r.json() if p["email"] != "sam@demo.baton"}
+
+            async def say(person: int, text: str) -> None:
+                body = {"person": person, "client_id": uuid.uuid4().hex, "text": text}
+                for _ in range(60):  # the page's behaviour: same body, same client_id, until accepted
+                    try:
+                        async with http.post(f"{server.url}/api/local/messages", json=body) as r:
+                            statuses[r.status] += 1
+                            if r.status == 202:
+                                return
+                            assert r.status == 503, (r.status, await r.text())
+                    except aiohttp.ClientError:
+                        statuses[0] += 1
+                    await asyncio.sleep(0.2)
+                raise AssertionError("never accepted")
+
+            async def person(person_id: int) -> None:
+                await say(person_id, "checkin")
+                for text in answers:
+                    await asyncio.sleep(0.05)
+                    await say(person_id, text)
+                for _ in range(HELPS):
+                    await say(person_id, "help")
+
+            stop = asyncio.Event()
+            dropped: list[int] = []
+
+            async def storm() -> None:
+                while not stop.is_set():
+                    await asyncio.sleep(0.1)
+                    dropped.append(await terminate_backends(database_url))
+
+            chaos = asyncio.create_task(storm())
+            await asyncio.gather(*(person(p) for p in people.values()))
+            stop.set()
+            await chaos
+            assert sum(dropped) >= 5, dropped  # connections really were dropped, many times
+
+            async def settled() -> tuple[int, dict[str, int]]:
+                from storage.models import CheckinAnswer, CheckinRun
+
+                async def read(session) -> tuple[int, dict[str, int]]:
+                    answered = await session.scalar(
+                        select(func.count()).select_from(CheckinRun).where(CheckinRun.status == "answered")
+                    )
+                    rows = await session.execute(select(OutboxMessage.person_id, OutboxMessage.payload))
+                    seconds: Counter[str] = Counter()
+                    for person_id, payload in rows:
+                        if "Question 2 of 5" in payload.get("text", ""):
+                            seconds[str(person_id)] += 1
+                        if payload.get("text", "").startswith("Here's what I can do"):
+                            seconds[f"help:{person_id}"] += 1
+                    count = await session.scalar(select(func.count()).select_from(CheckinAnswer))
+                    return answered, dict(seconds) | {"answers": count}
+
+                return await db.run(read)
+
+            deadline = time.monotonic() + 30
+            answered, seen = await settled()
+            while answered < len(people) and time.monotonic() < deadline:
+                await asyncio.sleep(0.3)
+                answered, seen = await settled()
+            assert answered == len(people), (answered, seen, statuses)
+            assert seen.pop("answers") == len(people) * len(answers)  # each answer stored once
+            helps = {k: n for k, n in seen.items() if k.startswith("help:")}
+            seconds = {k: n for k, n in seen.items() if not k.startswith("help:")}
+            assert all(n == 1 for n in seconds.values()) and len(seconds) == len(people), seen  # no question twice
+            assert sorted(helps.values()) == [HELPS] * len(people), helps  # every reply once
+            # Every loop is still alive: a new message is answered, and the server says it is ready.
+            await say(people["tom@demo.baton"], "help")
+            async with http.get(f"{server.url}/readyz") as r:
+                assert r.status == 200
+        assert server.proc.poll() is None
+        assert "Task exception was never retrieved" not in server.log.read_text()
+    finally:
+        server.stop()
