@@ -10,7 +10,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from bench import checkin_tick, seal_360, slack_inbound, slack_outbound, teams_turn
+from bench import checkin_tick, faults, seal_360, slack_inbound, slack_outbound, teams_turn
 
 BENCHES = {
     "checkin-tick": checkin_tick.main,
@@ -18,6 +18,7 @@ BENCHES = {
     "slack-outbound": slack_outbound.main,
     "teams-turn": teams_turn.main,
     "seal-360": seal_360.main,
+    "faults": faults.main,
 }
 
 

@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     # Messages per second per workspace (Slack's chat.postMessage tier, shared by every channel).
     BATON_SLACK_WORKSPACE_RATE: float = Field(10.0, gt=0, le=100_000)
     # How long a claimed outbox row belongs to the process sending it; after a crash, another takes it then.
-    BATON_OUTBOX_LEASE_SECONDS: float = Field(120.0, ge=5, le=3600)
+    # At least 30 s: a message may wait up to 20 s for its slot under Slack's or Teams' rate before it is
+    # posted, and a lease that ran out under a live sender would let a second one post it too.
+    BATON_OUTBOX_LEASE_SECONDS: float = Field(120.0, ge=30, le=3600)
 
     MICROSOFT_APP_ID: str | None = None
     MICROSOFT_APP_PASSWORD: SecretStr | None = None

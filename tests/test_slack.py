@@ -996,3 +996,64 @@ def test_the_manifest_command_prints_valid_manifests() -> None:
     assert http["features"]["slash_commands"][0]["url"] == "https://x/slack/events"
     assert http["oauth_config"]["redirect_urls"] == ["https://x/slack/oauth_redirect"]
     assert runner.invoke(cli, ["slack", "manifest", "--url", "http://x"]).exit_code != 0
+
+
+MALFORMED = [
+    ("not-json", "{not json", "application/json"),
+    ("deep", "[" * 5000, "application/json"),
+    ("list", "[1, 2, 3]", "application/json"),
+    ("event-a-list", json.dumps({"type": "event_callback", "event_id": "Ev0BAD1", "event": [1]}), "application/json"),
+    (
+        "user-an-int",
+        json.dumps(
+            {
+                "type": "event_callback",
+                "team_id": TEAM,
+                "event_id": "Ev0BAD2",
+                "event": {"type": "message", "channel_type": "im", "user": 42, "text": {"a": 1}, "channel": "D1"},
+            }
+        ),
+        "application/json",
+    ),
+    (
+        "text-huge",
+        json.dumps(
+            {
+                "type": "event_callback",
+                "team_id": TEAM,
+                "event_id": "Ev0BAD3",
+                "event": {
+                    "type": "message",
+                    "channel_type": "im",
+                    "user": "U0ZED",
+                    "text": "x" * 200_000,
+                    "channel": "D1",
+                },
+            }
+        ),
+        "application/json",
+    ),
+    ("payload-not-json", urlencode({"payload": "{nope"}), "application/x-www-form-urlencoded"),
+    ("payload-a-list", urlencode({"payload": "[]"}), "application/x-www-form-urlencoded"),
+    (
+        "action-garbage",
+        urlencode(
+            {"payload": json.dumps({"type": "block_actions", "user": {"id": "U0ZED"}, "actions": [{"value": None}]})}
+        ),
+        "application/x-www-form-urlencoded",
+    ),
+    ("command-empty", urlencode({"command": "/baton"}), "application/x-www-form-urlencoded"),
+    ("unknown-type", json.dumps({"type": "something_else"}), "application/json"),
+    ("empty", "", "application/json"),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "content_type"), MALFORMED, ids=[m[0] for m in MALFORMED])
+async def test_a_signed_but_malformed_request_never_gets_a_5xx(
+    rig: SlackRig, name: str, body: str, content_type: str
+) -> None:
+    """Issue 23: input is checked at the edge; a correctly signed request with a body Baton can't use is
+    refused or ignored (Slack must not retry it forever), never a server error."""
+    status, _ = await rig.post(body, content_type=content_type)
+    assert status < 500, (name, status)
+    await rig.settle()

@@ -26,6 +26,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.contract import Host
@@ -226,6 +227,14 @@ class SlackAdapter:
 
     async def handle(self, request: web.Request) -> web.Response:
         """POST /slack/events (events, interactivity, slash commands) and, with OAuth, the install pages."""
+        if request.method == "POST":
+            raw = await request.read()
+            problem = translate.malformed(raw, request.content_type or "")
+            if problem is not None and self._signed(request, raw):
+                log.warning("slack: refused a signed request whose body is not Slack's shape (%s)", problem)
+                return web.json_response({"ok": False, "error": f"malformed request: {problem}"}, status=400)
+            if problem is not None:
+                return web.json_response({"ok": False, "error": "invalid signature"}, status=401)
         bolt_request = await to_bolt_request(request)
         flow = self.bolt.oauth_flow
         if request.method == "GET" and flow is not None and request.path == flow.install_path:
@@ -237,6 +246,16 @@ class SlackAdapter:
             if response.status == 401:
                 log.warning("slack: refused a request with a bad or stale signature")
         return await to_aiohttp_response(response)
+
+    def _signed(self, request: web.Request, body: bytes) -> bool:
+        """Slack's signature on this request is good (an unsigned one goes on to bolt, which answers 401)."""
+        if not self.options.signing_secret:
+            return True  # Socket Mode: no HTTP events; nothing to verify here
+        return SignatureVerifier(self.options.signing_secret).is_valid(
+            body=body,
+            timestamp=request.headers.get("X-Slack-Request-Timestamp", ""),
+            signature=request.headers.get("X-Slack-Signature", ""),
+        )
 
     def routes(self, app: web.Application) -> None:
         if not self.app_token:

@@ -181,3 +181,60 @@ TRANSLATORS = {
     "block_actions": from_block_action,
     "view_submission": from_view_submission,
 }
+
+
+# -- the shape of a request, checked before anything reads it --------------------------------------------
+
+_STRING_FIELDS = ("type", "user", "text", "channel", "channel_type", "subtype", "bot_id", "team", "ts", "tab")
+
+
+def malformed(raw: bytes, content_type: str) -> str | None:
+    """Why a (signed) request body is not one Slack sends, or None when its shape is usable.
+
+    Slack's own requests always pass; this keeps a forged-but-signed or corrupted body from reaching code
+    that expects Slack's shapes (a 400, never a 500 that Slack would retry)."""
+    try:
+        if content_type.startswith("application/json"):
+            body = json.loads(raw or b"{}")
+            if not isinstance(body, dict):
+                return "the body is not a JSON object"
+            event = body.get("event")
+            if event is not None:
+                if not isinstance(event, dict):
+                    return "event is not an object"
+                if any(k in event and not isinstance(event[k], str) for k in _STRING_FIELDS):
+                    return "an event field has the wrong type"
+            return None
+        fields = dict(_form_fields(raw))
+        payload = fields.get("payload")
+        if payload is None:
+            return None  # a slash command: form fields are strings by construction
+        parsed = json.loads(payload)
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
+            return "payload is not an object with a type"
+        user = parsed.get("user")
+        if user is not None and not (isinstance(user, dict) and isinstance(user.get("id", ""), str)):
+            return "payload.user has the wrong type"
+        actions = parsed.get("actions")
+        if actions is not None and not (
+            isinstance(actions, list)
+            and all(
+                isinstance(a, dict) and all(isinstance(a.get(k, ""), str) for k in ("action_id", "value", "block_id"))
+                for a in actions
+            )
+        ):
+            return "payload.actions has the wrong shape"
+        for key in ("view", "container", "message", "team", "channel"):
+            if key in parsed and parsed[key] is not None and not isinstance(parsed[key], dict):
+                return f"payload.{key} is not an object"
+        return None
+    except RecursionError:
+        return "the body is nested too deeply"
+    except (ValueError, UnicodeDecodeError):
+        return "the body is not valid JSON"
+
+
+def _form_fields(raw: bytes) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
