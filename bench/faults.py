@@ -141,7 +141,7 @@ async def main(args: Any) -> dict[str, Any]:
         db = Database(url)
         await db.migrate()
         with tempfile.TemporaryDirectory() as work:
-            found = await traffic_through_drops(db, url, Path(work), helps=194, drop_every=1.5, drops=4)
+            found = await traffic_through_drops(db, url, Path(work), helps=194, drop_every=0.8, drops=4)
         await db.close()
         return found | {"aim": "0 lost, 0 twice, loops alive"}
 

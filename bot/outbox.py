@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, true, update
+from sqlalchemy import exists, or_, select, true, update
+from sqlalchemy.orm import aliased
 
 from dialogs.engine.clock import Clock, SystemClock
 from dialogs.engine.delivery import Delivery, DeliveryError, Outgoing
@@ -175,6 +176,7 @@ class OutboxSender:
 
     async def _claim(self, session) -> list[Outgoing]:  # noqa: ANN001 - AsyncSession
         now = self.clock.now()
+        earlier = aliased(OutboxMessage)
         due = (
             select(OutboxMessage.id)
             .where(
@@ -187,6 +189,18 @@ class OutboxSender:
             )
             # ... unless it is this process, still at it (a delivery that outlived its lease)
             .where(OutboxMessage.id.not_in(list(self._delivering)) if self._delivering else true())
+            # A person's messages keep their order: one that failed and waits for a delayed retry, or is
+            # being sent by another sender, holds back that person's later ones on the channel. (Due ones
+            # come in this same claim and go out by id; one merely scheduled for later holds nothing back.)
+            .where(
+                ~exists().where(
+                    earlier.person_id == OutboxMessage.person_id,
+                    earlier.channel == OutboxMessage.channel,
+                    earlier.id < OutboxMessage.id,
+                    ((earlier.status == "pending") & (earlier.due_at > now) & earlier.last_error.is_not(None))
+                    | ((earlier.status == "sending") & (earlier.claimed_until >= now)),
+                )
+            )
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
             .limit(self.batch)
             .with_for_update(skip_locked=True)

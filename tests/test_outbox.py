@@ -136,6 +136,31 @@ async def test_a_persons_messages_keep_their_order_across_a_failure(db: Database
     assert [m.reply.text for m in rig.delivery.sent] == ["message 0", "message 1", "message 2"]
 
 
+async def test_a_persons_messages_keep_their_order_when_the_retry_is_delayed(db: Database, rig: Rig) -> None:
+    """Issue 16: the failed message moved to now + delay while the ones after it kept their old due_at, so
+    the next claim sent 1 and 2 before 0. A message waiting for its retry holds back that person's later
+    ones (and nobody else's)."""
+    for n in range(3):
+        await queue(db, rig, f"m{n}", "tom@demo.baton", f"message {n}")
+    await queue(db, rig, "other", "aiko@demo.baton", "for Aiko")
+    rig.delivery.failures.append(DeliveryError("http_timeout", retry_after=30))
+    await rig.sender.drain_once()
+    assert [m.reply.text for m in rig.delivery.sent] == ["for Aiko"]
+    rig.clock.advance(seconds=5)
+    await rig.sender.drain_once()
+    assert [m.reply.text for m in rig.delivery.sent] == ["for Aiko"]  # 1 and 2 wait for 0
+    rig.clock.advance(seconds=30)
+    await rig.sender.drain_once()
+    assert [m.reply.text for m in rig.delivery.sent] == ["for Aiko", "message 0", "message 1", "message 2"]
+
+
+async def test_a_message_scheduled_for_later_does_not_hold_back_a_reply(db: Database, rig: Rig) -> None:
+    await queue(db, rig, "reminder", "tom@demo.baton", "reminder", due_at=rig.clock.now().replace(hour=17))
+    await queue(db, rig, "reply", "tom@demo.baton", "reply")
+    await rig.sender.drain_once()
+    assert [m.reply.text for m in rig.delivery.sent] == ["reply"]
+
+
 async def test_two_senders_draining_together_deliver_each_message_once(db: Database, rig: Rig) -> None:
     people = list(rig.people)
     for n in range(120):
