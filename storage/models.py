@@ -125,7 +125,11 @@ class OutboxMessage(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "due_at"),
+        # "does this person have an earlier message still waiting?" — asked of every row a claim takes
+        Index("ix_outbox_person_status", "person_id", "status"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=255, unique=True)
     # None for a post to a shared place (a team channel) rather than to a person.
