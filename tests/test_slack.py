@@ -1057,3 +1057,28 @@ async def test_a_signed_but_malformed_request_never_gets_a_5xx(
     status, _ = await rig.post(body, content_type=content_type)
     assert status < 500, (name, status)
     await rig.settle()
+
+
+async def test_the_fake_web_api_enforces_slacks_limits_and_counts_per_second(fake: FakeSlack) -> None:
+    """The fake answers 429 with Retry-After over its workspace and channel caps (issue 16 measures against
+    these), and never accepts more than the cap in any one-second window."""
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    fake.workspace_cap, fake.channel_cap = 10, 2
+    client = AsyncWebClient(token=TOKEN, base_url=fake.url)
+    outcomes: Counter[int] = Counter()
+
+    async def post(channel: str) -> None:
+        try:
+            await client.chat_postMessage(channel=channel, text="hello")
+            outcomes[200] += 1
+        except SlackApiError as exc:
+            assert exc.response.status_code == 429 and exc.response.headers.get("Retry-After") == "1"
+            outcomes[429] += 1
+
+    await asyncio.gather(*(post(f"U0CAP{n % 20:02d}") for n in range(40)))  # 20 channels, 2 posts each
+    await asyncio.gather(*(post("U0ONE") for _ in range(5)))  # one channel, 5 at once
+    assert outcomes[429] >= 30 and 1 <= outcomes[200] <= 12
+    assert max(fake.per_second.values()) <= 10
+    assert len(fake.posted("U0ONE")) <= 2

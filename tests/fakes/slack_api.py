@@ -78,6 +78,13 @@ class FakeSlack:
         self.socket_connected = asyncio.Event()
         self.history: dict[str, list[dict[str, Any]]] = {}  # conversation id → messages posted, oldest first
         self.post_delay = 0.0  # seconds chat.postMessage takes, as a busy Slack does (a kill lands mid-post)
+        # Slack's documented limits for chat.postMessage, enforced when set: posts per second per workspace
+        # and per channel (Slack: about 1 a second per channel, short bursts allowed). Over them: 429 with
+        # Retry-After. `per_second` counts the posts accepted in each wall-clock second, per workspace.
+        self.workspace_cap: float | None = None
+        self.channel_cap: float | None = None
+        self.per_second: Counter[tuple[str, int]] = Counter()
+        self._window: dict[str, list[float]] = {}
         self.port = 0
         self.host = "127.0.0.1"
 
@@ -209,6 +216,8 @@ class FakeSlack:
         token = header[7:] if header.startswith("Bearer ") else args.pop("token", None)
         self._seen[method] += 1
         retry_after = self._scripted_limit(method)
+        if retry_after is None and method == "chat.postMessage":
+            retry_after = self._over_limit(token, str(args.get("channel") or ""))
         if retry_after is not None:
             self._note(Call(method, args, token, 429, False, "ratelimited"))
             return web.json_response(
@@ -229,6 +238,29 @@ class FakeSlack:
     def _note(self, call: Call) -> None:
         if self.record:
             self.calls.append(call)
+
+    def _over_limit(self, token: str | None, channel: str) -> float | None:
+        """Retry-After when this post would go over a configured cap (sliding one-second windows)."""
+        if self.workspace_cap is None and self.channel_cap is None:
+            return None
+        now = time.monotonic()
+        team = self.tokens.get(token or "", "?")
+        keys = [
+            (f"team:{team}", self.workspace_cap),
+            (f"channel:{team}:{self.conversation_of(channel)}", self.channel_cap),
+        ]
+        for key, cap in keys:
+            if cap is None:
+                continue
+            recent = [t for t in self._window.get(key, []) if t > now - 1.0]
+            self._window[key] = recent
+            if len(recent) >= cap:
+                return 1
+        for key, cap in keys:
+            if cap is not None:
+                self._window[key].append(now)
+        self.per_second[(team, int(time.time()))] += 1
+        return None
 
     def _scripted_limit(self, method: str) -> float | None:
         queue = self._limits.get(method)
