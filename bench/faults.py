@@ -25,31 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import on_both_databases, scratch_postgres
+from tests.test_input import APOLOGY, COMMANDS  # the same commands the property tests try
 
-APOLOGY = "something went wrong on my side"
-COMMANDS = (
-    "checkin",
-    "checkin start",
-    "checkin skip",
-    "goals",
-    "goal update",
-    "goal tree",
-    "goal undo",
-    "goal new",
-    "kudos",
-    "kudos to",
-    "feedback",
-    "ask",
-    "360",
-    "360 close",
-    "tools",
-    "tools outcome",
-    "leave",
-    "settings",
-    "resume",
-    "help",
-    "cancel",
-)
 ODD = ("①", "²", "٣", "1e999", "NaN", "-0", "Infinity", "\u202e", "\ufeff", "💥💥", "[" * 300, "é" * 80, "2019-W01")
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.engine.clock import Clock, SystemClock
 from dialogs.engine.delivery import Delivery, DeliveryError, Outgoing
@@ -228,7 +229,7 @@ class OutboxSender:
         return sorted(await self._screen(session, claimed, now), key=lambda m: m.id)
 
     @staticmethod
-    async def _in_order(session, candidates: list[Any], now: datetime) -> list[int]:  # noqa: ANN001
+    async def _in_order(session: AsyncSession, candidates: list[Any], now: datetime) -> list[int]:
         """The candidates that may go now: a person's messages keep their order, so one that failed and waits
         for a delayed retry, or is being sent by another sender, holds back that person's later ones on the
         channel. (Due ones come in this same claim and go out by id; one scheduled for later holds nothing
@@ -250,11 +251,7 @@ class OutboxSender:
             .group_by(OutboxMessage.person_id, OutboxMessage.channel)
         )
         first_blocked = {(person, channel): first for person, channel, first in blocking}
-        return [
-            c.id
-            for c in candidates
-            if c.id <= first_blocked.get((c.person_id, c.channel), c.id)  # the blocking row itself may go
-        ]
+        return [c.id for c in candidates if c.id < first_blocked.get((c.person_id, c.channel), c.id + 1)]
 
     async def _screen(self, session, claimed: list[Outgoing], now: datetime) -> list[Outgoing]:  # noqa: ANN001
         """Leave may be recorded after a message was queued: a nudge or check-in invitation to someone on
@@ -350,7 +347,9 @@ class OutboxSender:
         await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
 
     @staticmethod
-    async def _mark_sent(session, ids: list[int], when: datetime, folds: list[tuple[Outgoing, list[int]]]) -> None:  # noqa: ANN001
+    async def _mark_sent(
+        session: AsyncSession, ids: list[int], when: datetime, folds: list[tuple[Outgoing, list[int]]]
+    ) -> None:
         await session.execute(
             update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(status="sent", sent_at=when)
         )

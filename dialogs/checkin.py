@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from sqlalchemy import select
 
 from dialogs.common.periods import Rhythm, hhmm, local_datetime, period_of, week_label
-from dialogs.common.wording import is_nothing, shorten, whole_number
+from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.clock import tz
 from dialogs.engine.errors import UserFacingError
@@ -567,7 +567,7 @@ def parse_answer(question: dict[str, Any], raw: str) -> tuple[str | None, float 
     kind = question["kind"]
     text = raw.strip()
     if kind == "rating":
-        rating = whole_number(text, 1, 5)
+        rating = queries.as_int(text, 1, 5)
         if rating is not None:
             return None, float(rating)
         raise UserFacingError("Please pick a number from 1 to 5 (or press *Skip question*).")

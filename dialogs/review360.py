@@ -31,7 +31,6 @@ from sqlmodel import col
 
 from dialogs.common import anonymity
 from dialogs.common.anonymity import shuffled
-from dialogs.common.wording import whole_number
 from dialogs.engine import COMMAND_ACTION, END, Dialog, State, Transition, Turn
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Card, Choice, Rating, Reply, TextInput
@@ -683,7 +682,7 @@ class Review360Dialog(Dialog):
         campaign = await _campaign(turn, campaign_id)
         if campaign is None or not (campaign.created_by_id == turn.person.id or turn.person.is_admin):
             raise UserFacingError("That 360 isn't yours to change.")
-        number = whole_number(value, 0, 10_000)
+        number = queries.as_int(value, 0, 10_000)
         if number is None:
             raise UserFacingError("The threshold is a whole number, at least 3.")
         wanted = number
@@ -789,7 +788,7 @@ class Review360Dialog(Dialog):
 
     async def on_rate(self, turn: Turn, value: str) -> Transition:
         value = value.strip()
-        if value != "na" and whole_number(value, 1, 5) is None:
+        if value != "na" and queries.as_int(value, 1, 5) is None:
             raise UserFacingError("Please pick 1 to 5, or *Can't say*.")
         influence = RATED[turn.data["i"]][0]
         where = await _where(turn)

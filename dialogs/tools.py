@@ -449,12 +449,7 @@ class ToolsDialog(Dialog):
     async def on_none(self, turn: Turn, value: str) -> Transition:
         if value == "more":
             return "pick"
-        if value == "describe":
-            return "more"
-        if value == "done":
-            turn.say("No problem. Type *tools* any time to look again.")
-            return END
-        return None
+        return await self.on_pick(turn, value) if value in ("describe", "done") else None
 
     def more_prompt(self, turn: Turn) -> Reply:
         return Reply(

@@ -17,14 +17,22 @@ from storage.models import Identity, OutboxMessage, Person, ProcessedEvent
 MAX_ID = 2**63 - 1  # BIGINT: a larger number is no row, and would overflow the driver
 
 
-def as_id(raw: object) -> int | None:
-    """A row id typed, clicked or posted: ASCII digits, 1 to 19 of them, within BIGINT; else None."""
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw if 0 < raw <= MAX_ID else None
-    if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+def as_int(raw: object, low: int, high: int) -> int | None:
+    """A whole number typed, clicked or posted, in [low, high]: an int, or ASCII digits ("①" and "²" are
+    digits to Python, not to int()); None for anything else, however long."""
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+            return None
+        raw = int(raw)
+    if not isinstance(raw, int) or isinstance(raw, bool):
         return None
-    number = int(raw)
-    return number if 0 < number <= MAX_ID else None
+    return raw if low <= raw <= high else None
+
+
+def as_id(raw: object) -> int | None:
+    """A row id: a whole number from 1 to BIGINT's largest; else None."""
+    return as_int(raw, 1, MAX_ID)
 
 
 async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: Any) -> Any:

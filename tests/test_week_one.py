@@ -570,34 +570,24 @@ async def test_a_message_owed_to_someone_whose_leave_was_recorded_after_it_was_q
     tom = await pid(rig, "tom@demo.baton")
     rig.clock.set(utc(2026, 11, 20, 10, 0))
     # queued while Tom was at work: feedback a colleague sent him, and a nudge
-    await rig.db.run(
-        lambda s: queries.enqueue(
-            s,
-            key="feedback:late-leave",
-            person_id=tom,
-            channel="local",
-            address={},
-            payload={"text": "Feedback from Maya"},
-            due_at=rig.clock.now(),
-            now=rig.clock.now(),
-            kind="notice",
-            unsolicited=True,
+    for key, text, kind in (
+        ("feedback:late-leave", "Feedback from Maya", "notice"),
+        ("nudge:late-leave", "A nudge", "nudge"),
+    ):
+        await rig.db.run(
+            lambda s, key=key, text=text, kind=kind: queries.enqueue(
+                s,
+                key=key,
+                person_id=tom,
+                channel="local",
+                address={},
+                payload={"text": text},
+                due_at=rig.clock.now(),
+                now=rig.clock.now(),
+                kind=kind,
+                unsolicited=True,
+            )
         )
-    )
-    await rig.db.run(
-        lambda s: queries.enqueue(
-            s,
-            key="nudge:late-leave",
-            person_id=tom,
-            channel="local",
-            address={},
-            payload={"text": "A nudge"},
-            due_at=rig.clock.now(),
-            now=rig.clock.now(),
-            kind="nudge",
-            unsolicited=True,
-        )
-    )
     await add_leave(rig, tom, date(2026, 11, 20), date(2026, 11, 23))
     await rig.sender.drain_once()
     rows = {r.key: r for r in await outbox(rig, person_id=tom) if r.key.endswith("late-leave")}

@@ -227,28 +227,41 @@ class SlackAdapter:
 
     async def handle(self, request: web.Request) -> web.Response:
         """POST /slack/events (events, interactivity, slash commands) and, with OAuth, the install pages."""
-        if request.method == "POST":
-            raw = await request.read()
-            problem = translate.malformed(raw, request.content_type or "")
-            if problem is not None and self._signed(request, raw):
-                log.warning("slack: refused a signed request whose body is not Slack's shape (%s)", problem)
-                return web.json_response({"ok": False, "error": f"malformed request: {problem}"}, status=400)
-            if problem is not None:
-                return web.json_response({"ok": False, "error": "invalid signature"}, status=401)
-        bolt_request = await to_bolt_request(request)
         flow = self.bolt.oauth_flow
         if request.method == "GET" and flow is not None and request.path == flow.install_path:
-            response = await flow.handle_installation(bolt_request)
+            response = await flow.handle_installation(await to_bolt_request(request))
         elif request.method == "GET" and flow is not None and request.path == flow.redirect_uri_path:
-            response = await flow.handle_callback(bolt_request)
+            response = await flow.handle_callback(await to_bolt_request(request))
         else:
-            response = await self.bolt.async_dispatch(bolt_request)
+            # Slack's own requests go straight through; a body's shape is looked at only when reading it
+            # failed, so the hot path parses nothing twice.
+            try:
+                response = await self.bolt.async_dispatch(await to_bolt_request(request))
+            except Exception:
+                refused = await self._refuse_malformed(request)
+                if refused is None:
+                    raise
+                return refused
+            if response.status >= 500 and (refused := await self._refuse_malformed(request)) is not None:
+                return refused
             if response.status == 401:
                 log.warning("slack: refused a request with a bad or stale signature")
         return await to_aiohttp_response(response)
 
+    async def _refuse_malformed(self, request: web.Request) -> web.Response | None:
+        """A 400 for a signed body that is not Slack's shape (a 401 if unsigned): never a 500 Slack would
+        retry. None when the body is fine, so a real failure (the inbox down, say) keeps its 500."""
+        raw = await request.read()
+        problem = translate.malformed(raw, request.content_type or "")
+        if problem is None:
+            return None
+        if not self._signed(request, raw):
+            return web.json_response({"ok": False, "error": "invalid signature"}, status=401)
+        log.warning("slack: refused a signed request whose body is not Slack's shape (%s)", problem)
+        return web.json_response({"ok": False, "error": f"malformed request: {problem}"}, status=400)
+
     def _signed(self, request: web.Request, body: bytes) -> bool:
-        """Slack's signature on this request is good (an unsigned one goes on to bolt, which answers 401)."""
+        """Slack's signature on this request is good."""
         if not self.options.signing_secret:
             return True  # Socket Mode: no HTTP events; nothing to verify here
         return SignatureVerifier(self.options.signing_secret).is_valid(

@@ -210,12 +210,12 @@ class WebChat:
     async def history(self, request: web.Request) -> web.Response:
         """An earlier page: up to PAGE messages delivered before message `before`, oldest first."""
         person_id = _person_param(request.query.get("person"))
-        before = request.query.get("before", "")
-        if not before.isdigit() or len(before) > 18:
+        before = as_id(request.query.get("before"))
+        if before is None:
             return _error(400, "Say which message to page back from (?before=ID, the oldest one shown).")
         feed = DeliveredFeed(self.host.db, person_id)
         try:
-            page = await feed.before(int(before), PAGE + 1)
+            page = await feed.before(before, PAGE + 1)
             live = await live_actions(self.host.db, person_id)
         except DatabaseUnavailable:
             return _error(503, "I can't reach my database right now. Please try again in a moment.")
@@ -257,7 +257,6 @@ class WebChat:
         text, action, value = body.get("text"), body.get("action"), body.get("value")
         if (
             not isinstance(person_id, int)
-            or isinstance(person_id, bool)
             or as_id(person_id) is None
             or not isinstance(client_id, str)
             or not 8 <= len(client_id) <= 64
@@ -308,12 +307,13 @@ async def _send_named(response: web.StreamResponse, event: str, data: dict[str, 
 
 
 def _person_param(raw: str | None) -> int:
-    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+    person_id = as_id(raw)
+    if person_id is None:
         raise web.HTTPBadRequest(
             text=json.dumps({"ok": False, "error": "Choose a person first (?person=ID)."}),
             content_type="application/json",
         )
-    return int(raw)
+    return person_id
 
 
 def _int_or(raw: str | None, default: int) -> int:

@@ -27,6 +27,7 @@ from bot.dashboard import auth, views
 from bot.dashboard.html import Markup, esc, link, page, paragraph, tag
 from bot.dashboard.views import Ctx, Forbidden, NotFound, Site, View
 from storage.db import DatabaseUnavailable
+from storage.queries import as_id
 
 log = logging.getLogger(__name__)
 
@@ -333,8 +334,7 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
         if refused is not None:
             return refused
         assert viewer is not None
-        raw = request.match_info["campaign_id"]
-        campaign_id = int(raw) if raw.isdigit() and len(raw) < 18 else -1
+        campaign_id = as_id(request.match_info["campaign_id"]) or -1
 
         async def work(session) -> bool:  # noqa: ANN001
             return await views.close_review(session, viewer, campaign_id, site.clock.now())

@@ -786,9 +786,20 @@ async def review_page(ctx: Ctx, campaign_id: int) -> View:
 # -- tool plans ------------------------------------------------------------------------------------------
 
 
+def _plan_subject(plan: ToolPlan, teams: dict[int, Team], about: Person | None, viewer_id: int) -> str:
+    """Whom a tool plan is about, as the tools page names it: a team, "yourself", or a person."""
+    from dialogs.tools import team_label
+
+    if plan.team_id in teams:
+        return team_label(teams[plan.team_id]).removeprefix("the ")
+    if plan.person_id == viewer_id:
+        return "yourself"
+    return about.name if about else ""
+
+
 async def tools_page(ctx: Ctx) -> View:
     """The viewer's own tool plans (gap descriptions are the asker's alone); admins also see outcome totals."""
-    from dialogs.tools import catalogue, team_label
+    from dialogs.tools import catalogue
 
     cat = catalogue(ctx.site.catalogue_path)
     view = View("Tool plans", "/dashboard/tools")
@@ -800,7 +811,12 @@ async def tools_page(ctx: Ctx) -> View:
         ).scalars()
     )
     people = await _people(ctx.session, {p.person_id for p in plans})
-    teams = {t.id: t for t in (await ctx.session.execute(select(Team))).scalars()} if plans else {}
+    team_ids = {p.team_id for p in plans if p.team_id is not None}
+    teams = (
+        {t.id: t for t in (await ctx.session.execute(select(Team).where(Team.id.in_(team_ids)))).scalars()}
+        if team_ids
+        else {}
+    )
     table = Table(
         "plans",
         "Your tool plans",
@@ -813,11 +829,7 @@ async def tools_page(ctx: Ctx) -> View:
         table.rows.append(
             (
                 _date(plan.created_at),
-                team_label(teams[plan.team_id]).removeprefix("the ")
-                if plan.team_id in teams
-                else "yourself"
-                if plan.person_id == ctx.viewer.id
-                else (about.name if about else ""),
+                _plan_subject(plan, teams, about, ctx.viewer.id),
                 shorten(plan.gap, 300),
                 INFLUENCE_NAMES.get(plan.influence, plan.influence),
                 tool.name if tool else plan.tool_id,

@@ -41,13 +41,3 @@ def without_names(text: str, names: list[str]) -> str:
         return text
     pattern = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")(?:['’]s)?\b", re.IGNORECASE)
     return re.sub(r"\s{2,}", " ", pattern.sub(" ", text)).strip()
-
-
-def whole_number(text: str, low: int, high: int) -> int | None:
-    """`text` as a whole number in [low, high], ASCII digits only ("①" and "²" are digits to Python, not
-    to int()); None for anything else, however long."""
-    text = text.strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        return None
-    number = int(text)
-    return number if low <= number <= high else None

@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.engine.contract import COMMAND_ACTION
 from dialogs.engine.messages import Reply
-from dialogs.engine.routing import ROUTER_ACTION
+from dialogs.engine.routing import live_actions_of
 from storage.db import Database
 from storage.models import DialogState, OutboxMessage
 
@@ -123,23 +122,9 @@ async def recent_sent(
 
 
 async def live_actions(db: Database, person_id: int) -> frozenset[str]:
-    """The button actions that still do something for this person: the question on screen, the
-    conversations set aside (their buttons take them back), the router's "answer or command?", and
-    command buttons. Every other dialog button is answered or superseded, and a page shows it disabled."""
-
-    async def read(session: AsyncSession) -> frozenset[str]:
-        state = await session.get(DialogState, person_id)
-        live = {COMMAND_ACTION}
-        if state is not None and state.dialog and state.prompt_id:
-            live.add(f"{state.dialog}:{state.prompt_id}")
-            if "_typed" in state.data:
-                live.add(f"{ROUTER_ACTION}:{state.prompt_id}")
-        for parked in state.parked if state is not None else ():
-            if parked.get("dialog") and parked.get("prompt_id"):
-                live.add(f"{parked['dialog']}:{parked['prompt_id']}")
-        return frozenset(live)
-
-    return await db.run(read)
+    """Which of this person's buttons still do something (see routing.live_actions_of); a page shows the
+    others disabled."""
+    return live_actions_of(await db.run(lambda session: session.get(DialogState, person_id)))
 
 
 async def form_of(db: Database, message_ref: str, person_id: int) -> Reply | None:

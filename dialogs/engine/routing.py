@@ -15,10 +15,15 @@ import inspect
 import secrets
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from dialogs.engine.contract import COMMAND_ACTION, END, Dialog, State, TextHandler, Transition, Turn
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Choice, Rating, Reply
+from storage.queries import as_int
+
+if TYPE_CHECKING:
+    from storage.models import DialogState
 
 MAX_TEXT = 4000  # characters accepted in one message; longer text is refused, politely and whole
 CANCEL_WORDS = frozenset({"cancel", "stop", "quit", "exit"})
@@ -161,7 +166,7 @@ class Router:
                 Reply(
                     f"Did you mean that as your answer, or as the *{word}* command?",
                     choices=(Choice("As my answer", "answer"), Choice(f"Run {word}", "command")),
-                    action=f"{ROUTER_ACTION}:{turn.state.prompt_id}",
+                    action=action_for(ROUTER_ACTION, turn.state.prompt_id),
                 )
             )
             return
@@ -294,7 +299,9 @@ class Router:
         rendered = state.prompt(turn)
         reply = await rendered if inspect.isawaitable(rendered) else rendered
         if reply.choices or reply.rating or reply.form:
-            reply = dataclasses.replace(reply, action=reply.action or f"{turn.state.dialog}:{turn.state.prompt_id}")
+            reply = dataclasses.replace(
+                reply, action=reply.action or action_for(turn.state.dialog, turn.state.prompt_id)
+            )
         return reply
 
     def _cancel(self, turn: Turn) -> None:
@@ -355,6 +362,26 @@ async def _call(turn: Turn, handler: TextHandler, value: str) -> Transition:
         return None
 
 
+def action_for(dialog: str | None, prompt_id: str | None) -> str:
+    """The action of a prompt's buttons: which dialog, and which question on screen (`dialog:prompt`)."""
+    return f"{dialog}:{prompt_id}"
+
+
+def live_actions_of(state: DialogState | None) -> frozenset[str]:
+    """The button actions that still do something for a person in `state`: the question on screen, the
+    conversations set aside (their buttons take them back), the router's "answer or command?", and
+    command buttons. Every other dialog button is answered or superseded."""
+    live = {COMMAND_ACTION}
+    if state is None:
+        return frozenset(live)
+    if state.dialog and state.prompt_id:
+        live.add(action_for(state.dialog, state.prompt_id))
+        if "_typed" in state.data:
+            live.add(action_for(ROUTER_ACTION, state.prompt_id))
+    live.update(action_for(p["dialog"], p["prompt_id"]) for p in state.parked if p.get("dialog") and p.get("prompt_id"))
+    return frozenset(live)
+
+
 def _clear(turn: Turn) -> None:
     turn.state.dialog = None
     turn.state.state = None
@@ -398,8 +425,8 @@ def match_choice(text: str, choices: Sequence[Choice], rating: Rating | None) ->
     for choice in choices:
         if folded in (choice.label.casefold(), choice.value.casefold()):
             return choice.value
-    if folded.isascii() and folded.isdigit() and len(folded) <= 9:
-        number = int(folded)
+    number = as_int(folded, 0, 999_999_999)
+    if number is not None:
         if rating is not None and rating.min <= number <= rating.max:
             return str(number)
         if not rating and 1 <= number <= len(choices):
