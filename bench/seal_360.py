@@ -82,7 +82,10 @@ async def one_run(url: str, sealed: bool) -> dict[str, Any]:
     class Drop:
         channel = "local"
 
-        async def deliver(self, message: Any) -> None:
+        def limits(self, address: Any) -> None:
+            return None
+
+        async def deliver(self, message: Any, pace: Any = None) -> None:
             return None
 
     try:

@@ -303,7 +303,10 @@ async def engine_floor(url: str, users: int, turns: int) -> dict[str, Any]:
     class Drop:
         channel = "teams"
 
-        async def deliver(self, message: Any) -> None:
+        def limits(self, address: Any) -> None:
+            return None
+
+        async def deliver(self, message: Any, pace: Any = None) -> None:
             return None
 
     db = Database(url)

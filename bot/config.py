@@ -67,11 +67,13 @@ class Settings(BaseSettings):
     SLACK_API_URL: str = "https://slack.com/api/"
     # Add Slack users Baton has never seen when they write to it (off: only people already imported).
     BATON_SLACK_AUTO_ADD: bool = True
-    # Messages per second per workspace (Slack's chat.postMessage tier, shared by every channel).
+    # Messages per second per workspace (Slack's chat.postMessage tier, shared by every channel and by every
+    # replica: they take their send slots from the database).
     BATON_SLACK_WORKSPACE_RATE: float = Field(10.0, gt=0, le=100_000)
     # How long a claimed outbox row belongs to the process sending it; after a crash, another takes it then.
-    # At least 30 s: a message may wait up to 20 s for its slot under Slack's or Teams' rate before it is
-    # posted, and a lease that ran out under a live sender would let a second one post it too.
+    # At least 30 s: a message may wait up to half its lease for its slot under Slack's or Teams' rate before
+    # it is posted (longer waits go back to the outbox), and a lease that ran out under a live sender would
+    # let a second one post it too.
     BATON_OUTBOX_LEASE_SECONDS: float = Field(120.0, ge=30, le=3600)
 
     MICROSOFT_APP_ID: str | None = None

@@ -3,7 +3,9 @@
 Rows are claimed in batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the
 write lock on SQLite), so several processes can drain one outbox without
 sending a row twice. Each channel plugs in a `Delivery`; each recipient's
-failure is isolated, and one person's messages go out in order.
+failure is isolated, and one person's messages go out in order. Every post
+waits for its pace (bot/pacing.py): the platforms' limits, shared by all
+replicas, with replies to a person's own message ahead of bulk sends.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.pacing import Pacing
 from dialogs.engine.clock import Clock, SystemClock
 from dialogs.engine.delivery import Delivery, DeliveryError, Outgoing
 from dialogs.engine.locks import KeyedLocks
 from dialogs.engine.messages import Reply
+from storage.coalesce import Coalescer
 from storage.db import Database
 from storage.models import OutboxMessage
 
@@ -44,6 +48,7 @@ class OutboxSender:
         poll_interval: float = 1.0,
         pipeline: int = 2,
         mark_every: float = 0.1,
+        pacing: Pacing | None = None,
     ) -> None:
         self.db = db
         self.deliveries: Mapping[str, Delivery] = {d.channel: d for d in deliveries}
@@ -59,6 +64,9 @@ class OutboxSender:
         self._in_flight: set[asyncio.Task] = set()
         self._recipients = KeyedLocks()  # one person's messages go out one at a time, in order
         self._delivering: set[int] = set()  # ids of rows this process is sending right now
+        # a post waits for its slot at most half its lease: the rest is for sending and marking it
+        self.pacing = pacing or Pacing(db, max_wait=max(5.0, lease.total_seconds() / 2))
+        self._history: Coalescer[int, list[Any]] = Coalescer(self._recent_posts)
 
     def register(self, delivery: Delivery) -> None:
         """Add a channel's delivery (platform adapters call this when they are set up)."""
@@ -307,6 +315,9 @@ class OutboxSender:
         )
         plan = fold_waiting(messages)
         async with self._recipients(recipient):
+            first = messages[0]
+            if first.person_id is not None and self.deliveries[first.channel].limits(first.address) is not None:
+                await self._learn_recent_posts(first.person_id)
             for index, (message, rows) in enumerate(plan):
                 if not await self._deliver(message):
                     # keep this person's order: what follows a failed message waits for it
@@ -316,10 +327,49 @@ class OutboxSender:
                     return
                 marker.sent(message, rows)
 
+    async def _learn_recent_posts(self, person_id: int) -> None:
+        """What the outbox records as sent to this person lately, by any replica, for their chats' windows."""
+        try:
+            posts = await self._history.get(person_id) or []
+        except Exception as exc:  # noqa: BLE001 - pacing then knows only this process's posts
+            log.warning("could not read recent posts for pacing (%s)", type(exc).__name__)
+            return
+        for row_id, channel, address, sent_at in posts:
+            delivery = self.deliveries.get(channel)
+            limits = delivery.limits(dict(address)) if delivery is not None else None
+            if limits is not None:
+                self.pacing.seen(limits, (row_id, 0), sent_at.timestamp())
+
+    async def _recent_posts(self, people: list[int]) -> dict[int, list[Any]]:
+        since = datetime.fromtimestamp(self.pacing.clock() - self.pacing.conversations.horizon, UTC)
+
+        async def read(session: AsyncSession) -> dict[int, list[Any]]:
+            found: dict[int, list[Any]] = defaultdict(list)
+            rows = await session.execute(
+                select(
+                    OutboxMessage.person_id,
+                    OutboxMessage.id,
+                    OutboxMessage.channel,
+                    OutboxMessage.address,
+                    OutboxMessage.sent_at,
+                ).where(
+                    OutboxMessage.person_id.in_(people),
+                    OutboxMessage.status == "sent",
+                    OutboxMessage.sent_at >= since,
+                    OutboxMessage.folded_into.is_(None),
+                )
+            )
+            for person_id, *post in rows:
+                found[person_id].append(post)
+            return found
+
+        return await self.db.run(read)
+
     async def _deliver(self, message: Outgoing) -> bool:
         delivery = self.deliveries[message.channel]
+        pace = self.pacing.pace(delivery.limits(message.address), urgent=message.kind == "reply", ref=message.id)
         try:
-            await delivery.deliver(message)
+            await delivery.deliver(message, pace)
         except DeliveryError as exc:
             await self._failed(message, exc)
             return False

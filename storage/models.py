@@ -153,6 +153,20 @@ class OutboxMessage(SQLModel, table=True):
     folded_into: int | None = None
 
 
+class SendPace(SQLModel, table=True):
+    """One platform budget that every replica shares (a Slack workspace, a Teams tenant): the next free
+    send slot as a GCRA "theoretical arrival time", and until when the platform asked to pause (a 429).
+
+    Times are seconds since the epoch on the replicas' own clocks (kept within milliseconds by NTP).
+    bot/pacing.py hands the slots out; storage/pacing.py takes them a block at a time.
+    """
+
+    __tablename__ = "send_pace"
+    scope: str = Field(primary_key=True, max_length=255)
+    next_at: float = 0.0
+    paused_until: float = 0.0
+
+
 class CheckinTemplate(SQLModel, table=True):
     """A team's own check-in questions; teams without one use the default in `dialogs.checkin`."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 
@@ -19,7 +20,7 @@ from bot.outbox import OutboxSender
 from dialogs import all_dialogs
 from dialogs.engine import Engine
 from dialogs.engine.clock import FakeClock
-from dialogs.engine.delivery import DeliveryError, Outgoing
+from dialogs.engine.delivery import UNPACED, DeliveryError, Limits, Outgoing, Pace
 from dialogs.engine.messages import Inbound, Reply, Sender
 from dialogs.engine.sealing import Sealer
 from storage.db import Database
@@ -35,7 +36,10 @@ class RecordingDelivery:
         self.sent: list[Outgoing] = []
         self.failures: list[DeliveryError] = []  # raised, in order, by the next deliveries
 
-    async def deliver(self, message: Outgoing) -> None:
+    def limits(self, address: dict[str, Any]) -> Limits | None:
+        return None
+
+    async def deliver(self, message: Outgoing, pace: Pace = UNPACED) -> None:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append(message)

@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy import select
 
 from bot.outbox import OutboxSender
-from dialogs.engine.delivery import DeliveryError, Outgoing
+from dialogs.engine.delivery import UNPACED, DeliveryError, Outgoing, Pace
 from dialogs.engine.messages import Reply
 from storage import queries
 from storage.db import Database
@@ -113,7 +113,7 @@ async def test_rate_limits_never_make_the_sender_give_up(db: Database, rig: Rig)
 
 async def test_one_persons_failure_does_not_hold_up_another(db: Database, rig: Rig) -> None:
     class FailsForTom(RecordingDelivery):
-        async def deliver(self, message):
+        async def deliver(self, message, pace=UNPACED):
             if message.person_id == rig.people["tom@demo.baton"].id:
                 raise DeliveryError("boom")
             await super().deliver(message)
@@ -167,7 +167,7 @@ async def test_two_senders_draining_together_deliver_each_message_once(db: Datab
         await queue(db, rig, f"bulk-{n}", people[n % len(people)], f"n{n}")
 
     class Slow(RecordingDelivery):
-        async def deliver(self, message):
+        async def deliver(self, message, pace=UNPACED):
             await asyncio.sleep(0)  # let the other sender interleave
             await super().deliver(message)
 
@@ -188,7 +188,7 @@ async def test_a_row_left_sending_by_a_dead_sender_is_taken_back_after_its_lease
     await queue(db, rig, "k", "tom@demo.baton", "hello")
 
     class Dies(RecordingDelivery):
-        async def deliver(self, message):
+        async def deliver(self, message, pace=UNPACED):
             raise asyncio.CancelledError  # the process died mid-delivery
 
     dead = OutboxSender(db, [Dies()], clock=rig.clock)
@@ -219,7 +219,7 @@ async def test_the_running_sender_claims_the_next_batch_while_one_is_still_being
     second_batch_started = asyncio.Event()
 
     class SlowFirst(RecordingDelivery):
-        async def deliver(self, message):
+        async def deliver(self, message, pace=UNPACED):
             if message.id == slow_id:
                 await second_batch_started.wait()  # deadlocks unless another batch is delivered meanwhile
             elif message.id in second_batch:
@@ -253,7 +253,7 @@ async def test_a_delivery_outliving_its_lease_is_not_claimed_again_by_its_own_se
     gate, sent, concurrent, most = asyncio.Event(), [], [0], [0]
 
     class Stuck(RecordingDelivery):
-        async def deliver(self, message):
+        async def deliver(self, message, pace=UNPACED):
             concurrent[0] += 1
             most[0] = max(most[0], concurrent[0])
             try:
@@ -291,7 +291,7 @@ async def test_a_stuck_delivery_past_its_lease_is_sent_once(db: Database, rig: R
     gate, sent = asyncio.Event(), []
 
     class Stuck(RecordingDelivery):
-        async def deliver(self, message):
+        async def deliver(self, message, pace=UNPACED):
             await gate.wait()
             sent.append(message.id)
 
@@ -319,7 +319,7 @@ class SlowDelivery(RecordingDelivery):
         super().__init__()
         self.delay = delay
 
-    async def deliver(self, message: Outgoing) -> None:
+    async def deliver(self, message: Outgoing, pace: Pace = UNPACED) -> None:
         await asyncio.sleep(self.delay)
         await super().deliver(message)
 

@@ -19,9 +19,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from adapters.slack import render, translate
-from adapters.slack.delivery import Bucket, SlackDelivery
 from adapters.slack.installations import SignedStateStore
-from dialogs.engine.delivery import DeliveryError, Outgoing
 from dialogs.engine.messages import Card, Choice, Form, FormField, Rating, Reply, TextInput
 
 DATA = Path(__file__).parent / "data" / "slack"
@@ -285,29 +283,6 @@ def test_the_fast_serialiser_agrees_with_slack_sdk_errors_included() -> None:
         too_long.to_dict()
     with pytest.raises(SlackObjectFormationError):
         render.to_dict(too_long)
-
-
-def test_buckets_space_messages_without_blocking() -> None:
-    channel = Bucket(rate=1.0, burst=3)
-    waits = [channel.reserve(100.0) for _ in range(5)]
-    assert waits == [0.0, 0.0, 0.0, 1.0, 2.0]
-    channel.release()
-    assert channel.reserve(100.0) == 2.0
-    workspace = Bucket(rate=10.0, burst=1)
-    workspace.pause(100.0, 5.0)
-    assert workspace.reserve(100.0) == pytest.approx(5.0)
-
-
-def test_the_delivery_sends_long_waits_back_to_the_outbox() -> None:
-    async def token(team: str | None, enterprise: str | None) -> str:
-        return "xoxb-1"
-
-    delivery = SlackDelivery(client=None, token_for=token, channel_rate=1.0, channel_burst=1, max_wait=0.5)  # type: ignore[arg-type]
-    delivery.channels["U1"].pause(0, 10**12)  # a channel told to wait a very long time
-    message = Outgoing(1, "k", 1, "slack", {"team": "T1", "channel": "U1", "user": "U1"}, Reply("hi"), "reply", 1)
-    with pytest.raises(DeliveryError) as raised:
-        asyncio.run(delivery.deliver(message))
-    assert raised.value.retry_after is not None and raised.value.retry_after > 0.5 and not raised.value.permanent
 
 
 def test_oauth_state_is_signed_and_expires() -> None:

@@ -30,7 +30,6 @@ from sqlalchemy import func, select
 
 from adapters.teams import TeamsAdapter
 from adapters.teams.activities import reference_of
-from adapters.teams.limits import Pacer, TooBusy
 from adapters.teams.package import MANIFEST_SCHEMA, MANIFEST_VERSION, write_package
 from bot.app import BATON_KEY, Baton, create_app
 from bot.cli import main as cli
@@ -625,24 +624,6 @@ async def test_a_403_marks_the_message_failed_with_its_reason(teams: TeamsRig, d
     assert "403 ConversationBlockedByUser" in (row.last_error or "") and "blocked" in (row.last_error or "")
     assert row.attempts == 1  # permanent: not retried
     await teams.quiet()
-
-
-async def test_the_conversation_pacer_keeps_teams_limits() -> None:
-    now = [0.0]
-    pacer = Pacer(tenant_rate=100_000, clock=lambda: now[0], max_wait=100)  # a tenant rate that never binds here
-    waits = [pacer.reserve("a:1", "t") for _ in range(9)]
-    assert max(waits[:7]) < 0.001 and waits[7] == pytest.approx(1.0, abs=0.001)  # 7 per second
-    assert waits[8] == pytest.approx(2.0, abs=0.001)  # 8 per 2 seconds
-    assert pacer.reserve("a:2", "t") < 0.001  # another conversation is not held up by a busy one
-    quick = Pacer(tenant_rate=100_000, clock=lambda: now[0], max_wait=1000)
-    times = [quick.reserve("a:1", "t") for _ in range(61)]
-    assert times[59] < 30.0 <= times[60]  # 60 per 30 s
-    strict = Pacer(tenant_rate=2, clock=lambda: now[0], max_wait=5)
-    assert [strict.reserve(f"a:{n}", "t") for n in range(3)] == [0.0, 0.5, 1.0]  # the tenant's rate
-    assert strict.reserve("a:0", "other tenant") == 0.0
-    strict.pause("a:9", 30)
-    with pytest.raises(TooBusy):
-        strict.reserve("a:9", "t")  # after a 429, not before the Retry-After
 
 
 # -- the app package ---------------------------------------------------------------------------

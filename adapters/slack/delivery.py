@@ -1,11 +1,11 @@
 """The Slack delivery for the outbox: chat.postMessage through one shared AsyncWebClient.
 
-Rate limits are token buckets (GCRA: one "theoretical arrival time" per key),
-reserved without awaiting and waited out with `asyncio.sleep`, so nothing
-blocks the loop: about one message per second per channel (short bursts
-allowed) and a configurable rate per workspace. A 429 pauses the whole
-workspace for its Retry-After and hands the row back to the outbox with that
-delay. Errors map onto `DeliveryError`: Slack's permanent ones (the person
+Rate limits are the outbox's (bot/pacing.py), shared by every replica; this
+module only names them (`limits`): a configurable rate per workspace, and per
+channel about one message a second — bursts of three, sixty a minute. Before
+each post it waits for its `pace.turn()`; a 429 pauses the whole workspace
+for its Retry-After, for every replica, and hands the row back to the
+outbox with that delay. Errors map onto `DeliveryError`: Slack's permanent ones (the person
 left, the channel is gone, the token was revoked…) are marked with their
 reason and not retried; everything else is retried with backoff.
 
@@ -19,9 +19,7 @@ no such read-back (it would need `channels:history`): at least once there.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,7 +27,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import Message, render, text_only
-from dialogs.engine.delivery import DeliveryError, Outgoing
+from dialogs.engine.delivery import UNPACED, DeliveryError, Limits, Outgoing, Pace
 
 log = logging.getLogger(__name__)
 
@@ -66,56 +64,9 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 BLOCK_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format"})
-MAX_WAIT = 20.0  # longer waits go back to the outbox (its lease must never run out while we sleep)
+CHANNEL_WINDOWS = ((3, 1.0), (60, 60.0))  # Slack: "1 per second per channel, short bursts tolerated"
 METADATA_TYPE = "baton_outbox"  # the event_type of the metadata every post carries: {"key": "<outbox key>#<part>"}
 READ_BACK = 50  # recent DM messages looked through before re-sending one delivered before
-
-
-class Bucket:
-    """A token bucket as GCRA: `rate` per second, `burst` at once."""
-
-    __slots__ = ("interval", "tat", "tolerance")
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.interval = 1.0 / rate
-        self.tolerance = (max(1, burst) - 1) * self.interval
-        self.tat = 0.0
-
-    def reserve(self, now: float) -> float:
-        """Take the next slot; return how long to wait for it (0 when it is free now)."""
-        tat = max(self.tat, now)
-        self.tat = tat + self.interval
-        return max(0.0, tat - self.tolerance - now)
-
-    def release(self) -> None:
-        """Give back the last reserved slot (the caller decided not to wait for it)."""
-        self.tat -= self.interval
-
-    def pause(self, now: float, seconds: float) -> None:
-        """Nothing until `now + seconds` (Slack said so with a 429)."""
-        self.tat = max(self.tat, now + seconds + self.tolerance)
-
-
-class Buckets:
-    """Buckets by key, created on first use and forgotten when idle (10,000 DMs make 10,000 keys)."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self._buckets: dict[str, Bucket] = {}
-
-    def __getitem__(self, key: str) -> Bucket:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) >= 4096:
-                self._sweep(time.monotonic())
-            bucket = self._buckets[key] = Bucket(self.rate, self.burst)
-        return bucket
-
-    def _sweep(self, now: float) -> None:
-        self._buckets = {k: b for k, b in self._buckets.items() if b.tat > now}
-
-    def __len__(self) -> int:
-        return len(self._buckets)
 
 
 TokenLookup = Callable[[str | None, str | None], Awaitable[str | None]]
@@ -138,22 +89,30 @@ class SlackDelivery:
         token_for: TokenLookup,
         *,
         workspace_rate: float = 10.0,
-        workspace_burst: int = 20,
-        channel_rate: float = 1.0,
-        channel_burst: int = 3,
-        max_wait: float = MAX_WAIT,
+        workspace_burst: int = 1,  # evenly: never more than `workspace_rate` in any second
+        channel_windows: tuple[tuple[int, float], ...] = CHANNEL_WINDOWS,
         ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self.client = client
         self.token_for = token_for
-        self.workspaces = Buckets(workspace_rate, workspace_burst)
-        self.channels = Buckets(channel_rate, channel_burst)
-        self.max_wait = max_wait
+        self.workspace_rate, self.workspace_burst = workspace_rate, workspace_burst
+        self.channel_windows = channel_windows
         self.ready = ready
         self._progress: dict[int, int] = {}  # outbox id → parts already posted (replies over 50 blocks)
         self._dms: dict[str, str] = {}  # user id → the app's DM with them (for the read-back)
 
-    async def deliver(self, message: Outgoing) -> None:
+    def limits(self, address: dict[str, Any]) -> Limits | None:
+        team = address.get("team") or "-"
+        target = address.get("channel") or address.get("user") or "-"
+        return Limits(
+            f"slack:{team}",
+            self.workspace_rate,
+            f"slack:{team}:{target}",
+            self.channel_windows,
+            self.workspace_burst,
+        )
+
+    async def deliver(self, message: Outgoing, pace: Pace = UNPACED) -> None:
         if not self.ready():
             raise DeliveryError("slack client not running", retry_after=2.0)
         address = message.address
@@ -173,8 +132,8 @@ class SlackDelivery:
                 return
         try:
             for index in range(start, len(parts)):
-                await self._take_turn(team or "-", target)
-                await self._post(token, target, team or "-", parts[index], message, index)
+                await pace.turn()
+                await self._post(token, target, pace, parts[index], message, index)
                 if len(parts) > 1:
                     # a reply over 50 blocks is several posts: a retry resumes after the last one sent
                     self._progress[message.id] = index + 1
@@ -183,17 +142,6 @@ class SlackDelivery:
                 self._progress.pop(message.id, None)
             raise
         self._progress.pop(message.id, None)
-
-    async def _take_turn(self, team: str, target: str) -> None:
-        now = time.monotonic()
-        workspace, conversation = self.workspaces[team], self.channels[target]
-        wait = max(workspace.reserve(now), conversation.reserve(now))
-        if wait > self.max_wait:
-            workspace.release()
-            conversation.release()
-            raise DeliveryError("waiting for Slack's rate limit", retry_after=wait, rate_limited=True)
-        if wait > 0:
-            await asyncio.sleep(wait)
 
     async def _posted_before(self, token: str, target: str, key: str, parts: int) -> int:
         """How many of this message's parts the DM already holds (0 when that can't be told: post then)."""
@@ -230,18 +178,20 @@ class SlackDelivery:
             self._dms[user] = channel
         return self._dms[user]
 
-    async def _post(self, token: str, target: str, team: str, part: Message, message: Outgoing, index: int = 0) -> None:
+    async def _post(
+        self, token: str, target: str, pace: Pace, part: Message, message: Outgoing, index: int = 0
+    ) -> None:
         try:
             await self._call(token, target, part, f"{message.key}#{index}")
         except SlackApiError as exc:
             error, status = _error_of(exc)
             if status == 429 or error == "ratelimited":
                 retry_after = _retry_after(exc)
-                self.workspaces[team].pause(time.monotonic(), retry_after)
+                await pace.pause(retry_after)
                 raise DeliveryError("ratelimited", retry_after=retry_after, rate_limited=True) from None
             if error in BLOCK_ERRORS and part.blocks:
                 log.error("slack refused the blocks of outbox message %s (%s); sending text only", message.id, error)
-                await self._post(token, target, team, text_only(message.reply), message, index)
+                await self._post(token, target, pace, text_only(message.reply), message, index)
                 return
             if error in PERMANENT_ERRORS:
                 raise DeliveryError(error, permanent=True) from None

@@ -100,7 +100,7 @@ class TeamsAdapter:
         app.router.add_post("/api/messages", self.messages)
 
     def deliveries(self) -> list[Delivery]:
-        return [TeamsDelivery(self.connector)]
+        return [TeamsDelivery(self.connector, tenant_rate=self.options.tenant_rate)]
 
     async def start(self) -> None:
         if self.options.authenticated:

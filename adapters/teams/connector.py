@@ -1,5 +1,8 @@
 """Baton's side of the Bot Connector REST API: one aiohttp session, one cached bot token, paced sends.
 
+Pacing is the outbox's (bot/pacing.py, shared by every replica): a send waits
+for its `pace.turn()`, and a 429 pauses the tenant for every replica.
+
 `POST {serviceUrl}/v3/conversations/{id}/activities` sends a message from a
 stored conversation reference; `GET .../members/{id}` reads a member's email
 and UPN. botbuilder's ConnectorClient would build a client and its retry
@@ -32,9 +35,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from adapters.teams.limits import Pacer, TooBusy
 from adapters.teams.options import BOT_FRAMEWORK_SCOPE, TeamsOptions
-from dialogs.engine.delivery import DeliveryError
+from dialogs.engine.delivery import UNPACED, DeliveryError, Pace
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +117,8 @@ class BotToken:
 class Connector:
     """Talks to the Bot Connector service. One per process; `close()` at shutdown."""
 
-    def __init__(self, options: TeamsOptions, *, pacer: Pacer | None = None) -> None:
+    def __init__(self, options: TeamsOptions) -> None:
         self.options = options
-        self.pacer = pacer or Pacer(tenant_rate=options.tenant_rate)
         self.token = BotToken(options, self.session)
         self._session: aiohttp.ClientSession | None = None
 
@@ -139,20 +140,15 @@ class Connector:
             await self._session.close()
 
     async def send(
-        self, reference: dict[str, Any], body: dict[str, Any], *, attempt: int = 1, pace: bool = True
+        self, reference: dict[str, Any], body: dict[str, Any], *, attempt: int = 1, pace: Pace = UNPACED
     ) -> str | None:
-        """Send one message activity to the conversation of `reference`; return the new activity id.
+        """Send one message activity to the conversation of `reference`, when `pace` says; return the new
+        activity id.
 
         Raises DeliveryError, permanent or with `retry_after`, on failure.
         """
         service_url, conversation = _target(reference)
-        if pace:
-            try:
-                await self.pacer.slot(conversation["id"], _tenant(reference))
-            except TooBusy as busy:
-                raise DeliveryError(
-                    "paced to stay within Teams' rate limits", retry_after=busy.wait, rate_limited=True
-                ) from None
+        await pace.turn()
         activity = {
             **body,
             "from": reference.get("bot") or {},
@@ -165,7 +161,10 @@ class Connector:
         status, headers, data = await self._request("POST", url, activity)
         if 200 <= status < 300:
             return data.get("id") if isinstance(data, dict) else None
-        raise self._failure(status, headers, data, attempt, conversation["id"])
+        failure = self._failure(status, headers, data, attempt)
+        if status == 429:
+            await pace.pause(failure.retry_after if failure.retry_after is not None else 1.0)
+        raise failure
 
     async def member(self, reference: dict[str, Any], user_id: str) -> dict[str, Any] | None:
         """The conversation member `user_id` (with email / userPrincipalName in Teams), or None when unknown."""
@@ -199,14 +198,12 @@ class Connector:
             data = None
         return status, response_headers, data
 
-    def _failure(self, status: int, headers: Any, data: Any, attempt: int, conversation_id: str) -> DeliveryError:
+    def _failure(self, status: int, headers: Any, data: Any, attempt: int) -> DeliveryError:
         code = _error_code(data)
         detail = f"{status}{' ' + code if code else ''}"
         if status in RETRYABLE or status == 401:
             asked = retry_after_seconds(headers.get("Retry-After")) if headers is not None else None
             delay = asked + random.uniform(0, min(1.0, asked * 0.1)) if asked is not None else retry_delay(attempt)
-            if status == 429:
-                self.pacer.pause(conversation_id, asked if asked is not None else delay)
             what = "throttled by Teams" if status == 429 else "Teams could not take it now"
             if status == 401:
                 what = "Teams refused the bot token"
@@ -230,10 +227,6 @@ def _target(reference: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if not isinstance(conversation, dict) or not conversation.get("id"):
         raise DeliveryError("no usable Teams conversation reference stored (conversation)", permanent=True)
     return service_url.rstrip("/"), conversation
-
-
-def _tenant(reference: dict[str, Any]) -> str:
-    return str((reference.get("conversation") or {}).get("tenantId") or "-")
 
 
 def _error_code(data: Any) -> str | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapters.teams.cards import render
 from adapters.teams.connector import Connector
-from dialogs.engine.delivery import DeliveryError, Outgoing
+from adapters.teams.limits import CONVERSATION_WINDOWS
+from dialogs.engine.delivery import UNPACED, DeliveryError, Limits, Outgoing, Pace
 
 
 class TeamsDelivery:
@@ -12,10 +15,16 @@ class TeamsDelivery:
 
     channel = "teams"
 
-    def __init__(self, connector: Connector) -> None:
+    def __init__(self, connector: Connector, *, tenant_rate: float = 30.0) -> None:
         self.connector = connector
+        self.tenant_rate = tenant_rate
 
-    async def deliver(self, message: Outgoing) -> None:
+    def limits(self, address: dict[str, Any]) -> Limits | None:
+        conversation = address.get("conversation") or {}
+        tenant = conversation.get("tenantId") or "-"
+        return Limits(f"teams:{tenant}", self.tenant_rate, f"teams:{conversation.get('id')}", CONVERSATION_WINDOWS)
+
+    async def deliver(self, message: Outgoing, pace: Pace = UNPACED) -> None:
         if not message.address:
             raise DeliveryError("no Teams conversation reference stored for this person", permanent=True)
-        await self.connector.send(message.address, render(message.reply), attempt=message.attempt)
+        await self.connector.send(message.address, render(message.reply), attempt=message.attempt, pace=pace)

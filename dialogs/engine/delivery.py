@@ -2,8 +2,11 @@
 
 A platform adapter implements `Delivery` for its channel and raises
 `DeliveryError` when a send fails; the sender (bot/outbox.py) hands it one
-claimed row at a time as an `Outgoing`. This lives below the adapters so
-they can implement it without importing the application.
+claimed row at a time as an `Outgoing`, with a `Pace` to wait on before
+each post. The adapter says which platform `Limits` a message counts
+against; the sender keeps them, shared by every replica (bot/pacing.py).
+This lives below the adapters so they can implement it without importing
+the application.
 """
 
 from __future__ import annotations
@@ -46,12 +49,57 @@ class Outgoing:
     unsolicited: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The platform's budgets one post counts against.
+
+    `shared` names a budget of the whole app in one place (a Slack workspace, a Teams tenant) — the same
+    string on every replica — at `rate` posts per second with bursts of `burst`. `conversation` names the
+    one chat the post goes to, allowed at most n posts in any s seconds for each (n, s) in `windows`.
+    """
+
+    shared: str
+    rate: float
+    conversation: str
+    windows: tuple[tuple[int, float], ...]
+    burst: int = 1
+
+
+class Pace(Protocol):
+    """What a delivery waits on: one `turn()` before each post; `pause()` when the platform said 429."""
+
+    async def turn(self) -> None:
+        """Wait for this post's slot. Raises DeliveryError (rate_limited) when it is too far away to wait."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """The platform asked for a pause: nothing more in this budget for `seconds`, from any replica."""
+        ...
+
+
+class Unpaced:
+    """No waiting: for a message sent outside the outbox (and deliveries that need no pacing)."""
+
+    async def turn(self) -> None:
+        return None
+
+    async def pause(self, seconds: float) -> None:
+        return None
+
+
+UNPACED = Unpaced()
+
+
 class Delivery(Protocol):
     """Sends outgoing messages on one channel; raises DeliveryError on failure."""
 
     channel: str
 
-    async def deliver(self, message: Outgoing) -> None: ...
+    def limits(self, address: dict[str, Any]) -> Limits | None:
+        """The budgets a post to `address` counts against; None: not paced."""
+        ...
+
+    async def deliver(self, message: Outgoing, pace: Pace = UNPACED) -> None: ...
 
 
 class LocalDelivery:
@@ -59,5 +107,8 @@ class LocalDelivery:
 
     channel = "local"
 
-    async def deliver(self, message: Outgoing) -> None:
+    def limits(self, address: dict[str, Any]) -> Limits | None:
+        return None
+
+    async def deliver(self, message: Outgoing, pace: Pace = UNPACED) -> None:
         return None

@@ -4,7 +4,10 @@
   `POST|PUT /v3/conversations/{id}/activities/{activityId}` (recorded) and
   `GET /v3/conversations/{id}/members/{memberId}` (from `members`). Scripted
   failures (`fail_next`) answer the next sends with e.g. 429 + Retry-After,
-  403 or 502, as the service does.
+  403 or 502, as the service does. With `enforce_limits()` it keeps Teams'
+  documented limits — per conversation 7/1 s, 8/2 s, 60/30 s, 1,800/h, and a
+  per-tenant cap (50/s by default) — answering 429 with Retry-After over
+  them, and counts the sends it accepted per tenant and wall-clock second.
 - Microsoft identity platform: `POST /{tenant}/oauth2/v2.0/token`
   (client-credentials; counted).
 - Bot Framework OpenID metadata and JWKS: `GET /openid` and `GET /keys`, with
@@ -22,6 +25,7 @@ import base64
 import itertools
 import json
 import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -106,6 +110,19 @@ class FakeConnector:
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Event()
         self._ids = itertools.count(1)
+        self.tenant_cap: float | None = None  # sends per sliding second per tenant; None: not enforced
+        self.conversation_windows: tuple[tuple[int, float], ...] = ()
+        self.per_second: Counter[tuple[str, int]] = Counter()
+        self.throttled = 0  # 429s answered for going over a limit
+        self._recent: dict[str, deque[float]] = {}
+
+    def enforce_limits(
+        self,
+        tenant_cap: float = 50,
+        conversation_windows: tuple[tuple[int, float], ...] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0)),
+    ) -> None:
+        """Answer 429 (Retry-After: 1) to sends over Teams' per-conversation windows or the tenant cap."""
+        self.tenant_cap, self.conversation_windows = tenant_cap, conversation_windows
 
     @property
     def url(self) -> str:
@@ -177,6 +194,9 @@ class FakeConnector:
         body = await request.json()
         ok = 201 if request.method == "POST" else 200
         status, headers, error = self.failures.pop(0) if self.failures else (ok, {}, None)
+        if status == ok and self._over_limit(body, request.match_info["conversation"]):
+            status, headers, error = 429, {"Retry-After": "1"}, {"error": {"code": "Throttled", "message": "slow down"}}
+            self.throttled += 1
         self.requests.append(
             Recorded(
                 request.method,
@@ -196,6 +216,29 @@ class FakeConnector:
                 else web.Response(status=status, headers=headers)
             )
         return web.json_response({"id": f"1{next(self._ids):012d}"}, status=status)
+
+    def _over_limit(self, body: dict[str, Any], conversation: str) -> bool:
+        """Whether this send goes over a limit; if not, it is counted (sliding windows on arrival)."""
+        if self.tenant_cap is None and not self.conversation_windows:
+            return False
+        now = time.monotonic()
+        tenant = str((body.get("conversation") or {}).get("tenantId") or "-")
+        tenant_key, conversation_key = f"tenant:{tenant}", f"conversation:{conversation}"
+        longest = max((period for _, period in self.conversation_windows), default=1.0)
+        for key, horizon in ((tenant_key, 1.0), (conversation_key, longest)):
+            recent = self._recent.setdefault(key, deque())
+            while recent and recent[0] <= now - horizon:
+                recent.popleft()
+        tenant_recent, conversation_recent = self._recent[tenant_key], self._recent[conversation_key]
+        if self.tenant_cap is not None and len(tenant_recent) >= self.tenant_cap:
+            return True
+        for count, period in self.conversation_windows:
+            if sum(1 for at in conversation_recent if at > now - period) >= count:
+                return True
+        tenant_recent.append(now)
+        conversation_recent.append(now)
+        self.per_second[(tenant, int(time.time()))] += 1
+        return False
 
     async def _member(self, request: web.Request) -> web.Response:
         self.requests.append(
