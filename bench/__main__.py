@@ -10,12 +10,13 @@ import secrets
 import sys
 from pathlib import Path
 
-from bench import checkin_tick, faults, seal_360, slack_inbound, slack_outbound, teams_turn
+from bench import checkin_tick, faults, outbound_limit, seal_360, slack_inbound, slack_outbound, teams_turn
 
 BENCHES = {
     "checkin-tick": checkin_tick.main,
     "slack-inbound": slack_inbound.main,
     "slack-outbound": slack_outbound.main,
+    "outbound-limit": outbound_limit.main,
     "teams-turn": teams_turn.main,
     "seal-360": seal_360.main,
     "faults": faults.main,

@@ -94,7 +94,7 @@ class Pace:
             return
         ref = (self.ref, next(self._parts))
         lane = pacing.lane(limits)
-        while True:
+        for retake in itertools.count():
             now = pacing.clock()
             wait = pacing.conversations.earliest(limits.conversation, limits.windows, now) - now
             if wait > pacing.max_wait:
@@ -105,8 +105,12 @@ class Pace:
             delay = at - pacing.clock()
             if delay > 0:
                 await pacing.sleep(delay)
-            if lane.paused_until <= pacing.clock():  # no 429 arrived while waiting for the slot
-                break
+            now = pacing.clock()
+            if lane.paused_until > now:
+                continue  # a 429 arrived while waiting for the slot: a new one, after the pause
+            if now - at > max(STALE, 1.0 / limits.rate) and retake < 3:
+                continue  # woken so late that posting now would crowd the next slots: take a fresh one
+            break
         pacing.conversations.record(limits.conversation, ref, pacing.clock())
 
     async def pause(self, seconds: float) -> None:
