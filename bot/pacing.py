@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 LOOKAHEAD = 0.5  # seconds of a shared budget one replica may hold ahead of now for bulk sends
 BLOCK = 0.25  # seconds of a budget taken in one database round trip
-STALE = 0.02  # a slot missed by more than this is dropped, not used late (late posts bunch up)
+STALE = 0.01  # a slot missed by more than this is dropped, not used late (late posts bunch up)
 
 
 class Pacing:

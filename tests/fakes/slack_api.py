@@ -450,19 +450,29 @@ def main() -> None:
     """Run the fake as its own process (for the benchmarks): prints its port, then serves until killed.
 
     `--rate-limit-every N` answers every N-th chat.postMessage with 429
-    (Retry-After: 1). Recording is off; GET /api/_stats gives counts.
+    (Retry-After: 1); `--workspace-cap` / `--channel-cap` enforce posts per
+    sliding second. Recording is off; `_stats` gives counts (and, for posts
+    whose metadata key starts with `--track`, when the first and last
+    arrived), `_channel` how many posts a channel (or its DM) received.
     """
     parser = argparse.ArgumentParser()
     parser.add_argument("--token", default="xoxb-bench-token")
     parser.add_argument("--rate-limit-every", type=int, default=0)
     parser.add_argument("--retry-after", type=float, default=1)
+    parser.add_argument("--workspace-cap", type=float, default=None)
+    parser.add_argument("--channel-cap", type=float, default=None)
+    parser.add_argument("--track", default="checkin:")
     args = parser.parse_args()
 
     async def serve() -> None:
         fake = FakeSlack(token=args.token, record=False)
+        fake.workspace_cap, fake.channel_cap = args.workspace_cap, args.channel_cap
         if args.rate_limit_every:
             fake.rate_limit_every("chat.postMessage", args.rate_limit_every, retry_after=args.retry_after)
         posted: Counter[str] = Counter()
+        keys: Counter[str] = Counter()
+        channels: Counter[str] = Counter()
+        tracked: list[float] = []
         original = fake._answer
 
         async def counting(method: str, call_args: dict[str, Any], token: str | None, header: str) -> dict[str, Any]:
@@ -473,14 +483,32 @@ def main() -> None:
                     "duplicates": sum(n - 1 for n in posted.values() if n > 1),
                     "distinct": len(posted),
                     "rate_limited": fake._seen["chat.postMessage"] - sum(posted.values()),
+                    "keys_twice": sum(n - 1 for n in keys.values() if n > 1),
+                    "tracked": len(tracked),
+                    "tracked_first_at": min(tracked, default=None),
+                    "tracked_last_at": max(tracked, default=None),
+                    "busiest_second": max(fake.per_second.values(), default=0),
                 }
+            if method == "_channel":
+                user = str(call_args.get("channel") or "")
+                return {"ok": True, "posts": channels[user] + channels["D" + user[1:]]}
             if method == "_reset":
                 posted.clear()
+                keys.clear()
+                channels.clear()
+                tracked.clear()
                 fake._seen.clear()
+                fake.per_second.clear()
                 return {"ok": True}
             body = await original(method, call_args, token, header)
             if method == "chat.postMessage" and body.get("ok"):
                 posted[f"{call_args.get('channel')}:{call_args.get('text')}"] += 1
+                channels[str(call_args.get("channel"))] += 1
+                key = ((call_args.get("metadata") or {}).get("event_payload") or {}).get("key")
+                if key:
+                    keys[key] += 1
+                    if key.startswith(args.track):
+                        tracked.append(time.monotonic())
             return body
 
         fake._answer = counting  # type: ignore[method-assign]
