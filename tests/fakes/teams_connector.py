@@ -179,6 +179,7 @@ class FakeConnector:
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         app.router.add_get("/openid", self._openid)
         app.router.add_get("/keys", self._keys)
+        self._more_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -189,6 +190,9 @@ class FakeConnector:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def _more_routes(self, app: web.Application) -> None:
+        """Routes a subclass adds (the benchmark's counters)."""
 
     async def _activity(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -284,3 +288,75 @@ class FakeConnector:
         return web.Response(
             text=json.dumps({"keys": [issuer.jwk() for issuer in self.issuers]}), content_type="application/json"
         )
+
+
+class CountingConnector(FakeConnector):
+    """The fake for the benchmarks, in its own process: counts as activities arrive, so polling stays cheap.
+
+    `GET /_stats`: sends accepted, 429s for going over a limit, conversations reached, when the first
+    activity of the first and of the last conversation arrived, activities posted twice (the same body to
+    the same conversation), the busiest wall-clock second. `GET /_conversation/{id}`: activities sent there.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.per_conversation: Counter[str] = Counter()
+        self.bodies: Counter[tuple[str, str]] = Counter()
+        self.firsts: list[float] = []
+
+    def _more_routes(self, app: web.Application) -> None:
+        app.router.add_get("/_stats", self._stats)
+        app.router.add_get("/_conversation/{conversation}", self._conversation)
+
+    async def _activity(self, request: web.Request) -> web.Response:
+        response = await super()._activity(request)
+        recorded = self.requests[-1]
+        self.requests.clear()  # counted below; thousands of bodies need not be kept
+        if 200 <= recorded.status < 300:
+            conversation = recorded.conversation_id
+            if not self.per_conversation[conversation]:
+                self.firsts.append(recorded.at)
+            self.per_conversation[conversation] += 1
+            self.bodies[(conversation, json.dumps(recorded.body.get("attachments") or recorded.body.get("text")))] += 1
+        return response
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "sent": sum(self.per_conversation.values()),
+                "throttled": self.throttled,
+                "conversations": len(self.per_conversation),
+                "first_at": min(self.firsts, default=None),
+                "last_at": max(self.firsts, default=None),
+                "twice": sum(n - 1 for n in self.bodies.values() if n > 1),
+                "busiest_second": max(self.per_second.values(), default=0),
+            }
+        )
+
+    async def _conversation(self, request: web.Request) -> web.Response:
+        return web.json_response({"sent": self.per_conversation[request.match_info["conversation"]]})
+
+
+def main() -> None:
+    """`python -m tests.fakes.teams_connector [--tenant-cap N]`: prints its port, serves until killed."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tenant-cap", type=float, default=50)
+    args = parser.parse_args()
+
+    async def serve() -> None:
+        fake = CountingConnector()
+        fake.enforce_limits(tenant_cap=args.tenant_cap)
+        await fake.start()
+        print(fake.port, flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
