@@ -45,14 +45,22 @@ import aiohttp
 from bench.common import scratch_postgres
 from bench.slack_outbound import TOKEN, FakeProcess
 from storage.db import Database
-from tests.harness import SECRET
 from tests.test_faults import seed_fan_out_team
-from tests.test_process import ServeProcess, baton_command
+from tests.test_process import ServeProcess, send_now
 from tests.test_replicas import SIGNING, answer
 
 TEAM = "T0BATON"  # the fake's workspace
 CAP = 100
 RATE = 98
+
+
+async def until(predicate: Any, timeout: float, what: str, every: float = 0.02) -> None:
+    """Poll the async `predicate` until it is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(every)
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -89,29 +97,12 @@ async def slack_at_limit(database_url: str, workdir: Path, people: int) -> dict[
                 ) as response:
                     return int((await response.json())["posts"])
 
-            async def until(predicate: Any, timeout: float, what: str, every: float = 0.02) -> None:
-                deadline = time.monotonic() + timeout
-                while not await predicate():
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"timed out waiting for {what}")
-                    await asyncio.sleep(every)
-
             async def invited() -> int:
                 return int((await stats())["tracked"])
 
             try:
                 await asyncio.gather(*(replica.ready() for replica in replicas))
-                send_now = subprocess.run(
-                    [baton_command(), "checkin", "send-now", "--team", "Fanout"],
-                    env={k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BATON_"))}
-                    | {"DATABASE_URL": database_url, "BATON_SECRET_KEY": SECRET},
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                    check=False,
-                )
-                if send_now.returncode != 0:
-                    raise RuntimeError(send_now.stderr)
+                send_now(database_url, "Fanout")
 
                 async def started() -> bool:
                     return await invited() >= 50
@@ -270,13 +261,6 @@ async def teams_at_limit(database_url: str, workdir: Path, people: int) -> dict[
                 async with http.get(fake.url + path) as response:
                     return dict(await response.json())
 
-            async def until(predicate: Any, timeout: float, what: str, every: float = 0.02) -> None:
-                deadline = time.monotonic() + timeout
-                while not await predicate():
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"timed out waiting for {what}")
-                    await asyncio.sleep(every)
-
             async def reached() -> int:
                 return int((await get("_stats"))["conversations"])
 
@@ -285,17 +269,7 @@ async def teams_at_limit(database_url: str, workdir: Path, people: int) -> dict[
 
             try:
                 await asyncio.gather(*(replica.ready() for replica in replicas))
-                send_now = subprocess.run(
-                    [baton_command(), "checkin", "send-now", "--team", "Fanout"],
-                    env={k: v for k, v in os.environ.items() if not k.startswith(("MICROSOFT_", "BATON_"))}
-                    | {"DATABASE_URL": database_url, "BATON_SECRET_KEY": SECRET},
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                    check=False,
-                )
-                if send_now.returncode != 0:
-                    raise RuntimeError(send_now.stderr)
+                send_now(database_url, "Fanout")
 
                 async def started() -> bool:
                     return await reached() >= 50

@@ -8,8 +8,6 @@ is "nothing lost, nothing twice": each DM reaches Slack exactly once.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -21,8 +19,7 @@ from sqlalchemy import func, select
 from storage.db import Database
 from storage.models import Identity, OutboxMessage, Person, Team
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import SECRET
-from tests.test_process import ServeProcess, baton_command
+from tests.test_process import ServeProcess, send_now
 
 pytestmark = pytest.mark.slow
 
@@ -86,16 +83,7 @@ async def fan_out_with_a_kill(db: Database, database_url: str, workdir: Path, pe
     started = time.monotonic()
     try:
         await replicas[0].ready()
-        send_now = subprocess.run(
-            [baton_command(), "checkin", "send-now", "--team", "Fanout"],
-            env={k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BATON_"))}
-            | {"DATABASE_URL": database_url, "BATON_SECRET_KEY": SECRET},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert send_now.returncode == 0, send_now.stderr
+        send_now(database_url, "Fanout")
         await fake.wait_for(lambda: len(fake.posted()) >= 10, timeout=60, what="the fan-out to start")
         replicas.append(ServeProcess(database_url, workdir, **env))
         await replicas[1].ready()

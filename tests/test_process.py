@@ -27,6 +27,20 @@ def baton_command() -> str:
     return shutil.which("baton") or str(Path(sys.executable).parent / "baton")
 
 
+def send_now(database_url: str, team: str) -> None:
+    """`baton checkin send-now --team TEAM` as an admin would run it beside the servers (no platform set)."""
+    done = subprocess.run(
+        [baton_command(), "checkin", "send-now", "--team", team],
+        env={k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MICROSOFT_", "BATON_"))}
+        | {"DATABASE_URL": database_url, "BATON_SECRET_KEY": SECRET},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 class ServeProcess:
     """`baton serve` in a subprocess on a free port, against the test database."""
 

@@ -10,8 +10,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,9 +19,8 @@ import pytest
 
 from storage.db import Database
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import SECRET
 from tests.test_faults import seed_fan_out_team
-from tests.test_process import ServeProcess, baton_command
+from tests.test_process import ServeProcess, send_now
 
 pytestmark = pytest.mark.slow
 
@@ -84,16 +81,7 @@ async def test_two_replicas_share_the_workspace_rate_a_429_pauses_both_and_a_rep
     try:
         await asyncio.gather(*(replica.ready() for replica in replicas))
         started = time.monotonic()
-        send_now = subprocess.run(
-            [baton_command(), "checkin", "send-now", "--team", "Fanout"],
-            env={k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BATON_"))}
-            | {"DATABASE_URL": database_url, "BATON_SECRET_KEY": SECRET},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert send_now.returncode == 0, send_now.stderr
+        send_now(database_url, "Fanout")
         await fake.wait_for(lambda: len(fake.posted()) >= 40, timeout=60, what="the fan-out to get going")
         # One person who already has their invitation starts the check-in, on the replica that is not
         # necessarily the one sending to them: their first question must not wait behind the drain.
