@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.pacing import BLOCK
 from storage.db import Database
 from tests.fakes.slack_api import FakeSlack
 from tests.test_faults import seed_fan_out_team
@@ -124,9 +125,13 @@ async def test_two_replicas_share_the_workspace_rate_a_429_pauses_both_and_a_rep
     assert sum(1 for key in keys if key.startswith("checkin:")) == PEOPLE  # every invitation arrived
     assert len(throttled) <= 2, len(throttled)  # the combined rate stayed under the cap (≤ 1% of posts refused)
     assert max(fake.per_second.values()) <= CAP
-    paused = [c for c in calls if c.ok and scripted.at < c.at < scripted.at + 1.8]
+    # The replica that got the 429 stops at once; the other learns of the pause at its next block of slots
+    # (a quarter of a second), so a slot it already held may still go out just after the 429 — never later.
+    learnt = BLOCK + 0.1
+    paused = [c for c in calls if c.ok and scripted.at + learnt < c.at < scripted.at + 1.8]
     assert not paused, (
-        f"{len(paused)} posts inside the 2 s both replicas were told to wait: {[round(c.at - scripted.at, 3) for c in paused]}"
+        f"posts inside the pause both replicas were told of: {[round(c.at - scripted.at, 3) for c in paused]}"
     )
+    assert sum(1 for c in calls if c.ok and scripted.at < c.at <= scripted.at + learnt) <= RATE * learnt + 1
     assert reply_after < 2.0, reply_after  # the reply went ahead of about 150 queued invitations
     assert elapsed < PEOPLE / RATE + 15  # and together they used the rate (about 11 s of it, plus the pause)
