@@ -33,6 +33,7 @@ from storage.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 STAGGER = 16  # recipients' deliveries started before the loop gets a turn to run anything else
+WAITED = timedelta(minutes=10)  # a message due this long after it was queued was held back for the person
 
 
 class OutboxSender:
@@ -230,6 +231,8 @@ class OutboxSender:
                 OutboxMessage.kind,
                 OutboxMessage.attempts,
                 OutboxMessage.unsolicited,
+                OutboxMessage.created_at,
+                OutboxMessage.due_at,
             )
         )
         claimed = [
@@ -243,6 +246,7 @@ class OutboxSender:
                 r.kind,
                 r.attempts,
                 r.unsolicited,
+                r.due_at - r.created_at >= WAITED,
             )
             for r in rows
         ]

@@ -137,6 +137,36 @@ async def test_kudos_sent_at_night_wait_for_the_end_of_quiet_hours_too(rig: Rig)
     assert rows and all(r.due_at >= utc(2026, 11, 20, 14, 0) for r in rows)
 
 
+async def test_messages_that_arrive_together_without_waiting_are_not_called_while_you_were_away(rig: Rig) -> None:
+    """Two notices due at the same moment in the day were folded under "While you were away", which is
+    not true of someone who was not away (nothing waited for quiet hours or leave)."""
+    lucia = await pid(rig, "lucia@demo.baton")
+    rig.clock.set(utc(2026, 11, 20, 16, 0))  # 10:00 in Mexico City, no quiet hours, no leave
+    now = rig.clock.now()
+
+    async def queue(session) -> None:
+        for n, text in enumerate(("Kudos from Tom: the runbook", "Kudos from Aiko: the cache review")):
+            await queries.enqueue(
+                session,
+                key=f"together:{n}",
+                person_id=lucia,
+                channel="local",
+                address={},
+                payload=Reply(text).to_dict(),
+                due_at=now,
+                now=now,
+                kind="notice",
+                unsolicited=True,
+            )
+
+    lucia_chat = rig.chat("lucia@demo.baton")
+    await rig.db.run(queue)
+    await rig.sender.drain_once()
+    [together] = lucia_chat.replies()
+    assert together.text.startswith("2 messages for you:"), together.text
+    assert "Kudos from Tom" in together.text and "Kudos from Aiko" in together.text
+
+
 async def test_several_messages_that_waited_arrive_folded_into_one_while_you_were_away(rig: Rig) -> None:
     lucia = await pid(rig, "lucia@demo.baton")
     rig.clock.set(utc(2026, 11, 20, 7, 14))  # 01:14 in Mexico City

@@ -285,8 +285,9 @@ def fold_waiting(messages: list[Outgoing]) -> list[tuple[Outgoing, list[int]]]:
     """One recipient's claimed messages as (what to send, the rows it stands for), in order.
 
     When two or more messages that are not replies come due together — they waited for the end of
-    quiet hours or for a return from leave — those made of text and command buttons go out as one
-    message, at the place of the first: each text numbered, each button labelled with its number.
+    quiet hours or for a return from leave, or simply fell due at once — those made of text and command
+    buttons go out as one message, at the place of the first: each text numbered, each button labelled
+    with its number. "While you were away" heads it only when one of them really waited.
     Anything else (a question waiting for a typed answer, a rating, a form) goes out as it is."""
     candidates = [m for m in messages if _foldable(m)]
     folded: list[Outgoing] = []
@@ -301,7 +302,8 @@ def fold_waiting(messages: list[Outgoing]) -> list[tuple[Outgoing, list[int]]]:
         text, buttons = text + size, buttons + count
     if len(folded) < 2:
         return [(m, [m.id]) for m in messages]
-    parts = [f"While you were away, {len(folded)} messages came in:"]
+    waited = any(m.waited for m in folded)
+    parts = [f"While you were away, {len(folded)} messages came in:" if waited else f"{len(folded)} messages for you:"]
     choices: list[Choice] = []
     for number, message in enumerate(folded, 1):
         parts.append(f"*{number}.* {message.reply.text}")

@@ -47,6 +47,7 @@ class Outgoing:
     kind: str
     attempt: int
     unsolicited: bool = False
+    waited: bool = False  # held back after it was queued (quiet hours, leave): due well after it was written
 
 
 @dataclass(frozen=True, slots=True)
