@@ -148,6 +148,7 @@ class OutboxSender:
         finally:
             if batches:
                 await asyncio.gather(*batches, return_exceptions=True)
+            await self.pacing.close()
 
     async def drain_once(self) -> int:
         """Claim and deliver one batch of due rows; return how many were handled."""

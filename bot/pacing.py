@@ -76,6 +76,11 @@ class Pacing:
             lane = self._lanes[limits.shared] = Lane(self, limits.shared, limits.rate, limits.burst)
         return lane
 
+    async def close(self) -> None:
+        """Stop every lane's server (the sender is stopping): none may be left mid-transaction."""
+        for lane in self._lanes.values():
+            await lane.close()
+
     def seen(self, limits: Limits, ref: object, at: float) -> None:
         """A post the outbox records as sent (by any replica) at `at`."""
         self.conversations.record(limits.conversation, ref, at, keep=False)
@@ -148,6 +153,13 @@ class Lane:
         if self._server is None or self._server.done():
             self._server = asyncio.create_task(self._serve())
         return await future
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None and not server.done():
+            server.cancel()
+            await asyncio.gather(server, return_exceptions=True)
+        self._fail(DeliveryError("the sender is stopping", retry_after=1.0))
 
     async def pause(self, seconds: float) -> None:
         until = self.pacing.clock() + seconds
