@@ -17,6 +17,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from storage.writer import WriterQueue
+
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection
@@ -90,6 +92,7 @@ class Database:
             self.engine = create_async_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
             )
+        self._writer = WriterQueue() if self.is_sqlite else None
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @property
@@ -98,21 +101,31 @@ class Database:
         return make_url(self.url).render_as_string(hide_password=True)
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction commits when the block ends and rolls back on error."""
-        async with self._sessions() as session, session.begin():
+    async def session(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction commits when the block ends and rolls back on error.
+
+        On SQLite, transactions take turns in this process (storage/writer.py); `urgent` ones go first.
+        Never open one session inside another: on SQLite the inner one would wait for the outer forever.
+        """
+        if self._writer is None:
+            async with self._sessions() as session, session.begin():
+                yield session
+            return
+        async with self._writer.turn(urgent=urgent), self._sessions() as session, session.begin():
             yield session
 
-    async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 4) -> T:
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 4, urgent: bool = False) -> T:
         """Run `work` in one transaction, retrying the whole of it on transient errors.
 
         `work` must be safe to run again from the start: everything it wrote is
         rolled back before a retry. Raises DatabaseUnavailable when the retries
-        are used up; other exceptions pass through untouched.
+        are used up; other exceptions pass through untouched. `urgent` work is
+        something a platform is waiting for (an acknowledgement): on SQLite it
+        goes ahead of the transactions queued in this process.
         """
         for attempt in range(1, attempts + 1):
             try:
-                async with self.session() as session:
+                async with self.session(urgent=urgent) as session:
                     return await work(session)
             except Exception as exc:
                 if not _transient(exc):

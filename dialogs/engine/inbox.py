@@ -118,7 +118,7 @@ class Inbox:
 
     async def _write(self, keys: list[str]) -> dict[str, bool]:
         rows = [self._rows.pop(key) for key in keys if key in self._rows]
-        await self.db.run(lambda s: queries.insert_ignore_many(s, InboxEvent, rows))
+        await self.db.run(lambda s: queries.insert_ignore_many(s, InboxEvent, rows), urgent=True)
         return dict.fromkeys(keys, True)
 
     async def drop(self, inbound: Inbound) -> None:
