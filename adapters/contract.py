@@ -21,6 +21,10 @@ configuration or another adapter.
 
         async def start(self) -> None: ...
         async def stop(self) -> None: ...
+
+An adapter with a connection of its own (Slack's Socket Mode) may also offer
+`async def problem(self) -> str | None`: why it cannot take work right now,
+which makes /readyz answer 503.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ from bot.dashboard import setup_dashboard
 from bot.dashboard.views import Site
 from bot.demo import seed_demo
 from bot.goalsio import setup_goal_api
+from bot.metrics import Metrics
+from bot.metrics import handler as metrics_handler
 from bot.outbox import OutboxSender
 from bot.scheduler import Scheduler
 from dialogs import all_dialogs
@@ -47,6 +49,7 @@ class Baton:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     scheduler: Scheduler | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Baton:
@@ -70,6 +73,11 @@ class Baton:
             catalogue_file=settings.BATON_CATALOGUE,
         )
         baton = cls(settings, core, conductor)
+        metrics = baton.metrics
+        core.sender.observe = metrics.delivered
+        core.engine.on_committed = metrics.turns
+        core.inbox.on_replayed = metrics.replayed.inc
+        core.db.on_error = lambda kind: metrics.db_errors.labels(kind).inc()
         for adapter in platforms(settings, core):
             baton.adapters[adapter.platform] = adapter
             for delivery in adapter.deliveries():
@@ -110,9 +118,22 @@ class Baton:
             wake=self.sender.wake,
             retention_days=self.settings.BATON_RETENTION_DAYS,
         )
+        self.scheduler.on_tick = self.metrics.tick
         self.scheduler.start()
         for adapter in self.adapters.values():
             await adapter.start()
+
+    async def problem(self) -> str | None:
+        """Why this process cannot take work besides its database (readiness), or None."""
+        sender = next((task for task in self.tasks if task.get_name() == "outbox-sender"), None)
+        if sender is None or sender.done():
+            return "the outbox sender is not running (restart Baton; the log says why it stopped)"
+        for adapter in self.adapters.values():
+            check = getattr(adapter, "problem", None)
+            reason = await check() if check is not None else None
+            if reason:
+                return reason
+        return None
 
     async def _replay(self, inbound: Inbound) -> None:
         """Run a kept delivery again: through its platform when the adapter has its own way, else the engine."""
@@ -172,8 +193,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """The database answers and its schema is current; 503 otherwise, with the reason."""
+    """Ready to take work: the database answers with a current schema, the outbox sender runs, and every
+    adapter with a connection of its own (Slack's Socket Mode) is connected. 503 otherwise, with the reason."""
     baton = baton_of(request)
+    problem = await baton.problem()
+    if problem is not None:
+        return web.json_response({"status": "unavailable", "reason": problem}, status=503)
     try:
         await asyncio.wait_for(baton.db.ping(), 5)
         current = await asyncio.wait_for(baton.db.schema_current(), 5)
@@ -194,6 +219,17 @@ def create_app(baton: Baton) -> web.Application:
     app[BATON_KEY] = baton
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    token = baton.settings.BATON_METRICS_TOKEN
+    app.router.add_get(
+        "/metrics",
+        metrics_handler(
+            baton.metrics,
+            baton.db,
+            baton.clock.now,
+            lambda: sorted(baton.sender.deliveries),
+            token.get_secret_value() if token else None,
+        ),
+    )
     setup_goal_api(app, baton.db, baton.clock)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import stat
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,11 @@ class Settings(BaseSettings):
     BATON_HOST: str = "127.0.0.1"
     BATON_PORT: int = Field(3978, ge=1, le=65535)
     BATON_LOG_LEVEL: str = "INFO"
+    # "text" (one readable line per record) or "json" (one JSON object per line, for a log pipeline).
+    BATON_LOG_FORMAT: Literal["text", "json"] = "text"
+    # /metrics (Prometheus) answers loopback requests that came through no proxy; with this set, any
+    # request carrying `Authorization: Bearer <token>` instead.
+    BATON_METRICS_TOKEN: SecretStr | None = None
     # The local web chat has no sign-in: serving it beyond this machine must be asked for.
     BATON_WEB_PUBLIC: bool = False
     # Serve the local web chat even when a platform is configured (it lets anyone act as anyone).

@@ -70,6 +70,8 @@ class OutboxSender:
         # a post waits for its slot at most half its lease: the rest is for sending and marking it
         self.pacing = pacing or Pacing(db, max_wait=max(5.0, lease.total_seconds() / 2))
         self._history: Coalescer[int, list[Any]] = Coalescer(self._recent_posts)
+        # Told (channel, outcome, reason) for each delivery: sent, retried, rate_limited or failed (metrics).
+        self.observe: Callable[[str, str, str | None], None] = lambda channel, outcome, reason: None
 
     def register(self, delivery: Delivery) -> None:
         """Add a channel's delivery (platform adapters call this when they are set up)."""
@@ -394,17 +396,20 @@ class OutboxSender:
             log.error("delivery to channel %s crashed (%s)", message.channel, type(exc).__name__)
             await self._failed(message, DeliveryError(f"internal error: {type(exc).__name__}"))
             return False
+        self.observe(message.channel, "sent", None)
         return True
 
     async def _failed(self, message: Outgoing, exc: DeliveryError) -> None:
         if exc.permanent or message.attempt >= self.max_attempts:
             reason = exc.reason if exc.permanent else f"gave up after {message.attempt} attempts: {exc.reason}"
             log.warning("outbox message %s failed for good: %s", message.id, reason)
+            self.observe(message.channel, "failed", exc.reason if exc.permanent else "too many attempts")
             await self.db.run(lambda s: self._mark(s, message.id, status="failed", last_error=reason))
             return
         delay = exc.retry_after if exc.retry_after is not None else backoff(message.attempt)
         due = self.clock.now() + timedelta(seconds=delay)
         attempts = message.attempt - 1 if exc.rate_limited else message.attempt  # waiting isn't failing
+        self.observe(message.channel, "rate_limited" if exc.rate_limited else "retried", None)
         await self.db.run(
             lambda s: self._mark(s, message.id, status="pending", due_at=due, last_error=exc.reason, attempts=attempts)
         )

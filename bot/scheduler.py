@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from dialogs.engine.clock import Clock
@@ -47,6 +48,13 @@ class Scheduler:
             next_run_time=None,
         )
         self.interval = interval
+        self.on_tick: Callable[[float, float], None] = lambda started, lag: None  # metrics: when, how late
+        self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        if event.job_id == "rhythm" and event.scheduled_run_times:
+            now = datetime.now(UTC)
+            self.on_tick(now.timestamp(), (now - max(event.scheduled_run_times)).total_seconds())
 
     async def tick(self) -> None:
         try:

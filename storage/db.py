@@ -93,6 +93,8 @@ class Database:
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
             )
         self._writer = WriterQueue() if self.is_sqlite else None
+        # Told "retried" for each transient error run again and "unavailable" when the retries ran out (metrics).
+        self.on_error: Callable[[str], None] = lambda kind: None
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @property
@@ -131,7 +133,9 @@ class Database:
                 if not _transient(exc):
                     raise
                 if attempt == attempts:
+                    self.on_error("unavailable")
                     raise DatabaseUnavailable(type(exc).__name__) from exc
+                self.on_error("retried")
                 log.warning("transient database error (%s), retrying %d/%d", type(exc).__name__, attempt, attempts - 1)
                 await asyncio.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
         raise AssertionError("unreachable")

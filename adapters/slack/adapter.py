@@ -310,6 +310,12 @@ class SlackAdapter:
             log.info("slack: connected over Socket Mode")
         self._sync_task = asyncio.get_running_loop().create_task(self._sync_loop(), name="slack-users-sync")
 
+    async def problem(self) -> str | None:
+        """Why this adapter cannot take work now (readiness), or None."""
+        if self.socket_handler is not None and not await self.socket_handler.client.is_connected():
+            return "Slack Socket Mode is disconnected (it reconnects by itself; check SLACK_APP_TOKEN if it stays so)"
+        return None
+
     async def stop(self) -> None:
         """Stop the sync, close Socket Mode, finish the turns in flight (10 s at most), close the session."""
         if self._sync_task is not None:

@@ -66,6 +66,7 @@ class Inbox:
         self.clock = clock
         self.sealer = sealer
         self.on_queued: Callable[[], None] = lambda: None  # set by the wiring: wakes the outbox sender
+        self.on_replayed: Callable[[int], None] = lambda count: None  # set by the wiring: metrics
         self.stale = stale
         self.max_attempts = max_attempts
         self._rows: dict[str, dict[str, Any]] = {}
@@ -203,7 +204,9 @@ class Inbox:
         """
         while True:
             try:
-                await self.replay(run, give_up=self.tell_lost, skip=self._working)
+                replayed = await self.replay(run, give_up=self.tell_lost, skip=self._working)
+                if replayed:
+                    self.on_replayed(replayed)
             except Exception as exc:  # noqa: BLE001 - the database may be down; the next round tries again
                 log.warning("inbox: replay failed (%s); trying again in a minute", type(exc).__name__)
             await asyncio.sleep(REPLAY_INTERVAL)

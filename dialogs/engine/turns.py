@@ -67,6 +67,8 @@ class Engine:
         # Set by the outbox sender: replies to a person's own message are queued already claimed and
         # handed over right after the turn commits, saving the sender a claim. None: queue as pending.
         self.on_claimed: Callable[[list[dict[str, Any]]], None] | None = None
+        # Set by the wiring for metrics: the seconds each turn of a committed transaction waited and ran.
+        self.on_committed: Callable[[list[float]], None] = lambda seconds: None
         # Short-lived, per-process caches of facts that rarely change; each turn still re-reads the person.
         self._senders: dict[tuple[str, str], tuple[int, float]] = {}
         self._managers: dict[int, tuple[bool, float]] = {}
@@ -95,7 +97,7 @@ class Engine:
         try:
             # The person's lock keeps their turns in order; a scheduled prompt waits for it too.
             async with self._locks(person_id):
-                waiting = _Waiting(person_id, inbound, asyncio.get_running_loop().create_future())
+                waiting = _Waiting(person_id, inbound, asyncio.get_running_loop().create_future(), time.monotonic())
                 self._waiting.append(waiting)
                 if self._committer is None or self._committer.done():
                     self._committer = asyncio.get_running_loop().create_task(
@@ -131,6 +133,9 @@ class Engine:
                     self.report(exc, where="engine batch")
                     for waiting in batch:
                         _settle(waiting.done, exc)
+                else:
+                    now = time.monotonic()
+                    self.on_committed([now - waiting.arrived for waiting in batch])
                 if self._checkpoint:  # a turn removed something that must not linger in the WAL
                     self._checkpoint = False
                     await self.db.checkpoint()
@@ -504,6 +509,7 @@ class _Waiting:
     person_id: int
     inbound: Inbound
     done: asyncio.Future[list[Reply]]
+    arrived: float  # time.monotonic() when the turn was handed over
 
 
 def _settle(done: asyncio.Future[list[Reply]], outcome: list[Reply] | BaseException) -> None:
