@@ -34,6 +34,7 @@ from dialogs.engine.errors import UnknownPerson
 from dialogs.engine.messages import Inbound
 from dialogs.services.rhythm import Conductor
 from storage.db import Database
+from storage.retention import Keep
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,11 @@ class Baton:
             interval=self.settings.BATON_TICK_SECONDS,
             wake=self.sender.wake,
             retention_days=self.settings.BATON_RETENTION_DAYS,
+            keep=Keep(
+                checkins=self.settings.BATON_KEEP_CHECKINS_DAYS,
+                feedback=self.settings.BATON_KEEP_FEEDBACK_DAYS,
+                goals=self.settings.BATON_KEEP_GOALS_DAYS,
+            ),
         )
         self.scheduler.on_tick = self.metrics.tick
         self.scheduler.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,14 +35,36 @@ def _sealer(settings: Settings) -> Sealer:
         raise click.ClickException(str(exc)) from None
 
 
-def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the configured database, bring its schema up to date, run `work`, close it."""
+def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]], *, must_exist: bool = False) -> T:
+    """Open the configured database, run `work`, close it.
+
+    Most commands bring the schema up to date first. `must_exist` ones (reports, exports, erasing a
+    person) never create or migrate a database: they say what to run instead.
+    """
+    from storage.backup import BackupError, sqlite_path
     from storage.db import Database
+
+    if must_exist:
+        try:
+            path = sqlite_path(settings.DATABASE_URL)
+        except BackupError as exc:
+            raise click.ClickException(str(exc)) from None
+        if path is not None and not path.exists():
+            raise click.ClickException(
+                f"There is no database at {path} yet. Start Baton (baton serve) or run baton migrate first, "
+                "or point DATABASE_URL at the right one."
+            )
 
     async def run() -> T:
         db = Database(settings.DATABASE_URL)
         try:
-            await db.migrate()
+            if not must_exist:
+                await db.migrate()
+            elif not await db.schema_current():
+                raise click.ClickException(
+                    "The database schema is not the one this Baton expects. Run baton migrate (or start baton "
+                    "serve) first."
+                )
             return await work(db)
         finally:
             await db.close()
@@ -51,17 +72,14 @@ def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) 
     return asyncio.run(run())
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # it logs every readiness check
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # three INFO lines for every tick
-    # Platform SDKs log whole request and response bodies (what people wrote) at DEBUG.
-    for name in ("slack_bolt", "slack_sdk", "botbuilder", "botframework", "msrest", "msal", "aiohttp.client"):
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
+def _logging(level: str, fmt: str = "text") -> None:
+    from bot.logs import configure
+
+    configure(level, fmt)
 
 
 @click.group()
+@click.version_option(package_name="baton", prog_name="baton", message="%(prog)s %(version)s")
 def main() -> None:
     """Baton: a chat bot that keeps a team's performance rhythm."""
 
@@ -79,7 +97,7 @@ def serve(host: str | None, port: int | None, public: bool | None) -> None:
     from bot.app import Baton, create_app
 
     settings = _settings(BATON_HOST=host, BATON_PORT=port, BATON_WEB_PUBLIC=public)
-    _logging(settings.BATON_LOG_LEVEL)
+    _logging(settings.BATON_LOG_LEVEL, settings.BATON_LOG_FORMAT)
     try:
         settings.check_bind(settings.BATON_HOST)
         baton = Baton.build(settings)
@@ -178,7 +196,7 @@ def org_export(file: Path | None) -> None:
     async def run(db: Database) -> str:
         return await export_csv(db)
 
-    text = with_database(settings, run)
+    text = with_database(settings, run, must_exist=True)
     if file is None:
         click.echo(text, nl=False)
     else:
@@ -305,7 +323,7 @@ def checkin_report(team_name: str, weeks: int, fmt: str) -> None:
         return await participation(db, team_name, weeks, SystemClock().now())
 
     try:
-        report = with_database(settings, run)
+        report = with_database(settings, run, must_exist=True)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(as_csv(report) if fmt == "csv" else as_json(report), nl=False)
@@ -494,7 +512,18 @@ def tools_suggest(text: str, email: str | None, as_json: bool) -> None:
 
         return await db.run(work)
 
-    ranked, suggestions = with_database(settings, run)
+    from storage.backup import sqlite_path
+
+    path = sqlite_path(settings.DATABASE_URL)
+    if not email and path is not None and not path.exists():
+        # No organisation yet: rank from the catalogue alone, without creating a database where none was.
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            alone = settings.model_copy(update={"DATABASE_URL": f"sqlite+aiosqlite:///{scratch}/catalogue.db"})
+            ranked, suggestions = with_database(alone, run)
+    else:
+        ranked, suggestions = with_database(settings, run, must_exist=True)
     result = {
         "influences": [
             {
@@ -620,3 +649,140 @@ def goals_token(action: str, name: str) -> None:
         click.echo("Keep it secret: it is shown only this once.", err=True)
     else:
         click.echo(f"Revoked {name}.", err=True)
+
+
+# -- keeping it: backups -------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def backup(file: Path) -> None:
+    """Back up the database to FILE, safely while Baton runs (SQLite: online backup; PostgreSQL: pg_dump)."""
+    from storage.backup import BackupError, backup_postgres, backup_sqlite, sqlite_path
+
+    settings = _settings()
+    try:
+        path = sqlite_path(settings.DATABASE_URL)
+        if path is not None:
+            summary = backup_sqlite(path, file)
+            click.echo(f"Backed up {summary.total} rows (schema {summary.revision}) to {file}.", err=True)
+        else:
+            click.echo("Running pg_dump (a consistent snapshot; Baton keeps running)…", err=True)
+            backup_postgres(settings.DATABASE_URL, file)
+            click.echo(f"Backed up to {file} (pg_dump custom format; restore with baton restore).", err=True)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        "Keep BATON_SECRET_KEY (or the key file) safe and apart from this file: a restore needs it to open "
+        "anonymous answers still sealed.",
+        err=True,
+    )
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that already holds data.")
+def restore(file: Path, force: bool) -> None:
+    """Replace the database with the backup in FILE (stop Baton first)."""
+    from storage.backup import (
+        BackupError,
+        Summary,
+        other_sessions,
+        restore_postgres,
+        restore_sqlite,
+        sqlite_path,
+        summarize,
+    )
+    from storage.db import Database
+
+    settings = _settings()
+    try:
+        path = sqlite_path(settings.DATABASE_URL)
+        if path is not None:
+            summary = restore_sqlite(file, path, force=force)
+        else:
+
+            async def inspect() -> tuple[Summary, int]:
+                db = Database(settings.DATABASE_URL)
+                try:
+                    return await summarize(db), await other_sessions(db)
+                finally:
+                    await db.close()
+
+            current, connected = asyncio.run(inspect())
+            restore_postgres(settings.DATABASE_URL, file, current=current, connected=connected, force=force)
+
+            async def after() -> Summary:
+                db = Database(settings.DATABASE_URL)
+                try:
+                    return await summarize(db)
+                finally:
+                    await db.close()
+
+            summary = asyncio.run(after())
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"Restored {summary.total} rows (schema {summary.revision}). Start Baton to bring the schema up to date.",
+        err=True,
+    )
+
+
+# -- a person's data -------------------------------------------------------------------------------
+
+
+@main.group()
+def person() -> None:
+    """A person's data on request: export everything Baton holds about them, or erase them."""
+
+
+@person.command("export")
+@click.argument("email")
+@click.option("--out", "file", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE (default: stdout).")
+def person_export(email: str, file: Path | None) -> None:
+    """Everything Baton holds about EMAIL, as JSON (for a data subject access request)."""
+    import json
+
+    from storage.person_data import NoSuchPerson, export
+
+    async def run(db: Database) -> dict:
+        return await db.run(lambda session: export(session, email))
+
+    try:
+        data = with_database(_settings(), run, must_exist=True)
+    except NoSuchPerson as exc:
+        raise click.ClickException(str(exc)) from None
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+    if file is None:
+        click.echo(text, nl=False)
+    else:
+        file.write_text(text, encoding="utf-8")
+        file.chmod(0o600)
+        click.echo(f"Wrote {file}. It holds personal data: hand it over securely and delete your copy.", err=True)
+
+
+@person.command("erase")
+@click.argument("email")
+@click.option("--keep-aggregates", is_flag=True, help="Keep pulse numbers and tool outcomes, under no name.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
+def person_erase(email: str, keep_aggregates: bool, yes: bool) -> None:
+    """Remove EMAIL's personal data from every table. Cannot be undone."""
+    from storage.person_data import NoSuchPerson, erase
+
+    if not yes:
+        click.confirm(
+            f"Erase everything Baton holds about {email}? This cannot be undone (backups keep what they hold)",
+            abort=True,
+        )
+
+    async def run(db: Database) -> dict[str, int]:
+        changed = await db.run(lambda session: erase(session, email, keep_aggregates=keep_aggregates))
+        await db.checkpoint()  # SQLite: out of the WAL too
+        return changed
+
+    try:
+        changed = with_database(_settings(), run, must_exist=True)
+    except NoSuchPerson as exc:
+        raise click.ClickException(str(exc)) from None
+    detail = ", ".join(f"{table} {count}" for table, count in sorted(changed.items()))
+    click.echo(f"Erased {email}. Rows removed or rewritten: {detail}.", err=True)

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # Days a delivered (or given-up) message is kept before it is deleted; at least 8, since the
     # weekly budget counts the last seven days.
     BATON_RETENTION_DAYS: int = Field(30, ge=8, le=3650)
+    # Days what people wrote is kept (0: for ever): check-ins, feedback and kudos, goals done or dropped.
+    BATON_KEEP_CHECKINS_DAYS: int = Field(730, ge=0, le=36500)
+    BATON_KEEP_FEEDBACK_DAYS: int = Field(730, ge=0, le=36500)
+    BATON_KEEP_GOALS_DAYS: int = Field(1095, ge=0, le=36500)
     # The address people reach this Baton at, for links sent in chat (dashboard sign-in).
     # Default: http://BATON_HOST:BATON_PORT
     BATON_PUBLIC_URL: str | None = None

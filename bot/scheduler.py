@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from dialogs.engine.clock import Clock
 from dialogs.services.rhythm import Conductor
 from storage.db import DatabaseUnavailable
-from storage.retention import prune
+from storage.retention import Keep, forget_old, prune
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,20 @@ class Scheduler:
     """Ticks `conductor` every `interval` seconds and wakes the sender when something was queued."""
 
     def __init__(
-        self, conductor: Conductor, clock: Clock, *, interval: float, wake: Callable[[], None], retention_days: int = 30
+        self,
+        conductor: Conductor,
+        clock: Clock,
+        *,
+        interval: float,
+        wake: Callable[[], None],
+        retention_days: int = 30,
+        keep: Keep | None = None,
     ) -> None:
         self.conductor = conductor
         self.clock = clock
         self.wake = wake
         self.retention_days = retention_days
+        self.keep = keep or Keep()
         self._scheduler = AsyncIOScheduler()
         # Forgetting what is no longer needed (storage/retention.py): a few times a day is plenty.
         self._scheduler.add_job(
@@ -84,6 +92,13 @@ class Scheduler:
             return
         if messages or keys:
             log.info("retention: deleted %d finished messages and %d delivery keys", messages, keys)
+        try:
+            old = await self.conductor.db.run(lambda s: forget_old(s, self.clock.now(), self.keep))
+        except Exception as exc:  # noqa: BLE001 - try again next time
+            log.warning("retention: forgetting old answers failed (%s)", type(exc).__name__)
+            return
+        if old:
+            log.info("retention: deleted what was past its keeping period: %s", old)
 
     def start(self) -> None:
         self._scheduler.start()

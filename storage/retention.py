@@ -7,16 +7,36 @@ seven days, the admins' view of failed deliveries thirty. So finished rows
 older than the retention period are deleted, and so are inbound delivery keys
 (platforms retry within minutes; scheduled starts within the grace window).
 Rows still waiting to go out are never touched.
+
+What people wrote is kept longer, each kind for its own period (`Keep`,
+set by BATON_KEEP_*_DAYS; 0 keeps it for ever): check-ins (runs and their
+answers, by when they started), feedback and kudos (entries and finished
+requests), and goals that were done or dropped (with their milestones and
+updates, by when they were created). Released anonymous 360 answers are not
+personal data and stay.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from storage.models import OutboxMessage, ProcessedEvent
+from storage.models import (
+    CheckinAnswer,
+    CheckinRun,
+    FeedbackEntry,
+    FeedbackRequest,
+    Goal,
+    GoalMilestone,
+    GoalUpdate,
+    OutboxMessage,
+    ProcessedEvent,
+)
 
 FINISHED = ("sent", "failed", "cancelled", "held")  # held: kept only to show the person why
 EVENT_KEY_DAYS = 14
@@ -33,3 +53,47 @@ async def prune(session: AsyncSession, now: datetime, *, days: int) -> tuple[int
         delete(ProcessedEvent).where(ProcessedEvent.created_at < now - timedelta(days=EVENT_KEY_DAYS))
     )
     return messages.rowcount or 0, keys.rowcount or 0
+
+
+@dataclass(frozen=True)
+class Keep:
+    """Days each kind of personal data is kept; 0 keeps it for ever."""
+
+    checkins: int = 730
+    feedback: int = 730
+    goals: int = 1095
+
+
+async def forget_old(session: AsyncSession, now: datetime, keep: Keep) -> dict[str, int]:
+    """Delete check-ins, feedback and finished goals older than `keep` says; rows deleted per table."""
+    done: dict[str, int] = {}
+
+    async def run(table: str, statement: Any) -> None:
+        result: Any = await session.execute(statement)
+        if result.rowcount:
+            done[table] = done.get(table, 0) + result.rowcount
+
+    if keep.checkins:
+        old = select(col(CheckinRun.id)).where(col(CheckinRun.started_at) < now - timedelta(days=keep.checkins))
+        await run("checkin_answer", delete(CheckinAnswer).where(col(CheckinAnswer.run_id).in_(old)))
+        await run(
+            "checkin_run", delete(CheckinRun).where(col(CheckinRun.started_at) < now - timedelta(days=keep.checkins))
+        )
+    if keep.feedback:
+        cutoff = now - timedelta(days=keep.feedback)
+        await run("feedback_entry", delete(FeedbackEntry).where(col(FeedbackEntry.created_at) < cutoff))
+        finished = col(FeedbackRequest.status) != "open"
+        old_requests = select(col(FeedbackRequest.id)).where(col(FeedbackRequest.created_at) < cutoff, finished)
+        await run(
+            "feedback_entry",
+            update(FeedbackEntry).where(col(FeedbackEntry.request_id).in_(old_requests)).values(request_id=None),
+        )
+        await run("feedback_request", delete(FeedbackRequest).where(col(FeedbackRequest.created_at) < cutoff, finished))
+    if keep.goals:
+        cutoff = now - timedelta(days=keep.goals)
+        old_goals = select(col(Goal.id)).where(col(Goal.created_at) < cutoff, col(Goal.status).in_(("done", "dropped")))
+        await run("goal", update(Goal).where(col(Goal.parent_id).in_(old_goals)).values(parent_id=None))
+        await run("goal_update", delete(GoalUpdate).where(col(GoalUpdate.goal_id).in_(old_goals)))
+        await run("goal_milestone", delete(GoalMilestone).where(col(GoalMilestone.goal_id).in_(old_goals)))
+        await run("goal", delete(Goal).where(col(Goal.created_at) < cutoff, col(Goal.status).in_(("done", "dropped"))))
+    return done

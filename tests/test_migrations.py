@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -73,3 +76,27 @@ async def test_every_migration_upgrades_a_database_that_holds_data(database_url:
         await old.close()
         if "sqlite" not in database_url:
             await _drop_pg_database(admin, url)
+
+
+def test_contributors_can_run_alembic_from_the_repository(tmp_path: Path) -> None:
+    """`alembic upgrade head` at the repository root migrates DATABASE_URL to what Baton expects."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent
+    alembic = Path(sys.executable).parent / "alembic"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}"}
+    for args in (["upgrade", "head"], ["current"]):
+        done = subprocess.run([str(alembic), *args], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert "(head)" in done.stdout
+
+    async def current() -> bool:
+        db = Database(env["DATABASE_URL"])
+        try:
+            return await db.schema_current()
+        finally:
+            await db.close()
+
+    assert asyncio.run(current())

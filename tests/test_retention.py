@@ -70,3 +70,36 @@ async def test_finished_messages_past_retention_and_old_delivery_keys_are_forgot
 
 async def _all(session, model):
     return list(await session.scalars(select(model)))
+
+
+async def test_what_people_wrote_is_forgotten_after_its_own_keeping_period(rig: Rig) -> None:
+    """Check-ins, feedback and finished goals each have their period (BATON_KEEP_*_DAYS); 0 keeps for ever."""
+    from sqlalchemy import func
+
+    from bot.demo_history import people_by_key, seed_history
+    from storage.models import CheckinRun, FeedbackEntry, Goal, Team
+    from storage.retention import Keep, forget_old
+
+    now = rig.clock.now()
+
+    async def history(session) -> None:  # noqa: ANN001
+        team = await session.scalar(select(Team))
+        await seed_history(session, team, await people_by_key(session, team), now, rig.sealer)
+
+    await rig.db.run(history)
+
+    async def count(model, *where) -> int:  # noqa: ANN001
+        return await rig.db.run(lambda s: s.scalar(select(func.count()).select_from(model).where(*where)))
+
+    old_runs = await count(CheckinRun, CheckinRun.started_at < now - timedelta(days=21))
+    recent_runs = await count(CheckinRun, CheckinRun.started_at >= now - timedelta(days=21))
+    feedback = await count(FeedbackEntry)
+    assert old_runs and recent_runs and feedback
+    assert await rig.db.run(lambda s: forget_old(s, now, Keep(checkins=0, feedback=0, goals=0))) == {}
+    done = await rig.db.run(lambda s: forget_old(s, now, Keep(checkins=21, feedback=0, goals=0)))
+    assert done["checkin_run"] == old_runs and "feedback_entry" not in done
+    assert await count(CheckinRun) == recent_runs and await count(FeedbackEntry) == feedback
+    active = await count(Goal, Goal.status == "active")
+    await rig.db.run(lambda s: forget_old(s, now + timedelta(days=4000), Keep(checkins=0, feedback=1, goals=1)))
+    assert await count(FeedbackEntry) == 0
+    assert await count(Goal) == active  # goals still being worked on are never forgotten

@@ -1,0 +1,320 @@
+"""A person's data on request: everything Baton holds about them (export), and forgetting them (erase).
+
+Export answers a data subject access request: their profile and settings,
+identities, leave, check-ins, goals, feedback given and received (kudos
+included), feedback requests, tool plans by them or about their work, 360s
+about them and their participation in others', and the messages Baton sent
+them. Anonymous 360 answers are not theirs: they cannot be linked to anyone,
+so they are neither exported nor found.
+
+Erase removes the person and every row that names them, and rewrites what
+points at them from others' rows (a report's manager, who created a goal);
+messages and conversations of others that mention their name or email go
+too. Released anonymous 360 answers stay (they name nobody). With
+`keep_aggregates`, what feeds counts — check-in runs and their numeric
+answers (pulse), tool plan outcomes — moves to a placeholder person with no
+name, email or free text, so team trends and tool rankings keep their
+numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import String, cast, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel, col
+
+from storage.models import (
+    Answer360,
+    Campaign360,
+    CheckinAnswer,
+    CheckinRun,
+    DashboardSession,
+    DashboardToken,
+    DialogState,
+    FeedbackEntry,
+    FeedbackRequest,
+    Goal,
+    GoalMilestone,
+    GoalUpdate,
+    Identity,
+    Leave,
+    OutboxMessage,
+    Person,
+    Pool360,
+    Rater360,
+    SealedDraft,
+    Team,
+    ToolPlan,
+)
+
+ANONYMOUS_NOTE = (
+    "Anonymous 360 answers are not part of this export: they are stored without any link to the person "
+    "who wrote them, so nobody — Baton included — can tell which are theirs."
+)
+
+
+class NoSuchPerson(LookupError):
+    pass
+
+
+async def find(session: AsyncSession, email: str) -> Person:
+    person = await session.scalar(select(Person).where(col(Person.email) == email.strip().lower()))
+    if person is None:
+        person = await session.scalar(select(Person).where(col(Person.email) == email.strip()))
+    if person is None:
+        raise NoSuchPerson(f"Nobody with the email {email} is in this organisation.")
+    return person
+
+
+def _plain(row: SQLModel, *skip: str) -> dict[str, Any]:
+    out = {}
+    for key, value in row.model_dump().items():
+        if key in skip:
+            continue
+        out[key] = value.isoformat() if isinstance(value, (datetime, date)) else value
+    return out
+
+
+async def _rows(session: AsyncSession, statement: Any) -> list[Any]:
+    return list((await session.scalars(statement)).all())
+
+
+async def export(session: AsyncSession, email: str) -> dict[str, Any]:
+    """Everything Baton holds about the person with `email`, as JSON-ready data."""
+    person = await find(session, email)
+    pid = person.id
+    names = {p.id: p.name for p in await _rows(session, select(Person))}
+    team = await session.get(Team, person.team_id) if person.team_id else None
+    runs = await _rows(
+        session, select(CheckinRun).where(col(CheckinRun.person_id) == pid).order_by(col(CheckinRun.period))
+    )
+    answers: dict[int, list[CheckinAnswer]] = {}
+    if runs:
+        for answer in await _rows(
+            session, select(CheckinAnswer).where(col(CheckinAnswer.run_id).in_([r.id for r in runs]))
+        ):
+            answers.setdefault(answer.run_id, []).append(answer)
+    goals = await _rows(session, select(Goal).where(col(Goal.owner_id) == pid).order_by(col(Goal.id)))
+    goal_ids = [g.id for g in goals]
+    updates = await _rows(session, select(GoalUpdate).where(col(GoalUpdate.goal_id).in_(goal_ids))) if goal_ids else []
+    milestones = (
+        await _rows(session, select(GoalMilestone).where(col(GoalMilestone.goal_id).in_(goal_ids))) if goal_ids else []
+    )
+    entries = await _rows(
+        session,
+        select(FeedbackEntry)
+        .where(or_(col(FeedbackEntry.from_id) == pid, col(FeedbackEntry.to_id) == pid))
+        .order_by(col(FeedbackEntry.created_at)),
+    )
+    requests = await _rows(
+        session,
+        select(FeedbackRequest).where(
+            or_(col(FeedbackRequest.requester_id) == pid, col(FeedbackRequest.responder_id) == pid)
+        ),
+    )
+    plans = await _rows(
+        session, select(ToolPlan).where(or_(col(ToolPlan.asked_by_id) == pid, col(ToolPlan.person_id) == pid))
+    )
+    about = await _rows(session, select(Campaign360).where(col(Campaign360.subject_id) == pid))
+    rated = await _rows(session, select(Rater360).where(col(Rater360.rater_id) == pid))
+    messages = await _rows(
+        session, select(OutboxMessage).where(col(OutboxMessage.person_id) == pid).order_by(col(OutboxMessage.id))
+    )
+    drafts = await _rows(session, select(SealedDraft).where(col(SealedDraft.person_id) == pid))
+    state = await session.get(DialogState, pid)
+
+    def who(other: int | None) -> str:
+        return names.get(other, "(someone no longer here)") if other is not None else "(nobody)"
+
+    return {
+        "person": {
+            **_plain(person),
+            "team": team.name if team else None,
+            "manager": who(person.manager_id) if person.manager_id else None,
+        },
+        "identities": [
+            {"platform": i.platform, "account": i.external_id, "updated_at": i.updated_at.isoformat()}
+            for i in await _rows(session, select(Identity).where(col(Identity.person_id) == pid))
+        ],
+        "leave": [
+            _plain(leave, "person_id")
+            for leave in await _rows(session, select(Leave).where(col(Leave.person_id) == pid))
+        ],
+        "checkins": [
+            {
+                **_plain(run, "person_id", "questions"),
+                "answers": [_plain(a, "run_id") for a in sorted(answers.get(run.id, []), key=lambda a: a.question_id)],
+            }
+            for run in runs
+        ],
+        "goals": [
+            {
+                **_plain(goal),
+                "milestones": [_plain(m) for m in milestones if m.goal_id == goal.id],
+                "updates": [_plain(u) for u in updates if u.goal_id == goal.id],
+            }
+            for goal in goals
+        ],
+        "feedback_given": [{**_plain(e, "from_id", "to_id"), "to": who(e.to_id)} for e in entries if e.from_id == pid],
+        "feedback_received": [
+            {**_plain(e, "from_id", "to_id"), "from": who(e.from_id)} for e in entries if e.to_id == pid
+        ],
+        "feedback_requests": [
+            {
+                **_plain(r, "requester_id", "responder_id"),
+                "asked_by": who(r.requester_id),
+                "asked_of": who(r.responder_id),
+            }
+            for r in requests
+        ],
+        "tool_plans": [
+            {**_plain(p, "asked_by_id", "person_id"), "asked_by": who(p.asked_by_id), "about": who(p.person_id)}
+            for p in plans
+        ],
+        "reviews_360_about_them": [_plain(c, "subject_id", "created_by_id") for c in about],
+        "reviews_360_asked_to_rate": [
+            {"campaign": r.campaign_id, "group": r.group, "answered": r.answered, "declined": r.declined} for r in rated
+        ],
+        "anonymous_360_answers": ANONYMOUS_NOTE,
+        "drafts_in_progress": len(drafts),
+        "conversation": _plain(state, "person_id") if state else None,
+        "messages_sent_to_them": [
+            {
+                "id": m.id,
+                "channel": m.channel,
+                "status": m.status,
+                "kind": m.kind,
+                "created_at": m.created_at.isoformat(),
+                "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+                "message": m.payload,
+            }
+            for m in messages
+        ],
+    }
+
+
+async def erase(session: AsyncSession, email: str, *, keep_aggregates: bool = False) -> dict[str, int]:
+    """Forget the person with `email` (see the module docstring); rows changed per table."""
+    person = await find(session, email)
+    pid = person.id
+    assert pid is not None
+    # As stored in JSON columns too, where non-ASCII characters are written as \u escapes.
+    marks = sorted({m for value in (person.email, person.name) for m in (value, json.dumps(value)[1:-1])})
+    done: dict[str, int] = {}
+
+    async def run(table: str, statement: Any) -> None:
+        result: Any = await session.execute(statement, execution_options={"synchronize_session": False})
+        if result.rowcount:
+            done[table] = done.get(table, 0) + result.rowcount
+
+    stand_in = None
+    if keep_aggregates:
+        stand_in = Person(
+            email=f"erased-{secrets.token_hex(8)}@erased.invalid",
+            name="Erased person",
+            team_id=person.team_id,
+            manager_id=person.manager_id,
+            active=False,
+            created_at=person.created_at,
+        )
+        session.add(stand_in)
+        await session.flush()
+
+    # Others' rows that point at them.
+    await run("person", update(Person).where(col(Person.manager_id) == pid).values(manager_id=None))
+    await run("leave", update(Leave).where(col(Leave.created_by_id) == pid).values(created_by_id=None))
+    await run("goal", update(Goal).where(col(Goal.created_by_id) == pid).values(created_by_id=None))
+    await run(
+        "goal_update", update(GoalUpdate).where(col(GoalUpdate.recorded_by_id) == pid).values(recorded_by_id=None)
+    )
+    await run(
+        "campaign_360",
+        update(Campaign360)
+        .where(col(Campaign360.created_by_id) == pid, col(Campaign360.subject_id) != pid)
+        .values(created_by_id=Campaign360.subject_id),
+    )
+
+    # Their own rows.
+    for model, column in (
+        (Identity, Identity.person_id),
+        (DialogState, DialogState.person_id),
+        (SealedDraft, SealedDraft.person_id),
+        (DashboardToken, DashboardToken.person_id),
+        (DashboardSession, DashboardSession.person_id),
+        (Leave, Leave.person_id),
+        (Rater360, Rater360.rater_id),
+        (OutboxMessage, OutboxMessage.person_id),
+    ):
+        await run(model.__tablename__, delete(model).where(col(column) == pid))
+
+    runs = select(col(CheckinRun.id)).where(col(CheckinRun.person_id) == pid)
+    if stand_in is not None:  # pulse and participation stay; words go
+        await run(
+            "checkin_answer",
+            delete(CheckinAnswer).where(col(CheckinAnswer.run_id).in_(runs), col(CheckinAnswer.number).is_(None)),
+        )
+        await run("checkin_answer", update(CheckinAnswer).where(col(CheckinAnswer.run_id).in_(runs)).values(text=None))
+        await run(
+            "checkin_run", update(CheckinRun).where(col(CheckinRun.person_id) == pid).values(person_id=stand_in.id)
+        )
+    else:
+        await run("checkin_answer", delete(CheckinAnswer).where(col(CheckinAnswer.run_id).in_(runs)))
+        await run("checkin_run", delete(CheckinRun).where(col(CheckinRun.person_id) == pid))
+
+    requests = select(col(FeedbackRequest.id)).where(
+        or_(col(FeedbackRequest.requester_id) == pid, col(FeedbackRequest.responder_id) == pid)
+    )
+    await run(
+        "feedback_entry",
+        update(FeedbackEntry).where(col(FeedbackEntry.request_id).in_(requests)).values(request_id=None),
+    )
+    await run(
+        "feedback_entry",
+        delete(FeedbackEntry).where(or_(col(FeedbackEntry.from_id) == pid, col(FeedbackEntry.to_id) == pid)),
+    )
+    await run(
+        "feedback_request",
+        delete(FeedbackRequest).where(
+            or_(col(FeedbackRequest.requester_id) == pid, col(FeedbackRequest.responder_id) == pid)
+        ),
+    )
+
+    theirs = or_(col(ToolPlan.asked_by_id) == pid, col(ToolPlan.person_id) == pid)
+    if stand_in is not None:  # the outcome keeps ranking the tool; the description of the gap goes
+        await run("tool_plan", update(ToolPlan).where(col(ToolPlan.asked_by_id) == pid).values(asked_by_id=stand_in.id))
+        await run("tool_plan", update(ToolPlan).where(col(ToolPlan.person_id) == pid).values(person_id=stand_in.id))
+        await run(
+            "tool_plan",
+            update(ToolPlan)
+            .where(col(ToolPlan.person_id) == stand_in.id)
+            .values(gap="", outcome_note=None, signals=[], facts=[]),
+        )
+    else:
+        await run("tool_plan", delete(ToolPlan).where(theirs))
+
+    goals = select(col(Goal.id)).where(col(Goal.owner_id) == pid)
+    await run("goal", update(Goal).where(col(Goal.parent_id).in_(goals)).values(parent_id=None))
+    await run("goal_update", delete(GoalUpdate).where(col(GoalUpdate.goal_id).in_(goals)))
+    await run("goal_milestone", delete(GoalMilestone).where(col(GoalMilestone.goal_id).in_(goals)))
+    await run("goal", delete(Goal).where(col(Goal.owner_id) == pid))
+
+    about = select(col(Campaign360.id)).where(col(Campaign360.subject_id) == pid)  # 360s about them are about them
+    await run("rater_360", delete(Rater360).where(col(Rater360.campaign_id).in_(about)))
+    await run("pool_360", delete(Pool360).where(col(Pool360.campaign_id).in_(about)))
+    await run("answer_360", delete(Answer360).where(col(Answer360.campaign_id).in_(about)))
+    await run("campaign_360", delete(Campaign360).where(col(Campaign360.subject_id) == pid))
+
+    # Others' messages and conversations that mention them by name or email.
+    for model, columns in ((OutboxMessage, ("payload", "address")), (DialogState, ("data", "parked"))):
+        mentions = or_(
+            *(cast(getattr(model, c), String).contains(mark) for c in columns for mark in marks if len(mark) >= 3)
+        )
+        await run(model.__tablename__, delete(model).where(mentions))
+
+    await run("person", delete(Person).where(col(Person.id) == pid))
+    return done
