@@ -307,6 +307,10 @@ async def erase(session: AsyncSession, email: str, *, keep_aggregates: bool = Fa
     await run("rater_360", delete(Rater360).where(col(Rater360.campaign_id).in_(about)))
     await run("pool_360", delete(Pool360).where(col(Pool360.campaign_id).in_(about)))
     await run("answer_360", delete(Answer360).where(col(Answer360.campaign_id).in_(about)))
+    # Others' drafts for those 360s (dialogs/common/anonymity.py names the scope "anonymous:360:<id>").
+    scopes = [f"anonymous:360:{cid}" for cid in await session.scalars(about)]
+    if scopes:
+        await run("sealed_draft", delete(SealedDraft).where(col(SealedDraft.scope).in_(scopes)))
     await run("campaign_360", delete(Campaign360).where(col(Campaign360.subject_id) == pid))
 
     # Others' messages and conversations that mention them by name or email.
