@@ -19,6 +19,7 @@ campaigns and kept deliveries cannot be read after a restore.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -152,6 +153,8 @@ def restore_sqlite(backup: Path, target: Path, *, force: bool) -> Summary:
                 f"{target} holds {current.total} rows; restoring would replace them. Stop Baton, keep a "
                 "backup of it first (baton backup FILE), then run restore again with --force"
             )
+    if _open_elsewhere(target):
+        raise BackupError(f"{target} is open in another process; stop Baton and any baton command first")
     target.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.closing(sqlite3.connect(target, timeout=1)) as dst:
         try:
@@ -163,6 +166,24 @@ def restore_sqlite(backup: Path, target: Path, *, force: bool) -> Summary:
             src.backup(dst)
         dst.execute("PRAGMA journal_mode=WAL")
     return summarize_sqlite(target)
+
+
+def _open_elsewhere(database: Path) -> bool:
+    """Whether another process has `database` open in WAL mode, idle or not.
+
+    Every such connection holds a shared lock on one byte of the -shm file (SQLite's "dead man switch",
+    byte 128 on Unix) for as long as it is open; SQLite itself tests it to learn whether it is the last.
+    """
+    shm = Path(f"{database}-shm")
+    if not shm.exists():
+        return False
+    with open(shm, "rb+") as handle:
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)
+        except OSError:
+            return True
+        fcntl.lockf(handle, fcntl.LOCK_UN, 1, 128)
+    return False
 
 
 def _check_revision(revision: str | None, where: object) -> None:

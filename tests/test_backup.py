@@ -150,6 +150,15 @@ def test_restore_refuses_what_is_not_a_baton_backup_or_is_newer(tmp_path: Path) 
     assert not (tmp_path / "target.db").exists() or summarize_sqlite(tmp_path / "target.db").total == 0
 
 
+HOLD = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("SELECT count(*) FROM person").fetchone()
+print("open", flush=True)
+sys.stdin.read()
+"""
+
+
 def test_restore_refuses_a_sqlite_database_in_use(tmp_path: Path) -> None:
     from storage.backup import restore_sqlite
 
@@ -157,14 +166,17 @@ def test_restore_refuses_a_sqlite_database_in_use(tmp_path: Path) -> None:
     env = environment(f"sqlite:///{live}")
     baton("migrate", env=env)
     baton("backup", str(copy), env=env)
-    holder = sqlite3.connect(live)
-    holder.execute("BEGIN IMMEDIATE")  # someone is writing
+    # An idle Baton: another process with a connection open and nothing locked.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(live)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
-        with pytest.raises(BackupError, match="in use"):
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(BackupError, match="open in another process"):
             restore_sqlite(copy, live, force=True)
     finally:
-        holder.rollback()
-        holder.close()
+        holder.communicate("", timeout=10)
+    restore_sqlite(copy, live, force=True)  # everyone gone: it goes ahead
 
 
 async def _seed(url: str) -> None:
