@@ -8,13 +8,14 @@ import asyncio
 import os
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from storage.models import metadata
 
 DEFAULT_URL = "sqlite:///./baton.db"  # bot/config.py's default, for `alembic` run from the repository root
 
 
-def run(connection) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
+def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
