@@ -173,7 +173,7 @@ def platforms(settings: Settings, host: Core) -> list[Adapter]:
     if settings.web_chat_enabled:
         from adapters.web import WebChat
 
-        adapters.append(WebChat(host))
+        adapters.append(WebChat(host, public_url=settings.public_url))
     if settings.slack_enabled:
         from adapters.slack import SlackAdapter, SlackOptions
 

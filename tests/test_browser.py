@@ -33,22 +33,27 @@ def base_url(served: tuple[str, Baton]) -> str:
     return served[0]
 
 
+# Waits are functions ("() => …"): Playwright polls a bare expression with eval, which the page's CSP refuses.
 async def choose(page, name: str) -> None:
-    await page.wait_for_function("document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6")
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6"
+    )
     value = await page.eval_on_selector(
         "#person", f"s => [...s.options].find(o => o.textContent.includes('{name}')).value"
     )
     await page.select_option("#person", value)
-    await page.wait_for_function("document.querySelector('#status').textContent.includes('connected')")
+    await page.wait_for_function("() => document.querySelector('#status').textContent.includes('connected')")
 
 
 async def test_a_manager_asks_for_help_and_walks_a_dialog_in_the_browser(browser, base_url: str) -> None:
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     await page.goto(base_url)
-    await page.wait_for_function("document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6")
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6"
+    )
     maya = await page.eval_on_selector("#person", "s => [...s.options].find(o => o.textContent.includes('Maya')).value")
     await page.select_option("#person", maya)
-    await page.wait_for_function("document.querySelector('#status').textContent.includes('connected')")
+    await page.wait_for_function("() => document.querySelector('#status').textContent.includes('connected')")
     await page.fill("#composer", "help")
     await page.click("#send")
     help_message = page.locator(".msg.bot", has_text="what I can do for you as a manager")
@@ -75,10 +80,12 @@ async def test_a_manager_asks_for_help_and_walks_a_dialog_in_the_browser(browser
 async def test_the_page_works_on_a_phone_and_shows_text_literally(browser, base_url: str) -> None:
     page = await browser.new_page(viewport={"width": 360, "height": 740})
     await page.goto(base_url)
-    await page.wait_for_function("document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6")
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#person option[value]:not([value=\"\"])').length >= 6"
+    )
     tom = await page.eval_on_selector("#person", "s => [...s.options].find(o => o.textContent.includes('Tom')).value")
     await page.select_option("#person", tom)
-    await page.wait_for_function("document.querySelector('#status').textContent.includes('connected')")
+    await page.wait_for_function("() => document.querySelector('#status').textContent.includes('connected')")
     await page.fill("#composer", "<b>bold?</b><script>window.pwned=1</script>")
     await page.click("#send")
     await page.locator(".msg.bot", has_text="didn't understand").wait_for()
@@ -158,7 +165,7 @@ async def test_a_reload_keeps_both_sides_and_answered_buttons_stay_answered(brow
 
     await page.reload()
     await page.locator(".msg.bot", has_text="Done: your time zone is now").wait_for()
-    await page.wait_for_function("document.querySelector('#transcript').dataset.ready === '1'")
+    await page.wait_for_function("() => document.querySelector('#transcript').dataset.ready === '1'")
     mine = await page.locator(".msg.user").all_inner_texts()
     assert (
         any("settings" in t for t in mine) and any("Tokyo" in t for t in mine) and any("Time zone" in t for t in mine)
@@ -189,8 +196,8 @@ async def test_long_histories_page_back_and_a_phone_opens_at_the_bottom(browser,
             assert (await http.post(base_url + "api/local/messages", json=body)).status == 202
     page = await browser.new_page(viewport={"width": 390, "height": 844})
     await page.goto(f"{base_url}?person={tom}")
-    await page.wait_for_function("document.querySelector('#transcript').dataset.ready === '1'")
-    at_bottom = "(t => t.scrollHeight - t.scrollTop - t.clientHeight < 4)(document.querySelector('#transcript'))"
+    await page.wait_for_function("() => document.querySelector('#transcript').dataset.ready === '1'")
+    at_bottom = "() => (t => t.scrollHeight - t.scrollTop - t.clientHeight < 4)(document.querySelector('#transcript'))"
     await page.wait_for_function(at_bottom)
     shown = await page.locator(".msg.bot").count()
     assert shown < 70
@@ -198,7 +205,7 @@ async def test_long_histories_page_back_and_a_phone_opens_at_the_bottom(browser,
     assert await older.is_visible()
     while await older.is_visible():
         await older.click()
-        await page.wait_for_function(f"document.querySelectorAll('.msg.bot').length > {shown}")
+        await page.wait_for_function(f"() => document.querySelectorAll('.msg.bot').length > {shown}")
         shown = await page.locator(".msg.bot").count()
     assert shown >= 70
     ids = await page.eval_on_selector_all(".msg.bot", "ns => ns.map(n => Number(n.dataset.id))")

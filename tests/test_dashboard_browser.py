@@ -1,6 +1,6 @@
 """The dashboard in a real headless Chromium (Debian's package), driven by Playwright.
 
-A manager asks for the link in the local web chat, follows it, sees the team's
+A manager asks for the link in the local web chat, follows it and presses its button, sees the team's
 pulse chart, downloads a CSV; a used and an expired link are refused.
 Screenshots (desktop and a 360 px phone) land in test-artifacts/.
 """
@@ -48,6 +48,13 @@ async def site(db: Database, database_url: str) -> AsyncIterator[Site]:
         yield Site(str(server.make_url("")).rstrip("/"), baton, clock, chat_engine(baton), ids, campaign_id, other_id)
 
 
+async def press_sign_in(page) -> None:
+    """Press the button on the page a sign-in link opens, and wait for the dashboard."""
+    async with page.expect_navigation():
+        await page.click("form[action='/dashboard/login'] button[type=submit]")
+    await page.locator("h1", has_text="Your dashboard").wait_for()
+
+
 async def test_a_manager_signs_in_from_chat_sees_the_pulse_chart_and_exports_a_csv(
     browser, site: Site, tmp_path: Path
 ) -> None:
@@ -65,6 +72,8 @@ async def test_a_manager_signs_in_from_chat_sees_the_pulse_chart_and_exports_a_c
     assert await anchor.get_attribute("href") == link.group(0)  # the chat shows it as a link
     async with page.expect_navigation():
         await anchor.click()
+    assert page.url == link.group(0)  # a page with one button: opening the link spends nothing
+    await press_sign_in(page)
     assert page.url == site.url + "/dashboard"
     await page.locator("h1", has_text="Your dashboard").wait_for()
 
@@ -113,6 +122,7 @@ async def test_on_a_phone_the_team_page_fits_and_an_expired_link_is_refused(brow
     )
     page = await context.new_page()
     await page.goto(await site.link_for("maya"))
+    await press_sign_in(page)
     await page.goto(site.url + "/dashboard/team")
     await page.locator("svg#pulse-chart circle.dot").first.wait_for()
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
@@ -193,6 +203,7 @@ async def test_the_demo_dashboard_reads_well_on_a_desktop_and_a_phone(browser, d
         context = await browser.new_context(viewport={"width": width, "height": 900})
         page = await context.new_page()
         await page.goto(await site.link_for(who))
+        await press_sign_in(page)
         for path in paths:
             response = await page.goto(url + path)
             assert response is not None and response.status == 200, path

@@ -82,13 +82,13 @@ async def test_what_people_wrote_is_forgotten_after_its_own_keeping_period(rig: 
 
     now = rig.clock.now()
 
-    async def history(session) -> None:  # noqa: ANN001
+    async def history(session) -> None:
         team = await session.scalar(select(Team))
         await seed_history(session, team, await people_by_key(session, team), now, rig.sealer)
 
     await rig.db.run(history)
 
-    async def count(model, *where) -> int:  # noqa: ANN001
+    async def count(model, *where) -> int:
         return await rig.db.run(lambda s: s.scalar(select(func.count()).select_from(model).where(*where)))
 
     old_runs = await count(CheckinRun, CheckinRun.started_at < now - timedelta(days=21))

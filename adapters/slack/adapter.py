@@ -631,7 +631,14 @@ class SlackAdapter:
                 token=token, channel=channel, user=user, text=message.text, blocks=message.blocks
             )
         else:
-            call = self.client.chat_postMessage(token=token, channel=user, text=message.text, blocks=message.blocks)
+            call = self.client.chat_postMessage(
+                token=token,
+                channel=user,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
         await self._call("notice", call)
 
     @staticmethod

@@ -7,6 +7,17 @@ history, a `ready` event, then every message Baton delivers to that person),
 `POST /api/local/messages`. There is no sign-in: it binds to loopback unless
 told otherwise.
 
+Without a sign-in, the browser's own rules are its guard, so every request is
+checked before it reaches a handler (`WebChat.refusal`): the `Host` must name
+this server — loopback, the address the connection arrived on, or the public
+URL Baton was given — or it gets 421, which stops a DNS-rebinding page from
+reading the roster; `/api/local/*` refuses, with 403, a `Sec-Fetch-Site` other
+than `same-origin`/`none` and an `Origin` other than this server's own; and a
+message must be `application/json` (415 otherwise), which no other site can
+send without a CORS preflight this server never grants. Every response of the
+web chat carries `SECURITY_HEADERS`: the page runs only its own script and
+stylesheet from /static, talks only to this server and is never framed.
+
 What the person typed is not kept by the server as a transcript (an anonymous
 360 answer must not sit in the database beside its author): the page keeps its
 own side in the browser's storage and places it back among Baton's messages.
@@ -17,13 +28,16 @@ a reload shows answered and superseded questions disabled.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from yarl import URL
 
 from adapters.contract import Host
 from dialogs.engine.delivery import Delivery
@@ -43,6 +57,33 @@ KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 1.0  # how soon a message delivered by another process (the terminal) shows up
 PAGE = 50  # messages replayed on open, and per "earlier messages" page
 RETRY_AFTER = 2  # seconds a page waits before sending again what the database could not take
+
+# The page runs its own script and stylesheet from /static and talks only to this server; nothing
+# inline, nothing from elsewhere, never framed. (`data:` images: the page's empty favicon.)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# `same-origin`: the page itself; `none`: typed or bookmarked; absent: not a browser (curl, scripts).
+# `same-site` is refused too: another port of localhost is another application.
+OWN_FETCH_SITES = frozenset({"same-origin", "none"})
+WRONG_HOST = (
+    "This server answers only to its own address (such as 127.0.0.1 or localhost), and this request named "
+    "another one, so it was refused. If you reach Baton through a proxy or under a name of its own, set "
+    "BATON_PUBLIC_URL to that address."
+)
+ANOTHER_SITE = (
+    "This request came from another site or page, so it was refused: only Baton's own chat page may use "
+    "this address. Nothing was recorded."
+)
+NOT_JSON = (
+    "I only take messages as JSON (Content-Type: application/json), the way the chat page sends them, "
+    "so nothing was recorded."
+)
 
 
 class LocalHub:
@@ -120,10 +161,19 @@ class WebChat:
 
     platform = "local"
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, *, public_url: str | None = None) -> None:
+        """`public_url` is the address people reach Baton at (BATON_PUBLIC_URL): its host name is served
+        besides loopback and the address each connection arrived on."""
         self.host = host
         self.hub = LocalHub()
         host.on_delivered(self.hub.notify)
+        self.hosts = set(LOOPBACK_NAMES)
+        self.origins: set[tuple[str, str, int | None]] = set()
+        if public_url:
+            public = URL(public_url)
+            if public.host and not _unspecified(public.host):
+                self.hosts.add(public.host.lower().rstrip("."))
+                self.origins.add((public.scheme, public.host.lower(), public.port))
 
     def deliveries(self) -> list[Delivery]:
         return []  # the local channel is the core's own: the stream reads sent rows itself
@@ -142,6 +192,51 @@ class WebChat:
         app.router.add_get("/api/local/history", self.history)
         app.router.add_post("/api/local/messages", self.post_message)
         app.on_shutdown.append(self.hub.close)  # open streams end before the server waits for them
+        app.middlewares.append(self._guard())
+        app.on_response_prepare.append(_add_headers)
+
+    def _guard(self) -> Callable[..., Awaitable[web.StreamResponse]]:
+        @web.middleware
+        async def guard(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            if _ours(request.path):
+                refused = self.refusal(request)
+                if refused is not None:
+                    return refused
+            return await handler(request)
+
+        return guard
+
+    def refusal(self, request: web.Request) -> web.Response | None:
+        """Why the web chat will not answer `request` (a response saying so), or None to go ahead."""
+        api = request.path.startswith("/api/local/")
+        name = _host_name(request.headers.get(hdrs.HOST))
+        if name is None or not (name in self.hosts or _loopback(name) or name == _arrived_at(request)):
+            log.info("web chat: refused a request for another host name (%s %s)", request.method, _route(request))
+            return _error(421, WRONG_HOST) if api else web.Response(status=421, text=WRONG_HOST)
+        if not api:
+            return None  # the page and its files: opening them from a link on another site is fine
+        site = request.headers.get("Sec-Fetch-Site")
+        origin = request.headers.get(hdrs.ORIGIN)
+        if (site is not None and site.lower() not in OWN_FETCH_SITES) or (
+            origin is not None and not self._own_origin(origin, request)
+        ):
+            log.info("web chat: refused a request from another site (%s %s)", request.method, _route(request))
+            return _error(403, ANOTHER_SITE)
+        return None
+
+    def _own_origin(self, origin: str, request: web.Request) -> bool:
+        """`origin` is this server as the request reached it, or the public URL it was given."""
+        try:
+            theirs = URL(origin)
+            ours = URL.build(scheme=_scheme(request), authority=request.headers.get(hdrs.HOST, ""))
+        except ValueError:
+            return False
+        if not theirs.absolute or theirs.host is None or theirs.path not in ("", "/"):
+            return False
+        seen = (theirs.scheme, theirs.host.lower(), theirs.port)
+        return seen == (ours.scheme, (ours.host or "").lower(), ours.port) or seen in self.origins
 
     async def index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
@@ -242,6 +337,9 @@ class WebChat:
             return  # the page shows what it can; a real message will say more
 
     async def post_message(self, request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            # The only body another site can send here without asking (CORS) is text/plain or a form's.
+            return _error(415, NOT_JSON)
         if (request.content_length or 0) > MAX_BODY:
             return _error(413, "That message is too large for me to take in one go. Please shorten it.")
         try:
@@ -328,6 +426,69 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _ours(path: str) -> bool:
+    return path == "/" or path.startswith(("/static/", "/api/local/"))
+
+
+async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The security headers on everything the web chat sends (pages, files, answers, errors, streams)."""
+    if not _ours(request.path):
+        return
+    response.headers.update(SECURITY_HEADERS)
+    # The page and the API are never cached; files are, but checked again each time (an upgrade shows at once).
+    response.headers.setdefault(hdrs.CACHE_CONTROL, "no-cache" if request.path.startswith("/static/") else "no-store")
+
+
+def _host_name(raw: str | None) -> str | None:
+    """The host name of a Host header, lower case, without port or brackets; None when it is malformed."""
+    if not raw:
+        return None
+    raw = raw.strip().lower()
+    if raw.startswith("["):
+        name, bracket, port = raw[1:].partition("]")
+        if not bracket or (port and not (port.startswith(":") and port[1:].isdigit())):
+            return None
+        return name or None
+    name, _, port = raw.partition(":")
+    if port and not port.isdigit():
+        return None
+    return name.rstrip(".") or None
+
+
+def _loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _unspecified(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_unspecified
+    except ValueError:
+        return False
+
+
+def _arrived_at(request: web.Request) -> str | None:
+    """The address of this server the connection arrived on (a LAN address when bound to 0.0.0.0)."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if isinstance(sockname, tuple) and sockname and isinstance(sockname[0], str):
+        return sockname[0].lower()
+    return None
+
+
+def _scheme(request: web.Request) -> str:
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return "https" if request.secure or forwarded == "https" else "http"
+
+
+def _route(request: web.Request) -> str:
+    """The route a request matched, for logs (never the query string or a person's id)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "?"
 
 
 def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:

@@ -1,7 +1,10 @@
 """The manager and HR dashboard under /dashboard: signed in through a chat link, rendered on the server.
 
 Routes (all under /dashboard):
-  GET  /login?token=…        spend a chat link, open a session, redirect to /dashboard
+  GET  /login?token=…        a page with one button that signs in with the chat link; spends nothing
+                             (a link scanner that opens it leaves it for the person)
+  POST /login                spend the link (form field `token`), open a session, redirect to /dashboard;
+                             refused when another site sends it
   GET  /signin               how to sign in (where a visit without a session lands)
   POST /logout               revoke the session (CSRF-checked)
   GET  /, /people/{id}, /team, /goals, /360, /360/{id}, /tools, /org, /settings, /deliveries
@@ -11,6 +14,9 @@ Routes (all under /dashboard):
 
 Log lines name the route and the status only — never a token, a query string
 or anything a person wrote.
+
+`setup_dashboard` also makes every response of the application say `Server:
+Baton`, not aiohttp's and Python's versions (`hide_server_version`).
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from bot.dashboard import auth, views
-from bot.dashboard.html import Markup, esc, link, page, paragraph, tag
+from bot.dashboard.html import Markup, esc, hidden, link, page, paragraph, tag
 from bot.dashboard.views import Ctx, Forbidden, NotFound, Site, View
+from dialogs.signin import LOGIN_PATH
 from storage.db import DatabaseUnavailable
 from storage.queries import as_id
 
@@ -45,6 +52,11 @@ HOW_TO_SIGN_IN = (
     "To open your dashboard, type dashboard to Baton in chat (Slack, Teams or the local web chat). "
     "Baton replies with a personal link that works once, within 10 minutes."
 )
+
+SERVER_NAME = "Baton"  # what the Server header says instead of "Python/3.x aiohttp/x.y"
+# Sec-Fetch-Site values of a sign-in posted from Baton's own page (`none`: a browser that
+# does not say, or a person who typed it); absent: not a browser.
+OWN_FETCH_SITES = frozenset({"same-origin", "none"})
 
 PageFn = Callable[[Ctx], Awaitable[View]]
 
@@ -69,6 +81,60 @@ def refused_link() -> web.Response:
         Markup(f"To get a new one, type {tag('kbd', 'dashboard')} to Baton in chat and open the link it sends you."),
         status=403,
     )
+
+
+def confirm_link(token: str) -> web.Response:
+    """The page a sign-in link opens: one button that posts the token back. Opening it spends nothing,
+    so a chat app's link scanner or preview leaves the link for the person it was sent to."""
+    body = Markup(
+        paragraph(
+            "This link signs you in to Baton's dashboard on this browser. It works once, so it waits for you to "
+            "press the button: apps that look at links before you do can't use it up."
+        )
+        + tag(
+            "form",
+            hidden("token", token),
+            tag("button", "Open your dashboard", type="submit"),
+            method="post",
+            action=LOGIN_PATH,
+            class_="signin",
+        )
+        + paragraph("The session lasts 8 hours or until you sign out.", class_="note")
+    )
+    return _html(page("Open your dashboard", body))
+
+
+def from_elsewhere() -> web.Response:
+    return _message(
+        "This sign-in came from another site",
+        "Baton signs you in only from its own sign-in page, so nothing happened and your link still works.",
+        "Open the link from your chat with Baton again and press the button there.",
+        status=403,
+    )
+
+
+def _from_another_site(request: web.Request) -> bool:
+    """A form posted by another site's page (login CSRF), by the browser's own account of it.
+
+    `Sec-Fetch-Site` decides when the browser sends it (every current one does): a proxy in front
+    cannot blur it. Without it, an `Origin` naming another host than the request's refuses; `Origin:
+    null` does not, since browsers send it for a form on a page with Referrer-Policy no-referrer, as
+    every dashboard page has. The scheme is not compared: behind a TLS proxy Baton may see plain HTTP.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site.lower() not in OWN_FETCH_SITES
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None or origin == "null":
+        return False
+    authority = origin.partition("://")[2].lower()
+    ours = {request.headers.get(name, "").lower() for name in (hdrs.HOST, hdrs.X_FORWARDED_HOST)}
+    return not authority or authority not in ours
+
+
+async def hide_server_version(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: name no software version in the Server header (aiohttp adds its own otherwise)."""
+    response.headers[hdrs.SERVER] = SERVER_NAME
 
 
 def forbidden(viewer: auth.Viewer | None) -> web.Response:
@@ -116,8 +182,10 @@ class RedactTokens(logging.Filter):
 
 
 def setup_dashboard(app: web.Application, site: Site) -> None:
-    """Add the dashboard's routes to `app` (called by create_app before the app starts)."""
+    """Add the dashboard's routes to `app` (called by create_app before the app starts), and keep
+    the software's version out of every response of `app` (`hide_server_version`)."""
     app.middlewares.append(_log_route)
+    app.on_response_prepare.append(hide_server_version)
     access = logging.getLogger("aiohttp.access")
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())
@@ -217,11 +285,24 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
         build.participation_page = participation_page  # type: ignore[attr-defined]
         return build
 
-    async def login(request: web.Request) -> web.StreamResponse:
+    async def open_link(request: web.Request) -> web.StreamResponse:
         token = request.query.get("token", "")
 
+        async def work(session) -> bool:  # noqa: ANN001
+            return await auth.token_usable(session, token, site.clock.now())
+
+        if not await site.db.run(work):
+            return refused_link()  # spent, expired or never issued: say so now, not after a click
+        return confirm_link(token)
+
+    async def login(request: web.Request) -> web.StreamResponse:
+        if _from_another_site(request):
+            return from_elsewhere()
+        form = await request.post()
+        token = form.get("token")
+
         async def work(session) -> str | None:  # noqa: ANN001
-            return await auth.exchange_token(session, token, site.clock.now())
+            return await auth.exchange_token(session, token if isinstance(token, str) else "", site.clock.now())
 
         session_id = await site.db.run(work)
         if session_id is None:
@@ -240,8 +321,8 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
             Markup(
                 f"To open your dashboard, type {tag('kbd', 'dashboard')} to Baton in chat (Slack, Teams or the local web chat)."
             ),
-            "Baton replies with a personal link that works once, within 10 minutes. Open it in this browser and you are in; "
-            "the session lasts 8 hours or until you sign out.",
+            "Baton replies with a personal link that works once, within 10 minutes. Open it in this browser and press "
+            "the button it shows, and you are in; the session lasts 8 hours or until you sign out.",
             status=200,
         )
 
@@ -344,7 +425,8 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
         log.info("dashboard: 360 %d closed early by person %d", campaign_id, viewer.id)
         return _redirect(f"/dashboard/360/{campaign_id}")
 
-    app.router.add_get("/dashboard/login", login)
+    app.router.add_get("/dashboard/login", open_link)
+    app.router.add_post("/dashboard/login", login)
     app.router.add_get("/dashboard/signin", signin)
     app.router.add_post("/dashboard/logout", logout)
     app.router.add_get("/dashboard", view(home))

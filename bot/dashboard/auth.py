@@ -52,6 +52,28 @@ class Viewer:
         return person_id == self.id or person_id in self.reports
 
 
+async def token_usable(session: AsyncSession, secret: str, now: datetime) -> bool:
+    """Whether a sign-in token would open a session now (issued, unused, unexpired, its person active).
+
+    Reads only: showing the sign-in button must not spend the link.
+    """
+    if not secret or len(secret) > 128:
+        return False
+    row = (
+        await session.execute(
+            select(DashboardToken.person_id).where(
+                DashboardToken.token_hash == digest(secret),
+                DashboardToken.used_at.is_(None),
+                DashboardToken.expires_at > now,
+            )
+        )
+    ).first()
+    if row is None:
+        return False
+    person = await session.get(Person, row.person_id)
+    return person is not None and person.active
+
+
 async def exchange_token(session: AsyncSession, secret: str, now: datetime) -> str | None:
     """Spend a sign-in token and open a session; return the new session id, or None for a bad token.
 
