@@ -17,6 +17,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from adapters.contract import Adapter
+from bot.calendars import CalendarSync
 from bot.config import Settings
 from bot.core import Core
 from bot.dashboard import setup_dashboard
@@ -32,6 +33,7 @@ from dialogs.engine import Engine
 from dialogs.engine.clock import Clock, FileClock, SystemClock
 from dialogs.engine.errors import UnknownPerson
 from dialogs.engine.messages import Inbound
+from dialogs.services.calendars import words_pattern
 from dialogs.services.rhythm import Conductor
 from storage.db import Database
 from storage.retention import Keep
@@ -118,6 +120,13 @@ class Baton:
             interval=self.settings.BATON_TICK_SECONDS,
             wake=self.sender.wake,
             retention_days=self.settings.BATON_RETENTION_DAYS,
+            calendars=CalendarSync(
+                self.db,
+                self.core.sealer,
+                self.clock,
+                words=words_pattern(self.settings.BATON_AWAY_WORDS.split(",")),
+                wake=self.sender.wake,
+            ),
             keep=Keep(
                 checkins=self.settings.BATON_KEEP_CHECKINS_DAYS,
                 feedback=self.settings.BATON_KEEP_FEEDBACK_DAYS,

@@ -185,6 +185,49 @@ def org_import(file: Path) -> None:
     )
 
 
+@org.command("holidays")
+@click.option("--team", "team_name", required=True, help="Team name.")
+@click.argument("code", required=False)
+def org_holidays(team_name: str, code: str | None) -> None:
+    """Show or set the public holidays a team has off: CODE is a country ("DE") or a region ("DE-BY"), or off."""
+    from sqlalchemy import select
+
+    from dialogs.common.absence import holiday_dates, valid_holidays
+    from dialogs.engine.clock import SystemClock
+    from storage.models import Team
+
+    settings = _settings()
+    wanted = None
+    if code and code.casefold() != "off":
+        wanted = valid_holidays(code)
+        if wanted is None:
+            raise click.ClickException(
+                f"{code!r} is not a country or region the holidays package knows; use an ISO code such as DE, "
+                "GB-SCT or US-CA."
+            )
+
+    async def run(db: Database) -> tuple[str | None, bool]:
+        async def work(session):  # noqa: ANN001, ANN202
+            team = await session.scalar(select(Team).where(Team.name == team_name))
+            if team is None:
+                names = ", ".join(await session.scalars(select(Team.name).order_by(Team.name))) or "none yet"
+                raise click.ClickException(f"There is no team called {team_name!r} (teams: {names}).")
+            if code is not None:
+                team.holidays = wanted
+            return team.holidays
+
+        return await db.run(work)
+
+    current = with_database(settings, run)
+    if current is None:
+        click.echo(f"{team_name} keeps no public holidays.")
+        return
+    today = SystemClock().now().date()
+    coming = holiday_dates(current, today.year) + holiday_dates(current, today.year + 1)
+    upcoming = [f"{day:%a %d %b %Y} {name}" for day, name in coming if day >= today]
+    click.echo(f"{team_name} has {current} public holidays off; the next: " + "; ".join(upcoming[:4]) + ".")
+
+
 @org.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 def org_export(file: Path | None) -> None:

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     BATON_KEEP_CHECKINS_DAYS: int = Field(730, ge=0, le=36500)
     BATON_KEEP_FEEDBACK_DAYS: int = Field(730, ge=0, le=36500)
     BATON_KEEP_GOALS_DAYS: int = Field(1095, ge=0, le=36500)
+    # Words that make a timed calendar event an away day (all-day and out-of-office events always are).
+    BATON_AWAY_WORDS: str = "ooo, out of office, vacation, holiday, annual leave, pto, sick"
     # The address people reach this Baton at, for links sent in chat (dashboard sign-in).
     # Default: http://BATON_HOST:BATON_PORT
     BATON_PUBLIC_URL: str | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -18,6 +19,9 @@ from dialogs.engine.clock import Clock
 from dialogs.services.rhythm import Conductor
 from storage.db import DatabaseUnavailable
 from storage.retention import Keep, forget_old, prune
+
+if TYPE_CHECKING:
+    from bot.calendars import CalendarSync
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +38,24 @@ class Scheduler:
         wake: Callable[[], None],
         retention_days: int = 30,
         keep: Keep | None = None,
+        calendars: CalendarSync | None = None,
     ) -> None:
         self.conductor = conductor
         self.clock = clock
         self.wake = wake
         self.retention_days = retention_days
         self.keep = keep or Keep()
+        self.calendars = calendars
+        if calendars is not None:  # feeds are due hourly; a new one is read within minutes
+            self._scheduler.add_job(
+                self.read_calendars,
+                "interval",
+                minutes=5,
+                id="calendars",
+                coalesce=True,
+                max_instances=1,
+                next_run_time=None,
+            )
         self._scheduler = AsyncIOScheduler()
         # Forgetting what is no longer needed (storage/retention.py): a few times a day is plenty.
         self._scheduler.add_job(
@@ -100,12 +116,21 @@ class Scheduler:
         if old:
             log.info("retention: deleted what was past its keeping period: %s", old)
 
+    async def read_calendars(self) -> None:
+        if self.calendars is None:
+            return
+        try:
+            await self.calendars.run_once()
+        except Exception as exc:  # noqa: BLE001 - a database blip: the next round tries again
+            log.warning("calendars: a round failed (%s); trying again in five minutes", type(exc).__name__)
+
     def start(self) -> None:
         self._scheduler.start()
         now = datetime.now(UTC)
         for job_id, first in (
             ("rhythm", timedelta(seconds=min(self.interval, 2))),
             ("retention", timedelta(minutes=1)),
+            ("calendars", timedelta(seconds=30)),
         ):
             job = self._scheduler.get_job(job_id)
             if job is not None:

@@ -1,4 +1,10 @@
-"""`leave`: record absence dates, for yourself or (as their manager) for a report. Baton stays silent then."""
+"""`leave`: absence, for yourself or (as their manager) for a report. Baton stays silent then.
+
+Typed leave sits beside what Baton reads by itself (dialogs/common/absence.py):
+the person's calendar feed (`leave calendar ADDRESS`, read by bot/calendars.py)
+and their team's public holidays. `leave` lists every away day with where it
+came from; `leave working DAY` says "I'm working that day" against any source.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,19 @@ from datetime import date, timedelta
 
 from sqlalchemy import delete, select
 
+from dialogs.common.absence import SOURCES, away
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Choice, Reply, TextInput
 from storage import queries
-from storage.models import Leave, Person
+from storage.models import AwayOverride, CalendarFeed, Leave, Person
+
+LISTED_DAYS = 90  # how far ahead `leave` lists away days
+MAX_URL = 2000
+HOW_TO_FIND = (
+    "Google Calendar: Settings → your calendar → *Secret address in iCal format*. Outlook: Settings → "
+    "Calendar → Shared calendars → *Publish a calendar* → the ICS link."
+)
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -56,6 +70,10 @@ class LeaveDialog(Dialog):
 
     async def begin(self, turn: Turn, args: str) -> Transition:
         words = args.split()
+        if words and words[0].casefold() == "calendar":
+            return await self._calendar(turn, words[1:])
+        if words and words[0].casefold() == "working":
+            return await self._working(turn, words[1:])
         target = turn.person
         if words and "@" in words[0]:
             target = await self._report(turn, words.pop(0))
@@ -73,6 +91,64 @@ class LeaveDialog(Dialog):
             )
         return "menu"
 
+    async def _calendar(self, turn: Turn, words: list[str]) -> Transition:
+        """`leave calendar` (status), `leave calendar ADDRESS` (connect), `leave calendar off` (stop)."""
+        person_id = turn.person.id
+        feed = await turn.session.get(CalendarFeed, person_id)
+        if not words:
+            if feed is None:
+                turn.say(
+                    "No calendar is connected. Send *leave calendar* followed by your calendar's secret iCal "
+                    f"address, and I'll treat your days off there as away. {HOW_TO_FIND}"
+                )
+            else:
+                state = f"last read {feed.ok_at:%a %d %b %H:%M} UTC" if feed.ok_at else "not read yet"
+                if feed.problem:
+                    state += " — the last try failed; I keep the days I read before"
+                turn.say(f"Your calendar is connected ({state}). *leave calendar off* disconnects it.")
+            return END
+        if words[0].casefold() == "off":
+            if feed is not None:
+                await turn.session.delete(feed)
+            await turn.session.execute(
+                delete(Leave).where(
+                    Leave.person_id == person_id, Leave.source == "calendar", Leave.end >= turn.local_now.date()
+                )
+            )
+            turn.say("Disconnected: I no longer read your calendar, and forgot the away days it gave me.")
+            return END
+        url = words[0].strip("<>")
+        if url.casefold().startswith("webcal://"):
+            url = "https://" + url[len("webcal://") :]
+        if not url.casefold().startswith(("https://", "http://")) or len(url) > MAX_URL or len(words) > 1:
+            raise UserFacingError(
+                f"That doesn't look like a calendar address. It starts with https:// and ends in .ics. {HOW_TO_FIND}"
+            )
+        sealed = turn.sealer.seal("calendar", url, size=MAX_URL * 4 + 64, context=str(person_id))
+        if feed is None:
+            turn.session.add(CalendarFeed(person_id=person_id, sealed_url=sealed, created_at=turn.now))
+        else:
+            feed.sealed_url, feed.checked_at, feed.ok_at, feed.problem, feed.told_at = sealed, None, None, None, None
+        shown = url.split("://", 1)[0] + "://" + url.split("://", 1)[1].split("/", 1)[0] + "/…"
+        turn.say(
+            f"Connected {shown}. I'll read it within a few minutes and then every hour: all-day events and "
+            "out-of-office time count as away. I keep only the days, never titles or who's invited. "
+            "*leave* shows what I found; *leave working DAY* overrides a day."
+        )
+        return END
+
+    async def _working(self, turn: Turn, words: list[str]) -> Transition:
+        """`leave working DAY`: not away that day, whatever a calendar or a holiday says."""
+        if len(words) != 1:
+            raise UserFacingError("Write it as *leave working 2026-12-24* (or *today*, *tomorrow*).")
+        today = turn.local_now.date()
+        day = parse_day(words[0], today)
+        if day < today:
+            raise UserFacingError("That day is over already, so there's nothing to change.")
+        await queries.insert_ignore(turn.session, AwayOverride, person_id=turn.person.id, day=day)
+        turn.say(f"Noted: you're working on {day:%a %d %b}. I'll treat it as a normal day.")
+        return END
+
     async def _report(self, turn: Turn, email: str) -> Person:
         person = await queries.person_by_email(turn.session, email)
         if person is None or not (person.manager_id == turn.person.id or turn.person.is_admin):
@@ -82,19 +158,40 @@ class LeaveDialog(Dialog):
     async def _leaves(self, turn: Turn) -> list[Leave]:
         today = turn.local_now.date()
         rows = await turn.session.execute(
-            select(Leave).where(Leave.person_id == turn.data["person"], Leave.end >= today).order_by(Leave.start)
+            select(Leave)
+            .where(Leave.person_id == turn.data["person"], Leave.end >= today, Leave.source == "typed")
+            .order_by(Leave.start)
         )
         return list(rows.scalars())
 
     async def menu_prompt(self, turn: Turn) -> Reply:
-        leaves = await self._leaves(turn)
-        who = "You have" if turn.data["name"] == "you" else f"{turn.data['name']} has"
-        listed = "\n".join(f"• {leave.start:%a %d %b %Y} – {leave.end:%a %d %b %Y}" for leave in leaves)
-        text = f"{who} this leave coming up:\n{listed}" if leaves else f"{who} no leave recorded."
+        today = turn.local_now.date()
+        person_id = turn.data["person"]
+        stretches = (await away(turn.session, [person_id], today, today + timedelta(days=LISTED_DAYS))).get(
+            person_id, []
+        )
+        who = "You are" if turn.data["name"] == "you" else f"{turn.data['name']} is"
+        lines = []
+        for stretch in stretches:
+            days = f"{stretch.start:%a %d %b}" + (f" – {stretch.end:%a %d %b}" if stretch.end != stretch.start else "")
+            source = SOURCES.get(stretch.source, stretch.source)
+            lines.append(f"• {days} ({source}{': ' + stretch.label if stretch.label else ''})")
+        working = list(
+            await turn.session.scalars(
+                select(AwayOverride.day)
+                .where(AwayOverride.person_id == person_id, AwayOverride.day >= today)
+                .order_by(AwayOverride.day)
+            )
+        )
+        text = f"{who} away on these days:\n" + "\n".join(lines) if lines else f"{who} not away on any day ahead."
+        if working:
+            text += "\nWorking despite a calendar or holiday: " + ", ".join(f"{d:%a %d %b}" for d in working)
+        typed = [stretch for stretch in await self._leaves(turn)]
         choices = [Choice("Add leave", "add", "primary")]
         choices += [
-            Choice(f"Remove {leave.start:%d %b}–{leave.end:%d %b}", f"remove:{leave.id}") for leave in leaves[:3]
+            Choice(f"Remove {leave.start:%d %b}–{leave.end:%d %b}", f"remove:{leave.id}") for leave in typed[:3]
         ]
+        choices += [Choice(f"Away after all on {day:%d %b}", f"unwork:{day.isoformat()}") for day in working[:2]]
         return Reply(text, choices=(*choices, Choice("Done", "done")))
 
     async def on_menu(self, turn: Turn, value: str) -> Transition:
@@ -102,9 +199,20 @@ class LeaveDialog(Dialog):
             return END
         if value == "add":
             return "start"
+        if value.startswith("unwork:"):
+            day = date.fromisoformat(value.split(":", 1)[1])
+            await turn.session.execute(
+                delete(AwayOverride).where(AwayOverride.person_id == turn.data["person"], AwayOverride.day == day)
+            )
+            turn.say("Changed back.")
+            return "menu"
         if value.startswith("remove:"):
             await turn.session.execute(
-                delete(Leave).where(Leave.id == int(value.split(":")[1]), Leave.person_id == turn.data["person"])
+                delete(Leave).where(
+                    Leave.id == int(value.split(":")[1]),
+                    Leave.person_id == turn.data["person"],
+                    Leave.source == "typed",
+                )
             )
             turn.say("Removed.")
             return "menu"

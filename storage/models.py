@@ -31,6 +31,8 @@ class Team(SQLModel, table=True):
     # After answering a check-in, invite the performer to give their manager feedback (and vice versa).
     feedback_after_checkin: bool = True
     broadcast_address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Public holidays the team has off: an ISO country code, optionally with a subdivision ("DE", "DE-BY").
+    holidays: str | None = Field(default=None, max_length=16)
 
 
 class Person(SQLModel, table=True):
@@ -211,15 +213,46 @@ class CheckinAnswer(SQLModel, table=True):
 
 
 class Leave(SQLModel, table=True):
-    """Dates (the person's local calendar, inclusive) on which Baton sends them nothing on its own."""
+    """Dates (the person's local calendar, inclusive) on which Baton sends them nothing on its own.
+
+    `source` says where it came from: "typed" (the `leave` command), "calendar" (the person's calendar
+    feed; only the days, never titles or attendees). Public holidays are not stored: they follow from the
+    team's `holidays` setting.
+    """
 
     __tablename__ = "leave"
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id", index=True)
     start: date
     end: date
+    source: str = Field(default="typed", max_length=16, sa_column_kwargs={"server_default": "typed"})
     created_by_id: int | None = Field(default=None, foreign_key="person.id")
     created_at: datetime
+
+
+class CalendarFeed(SQLModel, table=True):
+    """A person's secret iCalendar address, sealed (it grants read access to their calendar), and its health.
+
+    `problem` is the kind of the last failure (unreachable, not_found, too_big, malformed …) or None;
+    `told` is when the person was last told about a problem, so they hear of one once, not every hour.
+    """
+
+    __tablename__ = "calendar_feed"
+    person_id: int = Field(primary_key=True, foreign_key="person.id")
+    sealed_url: str = Field(sa_column=Column(Text, nullable=False))
+    checked_at: datetime | None = None
+    ok_at: datetime | None = None
+    problem: str | None = Field(default=None, max_length=32)
+    told_at: datetime | None = None
+    created_at: datetime
+
+
+class AwayOverride(SQLModel, table=True):
+    """ "I'm working that day": a day a person is not away, whatever a calendar or a holiday says."""
+
+    __tablename__ = "away_override"
+    person_id: int = Field(primary_key=True, foreign_key="person.id")
+    day: date = Field(primary_key=True)
 
 
 class SlackInstallation(SQLModel, table=True):

@@ -30,6 +30,8 @@ from sqlmodel import SQLModel, col
 
 from storage.models import (
     Answer360,
+    AwayOverride,
+    CalendarFeed,
     Campaign360,
     CheckinAnswer,
     CheckinRun,
@@ -145,6 +147,19 @@ async def export(session: AsyncSession, email: str) -> dict[str, Any]:
             _plain(leave, "person_id")
             for leave in await _rows(session, select(Leave).where(col(Leave.person_id) == pid))
         ],
+        "calendar_feed": (
+            {
+                "connected": feed.created_at.isoformat(),
+                "last_read": feed.ok_at.isoformat() if feed.ok_at else None,
+                "address": "sealed: Baton keeps it encrypted and shows it to nobody",
+            }
+            if (feed := await session.get(CalendarFeed, pid)) is not None
+            else None
+        ),
+        "working_despite_away": [
+            d.isoformat()
+            for d in await _rows(session, select(col(AwayOverride.day)).where(col(AwayOverride.person_id) == pid))
+        ],
         "checkins": [
             {
                 **_plain(run, "person_id", "questions"),
@@ -247,6 +262,8 @@ async def erase(session: AsyncSession, email: str, *, keep_aggregates: bool = Fa
         (DashboardToken, DashboardToken.person_id),
         (DashboardSession, DashboardSession.person_id),
         (Leave, Leave.person_id),
+        (CalendarFeed, CalendarFeed.person_id),
+        (AwayOverride, AwayOverride.person_id),
         (Rater360, Rater360.rater_id),
         (OutboxMessage, OutboxMessage.person_id),
     ):

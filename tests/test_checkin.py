@@ -442,17 +442,17 @@ async def test_leave_for_oneself_in_one_line(rig: Rig) -> None:
 async def test_leave_step_by_step_then_removed(rig: Rig) -> None:
     tom = rig.chat("tom@demo.baton")
     await tom.send("leave")
-    await tom.press("Add leave", on=tom.expect("You have no leave recorded."))
+    await tom.press("Add leave", on=tom.expect("You are not away on any day ahead."))
     tom.expect("first day")
     await tom.send("tomorrow")
     tom.expect("last day")
     await tom.send("2026-11-27")
     tom.expect("Noted: Sat 21 Nov to Fri 27 Nov")
-    menu = tom.expect("You have this leave coming up", "Sat 21 Nov 2026 – Fri 27 Nov 2026")
+    menu = tom.expect("You are away on these days", "Sat 21 Nov – Fri 27 Nov (leave)")
     assert await leaves(rig) == [("tom@demo.baton", date(2026, 11, 21), date(2026, 11, 27), "tom@demo.baton")]
     await tom.press("Remove 21 Nov–27 Nov", on=menu)
     tom.expect("Removed.")
-    await tom.press("Done", on=tom.expect("You have no leave recorded."))
+    await tom.press("Done", on=tom.expect("You are not away on any day ahead."))
     assert await leaves(rig) == []
 
 

@@ -27,12 +27,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.common.absence import away_ranges
 from dialogs.common.periods import hhmm, local_datetime
 from dialogs.engine.clock import tz
 from dialogs.engine.contract import COMMAND_ACTION
 from dialogs.engine.delivery import Outgoing
 from dialogs.engine.messages import Choice, Reply
-from storage.models import Leave, OutboxMessage, Person
+from storage.models import OutboxMessage, Person
 
 WEEKLY_BUDGET = 6  # unsolicited messages per person per rolling 7 days, across all of Baton
 BUDGETED = frozenset({"reminder", "nudge", "follow-up"})  # the kinds the budget may hold
@@ -101,18 +102,9 @@ BULK = 500  # above this many people, read the whole (small, time-bounded) set r
 async def leave_days(
     session: AsyncSession, person_ids: Iterable[int], first: date, last: date
 ) -> dict[int, list[tuple[date, date]]]:
-    """Each person's leave overlapping [first, last]."""
-    ids = set(person_ids)
-    if not ids:
-        return {}
-    statement = select(Leave.person_id, Leave.start, Leave.end).where(Leave.start <= last, Leave.end >= first)
-    if len(ids) <= BULK:
-        statement = statement.where(Leave.person_id.in_(ids))
-    found: dict[int, list[tuple[date, date]]] = {}
-    for person_id, start, end in await session.execute(statement):
-        if person_id in ids:
-            found.setdefault(person_id, []).append((start, end))
-    return found
+    """Each person's away days overlapping [first, last]: typed leave, their calendar, their team's public
+    holidays, less the days they said they are working (dialogs/common/absence.py)."""
+    return await away_ranges(session, person_ids, first, last)
 
 
 async def budget_used(session: AsyncSession, person_ids: Iterable[int], now: datetime) -> dict[int, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from statistics import mean
 from typing import Any
 
@@ -571,10 +571,18 @@ class Conductor:
             values = [a.number for a in feed(run, "pulse") if a.number is not None] if run else []
             return values[0] if values else None
 
+        # Away on the week's check-in day (typed leave, their calendar, a public holiday): no invitation went
+        # out, so the digest says so rather than "not answered".
+        year, week = (int(part) for part in period.split("-W"))
+        checkin_day = date.fromisocalendar(year, week, (team.checkin_weekday if team else 4) + 1)
+        away = await leave_days(session, [r.id for r in reports if r.id is not None], checkin_day, checkin_day)
         answered, people_lines, blockers, requests, follow_ups = 0, [], [], [], []
         for person in reports:
             run = by_key.get((person.id, period))
             first = person.name.split(" ")[0]
+            if (run is None or run.status == "open") and person.id in away:
+                people_lines.append(f"• {first}: away")
+                continue
             if run is None or run.status == "open":
                 people_lines.append(f"• {first}: not answered yet")
                 continue

@@ -1,0 +1,234 @@
+"""Reading people's calendar feeds on a schedule, so nobody has to type `leave`.
+
+Every few minutes the scheduler asks for the feeds not read in the last hour
+(a new one is read within minutes). Each is fetched over one HTTP session per
+round, a few at a time, with a time limit and a size limit, and parsed off the
+event loop (dialogs/services/calendars.py). What it says replaces the
+person's calendar away days from yesterday on; titles, attendees and
+descriptions are never stored.
+
+A feed that fails — unreachable, 404, too big, not iCalendar, too slow —
+keeps its last good days. Its owner is told once what went wrong and what to
+do (within their quiet hours), not every hour; once it works again, the next
+problem is told again. Feed addresses are secrets: sealed in the database,
+never logged, shown masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from re import Pattern
+
+import aiohttp
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from dialogs.common.manners import Recipient, plan_unsolicited
+from dialogs.engine.clock import Clock, tz
+from dialogs.engine.messages import Reply
+from dialogs.engine.sealing import Sealer, SealError
+from dialogs.services.calendars import DEFAULT_PATTERN, WINDOW_AFTER, WINDOW_BEFORE, FeedError, away_days, store
+from storage import queries
+from storage.db import Database
+from storage.models import CalendarFeed, Person
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 10 * 1024 * 1024
+TIMEOUT = 20.0  # seconds for one feed, connection to last byte
+EVERY = timedelta(hours=1)
+CONCURRENCY = 16
+ROUND = 500  # feeds read per round at most; the rest wait for the next one, minutes later
+
+WHAT_WENT_WRONG = {
+    "unreachable": "I couldn't reach your calendar address",
+    "timeout": "your calendar address took more than 20 seconds to answer",
+    "not_found": "your calendar address answers \u201cnot found\u201d \u2014 it may have been reset or removed",
+    "refused": "your calendar address refused me",
+    "too_big": "your calendar feed is larger than 10 MB, more than I read",
+    "malformed": "what your calendar address sends isn't an iCalendar file I can read",
+    "unreadable": "I can no longer open the calendar address you gave me (Baton's secret key was changed)",
+}
+
+
+def problem_text(kind: str) -> str:
+    what = WHAT_WENT_WRONG.get(kind, "something went wrong reading your calendar")
+    return (
+        f"About your calendar: {what}. Until it works again I keep the away days I last read from it. "
+        "If the address changed, send *leave calendar* followed by the new one; *leave calendar off* stops "
+        "me reading it. Typed leave (*leave*) always works."
+    )
+
+
+def masked(url: str) -> str:
+    """A calendar address as it may be shown: scheme and host, the secret path hidden."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{host}/\u2026" if host else "\u2026"
+
+
+class Problem(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Due:
+    person_id: int
+    sealed_url: str
+    timezone: str
+    problem: str | None
+    told_at: datetime | None
+
+
+class CalendarSync:
+    """Reads due calendar feeds; `run_once` is one round (the scheduler calls it every few minutes)."""
+
+    def __init__(
+        self,
+        db: Database,
+        sealer: Sealer,
+        clock: Clock,
+        *,
+        words: Pattern[str] | None = DEFAULT_PATTERN,
+        every: timedelta = EVERY,
+        timeout: float = TIMEOUT,
+        max_bytes: int = MAX_BYTES,
+        concurrency: int = CONCURRENCY,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db, self.sealer, self.clock = db, sealer, clock
+        self.words, self.every, self.timeout, self.max_bytes = words, every, timeout, max_bytes
+        self.concurrency = concurrency
+        self.wake = wake
+
+    async def run_once(self) -> dict[str, int]:
+        """Read every due feed; counts of outcomes ("ok" or a problem kind)."""
+        now = self.clock.now()
+
+        async def due(session: AsyncSession) -> list[Due]:
+            rows = await session.execute(
+                select(
+                    col(CalendarFeed.person_id),
+                    col(CalendarFeed.sealed_url),
+                    col(Person.timezone),
+                    col(CalendarFeed.problem),
+                    col(CalendarFeed.told_at),
+                )
+                .join(Person, col(Person.id) == col(CalendarFeed.person_id))
+                .where(
+                    col(Person.active).is_(True),
+                    or_(col(CalendarFeed.checked_at).is_(None), col(CalendarFeed.checked_at) < now - self.every),
+                )
+                .order_by(col(CalendarFeed.checked_at).is_not(None), col(CalendarFeed.checked_at))
+                .limit(ROUND)
+            )
+            return [Due(*row) for row in rows]
+
+        feeds = await self.db.run(due)
+        if not feeds:
+            return {}
+        outcomes: dict[str, int] = {}
+        gate = asyncio.Semaphore(self.concurrency)
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "Baton calendar reader"}) as http:
+
+            async def one(feed: Due) -> None:
+                async with gate:
+                    kind = await self._read(http, feed, now)
+                outcomes[kind] = outcomes.get(kind, 0) + 1
+
+            await asyncio.gather(*(one(feed) for feed in feeds))
+        problems = {k: v for k, v in outcomes.items() if k != "ok"}
+        log.info("calendars: read %d feeds; problems: %s", len(feeds), problems or "none")
+        return outcomes
+
+    async def _read(self, http: aiohttp.ClientSession, feed: Due, now: datetime) -> str:
+        zone = tz(feed.timezone)
+        today = now.astimezone(zone).date()
+        first, last = today - WINDOW_BEFORE, today + WINDOW_AFTER
+        try:
+            try:
+                url = self.sealer.open("calendar", feed.sealed_url, context=str(feed.person_id))
+            except SealError:
+                raise Problem("unreadable") from None
+            data = await self._fetch(http, url)
+            try:
+                days = await asyncio.to_thread(away_days, data, first, last, zone, self.words)
+            except FeedError as exc:
+                raise Problem(exc.kind) from None
+        except Problem as problem:
+            await self._failed(feed, problem.kind, now)
+            return problem.kind
+        await self._succeeded(feed, days, first, now)
+        return "ok"
+
+    async def _fetch(self, http: aiohttp.ClientSession, url: str) -> bytes:
+        try:
+            async with http.get(url, allow_redirects=True, max_redirects=5) as response:
+                if response.status in (404, 410):
+                    raise Problem("not_found")
+                if response.status >= 400:
+                    raise Problem("refused")
+                if (response.content_length or 0) > self.max_bytes:
+                    raise Problem("too_big")
+                chunks, size = [], 0
+                async for chunk in response.content.iter_chunked(65536):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise Problem("too_big")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except TimeoutError:
+            raise Problem("timeout") from None
+        except (aiohttp.ClientError, ValueError, OSError):  # ValueError: a URL aiohttp cannot use
+            raise Problem("unreachable") from None
+
+    async def _succeeded(self, feed: Due, days: set[date], first: date, now: datetime) -> None:
+        async def work(session: AsyncSession) -> None:
+            await store(session, feed.person_id, days, first, now)
+            row = await session.get(CalendarFeed, feed.person_id)
+            if row is not None:
+                row.checked_at, row.ok_at, row.problem, row.told_at = now, now, None, None
+
+        await self.db.run(work)
+
+    async def _failed(self, feed: Due, kind: str, now: datetime) -> None:
+        tell = feed.told_at is None  # once per stretch of trouble: cleared when the feed works again
+
+        async def work(session: AsyncSession) -> None:
+            row = await session.get(CalendarFeed, feed.person_id)
+            if row is None:
+                return
+            row.checked_at, row.problem = now, kind
+            if not tell:
+                return
+            row.told_at = now
+            person = await session.get(Person, feed.person_id)
+            if person is None:
+                return
+            channel, address = await queries.preferred_address(session, feed.person_id)
+            plan = plan_unsolicited(
+                Recipient(person.id or 0, person.timezone, person.quiet_start, person.quiet_end), now, kind="notice"
+            )
+            await queries.enqueue(
+                session,
+                key=f"calendar-problem:{feed.person_id}:{now.isoformat()}",
+                person_id=feed.person_id,
+                channel=channel,
+                address=address,
+                payload=Reply(problem_text(kind)).to_dict(),
+                due_at=plan.due_at or now,
+                now=now,
+                kind="notice",
+            )
+
+        await self.db.run(work)
+        if tell:
+            self.wake()

@@ -1,0 +1,123 @@
+"""Who is away on which days, from every source, and why.
+
+A person is away on a day when any source says so — leave they (or their
+manager) typed, their calendar feed, a public holiday of their team — unless
+they said "I'm working that day". Every effect of absence (no invitations,
+reminders or nudges; messages from colleagues held until they are back;
+"away" in the digest) reads it through `away`, so a new source works
+everywhere at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from storage.models import AwayOverride, Leave, Person, Team
+
+BULK = 500  # above this many people, read the whole (small, time-bounded) set rather than send a huge IN list
+HOLIDAY = "holiday"
+SOURCES = {"typed": "leave", "calendar": "your calendar", HOLIDAY: "public holiday"}
+
+
+@dataclass(frozen=True)
+class Away:
+    """A stretch of away days (inclusive) and where it came from; `label` names a holiday."""
+
+    start: date
+    end: date
+    source: str
+    label: str = ""
+    leave_id: int | None = None
+
+
+@functools.lru_cache(maxsize=256)
+def holiday_dates(code: str, year: int) -> tuple[tuple[date, str], ...]:
+    """The public holidays of a country ("DE") or subdivision ("DE-BY") in one year, from `holidays`."""
+    import holidays
+
+    country, _, subdivision = code.partition("-")
+    found = holidays.country_holidays(country, subdiv=subdivision or None, years=year)
+    return tuple(sorted(found.items()))
+
+
+def valid_holidays(code: str) -> str | None:
+    """`code` normalised ("de-by" → "DE-BY") if the holidays package knows it, else None."""
+    import holidays
+
+    country, _, subdivision = code.strip().upper().partition("-")
+    supported = holidays.list_supported_countries()
+    if country not in supported or (subdivision and subdivision not in supported[country]):
+        return None
+    return f"{country}-{subdivision}" if subdivision else country
+
+
+async def away(session: AsyncSession, person_ids: Iterable[int], first: date, last: date) -> dict[int, list[Away]]:
+    """Each person's away stretches overlapping [first, last], days they are working cut out."""
+    ids = set(person_ids)
+    if not ids:
+        return {}
+    found: dict[int, list[Away]] = {}
+    leaves = select(col(Leave.id), col(Leave.person_id), col(Leave.start), col(Leave.end), col(Leave.source)).where(
+        col(Leave.start) <= last, col(Leave.end) >= first
+    )
+    holidays_of = select(col(Person.id), col(Team.holidays)).join(Team, col(Team.id) == col(Person.team_id))
+    holidays_of = holidays_of.where(col(Team.holidays).is_not(None))
+    overrides = select(col(AwayOverride.person_id), col(AwayOverride.day)).where(
+        col(AwayOverride.day) >= first, col(AwayOverride.day) <= last
+    )
+    if len(ids) <= BULK:
+        leaves = leaves.where(col(Leave.person_id).in_(ids))
+        holidays_of = holidays_of.where(col(Person.id).in_(ids))
+        overrides = overrides.where(col(AwayOverride.person_id).in_(ids))
+    for leave_id, person_id, start, end, source in await session.execute(leaves):
+        if person_id in ids:
+            found.setdefault(person_id, []).append(Away(start, end, source, leave_id=leave_id))
+    for member, code in await session.execute(holidays_of):
+        if member is not None and member in ids and code:
+            for year in range(first.year, last.year + 1):
+                for day, name in holiday_dates(code, year):
+                    if first <= day <= last:
+                        found.setdefault(member, []).append(Away(day, day, HOLIDAY, name))
+    working: dict[int, set[date]] = {}
+    for person_id, day in await session.execute(overrides):
+        working.setdefault(person_id, set()).add(day)
+    for person_id, days in working.items():
+        if person_id in found:
+            found[person_id] = [piece for stretch in found[person_id] for piece in _without(stretch, days)]
+    return {person_id: sorted(stretches, key=lambda a: (a.start, a.end)) for person_id, stretches in found.items()}
+
+
+def _without(stretch: Away, working: set[date]) -> list[Away]:
+    """`stretch` with the days in `working` cut out (it may split in two or vanish)."""
+    if not any(stretch.start <= day <= stretch.end for day in working):
+        return [stretch]
+    pieces, start, day = [], None, stretch.start
+    while day <= stretch.end:
+        if day in working:
+            if start is not None:
+                pieces.append(Away(start, day - timedelta(days=1), stretch.source, stretch.label, stretch.leave_id))
+                start = None
+        elif start is None:
+            start = day
+        day += timedelta(days=1)
+    if start is not None:
+        pieces.append(Away(start, stretch.end, stretch.source, stretch.label, stretch.leave_id))
+    return pieces
+
+
+async def away_ranges(
+    session: AsyncSession, person_ids: Iterable[int], first: date, last: date
+) -> dict[int, list[tuple[date, date]]]:
+    """Like `away`, as (first day, last day) pairs: what the chat manners need."""
+    return {
+        person_id: [(a.start, a.end) for a in stretches]
+        for person_id, stretches in (await away(session, person_ids, first, last)).items()
+        if stretches
+    }

@@ -1,0 +1,286 @@
+"""Absence nobody has to type (issue 21): calendar feeds and public holidays, with every effect of leave.
+
+Real parts: an iCalendar server on a loopback port (recurrence across a
+daylight-saving change, out-of-office events, floating times, and broken
+variants: malformed, 11 MB, 404, too slow), the chat harness on both
+databases, the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from bot.calendars import CalendarSync, masked
+from dialogs.common.manners import leave_days
+from dialogs.services.calendars import away_days
+from storage.models import CalendarFeed, Leave, OutboxMessage, Team
+from tests.harness import Rig
+from tests.test_rhythm import outbox, pid, utc
+from tests.test_week_one import give_feedback
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def calendar(*events: str) -> bytes:
+    body = "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//Baton tests//EN",
+            "BEGIN:VTIMEZONE",
+            "TZID:Europe/Berlin",
+            "BEGIN:STANDARD",
+            "DTSTART:19701025T030000",
+            "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
+            "TZOFFSETFROM:+0200",
+            "TZOFFSETTO:+0100",
+            "END:STANDARD",
+            "BEGIN:DAYLIGHT",
+            "DTSTART:19700329T020000",
+            "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
+            "TZOFFSETFROM:+0100",
+            "TZOFFSETTO:+0200",
+            "END:DAYLIGHT",
+            "END:VTIMEZONE",
+            *events,
+            "END:VCALENDAR",
+            "",
+        ]
+    )
+    return body.encode()
+
+
+def event(uid: str, *lines: str) -> str:
+    return "\r\n".join(["BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20261101T000000Z", *lines, "END:VEVENT"])
+
+
+TRIP = event("trip", "DTSTART;VALUE=DATE:20261120", "DTEND;VALUE=DATE:20261125", "SUMMARY:Lisbon with family")
+GOOD = calendar(
+    TRIP,
+    # Every Monday 09:00-18:00 Berlin time, across the end of daylight saving on 25 Oct.
+    event(
+        "mondays",
+        "DTSTART;TZID=Europe/Berlin:20261019T090000",
+        "DTEND;TZID=Europe/Berlin:20261019T180000",
+        "RRULE:FREQ=WEEKLY;COUNT=3",
+        "SUMMARY:OOO parental day",
+    ),
+    event(
+        "oof",
+        "DTSTART:20261203T080000Z",
+        "DTEND:20261203T170000Z",
+        "X-MICROSOFT-CDO-BUSYSTATUS:OOF",
+        "SUMMARY:Doctor",
+    ),
+    event("standup", "DTSTART;TZID=Europe/Berlin:20261104T093000", "DTEND;TZID=Europe/Berlin:20261104T094500"),
+    event("floating", "DTSTART:20261210T080000", "DTEND:20261210T170000", "SUMMARY:Vacation (floating time)"),
+)
+
+
+class IcsServer:
+    """Serves calendars by name; `routes` can change between rounds; `hits` counts requests."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes | int] = {"good.ics": GOOD}
+        self.slow = 0.0
+        self.hits = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.hits += 1
+        name = request.match_info["name"]
+        if name == "slow.ics":
+            await asyncio.sleep(5)
+        found = self.files.get(name)
+        if found is None:
+            return web.Response(status=404)
+        if isinstance(found, int):  # a size: stream that many bytes of an endless calendar
+            response = web.StreamResponse(headers={"Content-Type": "text/calendar"})
+            await response.prepare(request)
+            chunk = b"X-FILLER:" + b"a" * 65_000 + b"\r\n"
+            for _ in range(found // len(chunk) + 1):
+                await response.write(chunk)
+            return response
+        return web.Response(body=found, content_type="text/calendar")
+
+
+@pytest.fixture
+async def ics() -> AsyncIterator[tuple[IcsServer, str]]:
+    server = IcsServer()
+    app = web.Application()
+    app.router.add_get("/cal/{name}", server.handle)
+    async with TestServer(app, host="127.0.0.1") as srv:
+        yield server, str(srv.make_url("/cal/"))
+
+
+def sync(rig: Rig, **kwargs: object) -> CalendarSync:
+    return CalendarSync(rig.db, rig.sealer, rig.clock, timeout=1.0, **kwargs)  # type: ignore[arg-type]
+
+
+async def connect(rig: Rig, email: str, url: str) -> str:
+    chat = rig.chat(email)
+    await chat.send(f"leave calendar {url}")
+    return chat.expect("Connected").text
+
+
+def test_the_feed_gives_all_day_out_of_office_and_titled_days_across_daylight_saving() -> None:
+    days = away_days(GOOD, date(2026, 10, 1), date(2026, 12, 31), BERLIN)
+    assert days == {
+        date(2026, 10, 19),
+        date(2026, 10, 26),  # after the clocks went back: still Monday 09:00-18:00 local
+        date(2026, 11, 2),
+        *(date(2026, 11, 20) + timedelta(days=n) for n in range(5)),  # DTEND is exclusive
+        date(2026, 12, 3),
+        date(2026, 12, 10),  # a floating time is read in the person's own zone
+    }  # the 15-minute stand-up is no away day
+
+
+async def test_a_connected_calendar_holds_a_colleagues_message_like_typed_leave(
+    rig: Rig, ics: tuple[IcsServer, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, base = ics
+    caplog.set_level(logging.DEBUG)
+    rig.clock.set(utc(2026, 11, 16, 10, 0))
+    said = await connect(rig, "tom@demo.baton", base + "good.ics")
+    assert "good.ics" not in said and "127.0.0.1" in said  # shown masked
+    sealed = await rig.db.run(lambda s: s.scalar(select(CalendarFeed.sealed_url)))
+    assert "good.ics" not in sealed and "127.0.0.1" not in sealed  # a secret address: sealed at rest
+    assert await sync(rig).run_once() == {"ok": 1}
+    tom = await pid(rig, "tom@demo.baton")
+    stored = await rig.db.run(lambda s: s.execute(select(Leave.start, Leave.end, Leave.source)))
+    assert (date(2026, 11, 20), date(2026, 11, 24), "calendar") in list(stored)
+    # The same effect as typed leave: Maya's feedback on Friday waits for Tom's first morning back.
+    rig.clock.set(utc(2026, 11, 20, 10, 0))
+    maya = rig.chat("maya@demo.baton")
+    await give_feedback(maya, "tom", "The billing migration plan was easy to follow")
+    sent = maya.expect("Sent to Tom")
+    assert "Tom gets it on Wed 25 Nov at 08:00 their time" in sent.text
+    [row] = [r for r in await outbox(rig, person_id=tom) if r.unsolicited and r.kind != "checkin"]
+    assert row.due_at == utc(2026, 11, 25, 7, 0)
+    # Tom sees why Baton thinks he is away.
+    chat = rig.chat("tom@demo.baton")
+    await chat.send("leave")
+    listed = chat.expect("away on these days").text
+    assert "Fri 20 Nov – Tue 24 Nov (your calendar)" in listed and "Lisbon" not in listed
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")  # the fake's own log
+    assert "good.ics" not in logged and "Lisbon" not in logged
+
+
+async def test_a_broken_feed_keeps_the_last_good_days_and_is_told_once(rig: Rig, ics: tuple[IcsServer, str]) -> None:
+    server, base = ics
+    rig.clock.set(utc(2026, 11, 16, 10, 0))
+    await connect(rig, "tom@demo.baton", base + "feed.ics")
+    server.files["feed.ics"] = GOOD
+    tom = await pid(rig, "tom@demo.baton")
+    assert await sync(rig).run_once() == {"ok": 1}
+    before = await rig.db.run(lambda s: leave_days(s, [tom], date(2026, 11, 16), date(2026, 12, 31)))
+
+    async def notices() -> list[OutboxMessage]:
+        return [r for r in await outbox(rig, person_id=tom) if r.key.startswith("calendar-problem")]
+
+    for kind, broken in (("malformed", b"<html>Sign in</html>"), ("malformed", b"BEGIN:VCALENDAR\r\nBROKEN")):
+        server.files["feed.ics"] = broken
+        rig.clock.advance(hours=2)
+        assert await sync(rig).run_once() == {kind: 1}
+        after = await rig.db.run(lambda s: leave_days(s, [tom], date(2026, 11, 16), date(2026, 12, 31)))
+        assert after == before  # the last good days stay
+    [told] = await notices()  # two failed rounds, one message
+    assert "isn't an iCalendar file" in told.payload["text"] and "leave calendar" in told.payload["text"]
+    server.files["feed.ics"] = GOOD
+    rig.clock.advance(hours=2)
+    assert await sync(rig).run_once() == {"ok": 1}
+    del server.files["feed.ics"]  # then the address is reset: a new problem, told again
+    rig.clock.advance(hours=2)
+    assert await sync(rig).run_once() == {"not_found": 1}
+    assert len(await notices()) == 2 and "not found" in (await notices())[-1].payload["text"]
+
+
+async def test_huge_slow_and_unreachable_feeds_are_problems_not_crashes(rig: Rig, ics: tuple[IcsServer, str]) -> None:
+    server, base = ics
+    rig.clock.set(utc(2026, 11, 16, 10, 0))
+    server.files["huge.ics"] = 11 * 1024 * 1024
+    for email, name in (("tom@demo.baton", "huge.ics"), ("aiko@demo.baton", "slow.ics")):
+        await connect(rig, email, base + name)
+    await connect(rig, "lucia@demo.baton", "https://127.0.0.1:1/closed.ics")
+    outcomes = await sync(rig).run_once()
+    assert outcomes == {"too_big": 1, "timeout": 1, "unreachable": 1}
+    assert await sync(rig).run_once() == {}  # not due again for an hour
+
+
+async def test_public_holidays_and_working_that_day(rig: Rig) -> None:
+    tom = await pid(rig, "tom@demo.baton")
+
+    async def set_holidays(session) -> None:
+        for team in await session.scalars(select(Team)):
+            team.holidays = "DE-BY"
+
+    await rig.db.run(set_holidays)
+    rig.clock.set(utc(2026, 12, 20, 10, 0))
+    days = await rig.db.run(lambda s: leave_days(s, [tom], date(2026, 12, 20), date(2027, 1, 10)))
+    assert (date(2026, 12, 25), date(2026, 12, 25)) in days[tom] and (date(2027, 1, 6), date(2027, 1, 6)) in days[tom]
+    chat = rig.chat("tom@demo.baton")
+    await chat.send("leave")
+    assert "Fri 25 Dec (public holiday: Christmas Day)" in chat.expect("away on these days").text
+    await chat.send("leave working 2026-12-25")
+    chat.expect("you're working on Fri 25 Dec")
+    days = await rig.db.run(lambda s: leave_days(s, [tom], date(2026, 12, 20), date(2027, 1, 10)))
+    assert (date(2026, 12, 25), date(2026, 12, 25)) not in days[tom]
+    assert (date(2026, 12, 26), date(2026, 12, 26)) in days[tom]
+
+
+async def test_calendar_commands_refuse_what_is_not_an_address_and_disconnect(
+    rig: Rig, ics: tuple[IcsServer, str]
+) -> None:
+    _, base = ics
+    chat = rig.chat("tom@demo.baton")
+    await chat.send("leave calendar not-a-url")
+    chat.expect("doesn't look like a calendar address")
+    await chat.send("leave calendar")
+    chat.expect("No calendar is connected")
+    await connect(rig, "tom@demo.baton", base + "good.ics")
+    rig.clock.set(utc(2026, 11, 16, 10, 0))
+    await sync(rig).run_once()
+    await chat.send("leave calendar off")
+    chat.expect("Disconnected")
+    rows = await rig.db.run(lambda s: s.scalar(select(CalendarFeed.person_id)))
+    calendar_days = await rig.db.run(lambda s: s.scalars(select(Leave).where(Leave.source == "calendar")))
+    assert rows is None and not list(calendar_days)
+
+
+def test_addresses_are_shown_masked() -> None:
+    assert masked("https://calendar.google.com/calendar/ical/x%40gmail.com/private-abc/basic.ics") == (
+        "https://calendar.google.com/…"
+    )
+
+
+async def test_the_digest_says_away_for_someone_away_on_the_checkin_day(rig: Rig) -> None:
+    """Not "not answered yet": nobody asked them, they were away (here: a public holiday)."""
+    from dialogs.services.rhythm import Conductor
+    from storage.models import Person
+
+    async def prepare(session) -> tuple[Person, list[Person], Team]:
+        team = await session.scalar(select(Team))
+        team.holidays = "DE"
+        team.checkin_weekday = 4  # Friday: 25 Dec 2026 in week 52
+        manager = await session.scalar(select(Person).where(Person.email == "maya@demo.baton"))
+        reports = list(await session.scalars(select(Person).where(Person.manager_id == manager.id)))
+        return manager, reports, team
+
+    manager, reports, team = await rig.db.run(prepare)
+    reply = await rig.db.run(
+        lambda s: Conductor(rig.db, sealer=rig.sealer).digest(s, manager, reports, team, "2026-W52")
+    )
+    lines = "\n".join(reply.card.lines if reply.card else ())
+    assert "Tom: away" in lines and "Tom: not answered yet" not in lines
+    ordinary = await rig.db.run(
+        lambda s: Conductor(rig.db, sealer=rig.sealer).digest(s, manager, reports, team, "2026-W50")
+    )
+    assert "Tom: not answered yet" in "\n".join(ordinary.card.lines if ordinary.card else ())
