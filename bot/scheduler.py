@@ -46,16 +46,6 @@ class Scheduler:
         self.retention_days = retention_days
         self.keep = keep or Keep()
         self.calendars = calendars
-        if calendars is not None:  # feeds are due hourly; a new one is read within minutes
-            self._scheduler.add_job(
-                self.read_calendars,
-                "interval",
-                minutes=5,
-                id="calendars",
-                coalesce=True,
-                max_instances=1,
-                next_run_time=None,
-            )
         self._scheduler = AsyncIOScheduler()
         # Forgetting what is no longer needed (storage/retention.py): a few times a day is plenty.
         self._scheduler.add_job(
@@ -71,6 +61,16 @@ class Scheduler:
             misfire_grace_time=max(1, int(interval)),
             next_run_time=None,
         )
+        if calendars is not None:  # feeds are due hourly; a new one is read within minutes
+            self._scheduler.add_job(
+                self.read_calendars,
+                "interval",
+                minutes=5,
+                id="calendars",
+                coalesce=True,
+                max_instances=1,
+                next_run_time=None,
+            )
         self.interval = interval
         self.on_tick: Callable[[float, float], None] = lambda started, lag: None  # metrics: when, how late
         self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
@@ -130,7 +130,7 @@ class Scheduler:
         for job_id, first in (
             ("rhythm", timedelta(seconds=min(self.interval, 2))),
             ("retention", timedelta(minutes=1)),
-            ("calendars", timedelta(seconds=30)),
+            ("calendars", timedelta(seconds=5)),
         ):
             job = self._scheduler.get_job(job_id)
             if job is not None:

@@ -22,8 +22,9 @@ from sqlalchemy import select
 from bot.calendars import CalendarSync, masked
 from dialogs.common.manners import leave_days
 from dialogs.services.calendars import away_days
-from storage.models import CalendarFeed, Leave, OutboxMessage, Team
-from tests.harness import Rig
+from storage.db import Database
+from storage.models import CalendarFeed, Leave, OutboxMessage, Person, Team
+from tests.harness import SECRET, Rig
 from tests.test_rhythm import outbox, pid, utc
 from tests.test_week_one import give_feedback
 
@@ -264,7 +265,6 @@ def test_addresses_are_shown_masked() -> None:
 async def test_the_digest_says_away_for_someone_away_on_the_checkin_day(rig: Rig) -> None:
     """Not "not answered yet": nobody asked them, they were away (here: a public holiday)."""
     from dialogs.services.rhythm import Conductor
-    from storage.models import Person
 
     async def prepare(session) -> tuple[Person, list[Person], Team]:
         team = await session.scalar(select(Team))
@@ -284,3 +284,32 @@ async def test_the_digest_says_away_for_someone_away_on_the_checkin_day(rig: Rig
         lambda s: Conductor(rig.db, sealer=rig.sealer).digest(s, manager, reports, team, "2026-W50")
     )
     assert "Tom: not answered yet" in "\n".join(ordinary.card.lines if ordinary.card else ())
+
+
+async def test_the_running_server_reads_feeds_by_itself(
+    db: Database, database_url: str, ics: tuple[IcsServer, str]
+) -> None:
+    """Through `baton serve`'s scheduler: a feed someone connected is read within seconds of the start."""
+    from aiohttp.test_utils import TestServer as Server
+
+    from bot.app import Baton, create_app
+    from bot.config import load_settings
+    from dialogs.engine.sealing import Sealer
+
+    server, base = ics
+    settings = load_settings(env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600)
+    baton = Baton.build(settings)
+    async with Server(create_app(baton), host="127.0.0.1"):
+        tom = await db.run(lambda s: s.scalar(select(Person.id).where(Person.email == "tom@demo.baton")))
+        sealed = Sealer(SECRET.encode()).seal("calendar", base + "good.ics", size=8064, context=str(tom))
+        await db.run(lambda s: _add(s, CalendarFeed(person_id=tom, sealed_url=sealed, created_at=baton.clock.now())))
+        for _ in range(200):
+            found = await db.run(lambda s: s.scalar(select(Leave.id).where(Leave.source == "calendar")))
+            if found:
+                break
+            await asyncio.sleep(0.1)
+        assert found and server.hits >= 1
+
+
+async def _add(session, row) -> None:
+    session.add(row)
