@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     SLACK_API_URL: str = "https://slack.com/api/"
     # Add Slack users Baton has never seen when they write to it (off: only people already imported).
     BATON_SLACK_AUTO_ADD: bool = True
+    # A Slack status with one of these emoji (or text with BATON_AWAY_WORDS or "vacationing") counts as away.
+    BATON_SLACK_AWAY_EMOJI: str = (
+        ":palm_tree:, :desert_island:, :beach_with_umbrella:, :airplane:, :face_with_thermometer:, :thermometer:"
+    )
     # Messages per second per workspace (Slack's chat.postMessage tier, shared by every channel and by every
     # replica: they take their send slots from the database).
     BATON_SLACK_WORKSPACE_RATE: float = Field(10.0, gt=0, le=100_000)

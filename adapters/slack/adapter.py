@@ -30,7 +30,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.contract import Host
-from adapters.slack import render, translate
+from adapters.slack import render, status, translate
 from adapters.slack.delivery import SlackDelivery
 from adapters.slack.identity import NOT_ADDED, Directory
 from adapters.slack.installations import DatabaseInstallationStore, SignedStateStore
@@ -40,6 +40,7 @@ from dialogs.engine.delivery import Delivery
 from dialogs.engine.errors import ConfigurationError, UnknownPerson
 from dialogs.engine.feed import form_of
 from dialogs.engine.messages import Inbound, Reply
+from dialogs.services.calendars import DEFAULT_WORDS, words_pattern
 from dialogs.services.home import overview
 from storage.db import DatabaseUnavailable
 
@@ -95,6 +96,10 @@ def _flag(raw: object, default: bool) -> bool:
     return str(raw).strip().lower() not in ("0", "false", "no", "off")
 
 
+AWAY_EMOJI = status.emoji_set(status.AWAY_EMOJI)
+AWAY_WORDS = words_pattern(("vacationing", *DEFAULT_WORDS))
+
+
 @dataclass(frozen=True, slots=True)
 class SlackOptions:
     """What the Slack adapter needs to know, read once at start.
@@ -114,6 +119,9 @@ class SlackOptions:
     api_url: str = "https://slack.com/api/"
     auto_add: bool = True
     workspace_rate: float = DEFAULT_WORKSPACE_RATE
+    # A status with one of these emoji, or text with one of these words, counts as away (adapters/slack/status.py).
+    away_emoji: frozenset[str] = AWAY_EMOJI
+    away_words: re.Pattern[str] | None = AWAY_WORDS
 
     @classmethod
     def from_settings(cls, settings: Any) -> SlackOptions:
@@ -142,6 +150,10 @@ class SlackOptions:
             api_url=api_url if api_url.endswith("/") else api_url + "/",
             auto_add=_flag(read("BATON_SLACK_AUTO_ADD"), True),
             workspace_rate=rate,
+            away_emoji=status.emoji_set(str(read("BATON_SLACK_AWAY_EMOJI") or status.AWAY_EMOJI)),
+            away_words=words_pattern(
+                ("vacationing", *str(read("BATON_AWAY_WORDS") or ", ".join(DEFAULT_WORDS)).split(","))
+            ),
         )
 
 
@@ -168,7 +180,9 @@ class SlackAdapter:
             logger=_quiet_logger("adapters.slack.sdk"),
         )
         self.store = DatabaseInstallationStore(host.db, on_saved=self._installed) if self.oauth else None
-        self.directory = Directory(host.db, self.client, host.clock, auto_add=lambda: self.options.auto_add)
+        self.directory = Directory(
+            host.db, self.client, host.clock, auto_add=lambda: self.options.auto_add, on_members=self._statuses
+        )
         self.delivery = SlackDelivery(
             self.client, self.token_for, workspace_rate=self.options.workspace_rate, ready=self._ensure_session
         )
@@ -219,6 +233,7 @@ class SlackAdapter:
         app.event("message")(self._on_message)
         app.event("app_mention")(self._on_mention)
         app.event("app_home_opened")(self._on_home_opened)
+        app.event("user_status_changed")(self._on_status_changed)
         app.command(COMMAND)(self._on_command)
         app.action(re.compile(rf"^{re.escape(render.FORM_ACTION)}\|"))(self._on_form_button)
         app.action(re.compile(r"."))(self._on_action)
@@ -488,6 +503,19 @@ class SlackAdapter:
         user = event.get("user")
         if event.get("tab") == "home" and user:
             self.spawn(self.publish_home(body.get("team_id"), user, self._context_token(context)), "home")
+
+    async def _on_status_changed(self, event: dict[str, Any]) -> None:
+        user = event.get("user")
+        if isinstance(user, dict) and user.get("id"):
+            self.spawn(self._statuses([user]), "status", limited=False)
+
+    async def _statuses(self, members: list[dict[str, Any]]) -> None:
+        """What these members' statuses say about being away (adapters/slack/status.py)."""
+        changed = await status.apply(
+            self.host.db, members, self.options.away_emoji, self.options.away_words, self.host.clock.now()
+        )
+        if changed:
+            log.info("slack: %d people's away days changed with their status", changed)
 
     async def _on_uninstalled(self, body: dict[str, Any]) -> None:
         log.warning(

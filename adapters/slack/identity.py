@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -89,8 +89,17 @@ LOOKUP_FAILED = "Sorry, I couldn't look you up in Slack just now. Please try aga
 class Directory:
     """Finds or makes the person for a Slack user. One per adapter; caches are bounded."""
 
-    def __init__(self, db: Database, client: AsyncWebClient, clock: Clock, *, auto_add: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        client: AsyncWebClient,
+        clock: Clock,
+        *,
+        auto_add: Callable[[], bool],
+        on_members: Callable[[list[dict[str, Any]]], Awaitable[object]] | None = None,
+    ) -> None:
         self.db = db
+        self.on_members = on_members  # each users.list page, after linking (statuses are read from it)
         self.client = client
         self.clock = clock
         self.auto_add = auto_add
@@ -191,6 +200,8 @@ class Directory:
                 linked += await accounts.link_known(
                     self.db, [_account(p, team, enterprise) for p in wanted.values()], now=self.clock.now()
                 )
+            if self.on_members is not None:
+                await self.on_members(list(response.get("members") or []))
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 return linked

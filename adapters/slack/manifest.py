@@ -31,6 +31,7 @@ BOT_EVENTS: tuple[str, ...] = (
     "app_mention",
     "message.im",
     "app_uninstalled",  # no scope needed: forget the workspace's installation
+    "user_status_changed",  # users:read: a status that says away counts as away (adapters/slack/status.py)
     "tokens_revoked",
 )
 

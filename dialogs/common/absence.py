@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -121,3 +121,33 @@ async def away_ranges(
         for person_id, stretches in (await away(session, person_ids, first, last)).items()
         if stretches
     }
+
+
+STATUS = "status"  # a platform status that says away (Slack's :palm_tree:, "Vacationing" …)
+SOURCES[STATUS] = "your status"
+
+
+async def set_status_away(
+    session: AsyncSession, person_id: int, until: date | None, today: date, now: datetime
+) -> bool:
+    """What the person's platform status says from `today` on: away through `until`, or (None) not away.
+
+    Returns whether anything changed. Days before `today` stay as they were.
+    """
+    current = list(
+        await session.scalars(
+            select(Leave).where(col(Leave.person_id) == person_id, col(Leave.source) == STATUS, col(Leave.end) >= today)
+        )
+    )
+    if until is not None and until >= today and [(c.start, c.end) for c in current] == [(today, until)]:
+        return False
+    if until is None and not current:
+        return False
+    for row in current:
+        if row.start < today:
+            row.end = today - timedelta(days=1)
+        else:
+            await session.delete(row)
+    if until is not None and until >= today:
+        session.add(Leave(person_id=person_id, start=today, end=until, source=STATUS, created_at=now))
+    return True

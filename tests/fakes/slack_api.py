@@ -100,8 +100,16 @@ class FakeSlack:
         locale: str = "en-GB",
         is_bot: bool = False,
         deleted: bool = False,
+        status: tuple[str, str, int] = ("", "", 0),
     ) -> None:
-        profile: dict[str, Any] = {"real_name": name, "display_name": name.split(" ")[0]}
+        """`status`: (emoji, text, expiration as Unix seconds or 0), as Slack's profile carries it."""
+        profile: dict[str, Any] = {
+            "real_name": name,
+            "display_name": name.split(" ")[0],
+            "status_emoji": status[0],
+            "status_text": status[1],
+            "status_expiration": status[2],
+        }
         if email:
             profile["email"] = email
         self.users[user_id] = {
