@@ -10,7 +10,16 @@ import secrets
 import sys
 from pathlib import Path
 
-from bench import checkin_tick, faults, outbound_limit, seal_360, slack_inbound, slack_outbound, teams_turn
+from bench import (
+    calendar_feeds,
+    checkin_tick,
+    faults,
+    outbound_limit,
+    seal_360,
+    slack_inbound,
+    slack_outbound,
+    teams_turn,
+)
 
 BENCHES = {
     "checkin-tick": checkin_tick.main,
@@ -20,6 +29,7 @@ BENCHES = {
     "teams-turn": teams_turn.main,
     "seal-360": seal_360.main,
     "faults": faults.main,
+    "calendar-feeds": calendar_feeds.main,
 }
 
 

@@ -1,7 +1,7 @@
 """Reading people's calendar feeds on a schedule, so nobody has to type `leave`.
 
 Every few minutes the scheduler asks for the feeds not read in the last hour
-(a new one is read within minutes). Each is fetched over one HTTP session per
+(a new one is read within minutes), 500 at a time until none is left. Each is fetched over one HTTP session per
 round, a few at a time, with a time limit and a size limit, and parsed off the
 event loop (dialogs/services/calendars.py). What it says replaces the
 person's calendar away days from yesterday on; titles, attendees and
@@ -17,6 +17,7 @@ never logged, shown masked.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ MAX_BYTES = 10 * 1024 * 1024
 TIMEOUT = 20.0  # seconds for one feed, connection to last byte
 EVERY = timedelta(hours=1)
 CONCURRENCY = 16
-ROUND = 500  # feeds read per round at most; the rest wait for the next one, minutes later
+ROUND = 500  # feeds taken from the database at a time; a run goes on until none is due
 
 WHAT_WENT_WRONG = {
     "unreachable": "I couldn't reach your calendar address",
@@ -85,6 +86,8 @@ class Due:
     timezone: str
     problem: str | None
     told_at: datetime | None
+    digest: str | None
+    read_for: date | None
 
 
 class CalendarSync:
@@ -109,7 +112,16 @@ class CalendarSync:
         self.wake = wake
 
     async def run_once(self) -> dict[str, int]:
-        """Read every due feed; counts of outcomes ("ok" or a problem kind)."""
+        """Read every due feed, ROUND at a time; counts of outcomes ("ok" or a problem kind)."""
+        outcomes: dict[str, int] = {}
+        while True:
+            found = await self._round()
+            for kind, count in found.items():
+                outcomes[kind] = outcomes.get(kind, 0) + count
+            if sum(found.values()) < ROUND:
+                return outcomes
+
+    async def _round(self) -> dict[str, int]:
         now = self.clock.now()
 
         async def due(session: AsyncSession) -> list[Due]:
@@ -120,6 +132,8 @@ class CalendarSync:
                     col(Person.timezone),
                     col(CalendarFeed.problem),
                     col(CalendarFeed.told_at),
+                    col(CalendarFeed.digest),
+                    col(CalendarFeed.read_for),
                 )
                 .join(Person, col(Person.id) == col(CalendarFeed.person_id))
                 .where(
@@ -159,6 +173,10 @@ class CalendarSync:
             except SealError:
                 raise Problem("unreadable") from None
             data = await self._fetch(http, url)
+            digest = hashlib.sha256(data).hexdigest()
+            if digest == feed.digest and today == feed.read_for and feed.problem is None:
+                await self._unchanged(feed, now)
+                return "ok"
             try:
                 days = await asyncio.to_thread(away_days, data, first, last, zone, self.words)
             except FeedError as exc:
@@ -166,7 +184,7 @@ class CalendarSync:
         except Problem as problem:
             await self._failed(feed, problem.kind, now)
             return problem.kind
-        await self._succeeded(feed, days, first, now)
+        await self._succeeded(feed, days, first, now, digest, today)
         return "ok"
 
     async def _fetch(self, http: aiohttp.ClientSession, url: str) -> bytes:
@@ -190,12 +208,25 @@ class CalendarSync:
         except (aiohttp.ClientError, ValueError, OSError):  # ValueError: a URL aiohttp cannot use
             raise Problem("unreachable") from None
 
-    async def _succeeded(self, feed: Due, days: set[date], first: date, now: datetime) -> None:
+    async def _succeeded(
+        self, feed: Due, days: set[date], first: date, now: datetime, digest: str, today: date
+    ) -> None:
         async def work(session: AsyncSession) -> None:
             await store(session, feed.person_id, days, first, now)
             row = await session.get(CalendarFeed, feed.person_id)
             if row is not None:
                 row.checked_at, row.ok_at, row.problem, row.told_at = now, now, None, None
+                row.digest, row.read_for = digest, today
+
+        await self.db.run(work)
+
+    async def _unchanged(self, feed: Due, now: datetime) -> None:
+        """The same body as last time, on the same day: the days stored are still right."""
+
+        async def work(session: AsyncSession) -> None:
+            row = await session.get(CalendarFeed, feed.person_id)
+            if row is not None:
+                row.checked_at, row.ok_at = now, now
 
         await self.db.run(work)
 

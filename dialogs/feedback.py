@@ -25,7 +25,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -33,8 +33,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import col
 
-from dialogs.common.manners import Recipient, budget_used, leave_days, plan_unsolicited
-from dialogs.common.periods import week_label
+from dialogs.common.manners import (
+    Recipient,
+    back_from_leave,
+    budget_used,
+    leave_days,
+    on_leave,
+    plan_unsolicited,
+)
+from dialogs.common.periods import local_datetime, week_label
 from dialogs.common.wording import shorten
 from dialogs.engine import COMMAND_ACTION, END, Dialog, State, Transition, Turn
 from dialogs.engine.clock import tz
@@ -925,12 +932,31 @@ def after_checkin(turn: Turn, run: CheckinRun, manager: Person | None = None) ->
 Queue = Callable[[int, str, str, Reply, datetime, str], Awaitable[Any]]
 
 
+def _stretched(
+    request: FeedbackRequest, responder: Person | None, leaves: dict[int, list[tuple[date, date]]], now: datetime
+) -> bool:
+    """A request whose deadline finds the person asked away (leave, their calendar, a holiday) gets until the
+    same time on their second day back. True when it was moved."""
+    if responder is None or responder.id is None or not responder.active:
+        return False
+    zone = tz(responder.timezone)
+    today = now.astimezone(zone).date()
+    away = leaves.get(responder.id, [])
+    if not on_leave(away, today):
+        return False
+    back = back_from_leave(away, today)
+    at = request.deadline.astimezone(zone).time()
+    request.deadline = local_datetime(back + timedelta(days=1), at, zone)
+    return True
+
+
 async def feedback_step(session: AsyncSession, now: datetime, queue: Queue) -> int:
     """One Conductor tick for feedback requests; returns how many messages were queued.
 
     * One reminder per open request in the 24 hours before its deadline (key
       `feedback-reminder:ID`), through quiet hours, leave and the weekly budget;
       a reminder that could only arrive after the deadline is not sent.
+    * A deadline that finds the person asked away moves to the same time on their second day back.
     * Open requests past their deadline become "expired" and the requester is told
       once per batch asked together (key `feedback-expired:ID`, ID the batch's
       lowest open request). Quiet hours and leave delay that note — the request
@@ -992,6 +1018,8 @@ async def feedback_step(session: AsyncSession, now: datetime, queue: Queue) -> i
 
     batches: dict[tuple[int, str, datetime], list[FeedbackRequest]] = defaultdict(list)
     for request in expired:
+        if _stretched(request, people.get(request.responder_id), leaves, now):
+            continue  # the colleague asked is away: the deadline moves past their return instead
         batches[(request.requester_id, request.topic, request.deadline)].append(request)
     for (requester_id, topic, deadline), batch in batches.items():
         requester = people.get(requester_id)

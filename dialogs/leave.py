@@ -129,6 +129,7 @@ class LeaveDialog(Dialog):
             turn.session.add(CalendarFeed(person_id=person_id, sealed_url=sealed, created_at=turn.now))
         else:
             feed.sealed_url, feed.checked_at, feed.ok_at, feed.problem, feed.told_at = sealed, None, None, None, None
+            feed.digest, feed.read_for = None, None
         shown = url.split("://", 1)[0] + "://" + url.split("://", 1)[1].split("/", 1)[0] + "/…"
         turn.say(
             f"Connected {shown}. I'll read it within a few minutes and then every hour: all-day events and "

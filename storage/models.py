@@ -245,6 +245,10 @@ class CalendarFeed(SQLModel, table=True):
     problem: str | None = Field(default=None, max_length=32)
     told_at: datetime | None = None
     created_at: datetime
+    # SHA-256 of the body last parsed and the local day it was parsed for: the same body on the same day
+    # gives the same days, so it is not parsed again (most feeds change rarely; parsing is the cost).
+    digest: str | None = Field(default=None, max_length=64)
+    read_for: date | None = None
 
 
 class AwayOverride(SQLModel, table=True):

@@ -313,3 +313,28 @@ async def test_the_running_server_reads_feeds_by_itself(
 
 async def _add(session, row) -> None:
     session.add(row)
+
+
+async def test_an_unchanged_feed_is_not_parsed_again_the_same_day(
+    rig: Rig, ics: tuple[IcsServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.calendars
+
+    server, base = ics
+    rig.clock.set(utc(2026, 11, 16, 10, 0))
+    await connect(rig, "tom@demo.baton", base + "good.ics")
+    parsed: list[int] = []
+    real = bot.calendars.away_days
+
+    def counting(*args: object, **kwargs: object) -> set[date]:
+        parsed.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bot.calendars, "away_days", counting)
+    for _ in range(3):  # three hourly reads of the same file on one day: fetched each time, parsed once
+        assert await sync(rig).run_once() == {"ok": 1}
+        rig.clock.advance(hours=1, minutes=1)
+    assert server.hits == 3 and len(parsed) == 1
+    rig.clock.set(utc(2026, 11, 17, 10, 0))  # a new day moves the window: parsed again
+    await sync(rig).run_once()
+    assert len(parsed) == 2

@@ -608,3 +608,30 @@ async def test_prompts_ask_about_the_work_never_for_a_judgement_of_the_person(ri
     assert len(shown) == 5
     for text in shown:
         assert not JUDGING.search(text), text
+
+
+async def test_a_deadline_that_finds_the_colleague_away_moves_past_their_return(rig: Rig) -> None:
+    """Issue 21: Tom's calendar says he is away over the deadline; Maya is not told it lapsed, and Tom gets
+    until the same time on his second day back."""
+    maya, tom = rig.chat("maya@demo.baton"), rig.chat("tom@demo.baton")
+    await ask(rig, maya, ["tom@demo.baton"])  # deadline 2026-11-23 09:00 UTC, 10:00 in Berlin
+    tom.expect("asks for your feedback")
+
+    async def away(session) -> None:
+        session.add(
+            Leave(
+                person_id=tom.person.id,
+                start=date(2026, 11, 23),
+                end=date(2026, 11, 25),
+                source="calendar",
+                created_at=rig.clock.now(),
+            )
+        )
+
+    await rig.db.run(away)
+    assert await step(rig, datetime(2026, 11, 23, 9, 0, tzinfo=UTC)) == 0
+    (request,) = await rows(rig, FeedbackRequest)
+    assert request.status == "open" and request.deadline == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    assert [r for r in maya.replies() if "deadline" in r.text] == []
+    assert await step(rig, datetime(2026, 11, 27, 9, 0, tzinfo=UTC)) == 1  # back and still silent: now it lapses
+    maya.expect("reached its deadline: 0 of 1 answered")

@@ -975,6 +975,7 @@ def test_the_manifest_command_prints_valid_manifests() -> None:
             "message.im",
             "app_uninstalled",
             "tokens_revoked",
+            "user_status_changed",  # an away status counts as away; users:read covers it
         }
         assert manifest["settings"]["interactivity"]["is_enabled"] is True
         assert manifest["features"]["app_home"] == {

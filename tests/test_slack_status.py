@@ -23,12 +23,12 @@ from tests.test_slack import TOKEN, SlackRig, clock, fake, load, start_rig  # no
 PALM = (":palm_tree:", "Vacationing", 0)
 
 
-def status_event(fake: FakeSlack, user_id: str, event_id: str) -> dict[str, Any]:
+def status_event(api: FakeSlack, user_id: str, event_id: str) -> dict[str, Any]:
     """The Events API envelope Slack sends when a member's status changes: the whole user object inside."""
     payload = load("event_message_im.json")
     payload["event"] = {
         "type": "user_status_changed",
-        "user": copy.deepcopy(fake.users[user_id]),
+        "user": copy.deepcopy(api.users[user_id]),
         "cache_ts": 1763726400,
         "event_ts": "1763726400.000200",
     }
@@ -41,8 +41,8 @@ async def away_of(rig: SlackRig, email: str, first: date, last: date) -> list[tu
     return (await rig.db.run(lambda s: leave_days(s, [person], first, last))).get(person, [])
 
 
-def set_status(fake: FakeSlack, user_id: str, emoji: str, text: str, expiration: int) -> None:
-    profile = fake.users[user_id]["profile"]
+def set_status(api: FakeSlack, user_id: str, emoji: str, text: str, expiration: int) -> None:
+    profile = api.users[user_id]["profile"]
     profile.update(status_emoji=emoji, status_text=text, status_expiration=expiration)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete
@@ -65,6 +66,9 @@ def away_days(
         raise FeedError("malformed") from exc
     if calendar.name != "VCALENDAR":
         raise FeedError("malformed")
+    # Only events that can make an away day are expanded: most of a calendar is meetings, and expanding their
+    # recurrences is most of the cost.
+    calendar.subcomponents = [c for c in calendar.subcomponents if c.name != "VEVENT" or _candidate(c, words)]
     days: set[date] = set()
     try:
         occurrences = recurring_ical_events.of(calendar).between(first, last + timedelta(days=1))
@@ -92,6 +96,18 @@ def away_days(
         finish = finish if isinstance(finish, datetime) else begin + _duration(event)
         days.update(_covered(begin, finish, zone, first, last))
     return days
+
+
+def _candidate(event: Any, words: re.Pattern[str] | None) -> bool:
+    """Whether this event can make an away day: all-day, out-of-office, or titled with an away word."""
+    start = event.get("DTSTART")
+    if start is None:
+        return False
+    if not isinstance(start.dt, datetime):
+        return True
+    if str(event.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper() == "OOF":
+        return True
+    return words is not None and bool(words.search(str(event.get("SUMMARY", "")).casefold()))
 
 
 def _duration(event: object) -> timedelta:
