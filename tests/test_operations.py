@@ -176,3 +176,14 @@ async def test_apscheduler_does_not_log_every_tick(caplog: pytest.LogCaptureFixt
         assert not logging.getLogger("aiohttp.access").isEnabledFor(logging.INFO)
     finally:
         logging.getLogger().handlers.clear()
+
+
+def test_baton_says_its_version() -> None:
+    from importlib.metadata import version
+
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"baton {version('baton')}"
