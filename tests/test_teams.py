@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import struct
 import zipfile
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from adapters.teams import TeamsAdapter
-from adapters.teams.activities import reference_of
+from adapters.teams.activities import parse, reference_of
 from adapters.teams.package import MANIFEST_SCHEMA, MANIFEST_VERSION, write_package
 from bot.app import BATON_KEY, Baton, create_app
 from bot.cli import main as cli
@@ -285,20 +286,59 @@ async def test_installing_stores_the_reference_and_greets_once(teams: TeamsRig, 
     assert identity.address["user"]["aadObjectId"] == TOM_AAD and identity.address["channelId"] == "msteams"
 
 
-def test_the_stored_reference_is_what_botbuilder_makes_of_the_activity() -> None:
-    from botbuilder.core import TurnContext
-    from botbuilder.schema import Activity, ConversationReference
+def test_the_stored_reference_is_what_the_agents_sdk_makes_of_the_activity() -> None:
+    from microsoft_agents.activity import Activity, ConversationReference
 
     for name in ("message", "conversation_update", "card_submit", "emulator_message"):
         data = json.loads((DATA / f"{name}.json").read_text())
-        expected = TurnContext.get_conversation_reference(Activity().deserialize(data)).serialize()
-        ours = reference_of(data)
-        # botbuilder-python 4.17 maps ConversationAccount.tenant_id to "tenantID" and so drops Teams'
-        # "tenantId"; Baton keeps it (it paces sends per tenant). Everything else is the same.
-        tenant = ours["conversation"].pop("tenantId", None)
-        assert tenant == data["conversation"].get("tenantId")
+        sdk = Activity.model_validate(data).get_conversation_reference()
+        expected = sdk.model_dump(by_alias=True, exclude_none=True, mode="json")
+        ours = reference_of(parse(data))
+        if data["type"] == "conversationUpdate":
+            # The SDK keeps the id of a conversationUpdate; botbuilder did not, nor does Baton (it is not a
+            # message anyone can reply to). Everything else is the same.
+            assert expected.pop("activityId") == data["id"] and "activityId" not in ours
         assert ours == expected, name
-        assert ConversationReference().deserialize(reference_of(data)).serialize() == expected
+        assert ConversationReference.model_validate(ours).model_dump(by_alias=True, exclude_none=True) == expected
+
+
+# A reference as botbuilder-era Baton stored it (TurnContext.get_conversation_reference(...).serialize(), plus
+# the tenant id), pointed at the fake connector by the test.
+BOTBUILDER_REFERENCE = {
+    "activityId": "1763629200123",
+    "user": {"id": TOM_ID, "name": "Tom Becker", "aadObjectId": TOM_AAD},
+    "bot": {"id": "28:11111111-2222-3333-4444-555555555555", "name": "Baton"},
+    "conversation": {"conversationType": "personal", "tenantId": TENANT, "id": CONVERSATION},
+    "channelId": "msteams",
+    "locale": "en-US",
+    "serviceUrl": "https://smba.trafficmanager.net/emea/",
+}
+
+
+async def test_a_reference_botbuilder_stored_still_reaches_the_person(teams: TeamsRig, db: Database) -> None:
+    from microsoft_agents.activity import ConversationReference
+
+    stored = BOTBUILDER_REFERENCE | {"serviceUrl": teams.fake.url}
+    parsed = ConversationReference.model_validate(stored)  # the SDK reads it as it is
+    assert parsed.service_url == teams.fake.url and parsed.agent.id == stored["bot"]["id"]
+
+    async def put(session) -> None:
+        person = (await session.execute(select(Person).where(Person.email == "tom@demo.baton"))).scalars().one()
+        session.add(
+            Identity(
+                person_id=person.id, platform="teams", external_id=TOM_AAD, address=stored, updated_at=datetime.now(UTC)
+            )
+        )
+
+    await db.run(put)
+    teams.clock.set(datetime(2026, 11, 20, 15, 30, tzinfo=UTC))
+    report = await teams.baton.conductor.tick(teams.clock.now(), force=True)
+    assert report.invited >= 1
+    teams.baton.sender.wake()
+    (invitation,) = await teams.expect(1)
+    assert "check-in time" in text_of(invitation)
+    assert invitation.body["recipient"] == stored["user"] and invitation.body["from"] == stored["bot"]
+    assert invitation.body["conversation"] == stored["conversation"]
 
 
 async def test_a_new_teams_user_is_linked_by_email_and_takes_the_client_time_zone(
@@ -392,6 +432,29 @@ async def test_action_execute_is_answered_in_the_invoke_and_routed_like_a_button
     assert "time zone is" in text_of(reply)
     status, _ = await teams.post(activity("execute_invoke", teams.fake, name="composeExtension/query"))
     assert status == 501
+
+
+async def test_explicit_nulls_and_empty_strings_mean_absent(teams: TeamsRig) -> None:
+    """Channels and testers send `null` / `""` for optional fields; the Agents SDK's model refuses them (a
+    stock SDK bot answers 500). Baton drops them before parsing and answers as usual."""
+    await teams.install()
+    await teams.expect(1)
+    body = activity("message", teams.fake, text="help", locale=None, replyToId="", speak=None, attachments=None)
+    body["conversation"] = body["conversation"] | {"name": None}
+    body["from"] = body["from"] | {"name": ""}
+    await teams.send(body)
+    (reply,) = await teams.expect(1)
+    assert "what I can do" in text_of(reply)
+
+
+async def test_a_refused_activity_names_the_field_but_logs_nothing_a_person_wrote(
+    teams: TeamsRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "my salary is 81234"
+    status, answer = await teams.post(activity("message", teams.fake, text={"secret": secret}))
+    assert status == 400 and "text" in answer["error"] and secret not in json.dumps(answer)
+    assert secret not in caplog.text  # the SDK's own validation log quotes the input; Baton filters it out
 
 
 async def test_group_chats_and_garbage_are_ignored(teams: TeamsRig, db: Database) -> None:
@@ -689,6 +752,9 @@ ODD_FIELDS = [
     ("type-unknown", {"type": "somethingElse"}),
     ("entities-garbage", {"entities": "nope"}),
     ("deep", {"channelData": json.loads("[" * 900 + "]" * 900)}),
+    ("channel-id-empty", {"channelId": ""}),
+    ("from-id-an-int", {"from": {"id": 7, "name": "Tom"}}),
+    ("timestamp-garbage", {"timestamp": "yesterday", "text": "my secret plan"}),
 ]
 
 
