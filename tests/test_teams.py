@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
@@ -604,6 +605,17 @@ async def test_with_an_app_id_only_a_valid_bot_framework_token_gets_in(secured: 
         + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], iss="https://sts.windows.net/x/"),
         "wrong serviceurl": "Bearer " + issuer.token(audience=APP_ID, service_url="https://elsewhere.example/"),
         "expired": "Bearer " + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], lifetime=-600),
+        "issuer elsewhere": "Bearer "
+        + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], iss="https://evil.example"),
+        "no expiry": "Bearer " + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], exp=None),
+        "not valid yet": "Bearer " + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], nbf=2**33),
+        "hmac": "Bearer "
+        + jwt.encode(
+            {"iss": "https://api.botframework.com", "aud": APP_ID, "serviceurl": body["serviceUrl"], "exp": 2**33},
+            "x" * 32,
+            algorithm="HS256",
+            headers={"kid": issuer.kid},
+        ),
     }
     for name, header in rejected.items():
         status, _ = await secured.post(body, token=header)

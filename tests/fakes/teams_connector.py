@@ -75,6 +75,7 @@ class Issuer:
             "exp": now + lifetime,
             **claims,
         }
+        payload = {name: value for name, value in payload.items() if value is not None}  # claim=None leaves it out
         return jwt.encode(payload, self.key, algorithm="RS256", headers={"kid": kid or self.kid})
 
 
