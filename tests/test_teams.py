@@ -41,7 +41,7 @@ from dialogs.engine.clock import FakeClock
 from dialogs.engine.errors import ConfigurationError
 from storage.db import Database
 from storage.models import CheckinAnswer, CheckinRun, DialogState, Identity, OutboxMessage, Person, ProcessedEvent
-from tests.fakes.teams_connector import FakeConnector, Issuer, Recorded
+from tests.fakes.teams_connector import App, FakeConnector, Issuer, Recorded
 
 DATA = Path(__file__).parent / "data" / "teams"
 APP_ID = "11111111-2222-3333-4444-555555555555"
@@ -218,8 +218,9 @@ async def secured(
     """Baton with an app id: tokens required, keys and bot tokens from the fake's loopback endpoints."""
     issuer = Issuer("baton-test-key-1")
     fake.issuers.append(issuer)
+    fake.register(App(APP_ID, TENANT, secret="test-secret"))
     monkeypatch.setenv("BATON_TEAMS_OPENID_URL", fake.openid_url)
-    monkeypatch.setenv("BATON_TEAMS_AUTHORITY", fake.authority)
+    monkeypatch.setenv("BATON_TEAMS_AUTHORITY", f"{fake.url}{TENANT}")
     async for rig in _rig(
         database_url, db, fake, clock, issuer, MICROSOFT_APP_ID=APP_ID, MICROSOFT_APP_PASSWORD="test-secret"
     ):

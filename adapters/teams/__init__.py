@@ -39,12 +39,13 @@ from adapters.teams.activities import (
 from adapters.teams.auth import KeysUnavailable, TokenValidator, Unauthorized
 from adapters.teams.cards import render
 from adapters.teams.connector import Connector
+from adapters.teams.credentials import CredentialError
 from adapters.teams.delivery import TeamsDelivery
 from adapters.teams.identity import Directory
 from adapters.teams.options import TeamsOptions
 from dialogs.engine import COMMAND_ACTION
 from dialogs.engine.delivery import Delivery, DeliveryError
-from dialogs.engine.errors import UnknownPerson
+from dialogs.engine.errors import ConfigurationError, UnknownPerson
 from dialogs.engine.messages import Choice, Reply
 from storage import queries
 from storage.db import DatabaseUnavailable
@@ -92,8 +93,13 @@ class TeamsAdapter:
 
     @classmethod
     def create(cls, host: Host, options: TeamsOptions) -> TeamsAdapter:
-        """The adapter with its own Bot Connector client."""
-        return cls(host, options, Connector(options))
+        """The adapter with its own Bot Connector client. ConfigurationError when the credentials cannot be used
+        (a certificate file that cannot be read)."""
+        try:
+            credential = options.credential()
+        except CredentialError as exc:
+            raise ConfigurationError(f"Teams: {exc}") from None
+        return cls(host, options, Connector(options, credential))
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/messages", self.messages)
@@ -103,7 +109,11 @@ class TeamsAdapter:
 
     async def start(self) -> None:
         if self.options.authenticated:
-            log.info("teams: enabled for app %s (requests need a Bot Framework token)", self.options.app_id)
+            log.info(
+                "teams: enabled for app %s, %s (requests need a Bot Framework token)",
+                self.options.app_id,
+                self.options.auth_type,
+            )
         else:
             log.warning("teams: EMULATOR MODE: requests are not authenticated; this must only ever listen on loopback")
 
