@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     BATON_KEEP_CHECKINS_DAYS: int = Field(730, ge=0, le=36500)
     BATON_KEEP_FEEDBACK_DAYS: int = Field(730, ge=0, le=36500)
     BATON_KEEP_GOALS_DAYS: int = Field(1095, ge=0, le=36500)
+    # Whom people ask about Baton and their data (an email address or a URL), named on /privacy and /terms.
+    BATON_CONTACT: str | None = None
     # The address people reach this Baton at, for links sent in chat (dashboard sign-in).
     # Default: http://BATON_HOST:BATON_PORT
     BATON_PUBLIC_URL: str | None = None

@@ -28,6 +28,7 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
+from jsonschema import Draft7Validator
 from sqlalchemy import func, select
 
 from adapters.teams import TeamsAdapter
@@ -44,6 +45,11 @@ from storage.models import CheckinAnswer, CheckinRun, DialogState, Identity, Out
 from tests.fakes.teams_connector import App, FakeConnector, Issuer, Recorded
 
 DATA = Path(__file__).parent / "data" / "teams"
+# The Teams app manifest schema v1.29 (github.com/OfficeDev/microsoft-teams-app-schema, MIT licence), the newest
+# published when the package moved to it; it declares draft-04 but uses draft-06's `const`, so draft 7 checks it.
+MANIFEST_VALIDATOR = Draft7Validator(
+    json.loads((DATA / "MicrosoftTeams.schema.v1.29.json").read_text()), format_checker=Draft7Validator.FORMAT_CHECKER
+)
 APP_ID = "11111111-2222-3333-4444-555555555555"
 TOM_ID = "29:1tomBeckerTeamsUserIdXyZ0123456789abcdefABCDEF"
 TOM_AAD = "6f1c2d3e-4a5b-4c6d-8e7f-901234567890"
@@ -730,9 +736,60 @@ def test_baton_teams_package_writes_a_sideloadable_zip(tmp_path: Path) -> None:
     assert manifest["validDomains"] == ["baton.example.com"]
     assert manifest["icons"] == {"color": "color.png", "outline": "outline.png"}
     commands = bot["commandLists"][0]["commands"]
-    assert {c["title"] for c in commands} >= {"help", "checkin"} and len(commands) <= 10  # Teams allows ten
+    assert {c["title"] for c in commands} >= {"help", "checkin", "settings"} and len(commands) == 10  # Teams shows ten
+    assert "dashboard" not in {c["title"] for c in commands}
+    assert "Not in the command menu (Teams shows 10): dashboard" in result.output  # never dropped silently
     assert _png_size(color) == (192, 192) and _png_size(outline) == (32, 32)
     assert len(manifest["name"]["short"]) <= 30 and len(manifest["description"]["short"]) <= 80
+    assert manifest["developer"]["privacyUrl"] == "https://baton.example.com/privacy"
+    assert manifest["developer"]["termsOfUseUrl"] == "https://baton.example.com/terms"
+    errors = sorted(MANIFEST_VALIDATOR.iter_errors(manifest), key=lambda e: list(e.path))
+    assert not errors, f"{errors[0].message} at {list(errors[0].path)}"
+
+
+def test_the_manifest_check_is_the_real_schema() -> None:
+    """The schema file rejects what Teams would: a wrong manifestVersion, an unknown field, a non-URL page, more
+    than twelve commands in a list (Teams then shows ten, which Baton keeps to)."""
+    good = write_manifest_dict()
+    assert not list(MANIFEST_VALIDATOR.iter_errors(good))
+    assert list(MANIFEST_VALIDATOR.iter_errors(good | {"manifestVersion": "1.23"}))
+    assert list(MANIFEST_VALIDATOR.iter_errors(good | {"colour": "blue"}))
+    assert list(MANIFEST_VALIDATOR.iter_errors(good | {"developer": good["developer"] | {"privacyUrl": "ftp://x"}}))
+    many = [{"title": f"c{n}", "description": "d"} for n in range(13)]
+    bots = [good["bots"][0] | {"commandLists": [{"scopes": ["personal"], "commands": many}]}]
+    assert list(MANIFEST_VALIDATOR.iter_errors(good | {"bots": bots}))
+
+
+def write_manifest_dict() -> dict[str, Any]:
+    from adapters.teams.package import manifest
+
+    return manifest(APP_ID, "baton.example.com")
+
+
+def test_the_package_takes_your_own_privacy_and_terms_pages(tmp_path: Path) -> None:
+    out = tmp_path / "baton-teams.zip"
+    args = ["teams", "package", "--app-id", APP_ID, "--host", "baton.example.com", "--out", str(out)]
+    urls = ["--privacy-url", "https://example.com/legal/privacy", "--terms-url", "https://example.com/legal/terms"]
+    result = CliRunner().invoke(cli, args + urls)
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as archive:
+        developer = json.loads(archive.read("manifest.json"))["developer"]
+    assert developer["privacyUrl"] == "https://example.com/legal/privacy"
+    assert developer["termsOfUseUrl"] == "https://example.com/legal/terms"
+    refused = CliRunner().invoke(cli, [*args, "--privacy-url", "http://example.com/privacy"])
+    assert refused.exit_code == 2 and "https://" in refused.output
+
+
+async def test_baton_serves_the_privacy_and_terms_pages_the_package_points_at(secured: TeamsRig) -> None:
+    for path, says in (("/privacy", "What Baton stores"), ("/terms", "Apache License 2.0")):
+        async with secured.http.get(secured.server.make_url(path)) as response:
+            text = await response.text()
+            assert response.status == 200 and response.content_type == "text/html", path
+            assert says in text and "<script" not in text
+    async with secured.http.get(secured.server.make_url("/privacy")) as response:
+        text = await response.text()
+    assert "Messages Baton sent you: 30 days" in text and "Check-ins and their answers: 730 days" in text
+    assert "your Baton admin" in text  # no BATON_CONTACT set
 
 
 @pytest.mark.parametrize(
