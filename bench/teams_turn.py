@@ -1,4 +1,4 @@
-"""Teams turn: Baton's whole Teams path against a stock botbuilder CloudAdapter echo bot, same run, same machine.
+"""Teams turn: Baton's whole Teams path against a stock Agents SDK echo agent, same run, same machine.
 
 Each contender runs as its own server process on a loopback port, in
 emulator mode (no authentication) for both:
@@ -7,9 +7,10 @@ emulator mode (no authentication) for both:
   a message is translated, runs a dialog turn (`help`: the state is saved
   with a new version, the reply queued in the outbox, all in one
   transaction) and the outbox sender delivers the rendered Adaptive Card.
-- **stock**: botbuilder's documented aiohttp sample (`CloudAdapter(
-  ConfigurationBotFrameworkAuthentication(config))`, an `ActivityHandler`
-  that echoes), which replies through its per-turn ConnectorClient.
+- **stock**: the Microsoft 365 Agents SDK's Python quick start
+  (`CloudAdapter` + `AgentApplication` with an echo handler, served by the
+  SDK's aiohttp host and JWT middleware, anonymous), which replies through
+  the connector client it builds per turn.
 
 This process is the load generator and the fake Bot Connector both replies
 go to. Closed loop: `users` virtual users, each in its own conversation,
@@ -17,16 +18,23 @@ send a message, wait until the bot's reply reaches the connector, and send
 the next; `messages` are timed after a warm-up.
 
 Teams allows a bot 8 messages per 2 s in one conversation (and 60 per 30 s),
-and Baton paces its sends to stay inside that; the echo bot does not pace at
-all (real Teams would answer it with 429s). With few users, each user's
-closed loop soon wants more than 4 replies a second, so Baton's rate there
-measures Teams' limit, not Baton. The benchmark therefore runs twice: with
-128 users, where no conversation needs more than its limit (the headline
-ratio), and with 32, reported as `paced_32_users` to show the limit at work. Reported per contender:
-messages per second, end-to-end latency (request sent → reply received at
-the connector) p50/p99, HTTP answer latency p50/p99 and the server process's
-CPU time per message. The ratio is Baton's rate over the stock bot's
-(aim >= 3.0). Counts are bounded; nothing here is a timed test.
+and Baton paces its sends to stay inside that; the echo agent does not pace
+at all (real Teams would answer it with 429s). Each virtual user's closed
+loop wants its next reply as soon as the last arrived, so when Baton is fast
+every conversation runs into that window: at most 4 replies a second per
+user, 512 a second for 128 users, and about 87% of it in a run this short
+(the first 8 replies of each conversation go at once, then one every 250 ms,
+which is the e2e p50 of ~265 ms). That is the floor of ~445 messages/s the
+earlier runs found on both databases: Teams' own limit, which Baton must
+keep, not a poll or batching interval. Rates near 4 × users measure Teams'
+limit, not Baton; server CPU per message is the comparable figure. The
+benchmark also runs with 32 users, reported as `paced_32_users`, to show the
+limit at work. Reported per contender: messages per second, end-to-end
+latency (request sent → reply received at the connector) p50/p99, HTTP
+answer latency p50/p99 and the server process's CPU time per message.
+`ratio_cpu` is the stock agent's CPU per message over Baton's (aim >= 5);
+`ratio_rate` is Baton's rate over the stock agent's. Counts are bounded;
+nothing here is a timed test.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import socket
 import sys
@@ -344,7 +353,7 @@ async def run_on(
         "baton": baton,
         "ratio_rate": round(baton["rate_per_s"] / stock["rate_per_s"], 2),
         "ratio_cpu": round(stock["server_cpu_ms_per_message"] / baton["server_cpu_ms_per_message"], 2),
-        "aim": "rate ratio >= 3.0",
+        "aim": "ratio_cpu >= 5 (Baton's CPU per message at most 1/5 of the stock agent's)",
         "engine_and_outbox_alone": floor,
     }
 
@@ -362,7 +371,7 @@ async def main(args: Any) -> dict[str, Any]:
                 "stock_rate_per_s": paced["stock_echo_bot"]["rate_per_s"],
                 "baton_sqlite_rate_per_s": paced["sqlite"]["baton"]["rate_per_s"],
                 "ratio_rate": paced["sqlite"]["ratio_rate"],
-                "note": "each conversation at Teams' limit of 8 messages per 2 s, which Baton keeps and the echo bot ignores",
+                "note": "each conversation at Teams' limit of 8 messages per 2 s, which Baton keeps and the echo agent ignores",
             }
         results["unexpected_replies"] = connector.unexpected
         return results
@@ -389,43 +398,42 @@ async def compare(
 
 
 def serve_stock(port: int) -> None:
-    """botbuilder's documented aiohttp echo bot sample, unchanged in shape."""
-    from aiohttp.web import Request, Response
-    from botbuilder.core import ActivityHandler, MessageFactory, TurnContext
-    from botbuilder.core.integration import aiohttp_error_middleware
-    from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+    """The Microsoft 365 Agents SDK's Python quick start (an echo agent), unchanged in shape: configuration from
+    the environment, MsalConnectionManager, CloudAdapter, AgentApplication with its handlers, and the aiohttp host
+    with the SDK's JWT middleware. Anonymous, like Baton's emulator mode: no app id, ANONYMOUS_ALLOWED."""
+    from microsoft_agents.activity import load_configuration_from_env
+    from microsoft_agents.authentication.msal import MsalConnectionManager
+    from microsoft_agents.hosting.aiohttp import CloudAdapter, jwt_authorization_middleware, start_agent_process
+    from microsoft_agents.hosting.core import AgentApplication, Authorization, MemoryStorage, TurnContext, TurnState
 
-    class DefaultConfig:
-        PORT = port
-        APP_ID = os.environ.get("MicrosoftAppId", "")
-        APP_PASSWORD = os.environ.get("MicrosoftAppPassword", "")
-        APP_TYPE = os.environ.get("MicrosoftAppType", "MultiTenant")
-        APP_TENANTID = os.environ.get("MicrosoftAppTenantId", "")
+    environ = {**os.environ, "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__ANONYMOUS_ALLOWED": "True"}
+    # Without an app id the SDK warns on every turn; a deployment would quiet it, and so does Baton (bot/logs.py).
+    logging.getLogger("microsoft_agents").setLevel(logging.ERROR)
+    agents_sdk_config = load_configuration_from_env(environ)
+    storage = MemoryStorage()
+    connection_manager = MsalConnectionManager(**agents_sdk_config)
+    adapter = CloudAdapter(connection_manager=connection_manager)
+    authorization = Authorization(storage, connection_manager, **agents_sdk_config)
+    agent_app = AgentApplication[TurnState](
+        storage=storage, adapter=adapter, authorization=authorization, **agents_sdk_config
+    )
 
-    class EchoBot(ActivityHandler):
-        async def on_members_added_activity(self, members_added, turn_context: TurnContext) -> None:
-            for member in members_added:
-                if member.id != turn_context.activity.recipient.id:
-                    await turn_context.send_activity("Hello and welcome!")
+    @agent_app.conversation_update("membersAdded")
+    async def on_members_added(context: TurnContext, _state: TurnState) -> None:
+        await context.send_activity("Welcome to the empty agent sample!")
 
-        async def on_message_activity(self, turn_context: TurnContext) -> Any:
-            return await turn_context.send_activity(MessageFactory.text(f"Echo: {turn_context.activity.text}"))
+    @agent_app.activity("message")
+    async def on_message(context: TurnContext, _state: TurnState) -> None:
+        await context.send_activity(f"you said: {context.activity.text}")
 
-    config = DefaultConfig()
-    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(config))
+    async def entry_point(request: web.Request) -> web.Response:
+        return await start_agent_process(request, request.app["agent_app"], request.app["adapter"])
 
-    async def on_error(context: TurnContext, error: Exception) -> None:
-        print(f"\n [on_turn_error] unhandled error: {type(error).__name__}", file=sys.stderr)
-        await context.send_activity("The bot encountered an error or bug.")
-
-    adapter.on_turn_error = on_error
-    bot = EchoBot()
-
-    async def messages(req: Request) -> Response:
-        return await adapter.process(req, bot)
-
-    app = web.Application(middlewares=[aiohttp_error_middleware])
-    app.router.add_post("/api/messages", messages)
+    app = web.Application(middlewares=[jwt_authorization_middleware])
+    app.router.add_post("/api/messages", entry_point)
+    app["agent_configuration"] = connection_manager.get_default_connection_configuration()
+    app["agent_app"] = agent_app
+    app["adapter"] = agent_app.adapter
     _run(app, port)
 
 

@@ -21,6 +21,7 @@ from bot.calendars import CalendarSync
 from bot.config import Settings
 from bot.core import Core
 from bot.dashboard import setup_dashboard
+from bot.dashboard.policies import setup_policies
 from bot.dashboard.views import Site
 from bot.demo import seed_demo
 from bot.goalsio import setup_goal_api
@@ -254,6 +255,7 @@ def create_app(baton: Baton) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     setup_dashboard(app, Site(baton.db, baton.clock, baton.settings.BATON_CATALOGUE))
+    setup_policies(app, baton.settings)
     for adapter in baton.adapters.values():
         adapter.routes(app)
     return app

@@ -508,14 +508,21 @@ def teams() -> None:
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("baton-teams.zip"), show_default=True
 )
-def teams_package(app_id: str, host: str, out: Path) -> None:
+@click.option("--privacy-url", help="Your privacy statement (default: the page Baton serves, https://HOST/privacy).")
+@click.option("--terms-url", help="Your terms of use (default: the page Baton serves, https://HOST/terms).")
+def teams_package(app_id: str, host: str, out: Path, privacy_url: str | None, terms_url: str | None) -> None:
     """Write manifest.json and the two icons into a zip Teams can sideload."""
-    from adapters.teams.package import write_package
+    from adapters.teams.package import MAX_COMMANDS, commands, write_package
 
     try:
-        write_package(app_id=app_id, host=host, out=out)
+        write_package(app_id=app_id, host=host, out=out, privacy_url=privacy_url, terms_url=terms_url)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    _, left_out = commands()
+    for name, why in left_out:
+        click.echo(
+            f"Not in the command menu (Teams shows {MAX_COMMANDS}): {name} — {why}. Typing it still works.", err=True
+        )
     click.echo(f"Wrote {out}. Upload it in Teams: Apps → Manage your apps → Upload an app.", err=True)
 
 

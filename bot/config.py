@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     BATON_KEEP_GOALS_DAYS: int = Field(1095, ge=0, le=36500)
     # Words that make a timed calendar event an away day (all-day and out-of-office events always are).
     BATON_AWAY_WORDS: str = "ooo, out of office, vacation, holiday, annual leave, pto, sick"
+    # Whom people ask about Baton and their data (an email address or a URL), named on /privacy and /terms.
+    BATON_CONTACT: str | None = None
     # The address people reach this Baton at, for links sent in chat (dashboard sign-in).
     # Default: http://BATON_HOST:BATON_PORT
     BATON_PUBLIC_URL: str | None = None
@@ -92,6 +94,18 @@ class Settings(BaseSettings):
     # let a second one post it too.
     BATON_OUTBOX_LEASE_SECONDS: float = Field(120.0, ge=30, le=3600)
 
+    # Teams: the bot's connection, in the Microsoft 365 Agents SDK's variable names (adapters/teams/options.py
+    # reads and checks them). MICROSOFT_APP_ID / _PASSWORD / _TENANT_ID are the botbuilder-era aliases of
+    # CLIENTID / CLIENTSECRET / TENANTID.
+    CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID: str | None = None
+    CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTSECRET: SecretStr | None = None
+    CONNECTIONS__SERVICE_CONNECTION__SETTINGS__TENANTID: str | None = None
+    CONNECTIONS__SERVICE_CONNECTION__SETTINGS__AUTHTYPE: str | None = None
+    CONNECTIONS__SERVICE_CONNECTION__SETTINGS__AUTHORITY: str | None = None
+    CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CERTPFXFILE: str | None = None
+    CONNECTIONS__SERVICE_CONNECTION__SETTINGS__FEDERATEDCLIENTID: str | None = None
+    CONNECTIONS__SERVICE_CONNECTION__SETTINGS__FEDERATEDTOKENFILE: str | None = None
+    BATON_TEAMS_CERT_PASSWORD: SecretStr | None = None  # the .pfx file's password, if it has one
     MICROSOFT_APP_ID: str | None = None
     MICROSOFT_APP_PASSWORD: SecretStr | None = None
     MICROSOFT_APP_TENANT_ID: str | None = None
@@ -151,12 +165,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SLACK_CLIENT_ID is set: OAuth installs also need SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET"
             )
-        if self.MICROSOFT_APP_ID and not self.MICROSOFT_APP_PASSWORD:
+        auth_type = (self.CONNECTIONS__SERVICE_CONNECTION__SETTINGS__AUTHTYPE or "ClientSecret").lower()
+        secret = self.CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTSECRET or self.MICROSOFT_APP_PASSWORD
+        if self.teams_app_id and auth_type == "clientsecret" and not secret:
             raise ValueError(
-                "MICROSOFT_APP_PASSWORD is missing: MICROSOFT_APP_ID is set, so set the app's client secret too"
+                "MICROSOFT_APP_PASSWORD is missing: the Teams app id is set, so set the app's client secret too "
+                "(MICROSOFT_APP_PASSWORD or CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTSECRET), or choose "
+                "another way to authenticate with CONNECTIONS__SERVICE_CONNECTION__SETTINGS__AUTHTYPE (README, Teams)"
             )
-        if self.BATON_TEAMS_EMULATOR and self.MICROSOFT_APP_ID:
-            raise ValueError("BATON_TEAMS_EMULATOR=1 and MICROSOFT_APP_ID cannot both be set: unset one of them")
+        if self.BATON_TEAMS_EMULATOR and self.teams_app_id:
+            raise ValueError(
+                "BATON_TEAMS_EMULATOR=1 and a Teams app id (MICROSOFT_APP_ID) cannot both be set: unset one of them"
+            )
         return self
 
     def secret_file(self) -> Path | None:
@@ -192,8 +212,13 @@ class Settings(BaseSettings):
         return bool(self.SLACK_BOT_TOKEN or self.SLACK_CLIENT_ID)
 
     @property
+    def teams_app_id(self) -> str | None:
+        """The Teams bot's app id, under the Agents SDK's name or its botbuilder-era alias."""
+        return self.CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID or self.MICROSOFT_APP_ID
+
+    @property
     def teams_enabled(self) -> bool:
-        return bool(self.MICROSOFT_APP_ID or self.BATON_TEAMS_EMULATOR)
+        return bool(self.teams_app_id or self.BATON_TEAMS_EMULATOR)
 
     @property
     def local_mode(self) -> bool:
@@ -216,7 +241,7 @@ class Settings(BaseSettings):
         if self.BATON_TEAMS_EMULATOR:
             raise ConfigurationError(
                 f"Refusing to bind to {host} with BATON_TEAMS_EMULATOR=1: emulator mode accepts unauthenticated "
-                "requests. Bind to 127.0.0.1, or set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD."
+                "requests. Bind to 127.0.0.1, or set the bot's app id and credentials (README, Teams)."
             )
 
 

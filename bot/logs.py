@@ -17,7 +17,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Loggers that print bodies (what people wrote) below INFO.
-CHATTY = ("slack_bolt", "slack_sdk", "botbuilder", "botframework", "msrest", "msal", "aiohttp.client")
+CHATTY = ("slack_bolt", "slack_sdk", "microsoft_agents", "msal", "aiohttp.client")
 QUIET = ("aiohttp.access", "alembic", "apscheduler")  # access lines carry query strings; the others are noise
 
 

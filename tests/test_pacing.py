@@ -113,6 +113,32 @@ async def test_a_reply_goes_ahead_of_a_bulk_drain(db: Database) -> None:
     assert sum(1 for name, at in done.items() if name != "reply" and at > done["reply"]) > 30
 
 
+class SlowDatabase:
+    """The database, with every transaction taking `delay` longer (a busy SQLite writer queue, a far server)."""
+
+    def __init__(self, db: Database, delay: float) -> None:
+        self.db, self.delay, self.runs = db, delay, 0
+
+    async def run(self, work: Callable) -> object:
+        self.runs += 1
+        await asyncio.sleep(self.delay)
+        return await self.db.run(work)
+
+
+async def test_slots_granted_after_a_slow_round_trip_are_used_not_dropped(db: Database) -> None:
+    """Found by bench teams-turn: with 16 tenants on SQLite a round trip took longer than a slot's interval;
+    every slot came back already 'stale', was dropped and taken again, for ever (16,476 slots taken and one
+    message sent in a minute), burning the tenant's budget and the CPU."""
+    slow = SlowDatabase(db, delay=0.05)  # longer than 1/rate = 20 ms
+    pacing = Pacing(slow)  # type: ignore[arg-type]  # only run() is used
+    limits = Limits("teams:slow-tenant", 50.0, "teams:a:chat", ())
+    started = time.time()
+    await asyncio.wait_for(pacing.pace(limits, urgent=True, ref=1).turn(), 2.0)
+    assert time.time() - started < 1.0
+    assert slow.runs == 1  # one slot of the tenant's budget for one post, not one per retry
+    await pacing.close()
+
+
 async def test_a_slot_further_than_max_wait_goes_back_to_the_outbox(db: Database) -> None:
     async def token(team: str | None, enterprise: str | None) -> str:
         return "xoxb-1"

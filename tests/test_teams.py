@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import struct
 import zipfile
 from collections.abc import AsyncIterator
@@ -23,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
+from jsonschema import Draft7Validator
 from sqlalchemy import func, select
 
 from adapters.teams import TeamsAdapter
-from adapters.teams.activities import reference_of
+from adapters.teams.activities import parse, reference_of
 from adapters.teams.package import MANIFEST_SCHEMA, MANIFEST_VERSION, write_package
 from bot.app import BATON_KEY, Baton, create_app
 from bot.cli import main as cli
@@ -39,9 +42,14 @@ from dialogs.engine.clock import FakeClock
 from dialogs.engine.errors import ConfigurationError
 from storage.db import Database
 from storage.models import CheckinAnswer, CheckinRun, DialogState, Identity, OutboxMessage, Person, ProcessedEvent
-from tests.fakes.teams_connector import FakeConnector, Issuer, Recorded
+from tests.fakes.teams_connector import App, FakeConnector, Issuer, Recorded
 
 DATA = Path(__file__).parent / "data" / "teams"
+# The Teams app manifest schema v1.29 (github.com/OfficeDev/microsoft-teams-app-schema, MIT licence), the newest
+# published when the package moved to it; it declares draft-04 but uses draft-06's `const`, so draft 7 checks it.
+MANIFEST_VALIDATOR = Draft7Validator(
+    json.loads((DATA / "MicrosoftTeams.schema.v1.29.json").read_text()), format_checker=Draft7Validator.FORMAT_CHECKER
+)
 APP_ID = "11111111-2222-3333-4444-555555555555"
 TOM_ID = "29:1tomBeckerTeamsUserIdXyZ0123456789abcdefABCDEF"
 TOM_AAD = "6f1c2d3e-4a5b-4c6d-8e7f-901234567890"
@@ -216,8 +224,9 @@ async def secured(
     """Baton with an app id: tokens required, keys and bot tokens from the fake's loopback endpoints."""
     issuer = Issuer("baton-test-key-1")
     fake.issuers.append(issuer)
+    fake.register(App(APP_ID, TENANT, secret="test-secret"))
     monkeypatch.setenv("BATON_TEAMS_OPENID_URL", fake.openid_url)
-    monkeypatch.setenv("BATON_TEAMS_AUTHORITY", fake.authority)
+    monkeypatch.setenv("BATON_TEAMS_AUTHORITY", f"{fake.url}{TENANT}")
     async for rig in _rig(
         database_url, db, fake, clock, issuer, MICROSOFT_APP_ID=APP_ID, MICROSOFT_APP_PASSWORD="test-secret"
     ):
@@ -285,20 +294,59 @@ async def test_installing_stores_the_reference_and_greets_once(teams: TeamsRig, 
     assert identity.address["user"]["aadObjectId"] == TOM_AAD and identity.address["channelId"] == "msteams"
 
 
-def test_the_stored_reference_is_what_botbuilder_makes_of_the_activity() -> None:
-    from botbuilder.core import TurnContext
-    from botbuilder.schema import Activity, ConversationReference
+def test_the_stored_reference_is_what_the_agents_sdk_makes_of_the_activity() -> None:
+    from microsoft_agents.activity import Activity, ConversationReference
 
     for name in ("message", "conversation_update", "card_submit", "emulator_message"):
         data = json.loads((DATA / f"{name}.json").read_text())
-        expected = TurnContext.get_conversation_reference(Activity().deserialize(data)).serialize()
-        ours = reference_of(data)
-        # botbuilder-python 4.17 maps ConversationAccount.tenant_id to "tenantID" and so drops Teams'
-        # "tenantId"; Baton keeps it (it paces sends per tenant). Everything else is the same.
-        tenant = ours["conversation"].pop("tenantId", None)
-        assert tenant == data["conversation"].get("tenantId")
+        sdk = Activity.model_validate(data).get_conversation_reference()
+        expected = sdk.model_dump(by_alias=True, exclude_none=True, mode="json")
+        ours = reference_of(parse(data))
+        if data["type"] == "conversationUpdate":
+            # The SDK keeps the id of a conversationUpdate; botbuilder did not, nor does Baton (it is not a
+            # message anyone can reply to). Everything else is the same.
+            assert expected.pop("activityId") == data["id"] and "activityId" not in ours
         assert ours == expected, name
-        assert ConversationReference().deserialize(reference_of(data)).serialize() == expected
+        assert ConversationReference.model_validate(ours).model_dump(by_alias=True, exclude_none=True) == expected
+
+
+# A reference as botbuilder-era Baton stored it (TurnContext.get_conversation_reference(...).serialize(), plus
+# the tenant id), pointed at the fake connector by the test.
+BOTBUILDER_REFERENCE = {
+    "activityId": "1763629200123",
+    "user": {"id": TOM_ID, "name": "Tom Becker", "aadObjectId": TOM_AAD},
+    "bot": {"id": "28:11111111-2222-3333-4444-555555555555", "name": "Baton"},
+    "conversation": {"conversationType": "personal", "tenantId": TENANT, "id": CONVERSATION},
+    "channelId": "msteams",
+    "locale": "en-US",
+    "serviceUrl": "https://smba.trafficmanager.net/emea/",
+}
+
+
+async def test_a_reference_botbuilder_stored_still_reaches_the_person(teams: TeamsRig, db: Database) -> None:
+    from microsoft_agents.activity import ConversationReference
+
+    stored = BOTBUILDER_REFERENCE | {"serviceUrl": teams.fake.url}
+    parsed = ConversationReference.model_validate(stored)  # the SDK reads it as it is
+    assert parsed.service_url == teams.fake.url and parsed.agent.id == stored["bot"]["id"]
+
+    async def put(session) -> None:
+        person = (await session.execute(select(Person).where(Person.email == "tom@demo.baton"))).scalars().one()
+        session.add(
+            Identity(
+                person_id=person.id, platform="teams", external_id=TOM_AAD, address=stored, updated_at=datetime.now(UTC)
+            )
+        )
+
+    await db.run(put)
+    teams.clock.set(datetime(2026, 11, 20, 15, 30, tzinfo=UTC))
+    report = await teams.baton.conductor.tick(teams.clock.now(), force=True)
+    assert report.invited >= 1
+    teams.baton.sender.wake()
+    (invitation,) = await teams.expect(1)
+    assert "check-in time" in text_of(invitation)
+    assert invitation.body["recipient"] == stored["user"] and invitation.body["from"] == stored["bot"]
+    assert invitation.body["conversation"] == stored["conversation"]
 
 
 async def test_a_new_teams_user_is_linked_by_email_and_takes_the_client_time_zone(
@@ -392,6 +440,29 @@ async def test_action_execute_is_answered_in_the_invoke_and_routed_like_a_button
     assert "time zone is" in text_of(reply)
     status, _ = await teams.post(activity("execute_invoke", teams.fake, name="composeExtension/query"))
     assert status == 501
+
+
+async def test_explicit_nulls_and_empty_strings_mean_absent(teams: TeamsRig) -> None:
+    """Channels and testers send `null` / `""` for optional fields; the Agents SDK's model refuses them (a
+    stock SDK bot answers 500). Baton drops them before parsing and answers as usual."""
+    await teams.install()
+    await teams.expect(1)
+    body = activity("message", teams.fake, text="help", locale=None, replyToId="", speak=None, attachments=None)
+    body["conversation"] = body["conversation"] | {"name": None}
+    body["from"] = body["from"] | {"name": ""}
+    await teams.send(body)
+    (reply,) = await teams.expect(1)
+    assert "what I can do" in text_of(reply)
+
+
+async def test_a_refused_activity_names_the_field_but_logs_nothing_a_person_wrote(
+    teams: TeamsRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "my salary is 81234"
+    status, answer = await teams.post(activity("message", teams.fake, text={"secret": secret}))
+    assert status == 400 and "text" in answer["error"] and secret not in json.dumps(answer)
+    assert secret not in caplog.text  # the SDK's own validation log quotes the input; Baton filters it out
 
 
 async def test_group_chats_and_garbage_are_ignored(teams: TeamsRig, db: Database) -> None:
@@ -541,6 +612,17 @@ async def test_with_an_app_id_only_a_valid_bot_framework_token_gets_in(secured: 
         + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], iss="https://sts.windows.net/x/"),
         "wrong serviceurl": "Bearer " + issuer.token(audience=APP_ID, service_url="https://elsewhere.example/"),
         "expired": "Bearer " + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], lifetime=-600),
+        "issuer elsewhere": "Bearer "
+        + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], iss="https://evil.example"),
+        "no expiry": "Bearer " + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], exp=None),
+        "not valid yet": "Bearer " + issuer.token(audience=APP_ID, service_url=body["serviceUrl"], nbf=2**33),
+        "hmac": "Bearer "
+        + jwt.encode(
+            {"iss": "https://api.botframework.com", "aud": APP_ID, "serviceurl": body["serviceUrl"], "exp": 2**33},
+            "x" * 32,
+            algorithm="HS256",
+            headers={"kid": issuer.kid},
+        ),
     }
     for name, header in rejected.items():
         status, _ = await secured.post(body, token=header)
@@ -654,9 +736,60 @@ def test_baton_teams_package_writes_a_sideloadable_zip(tmp_path: Path) -> None:
     assert manifest["validDomains"] == ["baton.example.com"]
     assert manifest["icons"] == {"color": "color.png", "outline": "outline.png"}
     commands = bot["commandLists"][0]["commands"]
-    assert {c["title"] for c in commands} >= {"help", "checkin"} and len(commands) <= 10  # Teams allows ten
+    assert {c["title"] for c in commands} >= {"help", "checkin", "settings"} and len(commands) == 10  # Teams shows ten
+    assert "dashboard" not in {c["title"] for c in commands}
+    assert "Not in the command menu (Teams shows 10): dashboard" in result.output  # never dropped silently
     assert _png_size(color) == (192, 192) and _png_size(outline) == (32, 32)
     assert len(manifest["name"]["short"]) <= 30 and len(manifest["description"]["short"]) <= 80
+    assert manifest["developer"]["privacyUrl"] == "https://baton.example.com/privacy"
+    assert manifest["developer"]["termsOfUseUrl"] == "https://baton.example.com/terms"
+    errors = sorted(MANIFEST_VALIDATOR.iter_errors(manifest), key=lambda e: list(e.path))
+    assert not errors, f"{errors[0].message} at {list(errors[0].path)}"
+
+
+def test_the_manifest_check_is_the_real_schema() -> None:
+    """The schema file rejects what Teams would: a wrong manifestVersion, an unknown field, a non-URL page, more
+    than twelve commands in a list (Teams then shows ten, which Baton keeps to)."""
+    good = write_manifest_dict()
+    assert not list(MANIFEST_VALIDATOR.iter_errors(good))
+    assert list(MANIFEST_VALIDATOR.iter_errors(good | {"manifestVersion": "1.23"}))
+    assert list(MANIFEST_VALIDATOR.iter_errors(good | {"colour": "blue"}))
+    assert list(MANIFEST_VALIDATOR.iter_errors(good | {"developer": good["developer"] | {"privacyUrl": "ftp://x"}}))
+    many = [{"title": f"c{n}", "description": "d"} for n in range(13)]
+    bots = [good["bots"][0] | {"commandLists": [{"scopes": ["personal"], "commands": many}]}]
+    assert list(MANIFEST_VALIDATOR.iter_errors(good | {"bots": bots}))
+
+
+def write_manifest_dict() -> dict[str, Any]:
+    from adapters.teams.package import manifest
+
+    return manifest(APP_ID, "baton.example.com")
+
+
+def test_the_package_takes_your_own_privacy_and_terms_pages(tmp_path: Path) -> None:
+    out = tmp_path / "baton-teams.zip"
+    args = ["teams", "package", "--app-id", APP_ID, "--host", "baton.example.com", "--out", str(out)]
+    urls = ["--privacy-url", "https://example.com/legal/privacy", "--terms-url", "https://example.com/legal/terms"]
+    result = CliRunner().invoke(cli, args + urls)
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as archive:
+        developer = json.loads(archive.read("manifest.json"))["developer"]
+    assert developer["privacyUrl"] == "https://example.com/legal/privacy"
+    assert developer["termsOfUseUrl"] == "https://example.com/legal/terms"
+    refused = CliRunner().invoke(cli, [*args, "--privacy-url", "http://example.com/privacy"])
+    assert refused.exit_code == 2 and "https://" in refused.output
+
+
+async def test_baton_serves_the_privacy_and_terms_pages_the_package_points_at(secured: TeamsRig) -> None:
+    for path, says in (("/privacy", "What Baton stores"), ("/terms", "Apache License 2.0")):
+        async with secured.http.get(secured.server.make_url(path)) as response:
+            text = await response.text()
+            assert response.status == 200 and response.content_type == "text/html", path
+            assert says in text and "<script" not in text
+    async with secured.http.get(secured.server.make_url("/privacy")) as response:
+        text = await response.text()
+    assert "Messages Baton sent you: 30 days" in text and "Check-ins and their answers: 730 days" in text
+    assert "your Baton admin" in text  # no BATON_CONTACT set
 
 
 @pytest.mark.parametrize(
@@ -689,6 +822,9 @@ ODD_FIELDS = [
     ("type-unknown", {"type": "somethingElse"}),
     ("entities-garbage", {"entities": "nope"}),
     ("deep", {"channelData": json.loads("[" * 900 + "]" * 900)}),
+    ("channel-id-empty", {"channelId": ""}),
+    ("from-id-an-int", {"from": {"id": 7, "name": "Tom"}}),
+    ("timestamp-garbage", {"timestamp": "yesterday", "text": "my secret plan"}),
 ]
 
 

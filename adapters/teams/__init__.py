@@ -1,14 +1,17 @@
 """Microsoft Teams over the Bot Framework: `POST /api/messages` in, the outbox's `teams` channel out.
 
 A request is authenticated before anything else happens to it (see
-`auth.py`; emulator mode skips that on loopback only), parsed as JSON, run
-through botbuilder's CloudAdapter (`bridge.py`), and translated
-(`activities.py`) into an `Inbound` for the engine. The engine queues the
-replies in the outbox; `TeamsDelivery` sends them from the stored
-conversation reference. Installing Baton (conversationUpdate /
-installationUpdate) links the account and greets the person once.
+`auth.py`; emulator mode skips that on loopback only), parsed as JSON,
+checked against the Microsoft 365 Agents SDK's activity model and
+translated (`activities.py`) into an `Inbound` for the engine. The engine
+queues the replies in the outbox; `TeamsDelivery` sends them from the
+stored conversation reference. Installing Baton (conversationUpdate /
+installationUpdate) links the account and greets the person once. An
+`Action.Execute` invoke is answered in the HTTP response itself (200 with
+the invoke response's body), which is all botbuilder's CloudAdapter did for
+Baton.
 
-Every botbuilder import lives in this package.
+Every Agents SDK import lives in this package.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -24,30 +27,28 @@ from adapters.contract import Host
 from adapters.teams.activities import (
     EXECUTE_INVOKE,
     PLATFORM,
+    BadActivity,
     external_id,
     inbound_of,
     installer_of,
     is_personal,
     members_added,
+    parse,
     reference_of,
 )
 from adapters.teams.auth import KeysUnavailable, TokenValidator, Unauthorized
-from adapters.teams.bridge import BadActivity, Bridge
 from adapters.teams.cards import render
 from adapters.teams.connector import Connector
+from adapters.teams.credentials import CredentialError
 from adapters.teams.delivery import TeamsDelivery
 from adapters.teams.identity import Directory
 from adapters.teams.options import TeamsOptions
 from dialogs.engine import COMMAND_ACTION
 from dialogs.engine.delivery import Delivery, DeliveryError
-from dialogs.engine.errors import UnknownPerson
+from dialogs.engine.errors import ConfigurationError, UnknownPerson
 from dialogs.engine.messages import Choice, Reply
 from storage import queries
 from storage.db import DatabaseUnavailable
-
-if TYPE_CHECKING:
-    from botbuilder.core import TurnContext
-
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,17 @@ class TeamsAdapter:
             if options.authenticated
             else None
         )
-        self.bridge = Bridge(options, self.validator)
         self.directory = Directory(host.db, host.clock, connector, emulator=options.emulator)
 
     @classmethod
     def create(cls, host: Host, options: TeamsOptions) -> TeamsAdapter:
-        """The adapter with its own Bot Connector client."""
-        return cls(host, options, Connector(options))
+        """The adapter with its own Bot Connector client. ConfigurationError when the credentials cannot be used
+        (a certificate file that cannot be read)."""
+        try:
+            credential = options.credential()
+        except CredentialError as exc:
+            raise ConfigurationError(f"Teams: {exc}") from None
+        return cls(host, options, Connector(options, credential))
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/messages", self.messages)
@@ -104,17 +109,19 @@ class TeamsAdapter:
 
     async def start(self) -> None:
         if self.options.authenticated:
-            log.info("teams: enabled for app %s (requests need a Bot Framework token)", self.options.app_id)
+            log.info(
+                "teams: enabled for app %s, %s (requests need a Bot Framework token)",
+                self.options.app_id,
+                self.options.auth_type,
+            )
         else:
             log.warning("teams: EMULATOR MODE: requests are not authenticated; this must only ever listen on loopback")
 
     async def stop(self) -> None:
-        await self.bridge.close()
         await self.connector.close()
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         """`POST /api/messages`: authenticate, parse, run the turn; 401 for anything not properly signed."""
-        claims: dict[str, Any] = {}
         token = None
         if self.validator is not None:
             try:
@@ -124,7 +131,6 @@ class TeamsAdapter:
                 return web.json_response({"error": "unauthorized"}, status=401)
             except KeysUnavailable:
                 return web.json_response({"error": "cannot verify requests right now"}, status=503)
-            claims = token.claims
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.json_response({"error": "activity too large"}, status=413)
         if not (request.content_type or "").endswith("json"):
@@ -139,30 +145,27 @@ class TeamsAdapter:
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             return web.json_response({"error": "not an activity"}, status=400)
         if token is not None:
-            try:
+            try:  # the token must name this activity's serviceUrl: replies carry Baton's own token there
                 TokenValidator.check_activity(token, body)
             except Unauthorized as exc:
                 log.info("teams: rejected a request: %s", exc)
                 return web.json_response({"error": "unauthorized"}, status=401)
-        elif not isinstance(body.get("serviceUrl"), str):
-            return web.json_response({"error": "activity has no serviceUrl"}, status=400)
-
-        async def logic(context: TurnContext) -> None:
-            answer = await self.turn(body)
-            if answer is not None:
-                await Bridge.answer_invoke(context, *answer)
-
         try:
-            invoke = await self.bridge.run(body, claims, logic)
-        except BadActivity:
-            return web.json_response({"error": "not a Bot Framework activity"}, status=400)
+            activity = parse(body)
+        except BadActivity as exc:
+            return web.json_response({"error": f"not a Bot Framework activity: {exc}"}, status=400)
+        if not isinstance(activity.get("serviceUrl"), str):
+            return web.json_response({"error": "activity has no serviceUrl"}, status=400)
+        try:
+            answer = await self.turn(activity)
         except DatabaseUnavailable:
             return web.json_response({"error": "database unavailable"}, status=503)
         except Exception as exc:  # noqa: BLE001 - a bug here must not leak details; the hook logs without content
-            ref = self.host.engine.report(exc, channel=PLATFORM, activity=str(body.get("type"))[:32])
+            ref = self.host.engine.report(exc, channel=PLATFORM, activity=str(activity.get("type"))[:32])
             return web.json_response({"error": f"internal error (ref {ref})"}, status=500)
-        if invoke is not None and body.get("type") == "invoke":
-            status, payload = invoke
+        if activity.get("type") == "invoke":
+            # The invoke response goes back in this HTTP answer, as the Bot Framework expects of an invoke.
+            status, payload = answer if answer is not None else (200, None)
             return web.json_response(payload, status=status) if payload is not None else web.Response(status=status)
         return web.Response(status=200)
 

@@ -1,7 +1,8 @@
 """Incoming Bot Framework activities → Baton's neutral `Inbound`, and the plain conversation reference.
 
-Works on the activity as the JSON dict it arrived as: no SDK object leaves
-this module. The card submit format is the one `cards.py` writes:
+`parse` checks an activity's shape with the Microsoft 365 Agents SDK's
+pydantic model and hands back the plain JSON dict the model accepted; the
+rest of this module works on that dict, so no SDK object leaves it. The card submit format is the one `cards.py` writes:
 `{"baton_kind": "choice", "baton_action": ..., "baton_value": ...}` plus the
 card's inputs (`baton_text`, `baton_choice`, `field_<id>`), merged by Teams.
 """
@@ -9,28 +10,79 @@ card's inputs (`baton_text`, `baton_choice`, `field_<id>`), merged by Teams.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from microsoft_agents.activity import Activity
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from dialogs.engine.messages import Inbound, Sender
 
 PLATFORM = "teams"
 FIELD_PREFIX = "field_"
 EXECUTE_INVOKE = "adaptiveCard/action"
-# botbuilder's ChannelAccount / ConversationAccount fields: what a stored reference keeps of each.
+# ChannelAccount / ConversationAccount fields: what a stored reference keeps of each.
 _ACCOUNT_KEYS = ("id", "name", "aadObjectId", "role")
 _CONVERSATION_KEYS = ("isGroup", "conversationType", "id", "name", "aadObjectId", "role", "tenantId")
 _MENTION = re.compile(r"<at>[^<]{0,200}</at>\s*", re.IGNORECASE)
+# Fields whose content is the sender's own data: kept as sent, never cleaned.
+_FREE_FORM = frozenset({"value", "channelData", "entities", "attachments", "properties", "text", "summary"})
+
+
+class BadActivity(ValueError):
+    """The body is JSON but not a Bot Framework activity; the message names the field, never its content."""
+
+
+class _NoActivityDumps(logging.Filter):
+    """The SDK logs every failed `Activity` validation at ERROR with pydantic's text, which quotes the input:
+    what a person wrote would land in the logs. `parse` reports the failure itself, without the content."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Validation error for Activity")
+
+
+_SDK_ACTIVITY_LOG = logging.getLogger("microsoft_agents.activity.activity")
+if not any(isinstance(f, _NoActivityDumps) for f in _SDK_ACTIVITY_LOG.filters):
+    _SDK_ACTIVITY_LOG.addFilter(_NoActivityDumps())
+
+
+def parse(body: dict[str, Any]) -> dict[str, Any]:
+    """The activity in `body`, checked against the Agents SDK's `Activity` model, as plain JSON (camelCase).
+
+    Channels and testers send explicit `null` or `""` for optional fields
+    (`locale`, `replyToId`, `conversation.name`, ...), which the model
+    refuses although they mean "absent"; those are dropped first (outside
+    the sender's own data). Unknown top-level fields are dropped, as the
+    model drops them. Raises BadActivity for anything else of the wrong shape.
+    """
+    cleaned = {key: _without_blanks(key, value) for key, value in body.items() if value is not None and value != ""}
+    try:
+        return Activity.model_validate(cleaned).model_dump(by_alias=True, exclude_none=True, mode="json")
+    except ValidationError as exc:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"]) if exc.errors() else "?"
+        raise BadActivity(f"field {where[:60]} has the wrong shape") from None
+    except (TypeError, ValueError, RecursionError, PydanticSerializationError) as exc:
+        # The SDK's own checks raise TypeError (an empty channelId); dumping fails on absurdly deep channelData.
+        raise BadActivity(f"not an activity ({type(exc).__name__})") from None
+
+
+def _without_blanks(key: str, value: Any) -> Any:
+    if key in _FREE_FORM or not isinstance(value, dict):
+        return value
+    return {k: v for k, v in value.items() if v is not None and v != ""}
 
 
 def reference_of(activity: dict[str, Any]) -> dict[str, Any]:
-    """The activity's conversation reference as plain JSON, as botbuilder serialises it.
+    """The activity's conversation reference as plain JSON, in the shape botbuilder stored and the SDK reads.
 
-    Equal to `TurnContext.get_conversation_reference(activity).serialize()`
-    (a test holds the two together) without building SDK objects on every
-    message. Stored in `Identity.address` and used for every later send.
+    What `Activity.get_conversation_reference()` gives, dumped by alias (a
+    test holds the two together), without building SDK objects on every
+    message; references botbuilder-era Baton stored have the same keys.
+    Stored in `Identity.address` and used for every later send.
     """
     reference: dict[str, Any] = {}
     if activity.get("type") != "conversationUpdate" and activity.get("channelId") not in ("directline", "webchat"):

@@ -8,11 +8,20 @@ activity's channel, and whose `serviceurl` claim equals the activity's
 garbage that is not a JWT at all, where botbuilder's own validator raises
 a bare exception and a stock bot answers 500.
 
-botbuilder's validator also fetches the keys with a blocking HTTP client on
-the event loop; this one fetches them with the adapter's aiohttp session,
-keeps them for a day, and re-reads them early (at most every five minutes)
-only when a token names a key it has not seen, which is how key rotation
-shows up.
+It fetches the keys with the adapter's aiohttp session, keeps them for a
+day, and re-reads them early (at most every five minutes) only when a token
+names a key it has not seen, which is how key rotation shows up.
+
+Why not the Agents SDK's `JwtTokenValidator` (1.9): its key fetch runs off
+the event loop (measured: the loop kept ticking through a 1 s JWKS fetch),
+but it accepts a token with no `exp`, checks the issuer only when
+`VALIDATE_ISSUER` is set (by default a token from `https://evil.example`
+signed by an Entra key passes), never checks the `serviceurl` claim (its
+CloudAdapter only logs a mismatch and then replies there with the bot's own
+token), ignores the keys' channel endorsements, and hard-codes the JWKS
+URLs, so neither a sovereign cloud's metadata nor a test's can be named.
+Each of those would need code around it; this validator already has none
+of those gaps, and tests/test_teams.py holds it to them.
 """
 
 from __future__ import annotations

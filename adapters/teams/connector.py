@@ -5,15 +5,17 @@ for its `pace.turn()`, and a 429 pauses the tenant for every replica.
 
 `POST {serviceUrl}/v3/conversations/{id}/activities` sends a message from a
 stored conversation reference; `GET .../members/{id}` reads a member's email
-and UPN. botbuilder's ConnectorClient would build a client and its retry
-policy per turn and send with a blocking HTTP library in a thread; this keeps
-one connection pool for the process and never blocks the event loop.
+and UPN. This keeps one connection pool for the process, never blocks the
+event loop, and paces and retries every send. The Agents SDK's
+ConnectorClient (1.9) opens a new aiohttp session per turn (two, with the
+user-token client) and raises on a 429 without retrying or reading
+Retry-After, so Baton keeps its own (README, "Teams").
 
-The bot token is an OAuth2 client-credentials token from the Microsoft
-identity platform (`{authority}/oauth2/v2.0/token`, scope
-`https://api.botframework.com/.default` — the request MSAL makes), fetched
-with the same session, cached until five minutes before it expires and
-shared by every send. In emulator mode there is no token.
+The bot token comes from the Microsoft identity platform (or the Azure
+host's managed identity) the way the configured mode says
+(credentials.py), fetched with the same session, cached until five
+minutes before it expires and shared by every send. In emulator mode there
+is no token.
 
 Failures are mapped onto `DeliveryError`: 429/412/5xx and network errors are
 retried later (Retry-After when given, else jittered exponential backoff);
@@ -35,7 +37,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from adapters.teams.options import BOT_FRAMEWORK_SCOPE, TeamsOptions
+from adapters.teams.credentials import Credential, CredentialError
+from adapters.teams.options import TeamsOptions
 from dialogs.engine.delivery import UNPACED, DeliveryError, Pace
 
 log = logging.getLogger(__name__)
@@ -68,10 +71,13 @@ def retry_after_seconds(header: str | None) -> float | None:
 
 
 class BotToken:
-    """The bot's access token for the Bot Connector, cached until shortly before it expires."""
+    """The bot's access token for the Bot Connector, cached until shortly before it expires.
 
-    def __init__(self, options: TeamsOptions, session: Any, clock: Any = time.monotonic) -> None:
-        self.options = options
+    `credential` says how to get one (credentials.py); None is emulator mode, where sends carry no token.
+    """
+
+    def __init__(self, credential: Credential | None, session: Any, clock: Any = time.monotonic) -> None:
+        self.credential = credential
         self._session = session
         self._clock = clock
         self._token: str | None = None
@@ -81,33 +87,22 @@ class BotToken:
 
     async def get(self) -> str | None:
         """The token, or None in emulator mode. Raises DeliveryError (transient) when it cannot be had."""
-        if not self.options.authenticated:
+        if self.credential is None:
             return None
         if self._token and self._clock() < self._expires:
             return self._token
         async with self._lock:
             if self._token and self._clock() < self._expires:
                 return self._token
-            form = {
-                "grant_type": "client_credentials",
-                "client_id": self.options.app_id or "",
-                "client_secret": self.options.password or "",
-                "scope": BOT_FRAMEWORK_SCOPE,
-            }
             try:
-                async with self._session().post(self.options.token_url, data=form, timeout=REQUEST_TIMEOUT) as response:
-                    body = await response.json(content_type=None)
-                    status = response.status
-            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-                raise DeliveryError(f"could not get a bot token ({type(exc).__name__})") from None
-            token = body.get("access_token") if isinstance(body, dict) else None
-            if status != 200 or not isinstance(token, str):
-                code = body.get("error") if isinstance(body, dict) else None
-                raise DeliveryError(f"could not get a bot token ({status} {code or ''})".strip())
-            lifetime = float(body.get("expires_in") or 3600)
-            self._token, self._expires = token, self._clock() + max(30.0, lifetime - TOKEN_MARGIN)
+                fresh = await self.credential.fetch(self._session())
+            except CredentialError as exc:
+                log.warning("teams: could not get a bot token: %s", exc)
+                raise DeliveryError(f"could not get a bot token ({exc})") from None
+            self._token = fresh.token
+            self._expires = self._clock() + max(30.0, fresh.lifetime - TOKEN_MARGIN)
             self.fetches += 1
-            return token
+            return self._token
 
     def forget(self) -> None:
         """Drop the cached token (the connector said 401)."""
@@ -117,9 +112,9 @@ class BotToken:
 class Connector:
     """Talks to the Bot Connector service. One per process; `close()` at shutdown."""
 
-    def __init__(self, options: TeamsOptions) -> None:
+    def __init__(self, options: TeamsOptions, credential: Credential | None = None) -> None:
         self.options = options
-        self.token = BotToken(options, self.session)
+        self.token = BotToken(credential, self.session)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:

@@ -3,6 +3,16 @@
 The icons are generated here (no image library, no files in the repository):
 a white conductor's baton on Baton's accent colour at 192×192, and the same
 baton in white on transparent at 32×32 for the outline icon, as Teams asks.
+
+The manifest follows schema v1.29, the newest GA schema published in
+OfficeDev/microsoft-teams-app-schema when this was written (v1.30 was
+announced in August 2026 but its schema file could not be had to test
+against); tests validate every package against the v1.29 file.
+
+Teams lists at most ten commands per scope. Baton has more, so the menu
+keeps the ten in `COMMAND_ORDER` and `baton teams package` names the rest
+(`LEFT_OUT` says why): never dropped without a word, and every command
+still works when typed.
 """
 
 from __future__ import annotations
@@ -19,13 +29,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-MANIFEST_VERSION = "1.23"
+MANIFEST_VERSION = "1.29"
 MANIFEST_SCHEMA = (
     f"https://developer.microsoft.com/en-us/json-schemas/teams/v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
 )
 ACCENT = (0x3B, 0x5B, 0xDB)
 ACCENT_HEX = "#3B5BDB"
 COLOR_ICON, OUTLINE_ICON = "color.png", "outline.png"
+
+MAX_COMMANDS = 10  # Teams shows at most ten commands per scope
+# The menu, most useful first: what people do weekly, then what they do now and then.
+COMMAND_ORDER = ("help", "checkin", "goals", "feedback", "kudos", "ask", "leave", "settings", "tools", "360")
+LEFT_OUT = {
+    "dashboard": "it sends a sign-in link to the browser dashboard rather than starting a conversation; help lists it",
+}
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
@@ -58,21 +75,37 @@ def validate_host(host: str) -> str:
     return value
 
 
-def manifest(app_id: str, host: str) -> dict[str, Any]:
-    """manifest.json for a personal-scope bot with Baton's commands."""
+def commands() -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
+    """The command menu (at most ten, in `COMMAND_ORDER`) and the commands left out of it, each with why."""
     from dialogs import all_dialogs
 
-    commands = [{"title": "help", "description": "What I can do for you."}]
+    available = {"help": "What I can do for you."}
     for dialog in all_dialogs():
         if dialog.commands and dialog.audience == "everyone":
-            commands.append({"title": dialog.commands[0][:32], "description": dialog.summary[:128]})
-    site = f"https://{host}/"
+            available[dialog.commands[0][:32]] = dialog.summary[:128]
+    ranked = [name for name in COMMAND_ORDER if name in available]
+    ranked += sorted(name for name in available if name not in COMMAND_ORDER)
+    menu = [{"title": name, "description": available[name]} for name in ranked[:MAX_COMMANDS]]
+    left_out = [
+        (name, LEFT_OUT.get(name, "Teams shows ten commands and it ranks below them")) for name in ranked[MAX_COMMANDS:]
+    ]
+    return menu, left_out
+
+
+def manifest(app_id: str, host: str, *, privacy_url: str | None = None, terms_url: str | None = None) -> dict[str, Any]:
+    """manifest.json for a personal-scope bot with Baton's commands.
+
+    The privacy and terms links default to the pages Baton serves itself (`/privacy`, `/terms`).
+    """
+    privacy = privacy_url or f"https://{host}/privacy"
+    terms = terms_url or f"https://{host}/terms"
+    menu, _ = commands()
     return {
         "$schema": MANIFEST_SCHEMA,
         "manifestVersion": MANIFEST_VERSION,
         "version": _version(),
         "id": app_id,
-        "developer": {"name": "Baton", "websiteUrl": site, "privacyUrl": site, "termsOfUseUrl": site},
+        "developer": {"name": "Baton", "websiteUrl": terms, "privacyUrl": privacy, "termsOfUseUrl": terms},
         "name": {"short": "Baton", "full": "Baton: weekly check-ins for your team"},
         "description": {
             "short": "Weekly check-ins, feedback and nudges that keep your team in time.",
@@ -89,7 +122,7 @@ def manifest(app_id: str, host: str) -> dict[str, Any]:
                 "scopes": ["personal"],
                 "supportsFiles": False,
                 "isNotificationOnly": False,
-                "commandLists": [{"scopes": ["personal"], "commands": commands[:10]}],
+                "commandLists": [{"scopes": ["personal"], "commands": menu}],
             }
         ],
         "permissions": ["identity", "messageTeamMembers"],
@@ -97,13 +130,28 @@ def manifest(app_id: str, host: str) -> dict[str, Any]:
     }
 
 
-def write_package(*, app_id: str, host: str, out: Path) -> Path:
+def validate_page_url(option: str, url: str | None) -> str | None:
+    """An https URL for a privacy or terms page, or ValueError saying what is expected."""
+    if url is None:
+        return None
+    value = url.strip()
+    if not value.startswith("https://") or len(value) > 2048 or " " in value:
+        raise ValueError(f"{option} {url!r} must be an https:// URL that Teams users can open.")
+    return value
+
+
+def write_package(
+    *, app_id: str, host: str, out: Path, privacy_url: str | None = None, terms_url: str | None = None
+) -> Path:
     """Write the zip Teams sideloads (manifest.json, color.png, outline.png) to `out`. ValueError on bad input."""
     app_id, host = validate_app_id(app_id), validate_host(host)
+    privacy_url = validate_page_url("--privacy-url", privacy_url)
+    terms_url = validate_page_url("--terms-url", terms_url)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    document = manifest(app_id, host, privacy_url=privacy_url, terms_url=terms_url)
     files = {
-        "manifest.json": json.dumps(manifest(app_id, host), indent=2, ensure_ascii=False).encode(),
+        "manifest.json": json.dumps(document, indent=2, ensure_ascii=False).encode(),
         COLOR_ICON: color_icon(),
         OUTLINE_ICON: outline_icon(),
     }

@@ -8,8 +8,18 @@
   documented limits — per conversation 7/1 s, 8/2 s, 60/30 s, 1,800/h, and a
   per-tenant cap (50/s by default) — answering 429 with Retry-After over
   them, and counts the sends it accepted per tenant and wall-clock second.
-- Microsoft identity platform: `POST /{tenant}/oauth2/v2.0/token`
-  (client-credentials; counted).
+- Microsoft identity platform: `POST /{tenant}/oauth2/v2.0/token`, the
+  client-credentials grant, enforced as Entra does for the apps a test
+  `register`s: the tenant in the path must be the app's (or
+  `botframework.com` for a multi-tenant app), the scope a `/.default` one,
+  and the app must prove itself with its secret, a client assertion signed
+  by its certificate (`x5t`, `aud` = this endpoint, `iss` = `sub` = the app,
+  unexpired), or a federated token this fake's managed identity issued to
+  an identity the app trusts. Answers carry Entra's error codes. Counted.
+- Azure managed identity: App Service's `GET /msi/token` (needs the
+  `X-IDENTITY-HEADER` secret) and the instance metadata service's
+  `GET /metadata/identity/oauth2/token` (needs `Metadata: true`), issuing
+  tokens for the identities a test registers.
 - Bot Framework OpenID metadata and JWKS: `GET /openid` and `GET /keys`, with
   the public keys of the `Issuer`s the test registers.
 
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import itertools
 import json
 import time
@@ -75,7 +86,20 @@ class Issuer:
             "exp": now + lifetime,
             **claims,
         }
+        payload = {name: value for name, value in payload.items() if value is not None}  # claim=None leaves it out
         return jwt.encode(payload, self.key, algorithm="RS256", headers={"kid": kid or self.kid})
+
+
+@dataclass
+class App:
+    """An Entra app registration the fake token endpoint knows."""
+
+    client_id: str
+    tenant: str  # its home tenant; "botframework.com" accepts it too when multi_tenant
+    secret: str | None = None
+    certificate: bytes | None = None  # DER; client assertions are checked against its public key
+    trusts: tuple[str, ...] = ()  # managed identity client ids whose tokens it takes as client assertions
+    multi_tenant: bool = False
 
 
 @dataclass
@@ -105,6 +129,10 @@ class FakeConnector:
     token_requests: list[dict[str, str]] = field(default_factory=list)
     metadata_reads: int = 0
     access_token: str = "fake-bot-token"
+    apps: dict[str, App] = field(default_factory=dict)
+    identities: set[str] = field(default_factory=set)  # managed identity client ids ("system" for the host's own)
+    identity_header: str = "fake-identity-header-secret"
+    identity_requests: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -115,6 +143,11 @@ class FakeConnector:
         self.per_second: Counter[tuple[str, int]] = Counter()
         self.throttled = 0  # 429s answered for going over a limit
         self._recent: dict[str, deque[float]] = {}
+        self._identity_key = Issuer("fake-managed-identity").key  # signs federated tokens; made once per process
+
+    def register(self, app: App) -> App:
+        self.apps[app.client_id] = app
+        return app
 
     def enforce_limits(
         self,
@@ -177,6 +210,8 @@ class FakeConnector:
         app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", self._activity)
         app.router.add_get("/v3/conversations/{conversation}/members/{member}", self._member)
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
+        app.router.add_get("/msi/token", self._app_service_identity)
+        app.router.add_get("/metadata/identity/oauth2/token", self._instance_identity)
         app.router.add_get("/openid", self._openid)
         app.router.add_get("/keys", self._keys)
         self._more_routes(app)
@@ -264,13 +299,100 @@ class FakeConnector:
         return web.json_response({"id": request.match_info["member"], **member})
 
     async def _token(self, request: web.Request) -> web.Response:
-        form = dict(await request.post())
-        self.token_requests.append({k: str(v) for k, v in form.items()})
-        if form.get("grant_type") != "client_credentials" or not form.get("client_secret"):
-            return web.json_response({"error": "invalid_request"}, status=400)
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        self.token_requests.append(form)
+
+        def refuse(status: int, error: str, code: int) -> web.Response:
+            return web.json_response({"error": error, "error_codes": [code]}, status=status)
+
+        if form.get("grant_type") != "client_credentials":
+            return refuse(400, "unsupported_grant_type", 70003)
+        if not form.get("scope", "").endswith("/.default"):
+            return refuse(400, "invalid_scope", 1002012)
+        app = self.apps.get(form.get("client_id", ""))
+        tenant = request.match_info["tenant"]
+        if app is None or not (tenant == app.tenant or (app.multi_tenant and tenant == "botframework.com")):
+            return refuse(400, "unauthorized_client", 700016)  # AADSTS700016: app not found in the directory
+        if form.get("client_secret") is not None:
+            if app.secret is None or form["client_secret"] != app.secret:
+                return refuse(401, "invalid_client", 7000215)
+        elif form.get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            if not self._assertion_ok(app, form.get("client_assertion", ""), str(request.url)):
+                return refuse(401, "invalid_client", 700027)
+        else:
+            return refuse(401, "invalid_client", 7000218)  # no credential at all
         return web.json_response(
             {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": self.access_token}
         )
+
+    def _assertion_ok(self, app: App, assertion: str, token_url: str) -> bool:
+        """A certificate-signed assertion for this endpoint, or a federated token from this fake's identity."""
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError:
+            return False
+        if "x5t" in header:
+            if app.certificate is None:
+                return False
+            from cryptography import x509
+
+            certificate = x509.load_der_x509_certificate(app.certificate)
+            thumbprint = base64.urlsafe_b64encode(hashlib.sha1(app.certificate).digest()).rstrip(b"=").decode()
+            if header["x5t"] != thumbprint:
+                return False
+            try:
+                claims = jwt.decode(
+                    assertion,
+                    certificate.public_key(),
+                    algorithms=["RS256", "PS256"],
+                    audience=token_url,
+                    issuer=app.client_id,
+                    options={"require": ["exp", "jti", "sub"]},
+                )
+            except jwt.PyJWTError:
+                return False
+            return claims["sub"] == app.client_id
+        try:
+            claims = jwt.decode(
+                assertion,
+                self._identity_key.public_key(),
+                algorithms=["RS256"],
+                audience="api://AzureADTokenExchange",
+                options={"require": ["exp"]},
+            )
+        except jwt.PyJWTError:
+            return False
+        return claims.get("appid") in app.trusts
+
+    async def _app_service_identity(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-IDENTITY-HEADER") != self.identity_header:
+            return web.json_response({"error": "unauthorized"}, status=401)
+        return self._identity_token(request, expires=lambda lifetime: {"expires_on": str(int(time.time()) + lifetime)})
+
+    async def _instance_identity(self, request: web.Request) -> web.Response:
+        if request.headers.get("Metadata") != "true":
+            return web.json_response({"error": "invalid_request", "error_description": "Metadata header"}, status=400)
+        return self._identity_token(request, expires=lambda lifetime: {"expires_in": str(lifetime)})
+
+    def _identity_token(self, request: web.Request, *, expires: Any) -> web.Response:
+        query = dict(request.query)
+        self.identity_requests.append(query)
+        who = query.get("client_id") or "system"
+        resource = query.get("resource")
+        if who not in self.identities or not resource:
+            return web.json_response(
+                {"error": "invalid_request", "error_description": "Identity not found"}, status=400
+            )
+        if resource == "api://AzureADTokenExchange":
+            now = int(time.time())
+            token = jwt.encode(
+                {"aud": resource, "appid": who, "iat": now, "exp": now + 3600, "sub": f"mi-{who}"},
+                self._identity_key,
+                algorithm="RS256",
+            )
+        else:
+            token = f"fake-mi-token-for-{who}"
+        return web.json_response({"access_token": token, "resource": resource, "token_type": "Bearer", **expires(3600)})
 
     async def _openid(self, request: web.Request) -> web.Response:
         self.metadata_reads += 1
