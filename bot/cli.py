@@ -165,10 +165,12 @@ def org_import(file: Path) -> None:
     except UnicodeDecodeError:
         raise click.ClickException(f"{file} is not UTF-8 text. Save it as 'CSV UTF-8' and try again.") from None
     total = max(text.count("\n") - 1, 1)
+    # Calendar addresses are sealed on import: only a file that has them needs the secret key.
+    sealer = _sealer(settings) if "calendar" in text.split("\n", 1)[0].lower() else None
 
     async def run(db: Database):  # noqa: ANN202
         with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
-            return await import_csv(db, text, SystemClock().now(), progress=bar.update)
+            return await import_csv(db, text, SystemClock().now(), progress=bar.update, sealer=sealer)
 
     result, errors = with_database(settings, run)
     if errors:

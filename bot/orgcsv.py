@@ -1,5 +1,10 @@
 """`baton org import` / `export`: the organisation as CSV (email,name,manager_email,team,timezone).
 
+An optional `calendar` column gives people's secret calendar addresses
+(issue 21), sealed on import and never exported: an admin can connect
+everyone's calendar at once. An empty cell leaves a connected calendar as
+it is.
+
 Import validates every row before writing anything; one bad row means
 nothing is imported and every problem is reported with its line number.
 Importing the same file twice changes nothing the second time.
@@ -19,10 +24,13 @@ from zoneinfo import available_timezones
 
 from sqlalchemy import select
 
+from dialogs.common.absence import feed_address, seal_address
+from dialogs.engine.sealing import Sealer, SealError
 from storage.db import Database
-from storage.models import Person, Team
+from storage.models import CalendarFeed, Person, Team
 
 COLUMNS = ("email", "name", "manager_email", "team", "timezone")
+OPTIONAL = ("calendar",)
 EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
 
@@ -34,6 +42,7 @@ class Row:
     manager_email: str
     team: str
     timezone: str
+    calendar: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +98,7 @@ def parse(
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         return [], [RowError(1, f"header lacks {', '.join(missing)}; expected: {','.join(COLUMNS)}")]
-    index = {c: header.index(c) for c in COLUMNS}
+    index = {c: header.index(c) for c in (*COLUMNS, *OPTIONAL) if c in header}
     rows: list[Row] = []
     seen: dict[str, int] = {}
     try:
@@ -105,8 +114,20 @@ def parse(
                 errors.append(RowError(line, f"has {len(values)} columns, the header has {len(header)}"))
                 continue
             row = Row(line, *(values[index[c]].strip() for c in COLUMNS))
-            row = Row(row.line, row.email.lower(), row.name, row.manager_email.lower(), row.team, row.timezone or "UTC")
+            raw_calendar = values[index["calendar"]].strip() if "calendar" in index else ""
+            calendar = feed_address(raw_calendar) if raw_calendar else ""
+            row = Row(
+                row.line,
+                row.email.lower(),
+                row.name,
+                row.manager_email.lower(),
+                row.team,
+                row.timezone or "UTC",
+                calendar or "",
+            )
             problems = []
+            if raw_calendar and calendar is None:  # the address itself is a secret: never echoed
+                problems.append("calendar is not a calendar address (https://… or webcal://…)")
             if not EMAIL.match(row.email) or len(row.email) > 254:
                 problems.append(f"email '{row.email}' is not a valid address")
             elif row.email in seen:
@@ -160,7 +181,12 @@ def _cycles(rows: list[Row], known_managers: Mapping[str, str]) -> list[RowError
 
 
 async def import_csv(
-    db: Database, text: str, now: datetime, *, progress: Callable[[int], None] = lambda n: None
+    db: Database,
+    text: str,
+    now: datetime,
+    *,
+    progress: Callable[[int], None] = lambda n: None,
+    sealer: Sealer | None = None,
 ) -> tuple[ImportResult | None, list[RowError]]:
     """Validate, then import in one transaction. Returns (result, []) or (None, errors) with nothing written."""
 
@@ -172,6 +198,8 @@ async def import_csv(
     managers = await db.run(known)
     existing = set(managers)
     rows, errors = parse(text, existing, {e: m for e, m in managers.items() if m})
+    if any(r.calendar for r in rows) and sealer is None:
+        errors.append(RowError(1, "a calendar column needs Baton's secret key to seal the addresses"))
     if errors:
         return None, errors
 
@@ -201,6 +229,9 @@ async def import_csv(
             changed = {k: v for k, v in wanted.items() if getattr(person, k) != v}
             for key, value in changed.items():
                 setattr(person, key, value)
+            if row.calendar and sealer is not None and person.id is not None:
+                if await _connect(session, sealer, person.id, row.calendar, now):
+                    changed["calendar"] = True
             if row.email not in existing:
                 created += 1
             elif changed:
@@ -213,6 +244,21 @@ async def import_csv(
         return ImportResult(created, updated, unchanged, teams_created)
 
     return await db.run(work), []
+
+
+async def _connect(session, sealer: Sealer, person_id: int, url: str, now: datetime) -> bool:  # noqa: ANN001
+    """Connect (or change) a person's calendar; False when it is that address already."""
+    feed = await session.get(CalendarFeed, person_id)
+    if feed is not None:
+        try:
+            if sealer.open("calendar", feed.sealed_url, context=str(person_id)) == url:
+                return False
+        except SealError:
+            pass
+        await session.delete(feed)
+        await session.flush()
+    session.add(CalendarFeed(person_id=person_id, sealed_url=seal_address(sealer, person_id, url), created_at=now))
+    return True
 
 
 async def export_csv(db: Database) -> str:

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import delete, select
 
-from dialogs.common.absence import SOURCES, away
+from dialogs.common.absence import SOURCES, away, feed_address, seal_address
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Choice, Reply, TextInput
@@ -21,7 +21,6 @@ from storage import queries
 from storage.models import AwayOverride, CalendarFeed, Leave, Person
 
 LISTED_DAYS = 90  # how far ahead `leave` lists away days
-MAX_URL = 2000
 HOW_TO_FIND = (
     "Google Calendar: Settings → your calendar → *Secret address in iCal format*. Outlook: Settings → "
     "Calendar → Shared calendars → *Publish a calendar* → the ICS link."
@@ -117,14 +116,12 @@ class LeaveDialog(Dialog):
             )
             turn.say("Disconnected: I no longer read your calendar, and forgot the away days it gave me.")
             return END
-        url = words[0].strip("<>")
-        if url.casefold().startswith("webcal://"):
-            url = "https://" + url[len("webcal://") :]
-        if not url.casefold().startswith(("https://", "http://")) or len(url) > MAX_URL or len(words) > 1:
+        url = feed_address(words[0]) if len(words) == 1 else None
+        if url is None:
             raise UserFacingError(
                 f"That doesn't look like a calendar address. It starts with https:// and ends in .ics. {HOW_TO_FIND}"
             )
-        sealed = turn.sealer.seal("calendar", url, size=MAX_URL * 4 + 64, context=str(person_id))
+        sealed = seal_address(turn.sealer, person_id, url)
         if feed is None:
             turn.session.add(CalendarFeed(person_id=person_id, sealed_url=sealed, created_at=turn.now))
         else:

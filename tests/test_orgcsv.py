@@ -367,3 +367,29 @@ def test_cli_explains_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     assert run.returncode != 0
     assert "not UTF-8" in run.stderr and "CSV UTF-8" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+async def test_an_admin_connects_everyones_calendar_from_a_calendar_column(db: Database, clock: FakeClock) -> None:
+    """Issue 21: the optional `calendar` column, sealed on import, never exported, idempotent."""
+    from dialogs.engine.sealing import Sealer
+    from storage.models import CalendarFeed
+
+    sealer = Sealer(b"k" * 32)
+    secret = "https://calendar.example/private-3f9a/basic.ics"
+    text = (
+        "email,name,manager_email,team,timezone,calendar\n"
+        f"ada@example.org,Ada Lovelace,,Engines,Europe/London,{secret}\n"
+        "grace@example.org,Grace Hopper,,Engines,America/New_York,webcal://cal.example/g.ics\n"
+        "linus@example.org,Linus T,,Engines,Europe/Helsinki,\n"
+    )
+    result, errors = await import_csv(db, text, clock.now(), sealer=sealer)
+    assert errors == [] and result is not None and result.created == 3
+    feeds = await db.run(lambda s: s.execute(select(CalendarFeed.person_id, CalendarFeed.sealed_url)))
+    opened = {sealer.open("calendar", sealed, context=str(pid)) for pid, sealed in feeds}
+    assert opened == {secret, "https://cal.example/g.ics"}
+    assert secret not in await export_csv(db)  # an address is a secret: never exported
+    again, _ = await import_csv(db, text, clock.now(), sealer=sealer)
+    assert again is not None and (again.updated, again.unchanged) == (0, 3)
+    bad, problems = await import_csv(db, text.replace(secret, "not a url"), clock.now(), sealer=sealer)
+    assert bad is None and "calendar is not a calendar address" in str(problems[0])
+    assert "not a url" not in str(problems[0])

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from dialogs.engine.sealing import Sealer
 from storage.models import AwayOverride, Leave, Person, Team
 
 BULK = 500  # above this many people, read the whole (small, time-bounded) set rather than send a huge IN list
@@ -151,3 +152,23 @@ async def set_status_away(
     if until is not None and until >= today:
         session.add(Leave(person_id=person_id, start=today, end=until, source=STATUS, created_at=now))
     return True
+
+
+# -- calendar feed addresses (read by bot/calendars.py) -------------------------------------------
+
+MAX_URL = 2000
+
+
+def feed_address(text: str) -> str | None:
+    """A calendar address as Baton stores it (webcal:// becomes https://), or None when it is not one."""
+    url = text.strip().strip("<>")
+    if url.casefold().startswith("webcal://"):
+        url = "https://" + url[len("webcal://") :]
+    if not url.casefold().startswith(("https://", "http://")) or len(url) > MAX_URL or any(c.isspace() for c in url):
+        return None
+    return url
+
+
+def seal_address(sealer: Sealer, person_id: int, url: str) -> str:
+    """The address sealed for the database: it grants read access to someone's calendar."""
+    return sealer.seal("calendar", url, size=MAX_URL * 4 + 64, context=str(person_id))
