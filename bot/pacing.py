@@ -31,7 +31,8 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
-from functools import partial
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.engine.delivery import DeliveryError, Limits
 from storage import pacing as slots
@@ -113,10 +114,8 @@ class Pace:
             now = pacing.clock()
             if lane.paused_until > now:
                 continue  # a 429 arrived while waiting for the slot: a new one, after the pause
-            if delay > 0 and now - at > max(STALE, 1.0 / limits.rate) and retake < 3:
+            if now - at > max(STALE, 1.0 / limits.rate) and retake < 3:
                 continue  # woken so late that posting now would crowd the next slots: take a fresh one
-            # (A slot that was already due when it arrived is used: it is late by the database round trip, and
-            # retaking would spend the budget three more times on one post.)
             break
         pacing.conversations.record(limits.conversation, ref, pacing.clock())
 
@@ -182,18 +181,23 @@ class Lane:
             urgent = self._waiting[0][0] == 0
             want = min(len(self._waiting), self.size)
             horizon = pacing.max_wait if urgent else pacing.lookahead
-            try:
-                got = await pacing.db.run(
-                    partial(
-                        slots.take_slots,
-                        scope=self.scope,
-                        rate=self.rate,
-                        burst=self.burst,
-                        want=want,
-                        now=now,
-                        horizon=horizon,
-                    )
+
+            async def take(session: AsyncSession, want: int = want, horizon: float = horizon) -> slots.Slots:
+                # Laid out from the moment the transaction runs, not from before it queued: a wait for the
+                # database (SQLite's writer queue, a far server) must not make every slot stale on arrival,
+                # which once had 16 tenants drop and retake their slots for ever.
+                return await slots.take_slots(
+                    session,
+                    self.scope,
+                    rate=self.rate,
+                    burst=self.burst,
+                    want=want,
+                    now=pacing.clock(),
+                    horizon=horizon,
                 )
+
+            try:
+                got = await pacing.db.run(take)
             except Exception as exc:  # noqa: BLE001 - a database blip: wait a little, then tell the waiters
                 failures += 1
                 if failures < 4:
@@ -207,10 +211,6 @@ class Lane:
             self.paused_until = max(self.paused_until, got.paused_until)
             if got.times:
                 self._slots.extend(got.times)
-                # Hand them out now, judged from when they were asked for: slots laid out from `now` are in the
-                # past by the round trip, and dropping them as stale would take fresh ones for ever whenever a
-                # round trip outlasts one slot's interval (16 tenants on a busy SQLite writer did, and spun).
-                self._hand_out(since=now)
                 continue
             wait = got.next_free - now
             if wait > pacing.max_wait:
@@ -222,11 +222,9 @@ class Lane:
             except TimeoutError:
                 pass
 
-    def _hand_out(self, since: float | None = None) -> None:
-        """Give the slots in hand to the waiters, most urgent first; drop those missed by more than STALE
-        (counted from `since`, when the slots were asked for, if that was earlier)."""
-        now = self.pacing.clock() if since is None else min(since, self.pacing.clock())
-        earliest = max(now - STALE, self.paused_until)
+    def _hand_out(self) -> None:
+        """Give the slots in hand to the waiters, most urgent first."""
+        earliest = max(self.pacing.clock() - STALE, self.paused_until)
         while self._slots and self._slots[0] < earliest:
             self._slots.popleft()
         while self._slots and self._waiting:
