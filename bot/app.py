@@ -167,7 +167,7 @@ class Baton:
         for adapter in reversed(list(self.adapters.values())):
             await adapter.stop()
         if self.scheduler is not None:
-            self.scheduler.stop()
+            await self.scheduler.stop()
         self.stop.set()
         self.sender.wake()
         for task in self.tasks:

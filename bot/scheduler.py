@@ -7,10 +7,11 @@ database's unique keys make their ticks produce one delivery between them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -72,8 +73,16 @@ class Scheduler:
                 next_run_time=None,
             )
         self.interval = interval
+        self._running: set[asyncio.Task[Any]] = set()
         self.on_tick: Callable[[float, float], None] = lambda started, lag: None  # metrics: when, how late
         self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+
+    def _track(self) -> None:
+        """Remember the running job's task, so that `stop` can end it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     def _submitted(self, event: JobSubmissionEvent) -> None:
         if event.job_id == "rhythm" and event.scheduled_run_times:
@@ -81,6 +90,7 @@ class Scheduler:
             self.on_tick(now.timestamp(), (now - max(event.scheduled_run_times)).total_seconds())
 
     async def tick(self) -> None:
+        self._track()
         try:
             report = await self.conductor.tick(self.clock.now())
         except DatabaseUnavailable:
@@ -101,6 +111,7 @@ class Scheduler:
             self.wake()
 
     async def forget(self) -> None:
+        self._track()
         try:
             messages, keys = await self.conductor.db.run(lambda s: prune(s, self.clock.now(), days=self.retention_days))
         except Exception as exc:  # noqa: BLE001 - try again next time
@@ -117,6 +128,7 @@ class Scheduler:
             log.info("retention: deleted what was past its keeping period: %s", old)
 
     async def read_calendars(self) -> None:
+        self._track()
         if self.calendars is None:
             return
         try:
@@ -136,6 +148,12 @@ class Scheduler:
             if job is not None:
                 job.modify(next_run_time=now + first)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """Stop ticking, and end the jobs still running: APScheduler's shutdown leaves a running coroutine
+        job alone, and one left mid-transaction would outlive the database it writes to."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        running = [task for task in self._running if not task.done()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)

@@ -187,3 +187,35 @@ def test_baton_says_its_version() -> None:
 
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"baton {version('baton')}"
+
+
+async def test_stopping_the_scheduler_ends_a_job_still_running(db: Database) -> None:
+    """APScheduler's shutdown leaves a running job alone; one left mid-transaction outlived the database it
+    wrote to (a CI run once found a SQLite file still locked after the server had stopped)."""
+    from bot.scheduler import Scheduler
+    from dialogs.engine.clock import SystemClock
+    from dialogs.engine.sealing import Sealer
+    from dialogs.services.rhythm import Conductor
+
+    class Stuck:
+        def __init__(self) -> None:
+            self.started = asyncio.Event()
+
+        async def run_once(self) -> dict[str, int]:
+            self.started.set()
+            await asyncio.Event().wait()  # a round that never finishes by itself
+            return {}
+
+    stuck = Stuck()
+    scheduler = Scheduler(
+        Conductor(db, sealer=Sealer.ephemeral()),
+        SystemClock(),
+        interval=3600,
+        wake=lambda: None,
+        calendars=stuck,  # type: ignore[arg-type]
+    )
+    scheduler.start()
+    job = asyncio.create_task(scheduler.read_calendars())
+    await asyncio.wait_for(stuck.started.wait(), 5)
+    await asyncio.wait_for(scheduler.stop(), 5)
+    assert job.done()
