@@ -29,9 +29,9 @@ from typing import Any
 
 from sqlalchemy import insert, text
 
-from bench.common import on_both_databases
+from bench.common import on_both_databases, seed_people
 from storage.db import Database
-from storage.models import CalendarFeed, Person, Team
+from storage.models import CalendarFeed
 
 NOW = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 MEMORY_FEEDS = 1000
@@ -123,23 +123,7 @@ async def seed(db: Database, people: int, base: str) -> None:
     sealer = Sealer(SECRET)
 
     async def work(session) -> None:
-        await session.execute(insert(Team).values(name="Bench", created_at=NOW))
-        team = await session.scalar(text("SELECT id FROM team"))
-        for start in range(0, people, 2000):
-            await session.execute(
-                insert(Person),
-                [
-                    {
-                        "email": f"p{n}@bench.baton",
-                        "name": f"Person {n}",
-                        "timezone": "Europe/Berlin",
-                        "team_id": team,
-                        "created_at": NOW,
-                    }
-                    for n in range(start, min(people, start + 2000))
-                ],
-            )
-        ids = [row[0] for row in await session.execute(text("SELECT id FROM person ORDER BY id"))]
+        _, ids = await seed_people(session, people, NOW)
         for start in range(0, people, 2000):
             await session.execute(
                 insert(CalendarFeed),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 
@@ -51,3 +52,30 @@ async def scratch_postgres(
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def seed_people(
+    session: Any, people: int, now: datetime, *, timezone: str = "Europe/Berlin"
+) -> tuple[int, list[int]]:
+    """One team "Bench" and `people` people in it (p{n}@bench.baton), inserted 2,000 at a time: (team id, person ids)."""
+    from sqlalchemy import insert, text
+
+    from storage.models import Person, Team
+
+    await session.execute(insert(Team).values(name="Bench", created_at=now))
+    team = await session.scalar(text("SELECT id FROM team"))
+    for start in range(0, people, 2000):
+        await session.execute(
+            insert(Person),
+            [
+                {
+                    "email": f"p{n}@bench.baton",
+                    "name": f"Person {n}",
+                    "timezone": timezone,
+                    "team_id": team,
+                    "created_at": now,
+                }
+                for n in range(start, min(people, start + 2000))
+            ],
+        )
+    return team, [row[0] for row in await session.execute(text("SELECT id FROM person ORDER BY id"))]

@@ -40,10 +40,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import insert, text
 
-from bench.common import on_both_databases
+from bench.common import on_both_databases, seed_people
 from bench.slack_outbound import TOKEN, FakeProcess
 from storage.db import Database
-from storage.models import CheckinRun, DialogState, Identity, Person, Team
+from storage.models import CheckinRun, DialogState, Identity
 
 SECRET = "bench-signing-secret"
 TEAM = "T0BENCH"
@@ -224,24 +224,7 @@ async def seed(db: Database, people: int) -> list[str]:
     """`people` people linked to Slack users, each in the middle of week 47's check-in (question 1)."""
 
     async def work(session) -> None:
-        await session.execute(insert(Team).values(name="Bench", created_at=NOW))
-        team = await session.scalar(text("SELECT id FROM team"))
-        for start in range(0, people, 2000):
-            numbers = range(start, min(people, start + 2000))
-            await session.execute(
-                insert(Person),
-                [
-                    {
-                        "email": f"p{n}@bench.baton",
-                        "name": f"Person {n}",
-                        "timezone": "Europe/Berlin",
-                        "team_id": team,
-                        "created_at": NOW,
-                    }
-                    for n in numbers
-                ],
-            )
-        ids = [row[0] for row in await session.execute(text("SELECT id FROM person ORDER BY id"))]
+        team, ids = await seed_people(session, people, NOW)
         from dialogs.checkin import DEFAULT_QUESTIONS
 
         questions = [dict(q) for q in DEFAULT_QUESTIONS]

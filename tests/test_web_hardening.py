@@ -35,7 +35,7 @@ from storage.db import Database
 from storage.models import DashboardSession, DashboardToken, DialogState, OutboxMessage, ProcessedEvent
 from tests.conftest import free_port
 from tests.fakes.slack_api import FakeSlack
-from tests.test_slack import PEOPLE, TEAM, TOKEN, dm, message_text, start_rig
+from tests.test_slack import TEAM, dm, fake, message_text, start_rig  # noqa: F401 - fake is a fixture
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 EVIL = "https://evil.example"
@@ -448,15 +448,11 @@ async def test_a_post_without_a_token_or_with_a_forged_one_is_refused(served: Se
 # -- Slack: sign-in links are not unfurled ----------------------------------------------------------------------
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(token=TOKEN, team_id=TEAM) as api:
-        for user, email, name in PEOPLE:
-            api.add_user(user, email, name)
-        yield api
-
-
-async def test_a_sign_in_link_sent_on_slack_is_not_unfurled(db: Database, database_url: str, fake: FakeSlack) -> None:
+async def test_a_sign_in_link_sent_on_slack_is_not_unfurled(
+    db: Database,
+    database_url: str,
+    fake: FakeSlack,  # noqa: F811 - the fixture imported from tests.test_slack
+) -> None:
     clock = FakeClock(datetime(2026, 11, 20, 15, 30, tzinfo=UTC))
     async for rig in start_rig(db, database_url, fake, clock):
         status, _ = await rig.event(dm("U0MAYA", "dashboard", "Ev0UNFURL001"))
