@@ -496,3 +496,94 @@ class DashboardSession(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None = None
+
+
+class OneOnOne(SQLModel, table=True):
+    """A manager–report pair's 1:1 rhythm: every `every_weeks` weeks on `weekday` at `at`, in the manager's
+    own time zone, for `minutes`. `anchor` is the (manager's local) date of one occurrence; the others
+    follow from it. `proposal` is a change one side proposed and the other has not confirmed yet.
+    """
+
+    __tablename__ = "one_on_one"
+    __table_args__ = (UniqueConstraint("manager_id", "report_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    manager_id: int = Field(foreign_key="person.id", index=True)
+    report_id: int = Field(foreign_key="person.id", index=True)
+    every_weeks: int = 2
+    minutes: int = 30
+    weekday: int = 1  # Monday = 0
+    at: str = Field(default="10:00", max_length=5)
+    anchor: date
+    # {"by": person id, "every_weeks", "minutes", "weekday", "at"} until the other side confirms or declines
+    proposal: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    ask_report: bool = False  # also ask the report "How did it go?"
+    skipped_in_row: int = 0
+    skips_told: bool = False  # the manager heard about three skips in a row (once, until one is held)
+    active: bool = True
+    created_at: datetime
+
+
+class Meeting(SQLModel, table=True):
+    """One occurrence of a pair's 1:1. `planned_at` is its slot in the rhythm (unique per pair, so every
+    replica creates it once); `starts_at` is when it really is — later when leave moved it.
+    """
+
+    __tablename__ = "one_on_one_meeting"
+    __table_args__ = (UniqueConstraint("pair_id", "planned_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    pair_id: int = Field(foreign_key="one_on_one.id", index=True)
+    planned_at: datetime
+    starts_at: datetime = Field(index=True)
+    status: str = Field(default="planned", max_length=16)  # planned, held, skipped
+    moved: str | None = Field(default=None, max_length=16)  # why it moved ("leave"), if it did
+    shared_notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # both see them
+    recorded_at: datetime | None = None
+    created_at: datetime
+
+
+class TalkingPoint(SQLModel, table=True):
+    """Something to talk about in a pair's next 1:1: typed by either side, or taken from the week
+    (`source`: typed, priority, blocker, pulse, ask, goal, feedback-request, tool, kudos, checkin, feedback).
+    `meeting_id` is the agenda it was put on; an undiscussed point moves to the next agenda.
+    The text is seen by the pair only.
+    """
+
+    __tablename__ = "talking_point"
+    id: int | None = Field(default=None, primary_key=True)
+    pair_id: int = Field(foreign_key="one_on_one.id", index=True)
+    author_id: int | None = Field(default=None, foreign_key="person.id")  # None: Baton gathered it
+    source: str = Field(default="typed", max_length=24)
+    ref: str | None = Field(default=None, max_length=64)  # what it was taken from ("checkin:12:blockers")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    meeting_id: int | None = Field(default=None, foreign_key="one_on_one_meeting.id", index=True)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    discussed_at: datetime | None = None
+    created_at: datetime
+
+
+class MeetingNote(SQLModel, table=True):
+    """A private note on a 1:1: only its author ever sees it."""
+
+    __tablename__ = "one_on_one_note"
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="one_on_one_meeting.id", index=True)
+    author_id: int = Field(foreign_key="person.id", index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime
+
+
+class ActionItem(SQLModel, table=True):
+    """Someone committed to do something, maybe by a date: from a 1:1 (`pair_id`, `meeting_id`) or another
+    practice (`source`). Open ones are nudged within the budget and carried into the pair's next agenda."""
+
+    __tablename__ = "action_item"
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="person.id", index=True)
+    created_by_id: int | None = Field(default=None, foreign_key="person.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    due_on: date | None = None
+    source: str = Field(default="1:1", max_length=16)
+    pair_id: int | None = Field(default=None, foreign_key="one_on_one.id", index=True)
+    meeting_id: int | None = Field(default=None, foreign_key="one_on_one_meeting.id")
+    done_at: datetime | None = None
+    created_at: datetime
