@@ -18,6 +18,10 @@ EVERY = (1, 2, 3, 4)  # weeks between 1:1s people may choose
 LENGTHS = (15, 25, 30, 45, 60)  # minutes
 DEFAULT_WEEKDAY, DEFAULT_AT, DEFAULT_EVERY, DEFAULT_MINUTES = 1, "10:00", 2, 30
 FIRST_AFTER = timedelta(days=3)  # a new pair's first 1:1: far enough away for an agenda the day before
+AGENDA_BEFORE = timedelta(hours=24)  # the agenda goes to both the day before (moved out of quiet hours)
+ASK_AFTER = timedelta(minutes=30)  # "How did it go?" this long after the 1:1's planned end
+ACTION_NUDGE_EVERY = timedelta(days=7)  # an overdue action item is nudged at most once a week (budgeted)
+SKIPS_TOLD = 3  # this many skipped in a row are mentioned to the manager, once
 
 
 @dataclass(frozen=True, slots=True)
