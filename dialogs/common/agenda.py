@@ -1,0 +1,400 @@
+"""1:1 pairs, their meetings and the agenda that builds itself from the weeks since the last one.
+
+What the agenda reads, for the report and the manager of one pair, since the pair's last held 1:1:
+the report's check-in priorities and the blockers of their latest check-in, the pulse trend in words,
+what they asked of the manager, goals off track or whose status changed, feedback requests waiting
+between the two, tool plans due for follow-up, kudos received, open action items, and talking points
+either side added. Never anonymous 360 content: nothing here reads `answer_360`, `pool_360` or drafts.
+Everything on an agenda is for the pair alone, like the private check-in answers it may quote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlmodel import col
+
+from dialogs.common.cadence import ASK_AFTER, Cadence, first_anchor, next_slot
+from dialogs.common.wording import is_nothing, shorten
+from dialogs.engine.clock import tz
+from storage.models import (
+    ActionItem,
+    CheckinAnswer,
+    CheckinRun,
+    FeedbackEntry,
+    FeedbackRequest,
+    Goal,
+    GoalUpdate,
+    Meeting,
+    OneOnOne,
+    Person,
+    TalkingPoint,
+    ToolPlan,
+)
+
+LOOKBACK = timedelta(weeks=5)  # a pair with no held 1:1 yet: the agenda reads this far back
+TOOLS_AHEAD = timedelta(days=7)  # tool plans whose follow-up falls within a week after the 1:1
+LABELS = {
+    "typed": "Talking point",
+    "priority": "Priority",
+    "blocker": "Blocker",
+    "pulse": "Pulse",
+    "ask": "Asked of the manager",
+    "goal": "Goal",
+    "feedback-request": "Feedback request",
+    "tool": "Tool follow-up",
+    "kudos": "Kudos",
+    "action": "Action item",
+    "checkin": "Check-in",
+    "feedback": "Feedback",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """One agenda item Baton found: its kind (a key of LABELS), what to show, and what it came from."""
+
+    source: str
+    text: str
+    ref: str
+
+
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT, for ON CONFLICT DO NOTHING."""
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    return pg_insert if postgres else sqlite_insert
+
+
+def first_name(person: Person) -> str:
+    return person.name.split(" ")[0] or person.name
+
+
+async def ensure_pairs(session: AsyncSession, today: date, now: datetime) -> int:
+    """Give every active manager–report pair without one a 1:1 rhythm on the defaults. Safe to repeat
+    on several replicas at once (the pair is unique)."""
+    manager = aliased(Person)
+    missing = await session.execute(
+        select(col(Person.id), col(Person.manager_id))
+        .join(manager, col(manager.id) == col(Person.manager_id))
+        .where(col(Person.active).is_(True), col(manager.active).is_(True))
+        .where(
+            ~select(col(OneOnOne.id))
+            .where(col(OneOnOne.report_id) == col(Person.id))
+            .where(col(OneOnOne.manager_id) == col(Person.manager_id))
+            .exists()
+        )
+    )
+    rows = [
+        {
+            "manager_id": manager_id,
+            "report_id": report_id,
+            "anchor": first_anchor(Cadence().weekday, today),
+            "created_at": now,
+        }
+        | Cadence().to_dict()
+        | {"ask_report": False, "skipped_in_row": 0, "skips_told": False, "active": True}
+        for report_id, manager_id in missing
+    ]
+    if rows:
+        await session.execute(_insert(session)(OneOnOne).on_conflict_do_nothing(), rows)
+    return len(rows)
+
+
+async def pairs_of(session: AsyncSession, person: Person) -> list[tuple[OneOnOne, Person]]:
+    """The person's active 1:1 pairs with the other side: their manager's first, then their reports'
+    by name. Only pairs whose reporting line still holds."""
+    found = []
+    for pair, other in await session.execute(
+        select(OneOnOne, Person)
+        .join(Person, or_(col(Person.id) == col(OneOnOne.manager_id), col(Person.id) == col(OneOnOne.report_id)))
+        .where(col(OneOnOne.active).is_(True), col(Person.id) != person.id, col(Person.active).is_(True))
+        .where(or_(col(OneOnOne.manager_id) == person.id, col(OneOnOne.report_id) == person.id))
+    ):
+        report_id = pair.report_id
+        manager_id = pair.manager_id
+        current = person.manager_id if report_id == person.id else other.manager_id
+        if current == manager_id:
+            found.append((pair, other))
+    found.sort(key=lambda item: (item[0].manager_id == person.id, item[1].name))
+    return found
+
+
+async def upcoming(session: AsyncSession, pair: OneOnOne, manager: Person, now: datetime) -> Meeting:
+    """The pair's next (or running) 1:1, created from the rhythm if it has no row yet."""
+    running = now - timedelta(minutes=pair.minutes)
+    meeting = await session.scalar(
+        select(Meeting)
+        .where(col(Meeting.pair_id) == pair.id, col(Meeting.status) == "planned", col(Meeting.starts_at) > running)
+        .order_by(col(Meeting.starts_at))
+        .limit(1)
+    )
+    if meeting is not None:
+        return meeting
+    slot = next_slot(pair, manager.timezone, running)
+    await session.execute(
+        _insert(session)(Meeting).on_conflict_do_nothing(),
+        [
+            {
+                "pair_id": pair.id,
+                "planned_at": slot,
+                "starts_at": slot,
+                "status": "planned",
+                "created_at": now,
+            }
+        ],
+    )
+    created = await session.scalar(
+        select(Meeting).where(col(Meeting.pair_id) == pair.id, col(Meeting.planned_at) == slot)
+    )
+    assert created is not None
+    return created
+
+
+async def last_held(session: AsyncSession, pair_id: int) -> Meeting | None:
+    return await session.scalar(
+        select(Meeting)
+        .where(col(Meeting.pair_id) == pair_id, col(Meeting.status) == "held")
+        .order_by(col(Meeting.starts_at).desc())
+        .limit(1)
+    )
+
+
+def ask_time(pair: OneOnOne, meeting: Meeting) -> datetime:
+    """When "How did it go?" is asked: a little after the 1:1's planned end."""
+    return meeting.starts_at + timedelta(minutes=pair.minutes) + ASK_AFTER
+
+
+# -- gathering ---------------------------------------------------------------------------------------
+
+
+async def gather(session: AsyncSession, pair: OneOnOne, since: datetime, until: datetime) -> list[Gathered]:
+    """What happened between the pair since `since`, as agenda items, in a fixed order."""
+    report, manager = pair.report_id, pair.manager_id
+    items: list[Gathered] = []
+    items += await _from_checkins(session, report, since, until)
+    items += await _from_goals(session, report, since)
+    items += await _from_requests(session, report, manager)
+    items += await _from_tools(session, report, until)
+    items += await _from_kudos(session, report, since, until)
+    return items
+
+
+async def _from_checkins(session: AsyncSession, report: int, since: datetime, until: datetime) -> list[Gathered]:
+    runs = list(
+        (
+            await session.execute(
+                select(CheckinRun)
+                .where(col(CheckinRun.person_id) == report, col(CheckinRun.status) == "answered")
+                .where(col(CheckinRun.answered_at) >= since, col(CheckinRun.answered_at) < until)
+                .order_by(col(CheckinRun.period))
+            )
+        ).scalars()
+    )
+    if not runs:
+        return []
+    answers: dict[int, dict[str, CheckinAnswer]] = {run.id or 0: {} for run in runs}
+    for answer in (
+        await session.execute(select(CheckinAnswer).where(col(CheckinAnswer.run_id).in_(list(answers))))
+    ).scalars():
+        answers[answer.run_id][answer.question_id] = answer
+
+    def fed(run: CheckinRun, kind: str) -> list[tuple[str, CheckinAnswer]]:
+        mine = answers[run.id or 0]
+        return [(q["id"], mine[q["id"]]) for q in run.questions if q.get("feeds") == kind and q["id"] in mine]
+
+    items: list[Gathered] = []
+    latest = runs[-1]
+    for question_id, answer in fed(latest, "priorities"):
+        if not is_nothing(answer.text):
+            items.append(Gathered("priority", shorten(answer.text or "", 280), f"checkin:{latest.id}:{question_id}"))
+    # A blocker is still open while the latest check-in names it; earlier ones were answered by later weeks.
+    for question_id, answer in fed(latest, "blockers"):
+        if not is_nothing(answer.text):
+            items.append(Gathered("blocker", shorten(answer.text or "", 280), f"checkin:{latest.id}:{question_id}"))
+    pulses = [a.number for run in runs for _, a in fed(run, "pulse") if a.number is not None]
+    if pulses:
+        items.append(Gathered("pulse", pulse_words(pulses), f"pulse:{latest.id}"))
+    for run in runs:
+        for question_id, answer in fed(run, "requests"):
+            if not is_nothing(answer.text):
+                items.append(Gathered("ask", shorten(answer.text or "", 280), f"checkin:{run.id}:{question_id}"))
+    return items
+
+
+def pulse_words(values: list[float]) -> str:
+    """'4 → 3 → 2, going down' — the trend in words, never a verdict."""
+    shown = " → ".join(f"{v:g}" for v in values[-4:])
+    if len(values) < 2:
+        return f"{shown} (one check-in so far)"
+    first, last = values[0], values[-1]
+    direction = "going up" if last > first else "going down" if last < first else "steady"
+    return f"{shown}, {direction}"
+
+
+async def _from_goals(session: AsyncSession, report: int, since: datetime) -> list[Gathered]:
+    goals = list(
+        (
+            await session.execute(
+                select(Goal).where(col(Goal.owner_id) == report, col(Goal.status) == "active").order_by(col(Goal.id))
+            )
+        ).scalars()
+    )
+    if not goals:
+        return []
+    before: dict[int, str] = {}
+    for update in (
+        await session.execute(
+            select(GoalUpdate)
+            .where(col(GoalUpdate.goal_id).in_([g.id for g in goals]), col(GoalUpdate.recorded_at) < since)
+            .order_by(col(GoalUpdate.recorded_at), col(GoalUpdate.id))
+        )
+    ).scalars():
+        before[update.goal_id] = update.rag
+    items = []
+    for goal in goals:
+        was = before.get(goal.id or 0)
+        changed = goal.rag is not None and was is not None and was != goal.rag
+        if goal.rag in ("amber", "red") or changed:
+            status = f"{was} → {goal.rag}" if changed else goal.rag
+            items.append(Gathered("goal", f"{shorten(goal.title, 120)} ({status})", f"goal:{goal.id}"))
+    return items
+
+
+async def _from_requests(session: AsyncSession, report: int, manager: int) -> list[Gathered]:
+    rows = await session.execute(
+        select(FeedbackRequest).where(
+            col(FeedbackRequest.status) == "open",
+            or_(
+                (col(FeedbackRequest.requester_id) == report) & (col(FeedbackRequest.responder_id) == manager),
+                (col(FeedbackRequest.requester_id) == manager) & (col(FeedbackRequest.responder_id) == report),
+            ),
+        )
+    )
+    items = []
+    for request in rows.scalars():
+        who = "asked of the manager" if request.requester_id == report else "asked of the report"
+        items.append(Gathered("feedback-request", f"{shorten(request.topic, 160)} ({who})", f"request:{request.id}"))
+    return items
+
+
+async def _from_tools(session: AsyncSession, report: int, until: datetime) -> list[Gathered]:
+    rows = await session.execute(
+        select(ToolPlan)
+        .where(col(ToolPlan.person_id) == report, col(ToolPlan.status).in_(("planned", "asked")))
+        .where(col(ToolPlan.follow_up_at) <= until + TOOLS_AHEAD)
+        .order_by(col(ToolPlan.follow_up_at))
+    )
+    return [
+        Gathered("tool", f"{plan.tool_id.replace('-', ' ')} — did it help?", f"tool:{plan.id}")
+        for plan in rows.scalars()
+    ]
+
+
+async def _from_kudos(session: AsyncSession, report: int, since: datetime, until: datetime) -> list[Gathered]:
+    """Kudos are counted; only public ones are quoted (a private one is for the two people involved)."""
+    rows = list(
+        (
+            await session.execute(
+                select(FeedbackEntry)
+                .where(col(FeedbackEntry.to_id) == report, col(FeedbackEntry.kind) == "kudos")
+                .where(col(FeedbackEntry.created_at) >= since, col(FeedbackEntry.created_at) < until)
+                .order_by(col(FeedbackEntry.created_at))
+            )
+        ).scalars()
+    )
+    if not rows:
+        return []
+    public = [shorten(entry.text, 120) for entry in rows if entry.public]
+    text = f"{len(rows)} received" + (f" — “{public[-1]}”" if public else "")
+    return [Gathered("kudos", text, f"kudos:{rows[-1].id}")]
+
+
+# -- the agenda of one meeting -------------------------------------------------------------------------
+
+
+async def build(session: AsyncSession, pair: OneOnOne, meeting: Meeting, now: datetime) -> list[TalkingPoint]:
+    """Put what Baton gathered and every open talking point on `meeting`'s agenda; return the agenda.
+
+    Undiscussed points people added for earlier 1:1s move to this one; gathered items already on it (by what
+    they came from) are not added twice, so building again is harmless."""
+    held = await last_held(session, pair.id or 0)
+    since = held.starts_at if held is not None else meeting.starts_at - LOOKBACK
+    points = await agenda_of(session, meeting)
+    have = {p.ref for p in points if p.ref}
+    for found in await gather(session, pair, since, min(now, meeting.starts_at)):
+        if found.ref not in have:
+            session.add(
+                TalkingPoint(
+                    pair_id=pair.id or 0,
+                    source=found.source,
+                    ref=found.ref,
+                    text=found.text,
+                    meeting_id=meeting.id,
+                    created_at=now,
+                )
+            )
+            have.add(found.ref)
+    carried = await session.execute(
+        select(TalkingPoint).where(
+            col(TalkingPoint.pair_id) == pair.id,
+            col(TalkingPoint.discussed_at).is_(None),
+            col(TalkingPoint.author_id).is_not(None),  # what people added; Baton gathers its own items afresh
+            or_(col(TalkingPoint.meeting_id).is_(None), col(TalkingPoint.meeting_id) != meeting.id),
+        )
+    )
+    for point in carried.scalars():
+        point.meeting_id = meeting.id
+        session.add(point)
+    await session.flush()
+    return await agenda_of(session, meeting)
+
+
+async def agenda_of(session: AsyncSession, meeting: Meeting) -> list[TalkingPoint]:
+    rows = await session.execute(
+        select(TalkingPoint).where(col(TalkingPoint.meeting_id) == meeting.id).order_by(col(TalkingPoint.id))
+    )
+    return list(rows.scalars())
+
+
+async def open_actions(session: AsyncSession, pair_ids: Iterable[int]) -> list[ActionItem]:
+    ids = list(pair_ids)
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(ActionItem)
+        .where(col(ActionItem.pair_id).in_(ids), col(ActionItem.done_at).is_(None))
+        .order_by(col(ActionItem.due_on), col(ActionItem.id))
+    )
+    return list(rows.scalars())
+
+
+def item_line(index: int, point: TalkingPoint, names: dict[int, str]) -> str:
+    """'3. Blocker: waiting for the API keys — discussed' (the author named for typed points)."""
+    label = LABELS.get(point.source, point.source)
+    if point.source == "typed" and point.author_id in names:
+        label = f"From {names[point.author_id]}"
+    state = " ✓ discussed" if point.discussed_at else ""
+    note = f" — note: {shorten(point.note, 120)}" if point.note else ""
+    return f"{index}. {label}: {point.text}{state}{note}"
+
+
+def action_line(action: ActionItem, names: dict[int, str], zone: str, today: date) -> str:
+    owner = names.get(action.owner_id, "someone")
+    due = ""
+    if action.due_on is not None:
+        due = f", due {action.due_on:%a} {action.due_on.day} {action.due_on:%b}"
+        if action.due_on < today:
+            due += " (overdue)"
+    return f"{owner}: {shorten(action.text, 200)}{due}"
+
+
+def local_day(moment: datetime, zone: str) -> date:
+    return moment.astimezone(tz(zone)).date()
