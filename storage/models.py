@@ -534,10 +534,12 @@ class Meeting(SQLModel, table=True):
     pair_id: int = Field(foreign_key="one_on_one.id", index=True)
     planned_at: datetime
     starts_at: datetime = Field(index=True)
-    status: str = Field(default="planned", max_length=16)  # planned, held, skipped
+    status: str = Field(default="planned", max_length=16)  # planned, held, skipped, unrecorded, replaced
     moved: str | None = Field(default=None, max_length=16)  # why it moved ("leave"), if it did
     shared_notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # both see them
     recorded_at: datetime | None = None
+    agenda_at: datetime | None = None  # when the scheduler built its agenda and queued it to both
+    asked_at: datetime | None = None  # when "How did it go?" was queued
     created_at: datetime
 
 

@@ -77,11 +77,11 @@ def first_name(person: Person) -> str:
     return person.name.split(" ")[0] or person.name
 
 
-async def ensure_pairs(session: AsyncSession, today: date, now: datetime) -> int:
-    """Give every active manager–report pair without one a 1:1 rhythm on the defaults. Safe to repeat
-    on several replicas at once (the pair is unique)."""
+async def ensure_pairs(session: AsyncSession, today: date, now: datetime, *, only: int | None = None) -> int:
+    """Give every active manager–report pair without one a 1:1 rhythm on the defaults (`only`: the pairs
+    this person is in). Safe to repeat on several replicas at once (the pair is unique)."""
     manager = aliased(Person)
-    missing = await session.execute(
+    statement = (
         select(col(Person.id), col(Person.manager_id))
         .join(manager, col(manager.id) == col(Person.manager_id))
         .where(col(Person.active).is_(True), col(manager.active).is_(True))
@@ -92,6 +92,9 @@ async def ensure_pairs(session: AsyncSession, today: date, now: datetime) -> int
             .exists()
         )
     )
+    if only is not None:
+        statement = statement.where(or_(col(Person.id) == only, col(Person.manager_id) == only))
+    missing = await session.execute(statement)
     rows = [
         {
             "manager_id": manager_id,
@@ -155,6 +158,9 @@ async def upcoming(session: AsyncSession, pair: OneOnOne, manager: Person, now: 
         select(Meeting).where(col(Meeting.pair_id) == pair.id, col(Meeting.planned_at) == slot)
     )
     assert created is not None
+    if created.status == "replaced":  # a change of rhythm set this slot aside, and another brought it back
+        created.status, created.starts_at, created.moved = "planned", slot, None
+        session.add(created)
     return created
 
 

@@ -56,6 +56,7 @@ class TickReport:
     reviews: int = 0  # 360 results and reminders
     nudges: int = 0  # goal nudges
     feedback: int = 0  # feedback request reminders and expiries
+    one_on_ones: int = 0  # agendas, "how did it go?", moves for leave, action item nudges
     held: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # reason → count
     deferred: int = 0  # queued for the end of someone's quiet hours rather than now
 
@@ -70,6 +71,7 @@ class TickReport:
             + self.reviews
             + self.nudges
             + self.feedback
+            + self.one_on_ones
         )
 
 
@@ -122,6 +124,7 @@ class Conductor:
                 await self.db.checkpoint()
             report.nudges = await self.db.run(lambda s: self._goal_nudges(s, now, report))
             report.feedback = await self.db.run(lambda s: self._feedback(s, now))
+            report.one_on_ones = await self.db.run(lambda s: self._one_on_ones(s, now, report))
         return report
 
     async def _feedback(self, session: AsyncSession, now: datetime) -> int:
@@ -131,6 +134,22 @@ class Conductor:
             return await self._queue(session, [Due(person_id, key, topic, reply.to_dict(), due_at, kind)], now)
 
         return await feedback_step(session, now, queue)
+
+    async def _one_on_ones(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
+        from dialogs.services.oneonones import Send, one_on_one_step
+
+        async def plan(wanted: list[tuple[Person, datetime]], kind: str) -> list[Plan]:
+            return await self._plans(session, wanted, now, report, kind=kind)
+
+        async def queue(planned: list[tuple[Send, Plan]]) -> int:
+            dues = [
+                Due(s.person.id or 0, s.key, s.topic, s.reply.to_dict(), p.due_at or now, s.kind, _held(p))
+                for s, p in planned
+                if p.due_at is not None or budgeted(s.kind)  # owed ones are only ever moved, never held
+            ]
+            return await self._queue(session, dues, now)
+
+        return await one_on_one_step(session, now, plan, queue)
 
     # -- goal nudges ------------------------------------------------------------------------------
 

@@ -51,6 +51,8 @@ def upgrade() -> None:
         sa.Column('moved', sa.String(length=16), nullable=True),
         sa.Column('shared_notes', sa.Text(), nullable=True),
         sa.Column('recorded_at', UTC(), nullable=True),
+        sa.Column('agenda_at', UTC(), nullable=True),
+        sa.Column('asked_at', UTC(), nullable=True),
         sa.Column('created_at', UTC(), nullable=False),
         sa.ForeignKeyConstraint(['pair_id'], ['one_on_one.id']),
         sa.PrimaryKeyConstraint('id'),

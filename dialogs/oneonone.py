@@ -1,0 +1,840 @@
+"""`1:1`: the conversation where a manager and a report act on the week.
+
+Every manager–report pair has a rhythm (dialogs/common/cadence.py); the agenda builds itself the day
+before (dialogs/common/agenda.py, sent by the scheduler), and either side adds talking points at any
+time. After the 1:1, "How did it go?" takes shared notes, action items (owner, due date) and a private
+note only its author sees. Changing the rhythm is a proposal the other side confirms.
+
+    1:1                       the next 1:1 and what you can do
+    1:1 agenda | add TEXT     the agenda; a talking point
+    1:1 invite                a calendar invitation (.ics) for the rhythm
+    1:1 time                  propose another day, time or frequency
+    1:1 notes                 record how the last one went
+    1:1 actions               your open action items
+    1:1 with NAME …           pick the pair, for a manager of several reports
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from dialogs.common import agenda as ag
+from dialogs.common.cadence import DAYS, EVERY, LENGTHS, SKIPS_TOLD, Cadence, first_anchor, local_label, next_slot
+from dialogs.common.invite import invite_link
+from dialogs.common.wording import shorten
+from dialogs.engine import END, Dialog, State, Transition, Turn
+from dialogs.engine.clock import tz
+from dialogs.engine.contract import COMMAND_ACTION
+from dialogs.engine.errors import UserFacingError
+from dialogs.engine.messages import Card, Choice, Reply, TextInput
+from storage.models import (
+    ActionItem,
+    CheckinAnswer,
+    CheckinRun,
+    FeedbackEntry,
+    Goal,
+    Meeting,
+    MeetingNote,
+    OneOnOne,
+    Person,
+    TalkingPoint,
+)
+
+MAX_POINT = 1000  # characters of a talking point, note or action item
+MAX_NOTES = 4000  # characters of shared or private notes
+AGENDA_BUTTONS = 10  # items with their own button on the card; the dashboard shows the rest
+REF = re.compile(r"^(pair|meeting|action|point):(\d{1,12})$")
+DISCUSS_REF = re.compile(r"^(checkin:\d{1,12}:[\w-]{1,32}|goal:\d{1,12}|feedback:\d{1,12})$")
+HHMM = re.compile(r"^([01]?\d|2[0-3])[:.h]([0-5]\d)$")
+NO_PAIR = (
+    "You don't have a 1:1 with anyone yet: I set one up for every manager and each direct report. "
+    "If your manager is missing, ask an admin to add them (*baton org import*)."
+)
+
+
+def discuss_choice(ref: str) -> Choice:
+    """The "Discuss in our 1:1" button for something in the week (a check-in answer, a goal, feedback)."""
+    return Choice("Discuss in our 1:1", f"1:1 discuss {ref}")
+
+
+class OneOnOneDialog(Dialog):
+    name = "oneonone"
+    title = "your 1:1"
+    commands = ("1:1", "1on1", "one-on-one", "oneonone")
+    summary = "Your 1:1s: the agenda, talking points, notes, action items and the rhythm."
+
+    def __init__(self, public_url: str = "http://127.0.0.1:3978") -> None:
+        self.public_url = public_url.rstrip("/")
+        self.first = "menu"
+        self.states = {
+            "pick": State(self.pick_prompt, on_choice=self.on_pick),
+            "menu": State(self.menu_prompt, on_choice=self.on_menu),
+            "agenda": State(self.agenda_prompt, on_choice=self.on_agenda),
+            "item": State(self.item_prompt, on_choice=self.on_item),
+            "note": State(self.note_prompt, on_text=self.on_note, max_length=MAX_POINT),
+            "add": State(self.add_prompt, on_text=self.on_add, max_length=MAX_POINT),
+            "day": State(self.day_prompt, on_choice=self.on_day),
+            "time": State(self.time_prompt, on_text=self.on_time, max_length=10),
+            "every": State(self.every_prompt, on_choice=self.on_every),
+            "length": State(self.length_prompt, on_choice=self.on_length),
+            "held": State(self.held_prompt, on_choice=self.on_held),
+            "shared": State(self.shared_prompt, on_text=self.on_shared, on_choice=self.on_shared, max_length=MAX_NOTES),
+            "action": State(self.action_prompt, on_text=self.on_action, on_choice=self.on_action, max_length=MAX_POINT),
+            "owner": State(self.owner_prompt, on_choice=self.on_owner),
+            "due": State(self.due_prompt, on_text=self.on_due, on_choice=self.on_due, max_length=40),
+            "private": State(
+                self.private_prompt, on_text=self.on_private, on_choice=self.on_private, max_length=MAX_NOTES
+            ),
+            "actions": State(self.actions_prompt, on_choice=self.on_actions),
+        }
+
+    # -- starting ------------------------------------------------------------------------------------
+
+    async def begin(self, turn: Turn, args: str) -> Transition:
+        words = args.split()
+        sub = words.pop(0).casefold() if words else ""
+        refs = {m.group(1): int(m.group(2)) for w in words if (m := REF.match(w))}
+        words = [w for w in words if not REF.match(w)]
+        if sub == "actions":
+            return "actions"
+        if sub in ("done-action", "later-action") and "action" in refs:
+            return await self._action_button(turn, sub, refs["action"])
+        if sub == "discuss":
+            return await self._discuss(turn, words)
+        if sub == "point" and "point" in refs:
+            point = await turn.session.get(TalkingPoint, refs["point"])
+            if point is None:
+                raise UserFacingError("That item is no longer on the agenda. *1:1 agenda* shows the current one.")
+            pair = await self._pair(turn, point.pair_id)
+            turn.data.update(pair=pair.id, point=point.id)
+            return "item"
+        await ag.ensure_pairs(turn.session, turn.local_now.date(), turn.now, only=turn.person.id)
+        if "meeting" in refs:
+            meeting = await turn.session.get(Meeting, refs["meeting"])
+            refs["pair"] = meeting.pair_id if meeting is not None else 0
+        pairs = await ag.pairs_of(turn.session, turn.person)
+        if not pairs:
+            raise UserFacingError(NO_PAIR)
+        if sub == "with" and words:
+            chosen = _named(pairs, words[0])
+            if chosen is None:
+                raise UserFacingError("I couldn't find a 1:1 with them. *1:1* lists yours.")
+            sub, words = "menu", []
+        elif "pair" in refs:
+            chosen = next((p for p in pairs if p[0].id == refs["pair"]), None)
+            if chosen is None:
+                raise UserFacingError("That 1:1 isn't one of yours any more. Type *1:1* to see yours.")
+        elif len(pairs) == 1:
+            chosen = pairs[0]
+        else:
+            chosen = _named(pairs, words[0]) if words else None
+            if chosen is not None:
+                words = words[1:]
+        text = " ".join(words)
+        then = {
+            "": "menu",
+            "menu": "menu",
+            "agenda": "agenda",
+            "add": "add",
+            "invite": "invite",
+            "ics": "invite",
+            "calendar": "invite",
+            "time": "day",
+            "rhythm": "day",
+            "change": "day",
+            "notes": "held",
+            "record": "held",
+            "skipped": "skipped",
+            "confirm": "confirm",
+            "decline": "decline",
+        }.get(sub)
+        if then is None:
+            raise UserFacingError(
+                "I know *1:1*, *1:1 agenda*, *1:1 add …*, *1:1 invite*, *1:1 time*, *1:1 notes* and *1:1 actions*."
+            )
+        turn.data.update(then=then, text=text[:MAX_POINT], meeting=refs.get("meeting"))
+        if chosen is None:
+            return "pick"
+        return await self._go(turn, chosen[0])
+
+    async def _go(self, turn: Turn, pair: OneOnOne) -> Transition:
+        turn.data["pair"] = pair.id
+        then, text = turn.data.pop("then", "menu"), turn.data.pop("text", "")
+        if then == "add" and text:
+            await self._add_point(turn, pair, text, "typed", None)
+            return END
+        if then == "invite":
+            turn.say(await self._invite(turn, pair))
+            return END
+        if then == "skipped":
+            await self._record_skip(turn, pair)
+            return END
+        if then in ("confirm", "decline"):
+            await self._answer_proposal(turn, pair, then == "confirm")
+            return END
+        if then == "held" and pair.manager_id != turn.person.id and not pair.ask_report:
+            turn.say(
+                "Your manager records how the 1:1 went. You can add talking points (*1:1 add …*) any time; "
+                "your action items are under *1:1 actions*."
+            )
+            return END
+        return str(then)
+
+    async def pick_prompt(self, turn: Turn) -> Reply:
+        pairs = await ag.pairs_of(turn.session, turn.person)
+        choices = [Choice(ag.first_name(other), str(pair.id)) for pair, other in pairs[:10]]
+        more = " (or type *1:1 with NAME*)" if len(pairs) > 10 else ""
+        return Reply(f"Which 1:1?{more}", choices=(*choices, Choice("Cancel", "cancel")))
+
+    async def on_pick(self, turn: Turn, value: str) -> Transition:
+        if value == "cancel":
+            return END
+        pair = await self._pair(turn, int(value) if value.isdigit() else 0)
+        return await self._go(turn, pair)
+
+    # -- the menu ------------------------------------------------------------------------------------
+
+    async def menu_prompt(self, turn: Turn) -> Reply:
+        pair, manager, other = await self._context(turn)
+        meeting = await ag.upcoming(turn.session, pair, manager, turn.now)
+        points = await ag.agenda_of(turn.session, meeting)
+        loose = await self._loose_points(turn, pair)
+        actions = await ag.open_actions(turn.session, [pair.id or 0])
+        when = local_label(meeting.starts_at, turn.person.timezone)
+        lines = [f"Your next 1:1 with {ag.first_name(other)}: *{when}* ({Cadence.of(pair).describe()})."]
+        if meeting.moved:
+            lines.append("It moved because someone is away on the usual day.")
+        lines.append(f"{len(points) + len(loose)} item(s) on the agenda so far, {len(actions)} open action item(s).")
+        choices = [
+            Choice("See the agenda", "agenda", "primary"),
+            Choice("Add a talking point", "add"),
+            Choice("Calendar invitation", "invite"),
+            Choice("Change the rhythm", "day"),
+        ]
+        if pair.manager_id == turn.person.id or pair.ask_report:
+            choices.append(Choice("Notes from the last one", "held"))
+        proposal = pair.proposal
+        if proposal and proposal.get("by") != turn.person.id:
+            wanted = Cadence.from_dict(proposal).describe()
+            lines.append(f"{ag.first_name(other)} proposed a new rhythm: {wanted}.")
+            choices[:0] = [
+                Choice("Confirm the new rhythm", "confirm", "primary"),
+                Choice("Keep the current one", "decline"),
+            ]
+        return Reply("\n".join(lines), choices=(*choices, Choice("Done", "done")))
+
+    async def on_menu(self, turn: Turn, value: str) -> Transition:
+        pair = await self._pair(turn, turn.data["pair"])
+        if value == "done":
+            return END
+        if value == "invite":
+            turn.say(await self._invite(turn, pair))
+            return None
+        if value in ("confirm", "decline"):
+            await self._answer_proposal(turn, pair, value == "confirm")
+            return None
+        return value if value in ("agenda", "add", "day", "held") else None
+
+    # -- the agenda ----------------------------------------------------------------------------------
+
+    async def agenda_prompt(self, turn: Turn) -> Reply:
+        pair, manager, other = await self._context(turn)
+        meeting = await ag.upcoming(turn.session, pair, manager, turn.now)
+        points = await ag.agenda_of(turn.session, meeting) + await self._loose_points(turn, pair)
+        actions = await ag.open_actions(turn.session, [pair.id or 0])
+        return agenda_reply(
+            turn.person,
+            other,
+            pair,
+            meeting,
+            points,
+            actions,
+            {manager.id or 0: ag.first_name(manager)}
+            | {other.id or 0: ag.first_name(other), turn.person.id or 0: "you"},
+            built=bool(points),
+            today=turn.local_now.date(),
+        )
+
+    async def on_agenda(self, turn: Turn, value: str) -> Transition:
+        kind, _, raw = value.partition(":")
+        if value == "done":
+            return END
+        if value == "add":
+            return "add"
+        if kind == "point" and raw.isdigit():
+            await self._point(turn, int(raw))
+            turn.data["point"] = int(raw)
+            return "item"
+        if kind == "action" and raw.isdigit():
+            await self._finish_action(turn, int(raw))
+            return None
+        return None
+
+    async def item_prompt(self, turn: Turn) -> Reply:
+        point = await self._point(turn, turn.data["point"])
+        return Reply(
+            shorten(point.text, 600),
+            choices=(
+                Choice("Mark discussed", "discussed", "primary"),
+                Choice("Add a note", "note"),
+                Choice("Back to the agenda", "back"),
+            ),
+        )
+
+    async def on_item(self, turn: Turn, value: str) -> Transition:
+        point = await self._point(turn, turn.data["point"])
+        if value == "discussed":
+            point.discussed_at = point.discussed_at or turn.now
+            turn.session.add(point)
+            turn.say("Marked as discussed.")
+            return "agenda"
+        if value == "note":
+            return "note"
+        return "agenda" if value == "back" else None
+
+    def note_prompt(self, turn: Turn) -> Reply:
+        return Reply("Your note on it (you both see it):", input=TextInput("", MAX_POINT))
+
+    async def on_note(self, turn: Turn, text: str) -> Transition:
+        point = await self._point(turn, turn.data["point"])
+        point.note = text.strip()
+        turn.session.add(point)
+        turn.say("Noted.")
+        return "agenda"
+
+    def add_prompt(self, turn: Turn) -> Reply:
+        return Reply("What would you like to talk about?", input=TextInput("", MAX_POINT))
+
+    async def on_add(self, turn: Turn, text: str) -> Transition:
+        pair = await self._pair(turn, turn.data["pair"])
+        await self._add_point(turn, pair, text, "typed", None)
+        return END
+
+    async def _add_point(self, turn: Turn, pair: OneOnOne, text: str, source: str, ref: str | None) -> None:
+        text = text.strip()
+        if not text:
+            raise UserFacingError("What would you like to talk about? Write it after *1:1 add*.")
+        manager = await _person(turn, pair.manager_id)
+        meeting = await ag.upcoming(turn.session, pair, manager, turn.now)
+        built = bool(await ag.agenda_of(turn.session, meeting))
+        turn.session.add(
+            TalkingPoint(
+                pair_id=pair.id or 0,
+                author_id=turn.person.id,
+                source=source,
+                ref=ref,
+                text=text,
+                meeting_id=meeting.id if built else None,
+                created_at=turn.now,
+            )
+        )
+        other = await _person(turn, pair.report_id if pair.manager_id == turn.person.id else pair.manager_id)
+        turn.say(
+            f"Added to your 1:1 with {ag.first_name(other)} on {local_label(meeting.starts_at, turn.person.timezone)}."
+        )
+
+    async def _discuss(self, turn: Turn, words: list[str]) -> Transition:
+        """`1:1 discuss REF`: put a check-in answer, a goal or a piece of feedback on the right 1:1."""
+        ref = words[0] if words else ""
+        if not DISCUSS_REF.match(ref):
+            raise UserFacingError("I couldn't tell what to put on the agenda. Try *1:1 add …* with your own words.")
+        kind, _, rest = ref.partition(":")
+        owner_id, text, source = 0, "", kind
+        if kind == "checkin":
+            run_id, _, question_id = rest.partition(":")
+            run = await turn.session.get(CheckinRun, int(run_id))
+            answer = await turn.session.scalar(
+                select(CheckinAnswer).where(
+                    col(CheckinAnswer.run_id) == int(run_id), col(CheckinAnswer.question_id) == question_id
+                )
+            )
+            if run is not None:
+                owner_id = run.person_id
+                prompt = next((q["prompt"] for q in run.questions if q["id"] == question_id), "Check-in")
+                source = "blocker" if question_id == "blockers" else "checkin"
+                shown = answer.text if answer and answer.text else "the whole check-in"
+                text = f"{shorten(prompt, 80)} — {shorten(shown, 400)}"
+        elif kind == "goal":
+            goal = await turn.session.get(Goal, int(rest))
+            if goal is not None and goal.owner_id is not None:
+                owner_id, text = goal.owner_id, f"{shorten(goal.title, 200)}" + (f" ({goal.rag})" if goal.rag else "")
+        else:
+            entry = await turn.session.get(FeedbackEntry, int(rest))
+            if entry is not None and turn.person.id in (entry.from_id, entry.to_id):
+                owner_id = entry.to_id
+                when = entry.created_at.astimezone(turn.local_now.tzinfo)
+                # What was written stays between the two people; the 1:1 gets the fact, they bring the words.
+                text = f"{entry.kind.capitalize()} received on {when:%a} {when.day} {when:%b}"
+        pair = await self._pair_about(turn, owner_id)
+        if pair is None or not text:
+            raise UserFacingError("I can put that on a 1:1 only for you and your manager, or you and your report.")
+        await self._add_point(turn, pair, text, source, ref)
+        return END
+
+    async def _pair_about(self, turn: Turn, owner_id: int) -> OneOnOne | None:
+        """The pair a thing owned by `owner_id` belongs in: theirs with their manager, seen by either."""
+        owner = await turn.session.get(Person, owner_id) if owner_id else None
+        if owner is None or owner.manager_id is None or turn.person.id not in (owner.id, owner.manager_id):
+            return None
+        await ag.ensure_pairs(turn.session, turn.local_now.date(), turn.now, only=turn.person.id)
+        return await turn.session.scalar(
+            select(OneOnOne).where(
+                col(OneOnOne.manager_id) == owner.manager_id,
+                col(OneOnOne.report_id) == owner.id,
+                col(OneOnOne.active).is_(True),
+            )
+        )
+
+    # -- the invitation and the rhythm ---------------------------------------------------------------
+
+    async def _invite(self, turn: Turn, pair: OneOnOne) -> Reply:
+        manager = await _person(turn, pair.manager_id)
+        link = invite_link(self.public_url, turn.sealer, pair)
+        return Reply(
+            f"Add your 1:1s to your calendar ({Cadence.of(pair).describe()}, {manager.name.split(' ')[0]}'s time, "
+            f"{manager.timezone}): {link}\nI don't book anything myself; if the rhythm changes, I'll send a new link."
+        )
+
+    def day_prompt(self, turn: Turn) -> Reply:
+        return Reply(
+            "Which day should your 1:1 be on?",
+            choices=(*(Choice(day, str(i)) for i, day in enumerate(DAYS[:5])), Choice("Cancel", "cancel")),
+        )
+
+    async def on_day(self, turn: Turn, value: str) -> Transition:
+        if value == "cancel":
+            return END
+        if not value.isdigit() or not 0 <= int(value) <= 6:
+            return None
+        turn.data["weekday"] = int(value)
+        return "time"
+
+    async def time_prompt(self, turn: Turn) -> Reply:
+        _, manager, _ = await self._context(turn)
+        whose = "your" if manager.id == turn.person.id else f"{ag.first_name(manager)}'s"
+        return Reply(
+            f"At what time? On {whose} clock ({manager.timezone}), like *10:00*.", input=TextInput("10:00", 10, False)
+        )
+
+    async def on_time(self, turn: Turn, text: str) -> Transition:
+        match = HHMM.match(text.strip())
+        if match is None:
+            raise UserFacingError("Please write the time like *10:00* or *14:30*.")
+        turn.data["at"] = f"{int(match.group(1)):02d}:{match.group(2)}"
+        return "every"
+
+    def every_prompt(self, turn: Turn) -> Reply:
+        return Reply(
+            "How often?",
+            choices=tuple(Choice("Every week" if n == 1 else f"Every {n} weeks", str(n)) for n in EVERY),
+        )
+
+    async def on_every(self, turn: Turn, value: str) -> Transition:
+        if not value.isdigit() or int(value) not in EVERY:
+            return None
+        turn.data["every"] = int(value)
+        return "length"
+
+    def length_prompt(self, turn: Turn) -> Reply:
+        return Reply("For how long?", choices=tuple(Choice(f"{n} minutes", str(n)) for n in LENGTHS))
+
+    async def on_length(self, turn: Turn, value: str) -> Transition:
+        if not value.isdigit() or int(value) not in LENGTHS:
+            return None
+        pair, _, other = await self._context(turn)
+        wanted = Cadence(turn.data["every"], int(value), turn.data["weekday"], turn.data["at"])
+        pair.proposal = {"by": turn.person.id} | wanted.to_dict()
+        turn.session.add(pair)
+        turn.tell(
+            other,
+            Reply(
+                f"{ag.first_name(turn.person)} proposes a new rhythm for your 1:1s: {wanted.describe()} "
+                f"(now: {Cadence.of(pair).describe()}).",
+                choices=(
+                    Choice("Confirm", f"1:1 confirm pair:{pair.id}", "primary"),
+                    Choice("Keep the current one", f"1:1 decline pair:{pair.id}"),
+                ),
+                action=COMMAND_ACTION,
+            ),
+            key=f"1on1-proposal:{pair.id}:{turn.now.timestamp():.0f}",
+        )
+        turn.say(f"I've asked {ag.first_name(other)} to confirm: {wanted.describe()}.")
+        return END
+
+    async def _answer_proposal(self, turn: Turn, pair: OneOnOne, confirm: bool) -> None:
+        proposal = pair.proposal
+        if not proposal:
+            turn.say(f"There's no change waiting. Your 1:1s stay {Cadence.of(pair).describe()}.")
+            return
+        if proposal.get("by") == turn.person.id:
+            turn.say("That's your own proposal; the other side confirms it. *1:1 time* proposes another.")
+            return
+        proposer = await _person(turn, int(proposal["by"]))
+        pair.proposal = None
+        if confirm:
+            wanted = Cadence.from_dict(proposal)
+            manager = await _person(turn, pair.manager_id)
+            today = turn.now.astimezone(tz(manager.timezone)).date()
+            pair.every_weeks, pair.minutes, pair.weekday, pair.at = (
+                wanted.every_weeks,
+                wanted.minutes,
+                wanted.weekday,
+                wanted.at,
+            )
+            pair.anchor = first_anchor(wanted.weekday, today - timedelta(days=2))
+            await self._replan(turn, pair, manager)
+            message = f"Your 1:1s are now {wanted.describe()}."
+        else:
+            message = f"Your 1:1s stay {Cadence.of(pair).describe()}."
+        turn.session.add(pair)
+        turn.say(message)
+        turn.tell(
+            proposer,
+            f"{ag.first_name(turn.person)} {'confirmed' if confirm else 'kept the current rhythm'}. {message}",
+            key=f"1on1-proposal-answer:{pair.id}:{turn.now.timestamp():.0f}",
+        )
+
+    async def _replan(self, turn: Turn, pair: OneOnOne, manager: Person) -> None:
+        """A new rhythm: the planned 1:1s of the old one give way; what was on their agenda moves along."""
+        planned = (
+            await turn.session.execute(
+                select(Meeting).where(
+                    col(Meeting.pair_id) == pair.id, col(Meeting.status) == "planned", col(Meeting.starts_at) > turn.now
+                )
+            )
+        ).scalars()
+        for meeting in planned:
+            for point in await ag.agenda_of(turn.session, meeting):
+                if point.author_id is not None:
+                    point.meeting_id = None  # carried to the next agenda
+                    turn.session.add(point)
+                else:
+                    await turn.session.delete(point)  # gathered afresh for the new date
+            meeting.status = "replaced"
+            turn.session.add(meeting)
+        await turn.session.flush()
+        first = next_slot(pair, manager.timezone, turn.now)
+        if first <= turn.now + timedelta(hours=1):
+            pair.anchor += timedelta(weeks=pair.every_weeks)
+
+    # -- after the 1:1 ----------------------------------------------------------------------------------
+
+    async def held_prompt(self, turn: Turn) -> Reply:
+        meeting = await self._meeting_to_record(turn)
+        _, _, other = await self._context(turn)
+        if meeting is None:
+            return Reply(
+                f"There's no past 1:1 with {ag.first_name(other)} to record yet.", choices=(Choice("OK", "done"),)
+            )
+        when = local_label(meeting.starts_at, turn.person.timezone)
+        return Reply(
+            f"How did your 1:1 with {ag.first_name(other)} on {when} go?",
+            choices=(
+                Choice("We met", "met", "primary"),
+                Choice("We skipped it", "skipped"),
+                Choice("Not yet", "later"),
+            ),
+        )
+
+    async def on_held(self, turn: Turn, value: str) -> Transition:
+        meeting = await self._meeting_to_record(turn)
+        if meeting is None or value == "later" or value == "done":
+            return END
+        pair = await self._pair(turn, turn.data["pair"])
+        turn.data["meeting"] = meeting.id
+        if value == "skipped":
+            await self._record_skip(turn, pair)
+            return END
+        if value != "met":
+            return None
+        if meeting.status != "held":
+            meeting.status, meeting.recorded_at = "held", turn.now
+            pair.skipped_in_row, pair.skips_told = 0, False
+            turn.session.add_all([meeting, pair])
+        return "shared"
+
+    def shared_prompt(self, turn: Turn) -> Reply:
+        return Reply(
+            "Notes you both will see (what you agreed, what you learned)? Write them, or skip.",
+            input=TextInput("", MAX_NOTES),
+            choices=(Choice("Skip", "skip"),),
+        )
+
+    async def on_shared(self, turn: Turn, text: str) -> Transition:
+        if text != "skip" and text.strip():
+            meeting = await self._meeting(turn)
+            mine = text.strip()
+            if meeting.shared_notes:
+                mine = f"{meeting.shared_notes}\n— {ag.first_name(turn.person)}: {mine}"
+            meeting.shared_notes = mine[: MAX_NOTES * 2]
+            turn.session.add(meeting)
+        return "action"
+
+    def action_prompt(self, turn: Turn) -> Reply:
+        count = turn.data.get("actions", 0)
+        question = "Another action item?" if count else "Any action items? Write one, like *Send the API draft*."
+        return Reply(question, input=TextInput("", MAX_POINT), choices=(Choice("No more", "none"),))
+
+    async def on_action(self, turn: Turn, text: str) -> Transition:
+        if text == "none" or not text.strip():
+            return "private"
+        turn.data["action_text"] = text.strip()
+        return "owner"
+
+    async def owner_prompt(self, turn: Turn) -> Reply:
+        _, _, other = await self._context(turn)
+        return Reply(
+            f"Who does it? “{shorten(turn.data['action_text'], 120)}”",
+            choices=(Choice("Me", str(turn.person.id)), Choice(ag.first_name(other), str(other.id))),
+        )
+
+    async def on_owner(self, turn: Turn, value: str) -> Transition:
+        pair = await self._pair(turn, turn.data["pair"])
+        if value not in (str(pair.manager_id), str(pair.report_id)):
+            return None
+        turn.data["owner"] = int(value)
+        return "due"
+
+    def due_prompt(self, turn: Turn) -> Reply:
+        return Reply(
+            "By when? Pick one, or write a date like *2026-12-21*.",
+            input=TextInput("2026-12-21", 40, False),
+            choices=(Choice("In a week", "week"), Choice("By the next 1:1", "next"), Choice("No date", "none")),
+        )
+
+    async def on_due(self, turn: Turn, text: str) -> Transition:
+        pair, manager, _ = await self._context(turn)
+        today = turn.local_now.date()
+        due: date | None
+        if text == "week":
+            due = today + timedelta(days=7)
+        elif text == "next":
+            due = (
+                next_slot(pair, manager.timezone, turn.now + timedelta(hours=1)).astimezone(tz(manager.timezone)).date()
+            )
+        elif text == "none":
+            due = None
+        else:
+            from dialogs.leave import parse_day
+
+            due = parse_day(text, today)
+            if due < today:
+                raise UserFacingError("That day is over already. Which day should it be done by?")
+        turn.session.add(
+            ActionItem(
+                owner_id=turn.data["owner"],
+                created_by_id=turn.person.id,
+                text=turn.data.pop("action_text"),
+                due_on=due,
+                pair_id=pair.id,
+                meeting_id=turn.data.get("meeting"),
+                created_at=turn.now,
+            )
+        )
+        turn.data["actions"] = turn.data.get("actions", 0) + 1
+        turn.say("Action item noted." + (f" Due {due:%a} {due.day} {due:%b}." if due else ""))
+        return "action"
+
+    def private_prompt(self, turn: Turn) -> Reply:
+        return Reply(
+            "Last one: a private note that only you will ever see? Write it, or skip.",
+            input=TextInput("", MAX_NOTES),
+            choices=(Choice("Skip", "skip"),),
+        )
+
+    async def on_private(self, turn: Turn, text: str) -> Transition:
+        if text != "skip" and text.strip():
+            turn.session.add(
+                MeetingNote(
+                    meeting_id=turn.data["meeting"],
+                    author_id=turn.person.id or 0,
+                    text=text.strip(),
+                    created_at=turn.now,
+                )
+            )
+        actions = turn.data.get("actions", 0)
+        turn.say(
+            "Thanks — recorded."
+            + (f" I'll remind the owners of the {actions} action item(s) when they're due." if actions else "")
+            + " Anything not discussed moves to the next agenda."
+        )
+        return END
+
+    async def _record_skip(self, turn: Turn, pair: OneOnOne) -> None:
+        meeting = await self._meeting_to_record(turn)
+        if meeting is None:
+            turn.say("There's no past 1:1 to mark as skipped.")
+            return
+        if meeting.status != "skipped":
+            meeting.status, meeting.recorded_at = "skipped", turn.now
+            pair.skipped_in_row += 1
+            turn.session.add_all([meeting, pair])
+        note = ""
+        if pair.skipped_in_row >= SKIPS_TOLD:
+            note = f" That's {pair.skipped_in_row} in a row: if the rhythm doesn't fit, *1:1 time* proposes another."
+            pair.skips_told = True
+        turn.say("Noted as skipped. What was on its agenda moves to the next one." + note)
+
+    # -- action items ---------------------------------------------------------------------------------
+
+    async def actions_prompt(self, turn: Turn) -> Reply:
+        mine = list(
+            (
+                await turn.session.execute(
+                    select(ActionItem)
+                    .where(col(ActionItem.owner_id) == turn.person.id, col(ActionItem.done_at).is_(None))
+                    .order_by(col(ActionItem.due_on), col(ActionItem.id))
+                )
+            ).scalars()
+        )
+        if not mine:
+            return Reply("You have no open action items.", choices=(Choice("OK", "done"),))
+        today = turn.local_now.date()
+        lines = [f"• {ag.action_line(a, {turn.person.id or 0: 'You'}, turn.person.timezone, today)}" for a in mine]
+        choices = [Choice(f"Done: {shorten(a.text, 30)}", f"done:{a.id}") for a in mine[:5]]
+        return Reply("Your open action items:\n" + "\n".join(lines), choices=(*choices, Choice("Close", "close")))
+
+    async def on_actions(self, turn: Turn, value: str) -> Transition:
+        if value in ("close", "done"):
+            return END
+        kind, _, raw = value.partition(":")
+        if kind == "done" and raw.isdigit():
+            await self._finish_action(turn, int(raw))
+        return None
+
+    async def _finish_action(self, turn: Turn, action_id: int) -> ActionItem:
+        action = await turn.session.get(ActionItem, action_id)
+        pairs = {p.id for p, _ in await ag.pairs_of(turn.session, turn.person)}
+        if action is None or not (action.owner_id == turn.person.id or action.pair_id in pairs):
+            raise UserFacingError("That action item isn't one of yours. *1:1 actions* lists yours.")
+        if action.done_at is None:
+            action.done_at = turn.now
+            turn.session.add(action)
+            turn.say(f"Done: {shorten(action.text, 80)}. Nice.")
+        else:
+            turn.say("That one was already done.")
+        return action
+
+    async def _action_button(self, turn: Turn, sub: str, action_id: int) -> Transition:
+        """The buttons of an action nudge: done, or a week later."""
+        if sub == "done-action":
+            await self._finish_action(turn, action_id)
+            return END
+        action = await turn.session.get(ActionItem, action_id)
+        if action is None or action.owner_id != turn.person.id or action.done_at is not None:
+            raise UserFacingError("That action item is closed or not yours. *1:1 actions* lists yours.")
+        action.due_on = max(action.due_on or turn.local_now.date(), turn.local_now.date()) + timedelta(days=7)
+        turn.session.add(action)
+        turn.say(f"Moved to {action.due_on:%a} {action.due_on.day} {action.due_on:%b}. I'll ask again then.")
+        return END
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    async def _pair(self, turn: Turn, pair_id: int) -> OneOnOne:
+        pair = await turn.session.get(OneOnOne, pair_id)
+        if pair is None or turn.person.id not in (pair.manager_id, pair.report_id) or not pair.active:
+            raise UserFacingError("That 1:1 isn't one of yours any more. Type *1:1* to see yours.")
+        return pair
+
+    async def _context(self, turn: Turn) -> tuple[OneOnOne, Person, Person]:
+        """The pair of this conversation, its manager, and the other side."""
+        pair = await self._pair(turn, turn.data["pair"])
+        manager = turn.person if pair.manager_id == turn.person.id else await _person(turn, pair.manager_id)
+        other = await _person(turn, pair.report_id if pair.manager_id == turn.person.id else pair.manager_id)
+        return pair, manager, other
+
+    async def _point(self, turn: Turn, point_id: int) -> TalkingPoint:
+        point = await turn.session.get(TalkingPoint, point_id)
+        if point is None or point.pair_id != turn.data.get("pair"):
+            raise UserFacingError("That item is no longer on the agenda.")
+        return point
+
+    async def _loose_points(self, turn: Turn, pair: OneOnOne) -> list[TalkingPoint]:
+        """Points added since the last agenda was built: they join the next one."""
+        rows = await turn.session.execute(
+            select(TalkingPoint)
+            .where(col(TalkingPoint.pair_id) == pair.id, col(TalkingPoint.meeting_id).is_(None))
+            .order_by(col(TalkingPoint.id))
+        )
+        return list(rows.scalars())
+
+    async def _meeting(self, turn: Turn) -> Meeting:
+        meeting = await turn.session.get(Meeting, turn.data["meeting"])
+        if meeting is None or meeting.pair_id != turn.data["pair"]:
+            raise UserFacingError("That 1:1 is no longer on record.")
+        return meeting
+
+    async def _meeting_to_record(self, turn: Turn) -> Meeting | None:
+        """The 1:1 a button named, or the pair's latest one that has started."""
+        if turn.data.get("meeting"):
+            meeting = await turn.session.get(Meeting, turn.data["meeting"])
+            if meeting is not None and meeting.pair_id == turn.data["pair"]:
+                return meeting
+        return await turn.session.scalar(
+            select(Meeting)
+            .where(
+                col(Meeting.pair_id) == turn.data["pair"],
+                col(Meeting.starts_at) <= turn.now,
+                col(Meeting.status).in_(("planned", "held", "skipped", "unrecorded")),
+            )
+            .order_by(col(Meeting.starts_at).desc())
+            .limit(1)
+        )
+
+
+def agenda_reply(
+    viewer: Person,
+    other: Person,
+    pair: OneOnOne,
+    meeting: Meeting,
+    points: list[TalkingPoint],
+    actions: list[ActionItem],
+    names: dict[int, str],
+    *,
+    built: bool,
+    today: date,
+    commands: bool = False,
+) -> Reply:
+    """The agenda as a card with one button per item (to add a note or mark it discussed). With `commands`
+    (a message Baton sends on its own) the buttons are commands, so they work whatever else is on screen."""
+    when = local_label(meeting.starts_at, viewer.timezone)
+    lines = [ag.item_line(i, p, names) for i, p in enumerate(points, 1)]
+    if actions:
+        lines += ["", "Open action items:"] + [f"• {ag.action_line(a, names, viewer.timezone, today)}" for a in actions]
+    if not lines:
+        lines = ["Nothing yet. I gather it the day before from the weeks since your last 1:1; add your own any time."]
+    prefix = "1:1 point " if commands else ""
+    choices = [Choice(f"{i}", f"{prefix}point:{p.id}") for i, p in enumerate(points[:AGENDA_BUTTONS], 1)]
+    done = "1:1 done-action " if commands else ""
+    choices += [Choice(f"Done: {shorten(a.text, 24)}", f"{done}action:{a.id}") for a in actions[:3]]
+    tail = (
+        (Choice("Add a talking point", f"1:1 add pair:{pair.id}"),)
+        if commands
+        else (Choice("Add a talking point", "add"), Choice("Done", "done"))
+    )
+    return Reply(
+        f"Agenda for your 1:1 with {ag.first_name(other)}, {when}. Press a number to add a note or mark it discussed.",
+        card=Card(f"1:1 with {other.name} — {when}", (("Rhythm", Cadence.of(pair).describe()),), tuple(lines)),
+        choices=(*choices, *tail),
+        action=COMMAND_ACTION if commands else None,
+    )
+
+
+def _named(pairs: list[tuple[OneOnOne, Person]], word: str) -> tuple[OneOnOne, Person] | None:
+    """The pair whose other side `word` names (an email, or a first name)."""
+    folded = word.casefold().lstrip("@")
+    for pair, other in pairs:
+        if folded in (other.email.casefold(), ag.first_name(other).casefold()):
+            return pair, other
+    return None
+
+
+async def _person(turn: Turn, person_id: int) -> Person:
+    person = await turn.session.get(Person, person_id)
+    if person is None:
+        raise UserFacingError("That person is no longer here.")
+    return person

@@ -1,0 +1,341 @@
+"""The scheduler's side of 1:1s: meetings from each pair's rhythm, moved around leave, the agenda the day
+before, "How did it go?" after, three skips mentioned once, and nudges for overdue action items.
+
+Called by the Conductor at every tick with its own `plan` (quiet hours, leave, budget) and `queue`
+(keyed outbox rows); every effect is keyed or recorded on the meeting, so repeats and replicas are no-ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlmodel import col
+
+from dialogs.common import agenda as ag
+from dialogs.common.cadence import AGENDA_BEFORE, SKIPS_TOLD, local_label, next_slot
+from dialogs.common.manners import Plan, after_quiet_hours, in_quiet_hours, leave_days, on_leave
+from dialogs.common.periods import hhmm, local_datetime
+from dialogs.common.wording import shorten
+from dialogs.engine.clock import tz
+from dialogs.engine.contract import COMMAND_ACTION
+from dialogs.engine.messages import Choice, Reply
+from storage.models import ActionItem, Meeting, OneOnOne, Person
+
+AHEAD = AGENDA_BEFORE + timedelta(days=2)  # meetings this close get a row, a leave check and an agenda
+UNRECORDED_AFTER = timedelta(days=3)  # a 1:1 nobody recorded by then counts towards "skipped in a row"
+ASK_WITHIN = timedelta(days=2)  # after downtime, "How did it go?" is not asked later than this
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """One message for the Conductor to plan and queue."""
+
+    person: Person
+    key: str
+    topic: str
+    reply: Reply
+    when: datetime
+    kind: str
+
+
+PlanFn = Callable[[list[tuple[Person, datetime]], str], Awaitable[list[Plan]]]
+QueueFn = Callable[[list[tuple[Send, Plan]]], Awaitable[int]]
+
+
+async def one_on_one_step(session: AsyncSession, now: datetime, plan: PlanFn, queue: QueueFn) -> int:
+    """Everything 1:1s need at `now`; returns how many messages were queued (attempted)."""
+    await ag.ensure_pairs(session, now.date(), now)
+    manager, report = aliased(Person), aliased(Person)
+    rows = (
+        await session.execute(
+            select(OneOnOne, manager, report)
+            .join(manager, col(manager.id) == col(OneOnOne.manager_id))
+            .join(report, col(report.id) == col(OneOnOne.report_id))
+            .where(col(OneOnOne.active).is_(True), col(manager.active).is_(True), col(report.active).is_(True))
+            .where(col(report.manager_id) == col(OneOnOne.manager_id))
+        )
+    ).all()
+    if not rows:
+        return await _action_nudges(session, now, plan, queue)
+    pairs = {pair.id: (pair, m, r) for pair, m, r in rows}
+    meetings: dict[int, list[Meeting]] = {}
+    for meeting in (
+        await session.execute(
+            select(Meeting)
+            .where(
+                col(Meeting.status) == "planned", col(Meeting.starts_at) > now - UNRECORDED_AFTER - timedelta(days=2)
+            )
+            .order_by(col(Meeting.starts_at))
+        )
+    ).scalars():
+        if meeting.pair_id in pairs:
+            meetings.setdefault(meeting.pair_id, []).append(meeting)
+    sends: list[Send] = []
+    for pair_id, (pair, m, r) in pairs.items():
+        mine = meetings.get(pair_id or 0, [])
+        if not any(x.starts_at > now - timedelta(minutes=pair.minutes) for x in mine):
+            if next_slot(pair, m.timezone, now - timedelta(minutes=pair.minutes)) <= now + AHEAD:
+                mine.append(await ag.upcoming(session, pair, m, now))
+        for meeting in mine:
+            sends += await _past(session, pair, m, r, meeting, now)
+        meetings[pair_id or 0] = [x for x in mine if x.status == "planned" and x.starts_at > now]
+    sends += await _move_for_leave(session, pairs, meetings, now)
+    for pair_id, upcoming in meetings.items():
+        if pair_id not in pairs:
+            continue
+        pair, m, r = pairs[pair_id]
+        for meeting in upcoming:
+            sends += await _agenda(session, pair, m, r, meeting, now)
+    count = await _send(sends, plan, queue)
+    return count + await _action_nudges(session, now, plan, queue)
+
+
+async def _send(sends: list[Send], plan: PlanFn, queue: QueueFn) -> int:
+    if not sends:
+        return 0
+    planned: list[tuple[Send, Plan]] = []
+    for kind in sorted({s.kind for s in sends}):
+        batch = [s for s in sends if s.kind == kind]
+        plans = await plan([(s.person, s.when) for s in batch], kind)
+        planned += list(zip(batch, plans, strict=True))
+    return await queue(planned)
+
+
+# -- after a 1:1 ---------------------------------------------------------------------------------------
+
+
+async def _past(
+    session: AsyncSession, pair: OneOnOne, manager: Person, report: Person, meeting: Meeting, now: datetime
+) -> list[Send]:
+    """ "How did it go?" after a 1:1; a 1:1 nobody recorded counts as skipped; three in a row, told once."""
+    sends: list[Send] = []
+    ask_at = ag.ask_time(pair, meeting)
+    if meeting.asked_at is None and ask_at <= now:
+        meeting.asked_at = now
+        session.add(meeting)
+        if now < ask_at + ASK_WITHIN:
+            askees = [manager] + ([report] if pair.ask_report else [])
+            for person, other in ((p, report if p is manager else manager) for p in askees):
+                sends.append(
+                    Send(
+                        person,
+                        f"1on1-ask:{meeting.id}:{person.id}",
+                        "1on1-ask",
+                        ask_reply(other, meeting, person),
+                        ask_at,
+                        "1on1",
+                    )
+                )
+    if meeting.starts_at + UNRECORDED_AFTER <= now:
+        meeting.status = "unrecorded"
+        pair.skipped_in_row += 1
+        session.add_all([meeting, pair])
+        if pair.skipped_in_row >= SKIPS_TOLD and not pair.skips_told:
+            pair.skips_told = True
+            sends.append(
+                Send(
+                    manager,
+                    f"1on1-skips:{pair.id}:{meeting.id}",
+                    "1on1-skips",
+                    Reply(
+                        f"Your last {pair.skipped_in_row} 1:1s with {ag.first_name(report)} were skipped or not "
+                        "recorded. Does the rhythm still fit you both?",
+                        choices=(
+                            Choice("Change the rhythm", f"1:1 time pair:{pair.id}", "primary"),
+                            Choice("Record the last one", f"1:1 notes meeting:{meeting.id}"),
+                        ),
+                        action=COMMAND_ACTION,
+                    ),
+                    now,
+                    "1on1",
+                )
+            )
+    return sends
+
+
+def ask_reply(other: Person, meeting: Meeting, person: Person) -> Reply:
+    when = local_label(meeting.starts_at, person.timezone)
+    return Reply(
+        f"How did your 1:1 with {ag.first_name(other)} ({when}) go? Notes and action items take a minute; "
+        "anything not discussed moves to the next agenda.",
+        choices=(
+            Choice("Add notes and actions", f"1:1 notes meeting:{meeting.id}", "primary"),
+            Choice("We skipped it", f"1:1 skipped meeting:{meeting.id}"),
+        ),
+        action=COMMAND_ACTION,
+    )
+
+
+# -- leave ---------------------------------------------------------------------------------------------
+
+
+async def _move_for_leave(
+    session: AsyncSession,
+    pairs: dict[int | None, tuple[OneOnOne, Person, Person]],
+    meetings: dict[int, list[Meeting]],
+    now: datetime,
+) -> list[Send]:
+    """A 1:1 on a day either side is away moves to the next working day both are in, at the same time,
+    before the one after it; if there is none, it is skipped without counting against the pair."""
+    soon = [(pid, x) for pid, xs in meetings.items() for x in xs if x.starts_at <= now + AHEAD and pid in pairs]
+    if not soon:
+        return []
+    ids = {p.id or 0 for pid, _ in soon for p in pairs[pid][1:]}
+    first = now.date() - timedelta(days=1)
+    last = max(pairs[pid][0].every_weeks for pid, _ in soon) * 7 + (now + AHEAD).date().toordinal()
+    away = await leave_days(session, ids, first, date.fromordinal(last))
+    sends: list[Send] = []
+    for pid, meeting in soon:
+        pair, manager, report = pairs[pid]
+
+        def free(when: datetime, pair_people: tuple[Person, Person] = (manager, report)) -> bool:
+            return not any(
+                on_leave(away.get(p.id or 0, []), when.astimezone(tz(p.timezone)).date()) for p in pair_people
+            )
+
+        if free(meeting.starts_at):
+            continue
+        who = next(
+            p
+            for p in (report, manager)
+            if on_leave(away.get(p.id or 0, []), meeting.starts_at.astimezone(tz(p.timezone)).date())
+        )
+        zone = tz(manager.timezone)
+        day = meeting.starts_at.astimezone(zone).date()
+        found = None
+        for step in range(1, 7 * pair.every_weeks):
+            candidate_day = day + timedelta(days=step)
+            if candidate_day.weekday() >= 5 and pair.weekday < 5:
+                continue
+            candidate = local_datetime(candidate_day, hhmm(pair.at), zone)
+            if free(candidate):
+                found = candidate
+                break
+        old = meeting.starts_at
+        if found is None:
+            meeting.status, meeting.moved = "skipped", "leave"
+        else:
+            meeting.starts_at, meeting.moved = found, "leave"
+            meeting.agenda_at = None  # a fresh agenda for the new day
+        session.add(meeting)
+        for person, other in ((manager, report), (report, manager)):
+            away_name = "you are" if person is who else f"{ag.first_name(who)} is"
+            if found is None:
+                text = (
+                    f"Your 1:1 with {ag.first_name(other)} on {local_label(old, person.timezone)} is off: {away_name} "
+                    "away and there's no day you're both in before the next one. Its agenda moves along."
+                )
+            else:
+                text = (
+                    f"Your 1:1 with {ag.first_name(other)} moved to {local_label(found, person.timezone)} because "
+                    f"{away_name} away on {local_label(old, person.timezone)[:10]}."
+                )
+            key = f"1on1-moved:{meeting.id}:{(found or old):%Y%m%d}:{person.id}"
+            sends.append(Send(person, key, "1on1-moved", Reply(text), now, "notice"))
+    return sends
+
+
+# -- the agenda ----------------------------------------------------------------------------------------
+
+
+def agenda_time(starts_at: datetime, person: Person) -> datetime:
+    """The day before, at the same time — unless that is in the person's quiet hours: then when they end,
+    or, if quiet hours last until the 1:1 itself, before they begin the evening before."""
+    zone, start, end = tz(person.timezone), hhmm(person.quiet_start), hhmm(person.quiet_end)
+    wanted = starts_at - AGENDA_BEFORE
+    moved = after_quiet_hours(wanted, zone, start, end)
+    if moved <= starts_at - timedelta(hours=1):
+        return moved
+    earlier = wanted
+    for _ in range(48):
+        earlier -= timedelta(minutes=30)
+        if not in_quiet_hours(earlier.astimezone(zone), start, end):
+            return earlier
+    return wanted
+
+
+async def _agenda(
+    session: AsyncSession, pair: OneOnOne, manager: Person, report: Person, meeting: Meeting, now: datetime
+) -> list[Send]:
+    if meeting.agenda_at is not None:
+        return []
+    times = {p.id: agenda_time(meeting.starts_at, p) for p in (manager, report)}
+    if now < min(times.values()):
+        return []
+    points = await ag.build(session, pair, meeting, now)
+    actions = await ag.open_actions(session, [pair.id or 0])
+    meeting.agenda_at = now
+    session.add(meeting)
+    names = {manager.id or 0: ag.first_name(manager), report.id or 0: ag.first_name(report)}
+    from dialogs.oneonone import agenda_reply
+
+    sends = []
+    for person, other in ((manager, report), (report, manager)):
+        today = now.astimezone(tz(person.timezone)).date()
+        mine = names | {person.id or 0: "you"}
+        reply = agenda_reply(
+            person, other, pair, meeting, points, actions, mine, built=True, today=today, commands=True
+        )
+        key = f"1on1-agenda:{meeting.id}:{person.id}:{meeting.starts_at:%Y%m%d%H%M}"
+        sends.append(Send(person, key, "1on1-agenda", reply, max(now, times[person.id]), "agenda"))
+    return sends
+
+
+# -- action items ----------------------------------------------------------------------------------------
+
+
+async def _action_nudges(session: AsyncSession, now: datetime, plan: PlanFn, queue: QueueFn) -> int:
+    """Open action items past their due day (the owner's calendar): a nudge a week, within the budget."""
+    rows = (
+        await session.execute(
+            select(ActionItem, Person)
+            .join(Person, col(Person.id) == col(ActionItem.owner_id))
+            .where(col(ActionItem.done_at).is_(None), col(ActionItem.due_on) <= (now + timedelta(days=1)).date())
+            .where(col(Person.active).is_(True))
+        )
+    ).all()
+    sends = []
+    for action, owner in rows:
+        today = now.astimezone(tz(owner.timezone)).date()
+        if action.due_on is None or action.due_on > today:
+            continue
+        year, week, _ = today.isocalendar()
+        reply = Reply(
+            f"An action item is due: “{shorten(action.text, 200)}” (since {action.due_on:%a} {action.due_on.day} "
+            f"{action.due_on:%b}).",
+            choices=(
+                Choice("Done", f"1:1 done-action action:{action.id}", "primary"),
+                Choice("A week later", f"1:1 later-action action:{action.id}"),
+            ),
+            action=COMMAND_ACTION,
+        )
+        sends.append(Send(owner, f"action-nudge:{action.id}:{year}-W{week:02d}", "action-nudge", reply, now, "nudge"))
+    if not sends:
+        return 0
+    fresh = await _unqueued(session, sends)
+    return await _send(fresh, plan, queue)
+
+
+async def _unqueued(session: AsyncSession, sends: list[Send]) -> list[Send]:
+    """Only what is not queued yet (held ones included, so the budget is not spent twice)."""
+    from storage.models import OutboxMessage
+
+    keys = [s.key for s in sends]
+    existing = set(
+        (await session.execute(select(col(OutboxMessage.key)).where(col(OutboxMessage.key).in_(keys)))).scalars()
+    )
+    held = set(
+        (
+            await session.execute(
+                select(col(OutboxMessage.key)).where(
+                    col(OutboxMessage.key).in_(keys), col(OutboxMessage.status) == "held"
+                )
+            )
+        ).scalars()
+    )
+    return [s for s in sends if s.key not in existing or s.key in held]

@@ -1,0 +1,487 @@
+"""1:1s: the rhythm per pair, the agenda that builds itself, notes and actions after, leave, skips, the invite."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import icalendar
+from sqlalchemy import select
+
+from dialogs.common.cadence import next_slot
+from dialogs.common.invite import ics
+from dialogs.common.manners import in_quiet_hours
+from dialogs.common.periods import hhmm
+from dialogs.engine.clock import tz
+from dialogs.engine.messages import Reply
+from dialogs.services.rhythm import Conductor
+from storage.models import (
+    ActionItem,
+    Answer360,
+    Campaign360,
+    CheckinAnswer,
+    CheckinRun,
+    FeedbackEntry,
+    FeedbackRequest,
+    Goal,
+    Leave,
+    Meeting,
+    MeetingNote,
+    OneOnOne,
+    OutboxMessage,
+    Person,
+    ToolPlan,
+)
+from tests.harness import Rig
+
+# The demo's clock starts on Friday 2026-11-20 09:00 UTC. New pairs meet on the first Tuesday at least
+# three days ahead, at 10:00 on the manager's (Maya's, Berlin's) clock: Tuesday 24 November, 09:00 UTC.
+FIRST = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def shown(reply: Reply) -> str:
+    """Everything a person reads in a message."""
+    parts = [reply.text]
+    if reply.card:
+        parts += [reply.card.title, *(f"{k}: {v}" for k, v in reply.card.fields), *reply.card.lines]
+    parts += [c.label for c in reply.choices]
+    return "\n".join(parts)
+
+
+async def tick(rig: Rig, conductor: Conductor | None = None) -> None:
+    await (conductor or Conductor(rig.db, sealer=rig.sealer)).tick(rig.clock.now())
+    await rig.sender.drain_once()
+
+
+async def pair_of(rig: Rig, report_email: str) -> OneOnOne:
+    report = rig.people[report_email]
+
+    async def find(session):
+        return await session.scalar(select(OneOnOne).where(OneOnOne.report_id == report.id))
+
+    pair = await rig.db.run(find)
+    assert pair is not None, "the scheduler gives every manager–report pair a 1:1 rhythm"
+    return pair
+
+
+def agendas(rig: Rig, person: Person) -> list[Reply]:
+    return [r for r in rig.delivery.to(person.id) if r.card and r.card.title.startswith("1:1 with")]
+
+
+async def seed_fortnight(rig: Rig) -> None:
+    """Arjun's weeks since the pair's start: two check-ins, a goal, a request, a tool plan, kudos, a 360."""
+    arjun, maya = rig.people["arjun@demo.baton"], rig.people["maya@demo.baton"]
+    now = rig.clock.now()
+
+    async def work(session):
+        from dialogs.checkin import DEFAULT_QUESTIONS
+
+        answers = [
+            ("2026-W46", now - timedelta(days=8), {"pulse": 4, "blockers": "Flaky CI", "needs": "Nothing"}),
+            (
+                "2026-W47",
+                now - timedelta(days=1),
+                {
+                    "pulse": 2,
+                    "blockers": "Waiting on the staging database",
+                    "priorities": "Ship the billing export",
+                    "needs": "A decision on the vendor",
+                },
+            ),
+        ]
+        for period, when, values in answers:
+            run = CheckinRun(
+                person_id=arjun.id,
+                team_id=arjun.team_id,
+                period=period,
+                questions=list(DEFAULT_QUESTIONS),
+                status="answered",
+                started_at=when,
+                answered_at=when,
+            )
+            session.add(run)
+            await session.flush()
+            for question_id, value in values.items():
+                number = value if isinstance(value, int) else None
+                text = value if isinstance(value, str) else None
+                session.add(
+                    CheckinAnswer(run_id=run.id, question_id=question_id, text=text, number=number, updated_at=when)
+                )
+        session.add(
+            Goal(owner_id=arjun.id, title="Cut p95 latency", start_date=date(2026, 10, 1), rag="amber", created_at=now)
+        )
+        session.add(
+            FeedbackRequest(
+                requester_id=arjun.id,
+                responder_id=maya.id,
+                topic="my design review",
+                deadline=now + timedelta(days=5),
+                created_at=now,
+            )
+        )
+        session.add(
+            ToolPlan(
+                asked_by_id=maya.id,
+                person_id=arjun.id,
+                gap="unclear priorities",
+                influence="expectations",
+                tool_id="clarify-expectations",
+                created_at=now - timedelta(days=10),
+                follow_up_at=now + timedelta(days=3),
+            )
+        )
+        tom = rig.people["tom@demo.baton"]
+        session.add(
+            FeedbackEntry(
+                from_id=tom.id,
+                to_id=arjun.id,
+                kind="kudos",
+                text="Great incident write-up",
+                public=True,
+                created_at=now - timedelta(days=2),
+            )
+        )
+        session.add(
+            FeedbackEntry(
+                from_id=tom.id,
+                to_id=arjun.id,
+                kind="kudos",
+                text="PRIVATE THANKS between us",
+                created_at=now - timedelta(days=2),
+            )
+        )
+        campaign = Campaign360(subject_id=arjun.id, created_by_id=maya.id, status="closed", created_at=now)
+        session.add(campaign)
+        await session.flush()
+        session.add(
+            Answer360(
+                id="x1",
+                campaign_id=campaign.id,
+                group="peer",
+                question_id="q1",
+                comment="SECRET360 comment",
+                written_on=now.date(),
+            )
+        )
+
+    await rig.db.run(work)
+
+
+async def test_the_agenda_builds_itself_from_the_fortnight_for_both_and_nobody_else(rig: Rig) -> None:
+    maya, arjun, tom = (rig.people[f"{n}@demo.baton"] for n in ("maya", "arjun", "tom"))
+    await tick(rig)  # pairs get their rhythm
+    await seed_fortnight(rig)
+    rig.clock.set(FIRST - timedelta(hours=24))  # Monday 10:00 in Berlin, 14:30 in Kolkata
+    await tick(rig)
+    [for_arjun] = agendas(rig, arjun)
+    for_maya = next(r for r in agendas(rig, maya) if "Arjun" in r.card.title)  # type: ignore[union-attr]
+    for reply in (for_arjun, for_maya):
+        text = shown(reply)
+        for expected in (
+            "Priority: Ship the billing export",
+            "Blocker: Waiting on the staging database",
+            "Pulse: 4 → 2, going down",
+            "Asked of the manager: A decision on the vendor",
+            "Goal: Cut p95 latency (amber)",
+            "my design review",
+            "clarify expectations",
+            "Kudos: 2 received — “Great incident write-up”",
+        ):
+            assert expected in text, (expected, text)
+        assert "Flaky CI" not in text  # a blocker the latest check-in no longer names is resolved
+        assert "SECRET360" not in text and "PRIVATE THANKS" not in text
+        assert "Tue 24 Nov" in reply.text
+    # Arjun's reads his own time: 10:00 Berlin is 14:30 in Kolkata.
+    assert "14:30" in for_arjun.text and "10:00" in for_maya.text
+    # One button per item, each opening it to note or mark it discussed.
+    assert [c.label for c in for_arjun.choices[:8]] == [str(n) for n in range(1, 9)]
+    # The private answer ("only your manager sees this") reaches the pair and nobody else.
+    everyone_else = [r for p in rig.people.values() if p.id not in (maya.id, arjun.id) for r in rig.delivery.to(p.id)]
+    assert not any("vendor" in shown(r) for r in everyone_else)
+    # Tom's agenda has nothing of his own yet, and none of Arjun's.
+    [for_tom] = agendas(rig, tom)
+    assert "Nothing yet" in shown(for_tom) and "billing" not in shown(for_tom)
+
+
+async def test_an_item_is_noted_and_marked_discussed_from_the_agenda_card(rig: Rig) -> None:
+    arjun = rig.people["arjun@demo.baton"]
+    chat = rig.chat("arjun@demo.baton")
+    await tick(rig)
+    await seed_fortnight(rig)
+    rig.clock.set(FIRST - timedelta(hours=24))
+    await tick(rig)
+    card = chat.expect("Agenda for your 1:1 with Maya")
+    await chat.press("2", on=card)
+    chat.expect("Waiting on the staging database")
+    await chat.press("Add a note")
+    await chat.send("Platform team says Thursday")
+    chat.expect("Noted")
+    agenda = chat.expect("Agenda for your 1:1")
+    assert "note: Platform team says Thursday" in shown(agenda)
+    await chat.press("2", on=agenda)
+    await chat.press("Mark discussed")
+    assert "✓ discussed" in shown(chat.expect("Agenda for your 1:1"))
+    assert agendas(rig, arjun)  # the scheduled card came first
+
+
+async def test_talking_points_from_either_side_and_from_a_check_in_join_the_next_agenda(rig: Rig) -> None:
+    await tick(rig)
+    maya, arjun = rig.chat("maya@demo.baton"), rig.chat("arjun@demo.baton")
+    await arjun.send("1:1 add Career path after the migration")
+    arjun.expect("Added to your 1:1 with Maya on Tue 24 Nov 14:30")
+    await maya.send("1:1 add arjun Hiring plan for Q1")
+    maya.expect("Added to your 1:1 with Arjun on Tue 24 Nov 10:00")
+    await maya.send("1:1 add")  # four reports: which one?
+    maya.expect("Which 1:1?")
+    await maya.press("Tom")
+    maya.expect("What would you like to talk about?")
+    await maya.send("Conference budget")
+    maya.expect("Added to your 1:1 with Tom")
+    await seed_fortnight(rig)
+    run_id = await rig.db.run(
+        lambda s: s.scalar(select(CheckinRun.id).where(CheckinRun.period == "2026-W47"))  # type: ignore[arg-type]
+    )
+    await arjun.send(f"1:1 discuss checkin:{run_id}:blockers")
+    arjun.expect("Added to your 1:1 with Maya")
+    rig.clock.set(FIRST - timedelta(hours=24))
+    await tick(rig)
+    text = shown(arjun.expect("Agenda for your 1:1 with Maya"))
+    assert "From you: Career path after the migration" in text
+    assert "From Maya: Hiring plan for Q1" in text
+    assert "Conference budget" not in text
+    assert "What slowed you down" in text  # the check-in answer Arjun chose to discuss
+
+
+async def test_after_the_1on1_notes_actions_and_a_private_note_then_actions_carry_and_are_nudged(rig: Rig) -> None:
+    maya_p, arjun_p = rig.people["maya@demo.baton"], rig.people["arjun@demo.baton"]
+    conductor = Conductor(rig.db, sealer=rig.sealer, budget=2)
+    maya, arjun = rig.chat("maya@demo.baton"), rig.chat("arjun@demo.baton")
+    await tick(rig, conductor)
+    rig.clock.set(FIRST - timedelta(hours=24))
+    await tick(rig, conductor)
+    rig.clock.set(FIRST + timedelta(minutes=30 + 31))  # the 1:1 ended half an hour ago
+    await tick(rig, conductor)
+    asked = maya.expect("How did your 1:1 with Arjun")  # with her other three reports', as one message
+    assert not [r for r in rig.delivery.to(arjun_p.id) if "How did your 1:1" in r.text]  # the report isn't asked
+    first = await rig.db.run(
+        lambda s: s.scalar(
+            select(Meeting.id).join(OneOnOne, OneOnOne.id == Meeting.pair_id).where(OneOnOne.report_id == arjun_p.id)
+        )
+    )
+    await maya.press(f"1:1 notes meeting:{first}", on=asked)
+    maya.expect("How did your 1:1 with Arjun")
+    await maya.press("We met")
+    maya.expect("Notes you both will see")
+    await maya.send("Agreed to split the billing work")
+    maya.expect("Any action items?")
+    await maya.send("Draft the vendor comparison")
+    maya.expect("Who does it?")
+    await maya.press("Arjun")
+    maya.expect("By when?")
+    await maya.press("In a week")
+    maya.expect("Action item noted")
+    maya.expect("Another action item?")
+    await maya.press("No more")
+    maya.expect("private note")
+    await maya.send("Arjun seemed tired; check in about workload")
+    maya.expect("Thanks — recorded")
+
+    async def state(session):
+        meeting = await session.scalar(select(Meeting).where(Meeting.starts_at == FIRST))
+        actions = list((await session.execute(select(ActionItem))).scalars())
+        notes = list((await session.execute(select(MeetingNote))).scalars())
+        return meeting, actions, notes
+
+    meeting, actions, notes = await rig.db.run(state)
+    assert meeting.status == "held" and "split the billing" in meeting.shared_notes
+    [action] = [a for a in actions if a.pair_id == (await pair_of(rig, "arjun@demo.baton")).id]
+    assert action.owner_id == arjun_p.id and action.due_on == date(2026, 12, 1)
+    assert [n.author_id for n in notes] == [maya_p.id]
+    # The private note never reaches Arjun, in any message.
+    assert not any("tired" in shown(r) for r in rig.delivery.to(arjun_p.id))
+
+    # Overdue on Arjun's calendar: nudged, once a week, within the budget.
+    rig.clock.set(datetime(2026, 12, 2, 6, 0, tzinfo=UTC))  # 11:30 in Kolkata, the day after it was due
+    await tick(rig, conductor)
+    nudge = arjun.expect("An action item is due: “Draft the vendor comparison”")
+    await tick(rig, conductor)
+    arjun.expect_nothing()  # once a week, not every tick
+    await arjun.press("A week later", on=nudge)
+    arjun.expect("Moved to Wed 9 Dec")
+
+    # The next agenda carries it while it is open.
+    slot = FIRST + timedelta(weeks=2)
+    rig.clock.set(slot - timedelta(hours=24))
+    await tick(rig, conductor)
+    agenda = arjun.expect("Agenda for your 1:1 with Maya")
+    assert "you: Draft the vendor comparison, due Wed 9 Dec" in shown(agenda)
+    await arjun.press(next(c.label for c in agenda.choices if c.label.startswith("Done: Draft")), on=agenda)
+    arjun.expect("Done: Draft the vendor comparison")
+
+
+async def test_action_nudges_are_held_by_a_full_budget_not_dropped(rig: Rig) -> None:
+    arjun = rig.people["arjun@demo.baton"]
+    pair = await pair_of_after_tick(rig)
+
+    async def seed(session):
+        session.add(
+            ActionItem(
+                owner_id=arjun.id,
+                text="Write the runbook",
+                due_on=date(2026, 11, 19),
+                pair_id=pair.id,
+                created_at=rig.clock.now(),
+            )
+        )
+        for n in range(2):  # two nudges already this week
+            session.add(
+                OutboxMessage(
+                    key=f"earlier-{n}",
+                    person_id=arjun.id,
+                    channel="local",
+                    payload={"text": "x"},
+                    kind="nudge",
+                    unsolicited=True,
+                    due_at=rig.clock.now() - timedelta(hours=n + 1),
+                    status="sent",
+                    created_at=rig.clock.now(),
+                )
+            )
+
+    await rig.db.run(seed)
+    await tick(rig, Conductor(rig.db, sealer=rig.sealer, budget=2))
+
+    async def nudges(session):
+        return list(
+            (await session.execute(select(OutboxMessage).where(OutboxMessage.topic == "action-nudge"))).scalars()
+        )
+
+    [held] = await rig.db.run(nudges)
+    assert held.status == "held" and held.last_error == "budget"
+    rig.clock.advance(days=7)
+    await tick(rig, Conductor(rig.db, sealer=rig.sealer, budget=2))
+    assert any("Write the runbook" in r.text for r in rig.delivery.to(arjun.id))
+
+
+async def pair_of_after_tick(rig: Rig) -> OneOnOne:
+    await tick(rig)
+    return await pair_of(rig, "arjun@demo.baton")
+
+
+async def test_a_manager_and_report_eleven_hours_apart_get_the_agenda_in_waking_hours_before_it(rig: Rig) -> None:
+    arjun_id = rig.people["arjun@demo.baton"].id
+
+    async def move(session):
+        person = await session.get(Person, arjun_id)
+        person.timezone = "Pacific/Honolulu"  # UTC−10; Maya in Berlin is UTC+1 in winter
+        session.add(person)
+
+    await rig.db.run(move)
+    await rig.reload_people()
+    pair = await pair_of_after_tick(rig)
+    # 10:00 Berlin is 23:00 the evening before in Honolulu: quiet hours there run until the 1:1 begins.
+    for hours in range(0, 30):
+        rig.clock.set(FIRST - timedelta(hours=30) + timedelta(hours=hours))
+        await Conductor(rig.db, sealer=rig.sealer).tick(rig.clock.now())
+
+    async def queued(session):
+        rows = await session.execute(select(OutboxMessage).where(OutboxMessage.topic == "1on1-agenda"))
+        return {m.person_id: m.due_at for m in rows.scalars()}
+
+    due = await rig.db.run(queued)
+    for person in (rig.people["maya@demo.baton"], rig.people["arjun@demo.baton"]):
+        when = due[person.id]
+        local = when.astimezone(tz(person.timezone))
+        assert not in_quiet_hours(local, hhmm(person.quiet_start), hhmm(person.quiet_end)), (person.name, local)
+        assert when < FIRST, (person.name, when)
+    assert pair.id is not None
+
+
+async def test_leave_moves_a_1on1_to_the_next_day_both_are_in_and_tells_both(rig: Rig) -> None:
+    arjun = rig.people["arjun@demo.baton"]
+    await pair_of_after_tick(rig)
+
+    async def leave(session):
+        session.add(
+            Leave(person_id=arjun.id, start=date(2026, 11, 24), end=date(2026, 11, 25), created_at=rig.clock.now())
+        )
+
+    await rig.db.run(leave)
+    maya = rig.chat("maya@demo.baton")
+    rig.clock.set(datetime(2026, 11, 22, 9, 0, tzinfo=UTC))
+    await tick(rig)
+
+    async def meeting(session):
+        pair = await session.scalar(select(OneOnOne).where(OneOnOne.report_id == arjun.id))
+        return await session.scalar(select(Meeting).where(Meeting.pair_id == pair.id))
+
+    moved = await rig.db.run(meeting)
+    assert moved.starts_at == datetime(2026, 11, 26, 9, 0, tzinfo=UTC) and moved.moved == "leave"
+    maya.expect("Your 1:1 with Arjun moved to Thu 26 Nov 10:00 because Arjun is away")
+    # Arjun's leave starts on Tuesday: on Sunday he hears of it in his own time.
+    assert [r.text for r in rig.delivery.to(arjun.id) if "moved" in r.text] == [
+        "Your 1:1 with Maya moved to Thu 26 Nov 14:30 because you are away on Tue 24 Nov."
+    ]
+    rig.clock.set(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))  # the agenda comes the day before the new date
+    await tick(rig)
+    assert [r for r in agendas(rig, rig.people["maya@demo.baton"]) if "Thu 26 Nov" in r.card.title]  # type: ignore[union-attr]
+    # No counting against the pair: a moved 1:1 isn't a skipped one.
+    assert (await pair_of(rig, "arjun@demo.baton")).skipped_in_row == 0
+
+
+async def test_three_unrecorded_1on1s_in_a_row_are_mentioned_to_the_manager_once(rig: Rig) -> None:
+    maya = rig.people["maya@demo.baton"]
+    await pair_of_after_tick(rig)
+    for fortnight in range(4):
+        rig.clock.set(FIRST + timedelta(weeks=2 * fortnight) - timedelta(hours=24))
+        await tick(rig)
+        rig.clock.set(FIRST + timedelta(weeks=2 * fortnight, days=4))
+        await tick(rig)
+    said = "\n".join(r.text for r in rig.delivery.to(maya.id))
+    # Four pairs, each told once (at the third, folded into one message), never again at the fourth.
+    assert said.count("were skipped or not recorded") == 4
+    assert said.count("Your last 3 1:1s with") == 4 and "last 4" not in said
+
+
+async def test_either_side_proposes_a_new_rhythm_and_the_other_confirms(rig: Rig) -> None:
+    arjun, maya = rig.chat("arjun@demo.baton"), rig.chat("maya@demo.baton")
+    await pair_of_after_tick(rig)
+    await arjun.send("1:1 time")
+    await arjun.press("Thursday")
+    arjun.expect("On Maya's clock (Europe/Berlin)")
+    await arjun.send("15:30")
+    await arjun.press("Every week")
+    await arjun.press("45 minutes")
+    arjun.expect("I've asked Maya to confirm: every week on Thursday at 15:30, 45 minutes")
+    assert (await pair_of(rig, "arjun@demo.baton")).weekday == 1  # nothing changes before Maya confirms
+    asked = maya.expect("Arjun proposes a new rhythm")
+    await maya.press("Confirm", on=asked)
+    maya.expect("Your 1:1s are now every week on Thursday at 15:30, 45 minutes")
+    arjun.expect("Maya confirmed")
+    pair = await pair_of(rig, "arjun@demo.baton")
+    assert (pair.weekday, pair.at, pair.every_weeks, pair.minutes, pair.proposal) == (3, "15:30", 1, 45, None)
+    manager = rig.people["maya@demo.baton"]
+    assert next_slot(pair, manager.timezone, rig.clock.now()) == datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
+
+
+async def test_the_invitation_parses_back_as_the_pairs_recurring_rhythm(rig: Rig) -> None:
+    pair = await pair_of_after_tick(rig)
+    maya, arjun = rig.people["maya@demo.baton"], rig.people["arjun@demo.baton"]
+    calendar = icalendar.Calendar.from_ical(ics(pair, maya, arjun, now=rig.clock.now()))
+    [event] = calendar.walk("VEVENT")
+    start = event.decoded("dtstart")
+    assert str(start.tzinfo) == "Europe/Berlin" and start.replace(tzinfo=None) == datetime(2026, 11, 24, 10, 0)
+    assert event.decoded("dtend") - start == timedelta(minutes=30)
+    rule = event["rrule"]
+    assert rule["FREQ"] == ["WEEKLY"] and rule["INTERVAL"] == [2] and rule["BYDAY"] == ["TU"]
+    assert "Maya Chen / Arjun Rao" in str(event["summary"])
+    assert calendar.walk("VTIMEZONE"), "a TZID needs its VTIMEZONE"
+    chat = rig.chat("arjun@demo.baton")
+    await chat.send("1:1 invite")
+    link = chat.expect("Add your 1:1s to your calendar").text
+    assert "/1on1/invite/" in link and link.split("/1on1/invite/")[1].startswith(f"{pair.id}-")
+
+
+async def test_someone_without_a_manager_or_reports_is_told_what_to_do(rig: Rig) -> None:
+    chat = rig.chat("sam@demo.baton")  # the admin, outside the reporting tree
+    await chat.send("1:1")
+    chat.expect("You don't have a 1:1 with anyone yet", "org import")
