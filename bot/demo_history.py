@@ -2,7 +2,8 @@
 
 Check-ins with progress, blockers and pulses (one skipped for leave, one for a busy week), goals
 updated week by week, kudos and feedback, a 360 about Tom closed above its thresholds through the
-real sealed pool, and two tool plans, one with its outcome. This week's check-in is left open for
+real sealed pool, two tool plans, one with its outcome, and three held 1:1s per pair with their notes
+and action items (the next one's agenda already gathered). This week's check-in is left open for
 whoever tries Baton, and nothing is queued in anyone's chat: each person is greeted on first visit.
 
 Written straight into the tables a week of real use would fill, by the same functions the dialogs
@@ -20,22 +21,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from dialogs.checkin import DEFAULT_QUESTIONS
-from dialogs.common import anonymity
+from dialogs.common import agenda, anonymity
+from dialogs.common.cadence import slots
 from dialogs.common.periods import Rhythm, period_of
 from dialogs.engine.sealing import Sealer
 from dialogs.goals import record_progress
 from dialogs.review360 import OPEN, RATED, close_campaign
 from dialogs.services.rhythm import previous_periods
 from storage.models import (
+    ActionItem,
     Campaign360,
     CheckinAnswer,
     CheckinRun,
     FeedbackEntry,
     Goal,
     Leave,
+    Meeting,
+    MeetingNote,
+    OneOnOne,
     Person,
     Pool360,
     Rater360,
+    TalkingPoint,
     Team,
     ToolPlan,
 )
@@ -191,6 +198,95 @@ async def seed_history(
     _feedback(session, people, first_send)
     await _review(session, people, first_send + timedelta(weeks=3), sealer)
     _plans(session, people, first_send)
+    await _one_on_ones(session, people, now)
+
+
+# What the pairs talked about, by report: (shared notes, a point they discussed, an action: (text, owner key)).
+ONE_ON_ONES = {
+    "arjun": (
+        "Agreed to split the billing export into two releases.",
+        "Staging database keeps blocking the integration tests",
+        ("Ask the platform team for a staging database slot", "maya"),
+    ),
+    "lucia": (
+        "Lucía will pair with Tom on the on-call handbook.",
+        "Interest in leading the next incident review",
+        ("Draft the incident review template", "lucia"),
+    ),
+    "tom": ("Workload is fine again after the release.", "Conference budget for next year", None),
+    "aiko": ("Reviewed the latency goal; the cache change is the next step.", "Time-zone overlap with the team", None),
+}
+
+
+async def _one_on_ones(session: AsyncSession, people: dict[str, Person], now: datetime) -> None:
+    """Three held 1:1s per pair (every two weeks, Tuesdays 10:00 on Maya's clock), their notes and actions,
+    one open action, one private note of Maya's, and the next 1:1's agenda already built."""
+    maya = people["maya"]
+    zone = ZoneInfo(maya.timezone)
+    today = now.astimezone(zone).date()
+    tuesday = today - timedelta(days=(today.weekday() - 1) % 7)
+    for key, (notes, discussed, action) in ONE_ON_ONES.items():
+        report = people[key]
+        pair = OneOnOne(
+            manager_id=maya.id or 0,
+            report_id=report.id or 0,
+            anchor=tuesday - timedelta(weeks=6),
+            created_at=now - timedelta(weeks=7),
+        )
+        session.add(pair)
+        await session.flush()
+        held = slots(pair, maya.timezone, now - timedelta(weeks=8), now)
+        for index, starts in enumerate(held[-3:]):
+            meeting = Meeting(
+                pair_id=pair.id or 0,
+                planned_at=starts,
+                starts_at=starts,
+                status="held",
+                shared_notes=notes if index == 2 else None,
+                recorded_at=starts + timedelta(hours=1),
+                agenda_at=starts - timedelta(days=1),
+                asked_at=starts + timedelta(hours=1),
+                created_at=starts - timedelta(days=2),
+            )
+            session.add(meeting)
+            await session.flush()
+            if index == 2:
+                session.add(
+                    TalkingPoint(
+                        pair_id=pair.id or 0,
+                        author_id=report.id,
+                        text=discussed,
+                        meeting_id=meeting.id,
+                        discussed_at=starts + timedelta(minutes=10),
+                        created_at=starts - timedelta(days=3),
+                    )
+                )
+                if action is not None:
+                    text, owner = action
+                    session.add(
+                        ActionItem(
+                            owner_id=people[owner].id or 0,
+                            created_by_id=maya.id,
+                            text=text,
+                            due_on=(starts + timedelta(days=7)).date(),
+                            pair_id=pair.id,
+                            meeting_id=meeting.id,
+                            created_at=starts + timedelta(hours=1),
+                        )
+                    )
+                if key == "arjun":
+                    session.add(
+                        MeetingNote(
+                            meeting_id=meeting.id or 0,
+                            author_id=maya.id or 0,
+                            text="Ask how the on-call rotation feels next time.",
+                            created_at=starts + timedelta(hours=1),
+                        )
+                    )
+        await session.flush()
+        # A newcomer sees an agenda on the first run (`1:1 agenda`, the dashboard); the scheduler still
+        # sends it the day before, adding anything new.
+        await agenda.build(session, pair, await agenda.upcoming(session, pair, maya, now), now)
 
 
 async def _checkins(

@@ -3,12 +3,14 @@
 Export answers a data subject access request: their profile and settings,
 identities, leave, check-ins, goals, feedback given and received (kudos
 included), feedback requests, tool plans by them or about their work, 360s
-about them and their participation in others', and the messages Baton sent
-them. Anonymous 360 answers are not theirs: they cannot be linked to anyone,
+about them and their participation in others', their 1:1s (with their own
+private notes, never the other side's) and action items, and the messages
+Baton sent them. Anonymous 360 answers are not theirs: they cannot be linked to anyone,
 so they are neither exported nor found.
 
 Erase removes the person and every row that names them, and rewrites what
 points at them from others' rows (a report's manager, who created a goal);
+the 1:1s they are in go whole, being about them;
 messages and conversations of others that mention their name or email go
 too. Released anonymous 360 answers stay (they name nobody). With
 `keep_aggregates`, what feeds counts — check-in runs and their numeric
@@ -29,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
 from storage.models import (
+    ActionItem,
     Answer360,
     AwayOverride,
     CalendarFeed,
@@ -45,11 +48,15 @@ from storage.models import (
     GoalUpdate,
     Identity,
     Leave,
+    Meeting,
+    MeetingNote,
+    OneOnOne,
     OutboxMessage,
     Person,
     Pool360,
     Rater360,
     SealedDraft,
+    TalkingPoint,
     Team,
     ToolPlan,
 )
@@ -129,6 +136,7 @@ async def export(session: AsyncSession, email: str) -> dict[str, Any]:
     )
     drafts = await _rows(session, select(SealedDraft).where(col(SealedDraft.person_id) == pid))
     state = await session.get(DialogState, pid)
+    one_on_ones = await _one_on_ones(session, pid)
 
     def who(other: int | None) -> str:
         return names.get(other, "(someone no longer here)") if other is not None else "(nobody)"
@@ -196,6 +204,8 @@ async def export(session: AsyncSession, email: str) -> dict[str, Any]:
             {"campaign": r.campaign_id, "group": r.group, "answered": r.answered, "declined": r.declined} for r in rated
         ],
         "anonymous_360_answers": ANONYMOUS_NOTE,
+        "one_on_ones": [{**entry, "with": who(entry.pop("other"))} for entry in one_on_ones["pairs"]],
+        "action_items": [_plain(a, "owner_id") for a in one_on_ones["actions"]],
         "drafts_in_progress": len(drafts),
         "conversation": _plain(state, "person_id") if state else None,
         "messages_sent_to_them": [
@@ -211,6 +221,46 @@ async def export(session: AsyncSession, email: str) -> dict[str, Any]:
             for m in messages
         ],
     }
+
+
+async def _one_on_ones(session: AsyncSession, pid: int | None) -> dict[str, Any]:
+    """Their 1:1s: each pair's rhythm, its meetings with the shared notes, the talking points, and their own
+    private notes (never the other side's)."""
+    pairs = await _rows(
+        session, select(OneOnOne).where(or_(col(OneOnOne.manager_id) == pid, col(OneOnOne.report_id) == pid))
+    )
+    found = []
+    for pair in pairs:
+        meetings = await _rows(
+            session, select(Meeting).where(col(Meeting.pair_id) == pair.id).order_by(col(Meeting.starts_at))
+        )
+        ids = [m.id for m in meetings]
+        notes = (
+            await _rows(
+                session,
+                select(MeetingNote).where(col(MeetingNote.meeting_id).in_(ids), col(MeetingNote.author_id) == pid),
+            )
+            if ids
+            else []
+        )
+        points = await _rows(session, select(TalkingPoint).where(col(TalkingPoint.pair_id) == pair.id))
+        found.append(
+            {
+                **_plain(pair, "manager_id", "report_id", "proposal"),
+                "role": "manager" if pair.manager_id == pid else "report",
+                "other": pair.report_id if pair.manager_id == pid else pair.manager_id,
+                "meetings": [
+                    {
+                        **_plain(m, "pair_id"),
+                        "my_private_notes": [n.text for n in notes if n.meeting_id == m.id],
+                    }
+                    for m in meetings
+                ],
+                "talking_points": [_plain(p, "pair_id") for p in points],
+            }
+        )
+    actions = await _rows(session, select(ActionItem).where(col(ActionItem.owner_id) == pid))
+    return {"pairs": found, "actions": actions}
 
 
 async def erase(session: AsyncSession, email: str, *, keep_aggregates: bool = False) -> dict[str, int]:
@@ -252,6 +302,25 @@ async def erase(session: AsyncSession, email: str, *, keep_aggregates: bool = Fa
         update(Campaign360)
         .where(col(Campaign360.created_by_id) == pid, col(Campaign360.subject_id) != pid)
         .values(created_by_id=Campaign360.subject_id),
+    )
+
+    # Their 1:1s are about them: each pair they are in goes whole (meetings, points, notes, actions).
+    pairs = select(col(OneOnOne.id)).where(or_(col(OneOnOne.manager_id) == pid, col(OneOnOne.report_id) == pid))
+    meetings = select(col(Meeting.id)).where(col(Meeting.pair_id).in_(pairs))
+    await run(
+        "one_on_one_note",
+        delete(MeetingNote).where(or_(col(MeetingNote.meeting_id).in_(meetings), col(MeetingNote.author_id) == pid)),
+    )
+    await run("talking_point", delete(TalkingPoint).where(col(TalkingPoint.pair_id).in_(pairs)))
+    await run("talking_point", update(TalkingPoint).where(col(TalkingPoint.author_id) == pid).values(author_id=None))
+    await run(
+        "action_item",
+        delete(ActionItem).where(or_(col(ActionItem.pair_id).in_(pairs), col(ActionItem.owner_id) == pid)),
+    )
+    await run("action_item", update(ActionItem).where(col(ActionItem.created_by_id) == pid).values(created_by_id=None))
+    await run("one_on_one_meeting", delete(Meeting).where(col(Meeting.pair_id).in_(pairs)))
+    await run(
+        "one_on_one", delete(OneOnOne).where(or_(col(OneOnOne.manager_id) == pid, col(OneOnOne.report_id) == pid))
     )
 
     # Their own rows.

@@ -10,7 +10,9 @@ Rows still waiting to go out are never touched.
 
 What people wrote is kept longer, each kind for its own period (`Keep`,
 set by BATON_KEEP_*_DAYS; 0 keeps it for ever): check-ins (runs and their
-answers, by when they started), feedback and kudos (entries and finished
+answers, by when they started, with the 1:1s that quote them: meetings with
+their talking points and notes, and action items done that long ago),
+feedback and kudos (entries and finished
 requests), and goals that were done or dropped (with their milestones and
 updates, by when they were created). Released anonymous 360 answers are not
 personal data and stay.
@@ -27,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage.models import (
+    ActionItem,
     CheckinAnswer,
     CheckinRun,
     FeedbackEntry,
@@ -34,8 +37,11 @@ from storage.models import (
     Goal,
     GoalMilestone,
     GoalUpdate,
+    Meeting,
+    MeetingNote,
     OutboxMessage,
     ProcessedEvent,
+    TalkingPoint,
 )
 
 FINISHED = ("sent", "failed", "cancelled", "held")  # held: kept only to show the person why
@@ -78,6 +84,18 @@ async def forget_old(session: AsyncSession, now: datetime, keep: Keep) -> dict[s
         await run("checkin_answer", delete(CheckinAnswer).where(col(CheckinAnswer.run_id).in_(old)))
         await run(
             "checkin_run", delete(CheckinRun).where(col(CheckinRun.started_at) < now - timedelta(days=keep.checkins))
+        )
+        # 1:1s quote the check-ins (agenda items) and go with them: old meetings, their points and notes,
+        # and action items finished that long ago.
+        cutoff = now - timedelta(days=keep.checkins)
+        past = select(col(Meeting.id)).where(col(Meeting.starts_at) < cutoff, col(Meeting.status) != "planned")
+        await run("one_on_one_note", delete(MeetingNote).where(col(MeetingNote.meeting_id).in_(past)))
+        await run("talking_point", delete(TalkingPoint).where(col(TalkingPoint.meeting_id).in_(past)))
+        await run("action_item", update(ActionItem).where(col(ActionItem.meeting_id).in_(past)).values(meeting_id=None))
+        await run("action_item", delete(ActionItem).where(col(ActionItem.done_at) < cutoff))
+        await run(
+            "one_on_one_meeting",
+            delete(Meeting).where(col(Meeting.starts_at) < cutoff, col(Meeting.status) != "planned"),
         )
     if keep.feedback:
         cutoff = now - timedelta(days=keep.feedback)
