@@ -475,6 +475,73 @@ def checkin_schedule(team_name: str, day, at, reminders, reminder_after, digest_
 
 
 @main.group()
+def rhythm() -> None:
+    """A team's whole rhythm: what Baton does, for whom, and when."""
+
+
+@rhythm.command("show")
+@click.option("--team", "team_name", required=True, help="Team name.")
+@click.option(
+    "--svg",
+    "svg_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also write the picture as SVG to this file.",
+)
+def rhythm_show(team_name: str, svg_file: Path | None) -> None:
+    """Print the coming fortnight's steps by day (UTC), each with its recipient's own local time. Read-only."""
+    from sqlalchemy import select
+
+    from dialogs.engine.clock import SystemClock
+    from dialogs.services.picture import Picture, by_day, picture_of
+    from storage.models import Team
+
+    settings = _settings()
+
+    async def run(db: Database) -> Picture:
+        async def work(session):  # noqa: ANN001, ANN202
+            teams = list((await session.execute(select(Team).order_by(Team.name))).scalars())
+            team = next((t for t in teams if t.name == team_name), None)
+            if team is None:
+                known = ", ".join(t.name for t in teams) or "none yet (baton org import adds them)"
+                raise click.ClickException(
+                    f"There is no team called {team_name!r}. Teams: {known}. Run baton rhythm show --team NAME."
+                )
+            return await picture_of(session, team, SystemClock().now())
+
+        return await db.run(work)
+
+    picture = with_database(settings, run, must_exist=True)
+    click.echo(
+        f"{picture.team}'s rhythm, {picture.start:%a %d %b %H:%M} to {picture.end:%a %d %b %Y %H:%M} UTC "
+        "(days in UTC; each time also in the recipient's own zone)."
+    )
+    for day, items in by_day(picture):
+        click.echo(f"\n{day:%a %d %b %Y}")
+        for step, moment in items:
+            status = moment.status()
+            extra = "" if step.scheduled else " [not yet scheduled: defaults]"
+            click.echo(
+                f"  {moment.at:%H:%M} UTC  {step.title} → {moment.name}, {moment.local:%a %H:%M} {moment.zone}"
+                + (f" ({status})" if status else "")
+                + (" [budgeted]" if step.budgeted else "")
+                + extra
+            )
+    if picture.rules:
+        click.echo("\nWhenever due:")
+        for step in picture.rules:
+            click.echo(f"  {step.title}: {step.rule}" + (" [budgeted]" if step.budgeted else ""))
+    if picture.flows:
+        click.echo("\nFlows: check-in → digest → 1:1 agenda → 1:1 → actions → nudges.")
+    for note in picture.notes:
+        click.echo(f"Note: {note}")
+    if svg_file is not None:
+        from bot.dashboard.rhythm import rhythm_svg
+
+        svg_file.write_text('<?xml version="1.0" encoding="utf-8"?>\n' + rhythm_svg(picture), "utf-8")
+        click.echo(f"Wrote the picture to {svg_file}.", err=True)
+
+
+@main.group()
 def slack() -> None:
     """Slack: print an app manifest."""
 

@@ -42,6 +42,7 @@ FLOOR = 3
 ANONYMOUS_GROUPS = ("peer", "report")
 GROUP_NAMES = {"manager": "Manager", "self": "Self-assessment", "peer": "Peers", "report": "Direct reports"}
 WINDOWS = {"1w": timedelta(weeks=1), "2w": timedelta(weeks=2)}
+REMIND_WITHIN = timedelta(days=2)  # raters who have not answered are reminded once the close is this near
 MAX_COMMENT = anonymity.MAX_WRITTEN
 
 # Statements about the work, one per influence, rated 1 (strongly disagree) to 5 (strongly agree):
@@ -879,7 +880,7 @@ async def _where(turn: Turn) -> str:
 
 
 async def due_360(session: AsyncSession, now: datetime) -> tuple[list[Campaign360], list[tuple[Campaign360, Rater360]]]:
-    """Campaigns to close now, and raters to remind (not answered or declined, within two days of the close)."""
+    """Campaigns to close now, and raters to remind (not answered or declined, within `REMIND_WITHIN` of the close)."""
     to_close = list(
         (
             await session.execute(
@@ -893,7 +894,7 @@ async def due_360(session: AsyncSession, now: datetime) -> tuple[list[Campaign36
         .where(
             col(Campaign360.status) == "open",
             col(Campaign360.closes_at) > now,
-            col(Campaign360.closes_at) <= now + timedelta(days=2),
+            col(Campaign360.closes_at) <= now + REMIND_WITHIN,
             col(Rater360.answered).is_(False),
             col(Rater360.declined).is_(False),
         )

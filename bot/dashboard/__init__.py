@@ -7,8 +7,8 @@ Routes (all under /dashboard):
                              refused when another site sends it
   GET  /signin               how to sign in (where a visit without a session lands)
   POST /logout               revoke the session (CSRF-checked)
-  GET  /, /people/{id}, /team, /goals, /360, /360/{id}, /tools, /org, /settings, /deliveries
-                             pages; `?csv=<table>` downloads one of the page's tables
+  GET  /, /people/{id}, /team, /goals, /360, /360/{id}, /tools, /org, /settings, /deliveries,
+       /rhythm?team=ID       pages; `?csv=<table>` downloads one of the page's tables
   POST /settings/teams/{id}  change a team's rhythm (admins, CSRF-checked)
   GET  /static/*             the stylesheet (no CDN, no script)
 
@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
-from bot.dashboard import auth, views
+from bot.dashboard import auth, rhythm, views
 from bot.dashboard.html import Markup, esc, hidden, link, page, paragraph, tag
 from bot.dashboard.views import Ctx, Forbidden, NotFound, Site, View
 from dialogs.signin import LOGIN_PATH
@@ -439,6 +439,7 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
     app.router.add_get("/dashboard/tools", view(plain(views.tools_page)))
     app.router.add_get("/dashboard/org", view(plain(views.org_page, "org")))
     app.router.add_get("/dashboard/settings", view(plain(views.settings_page)))
+    app.router.add_get("/dashboard/rhythm", view(plain(rhythm.rhythm_page)))
     app.router.add_get("/dashboard/deliveries", view(plain(views.deliveries_page)))
     app.router.add_post("/dashboard/settings/teams/{team_id}", save_rhythm)
     app.router.add_post("/dashboard/360/{campaign_id}/close", close_review)

@@ -132,6 +132,7 @@ def _is_number(text: str) -> bool:
 NAV = (
     ("/dashboard", "Home", "everyone"),
     ("/dashboard/team", "Team", "manager"),
+    ("/dashboard/rhythm", "Rhythm", "everyone"),
     ("/dashboard/goals", "Goals", "everyone"),
     ("/dashboard/360", "360s", "everyone"),
     ("/dashboard/tools", "Tool plans", "everyone"),

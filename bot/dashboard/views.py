@@ -1032,6 +1032,7 @@ async def settings_page(ctx: Ctx, *, errors: dict[int, tuple[str, dict[str, str]
                 "details",
                 tag("summary", f"Edit {team.name}"),
                 tag("p", describe_rhythm(team), class_="note"),
+                paragraph(link(f"/dashboard/rhythm?team={team.id}", f"See {team.name}'s rhythm as one picture")),
                 tag("p", error, class_="error", role="alert") if error else Markup(""),
                 rhythm_form(team, ctx.viewer.csrf, values),
                 open=bool(error),
