@@ -112,7 +112,7 @@ class OneOnOneDialog(Dialog):
             pair = await self._pair(turn, point.pair_id)
             turn.data.update(pair=pair.id, point=point.id)
             return "item"
-        await ag.ensure_pairs(turn.session, turn.local_now.date(), turn.now, only=turn.person.id)
+        await ag.ensure_pairs(turn.session, turn.now, only=turn.person.id)
         if "meeting" in refs:
             meeting = await turn.session.get(Meeting, refs["meeting"])
             refs["pair"] = meeting.pair_id if meeting is not None else 0
@@ -380,7 +380,7 @@ class OneOnOneDialog(Dialog):
         owner = await turn.session.get(Person, owner_id) if owner_id else None
         if owner is None or owner.manager_id is None or turn.person.id not in (owner.id, owner.manager_id):
             return None
-        await ag.ensure_pairs(turn.session, turn.local_now.date(), turn.now, only=turn.person.id)
+        await ag.ensure_pairs(turn.session, turn.now, only=turn.person.id)
         return await turn.session.scalar(
             select(OneOnOne).where(
                 col(OneOnOne.manager_id) == owner.manager_id,

@@ -77,6 +77,28 @@ async def test_the_picture_lists_exactly_what_the_scheduler_queues_over_a_week(r
     assert await queued(rig.db, "digest", "digest") == digests
 
 
+async def test_the_picture_lists_the_1on1_agendas_when_the_scheduler_sends_them(rig: Rig) -> None:
+    """Four pairs on the defaults, before they exist; then the scheduler creates them and sends agendas."""
+    rig.clock.set(START)
+    pic = await picture(rig.db, START)
+    until = START + timedelta(days=6)
+    agendas = expected(pic, "agenda", until)
+    # Each of four reports once, and Maya four times at one moment (one per pair).
+    assert len(agendas) == 5 and sum(len(s.moments) for s in pic.timed if s.kind == "agenda") == 8
+    conductor = Conductor(rig.db, sealer=rig.sealer)
+    for instant in sorted({START + timedelta(hours=h) for h in range(6 * 24)} | {at for _, at in agendas}):
+        rig.clock.set(instant)
+        await conductor.tick(instant)
+
+    async def work(session) -> set[tuple[int, datetime]]:
+        rows = await session.execute(
+            select(OutboxMessage.person_id, OutboxMessage.due_at).where(OutboxMessage.topic == "1on1-agenda")
+        )
+        return {(p, d.astimezone(UTC)) for p, d in rows}
+
+    assert await rig.db.run(work) == agendas
+
+
 async def test_times_are_shown_in_each_persons_own_zone(rig: Rig) -> None:
     pic = await picture(rig.db, START)
     [w47] = [s for s in pic.timed if s.id == "checkin:2026-W47"]

@@ -77,12 +77,12 @@ def first_name(person: Person) -> str:
     return person.name.split(" ")[0] or person.name
 
 
-async def ensure_pairs(session: AsyncSession, today: date, now: datetime, *, only: int | None = None) -> int:
-    """Give every active manager–report pair without one a 1:1 rhythm on the defaults (`only`: the pairs
-    this person is in). Safe to repeat on several replicas at once (the pair is unique)."""
+async def ensure_pairs(session: AsyncSession, now: datetime, *, only: int | None = None) -> int:
+    """Give every active manager–report pair without one a 1:1 rhythm on the defaults, starting from the
+    manager's today (`only`: the pairs this person is in). Safe to repeat on several replicas at once."""
     manager = aliased(Person)
     statement = (
-        select(col(Person.id), col(Person.manager_id))
+        select(col(Person.id), col(Person.manager_id), col(manager.timezone))
         .join(manager, col(manager.id) == col(Person.manager_id))
         .where(col(Person.active).is_(True), col(manager.active).is_(True))
         .where(
@@ -99,12 +99,12 @@ async def ensure_pairs(session: AsyncSession, today: date, now: datetime, *, onl
         {
             "manager_id": manager_id,
             "report_id": report_id,
-            "anchor": first_anchor(Cadence().weekday, today),
+            "anchor": first_anchor(Cadence().weekday, now.astimezone(tz(zone)).date()),
             "created_at": now,
         }
         | Cadence().to_dict()
         | {"ask_report": False, "skipped_in_row": 0, "skips_told": False, "active": True}
-        for report_id, manager_id in missing
+        for report_id, manager_id, zone in missing
     ]
     if rows:
         await session.execute(_insert(session)(OneOnOne).on_conflict_do_nothing(), rows)

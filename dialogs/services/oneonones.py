@@ -29,6 +29,7 @@ from storage.models import ActionItem, Meeting, OneOnOne, Person
 AHEAD = AGENDA_BEFORE + timedelta(days=2)  # meetings this close get a row, a leave check and an agenda
 UNRECORDED_AFTER = timedelta(days=3)  # a 1:1 nobody recorded by then counts towards "skipped in a row"
 ASK_WITHIN = timedelta(days=2)  # after downtime, "How did it go?" is not asked later than this
+ASK_KIND = "1on1"  # what manners see: owed to the pair (not budgeted), out of quiet hours, after leave
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ QueueFn = Callable[[list[tuple[Send, Plan]]], Awaitable[int]]
 
 async def one_on_one_step(session: AsyncSession, now: datetime, plan: PlanFn, queue: QueueFn) -> int:
     """Everything 1:1s need at `now`; returns how many messages were queued (attempted)."""
-    await ag.ensure_pairs(session, now.date(), now)
+    await ag.ensure_pairs(session, now)
     manager, report = aliased(Person), aliased(Person)
     rows = (
         await session.execute(
@@ -128,7 +129,7 @@ async def _past(
                         "1on1-ask",
                         ask_reply(other, meeting, person),
                         ask_at,
-                        "1on1",
+                        ASK_KIND,
                     )
                 )
     if meeting.starts_at + UNRECORDED_AFTER <= now:
@@ -152,7 +153,7 @@ async def _past(
                         action=COMMAND_ACTION,
                     ),
                     now,
-                    "1on1",
+                    ASK_KIND,
                 )
             )
     return sends

@@ -14,7 +14,7 @@ draws it as SVG, the command line prints it.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
@@ -36,11 +36,13 @@ from dialogs.engine.clock import tz
 from dialogs.feedback import REMIND_BEFORE
 from dialogs.goals import DUE_SOON_DAYS, STALE_DAYS, due_nudges, nudge_key
 from dialogs.review360 import REMIND_WITHIN
+from dialogs.services.oneonones import ASK_KIND, agenda_time
 from storage.models import (
     ActionItem,
     Campaign360,
     CheckinRun,
     FeedbackRequest,
+    Meeting,
     OneOnOne,
     OutboxMessage,
     Person,
@@ -263,7 +265,18 @@ async def picture_of(session: AsyncSession, team: Team, now: datetime) -> Pictur
     notes: list[str] = []
 
     digests = await _checkins_and_digests(b, team, rhythm, members, manager_ids, notes)
-    await _one_on_ones(b, members, pairs, digests)
+    meetings = {
+        (m.pair_id, m.planned_at): m
+        for m in (
+            await session.execute(
+                select(Meeting).where(
+                    col(Meeting.pair_id).in_([p.id for p in pairs]),
+                    col(Meeting.planned_at) >= start - timedelta(days=7),
+                )
+            )
+        ).scalars()
+    }
+    await _one_on_ones(b, members, pairs, digests, meetings)
     await _goal_nudges(b, member_ids)
     await _reviews(b, member_ids)
     await _feedback(b, member_ids)
@@ -392,9 +405,14 @@ async def _digest_rhythm(session: AsyncSession, manager: Person, team: Team) -> 
 
 
 async def _one_on_ones(
-    b: _Builder, members: list[Person], pairs: list[OneOnOne], digests: dict[int, list[tuple[datetime, str]]]
+    b: _Builder,
+    members: list[Person],
+    pairs: list[OneOnOne],
+    digests: dict[int, list[tuple[datetime, str]]],
+    meetings: dict[tuple[int, datetime], Meeting],
 ) -> None:
-    """Each pair's agenda, 1:1 and "How did it go?"; pairs without a row are shown with `Cadence()`."""
+    """Each pair's agenda, 1:1 and "How did it go?"; pairs without a row are shown with `Cadence()`.
+    A slot the scheduler already moved (leave) shows where it moved to; one called off is left out."""
     known = {(p.manager_id, p.report_id) for p in pairs}
     shown: list[tuple[OneOnOne, bool]] = [(p, True) for p in pairs]
     for person in members:
@@ -425,19 +443,23 @@ async def _one_on_ones(
         if manager is None or report is None:
             continue
         first = report.name.split(" ")[0]
-        for slot in slots(pair, manager.timezone, b.start, b.end):
+        for planned in slots(pair, manager.timezone, b.start, b.end):
+            meeting = meetings.get((pair.id or 0, planned)) if pair.id is not None else None
+            if meeting is not None and meeting.status not in ("planned", "held"):
+                continue
+            slot = meeting.starts_at if meeting is not None else planned
             key = f"{pair.manager_id}-{pair.report_id}:{slot:%Y%m%dT%H%M}"
             day = slot.astimezone(tz(manager.timezone))
             label = f"{manager.name.split(' ')[0]} and {first}, {day:%a} {day.day} {day:%b}"
             agenda_at = slot - AGENDA_BEFORE
-            if agenda_at >= b.start:
+            if agenda_at >= b.start and (meeting is None or meeting.agenda_at is None):
                 b.add(
                     Step(
                         f"agenda:{key}",
                         "agenda",
                         f"1:1 agenda ({label})",
                         "pair",
-                        (b.moment(manager, agenda_at, "agenda"), b.moment(report, agenda_at, "agenda")),
+                        tuple(_agenda_moment(b, p, slot) for p in (manager, report)),
                         scheduled=scheduled,
                         short=f"Agenda {first}",
                     )
@@ -453,7 +475,7 @@ async def _one_on_ones(
                     short=f"1:1 {first}",
                 )
             )
-            ask_at = slot + timedelta(minutes=pair.minutes) + ASK_AFTER
+            ask_at = slot + timedelta(minutes=pair.minutes) + ASK_AFTER  # agenda.ask_time, without a row
             askers = [manager, report] if pair.ask_report else [manager]
             if ask_at < b.end:
                 b.add(
@@ -462,7 +484,7 @@ async def _one_on_ones(
                         "ask",
                         f'"How did it go?" ({label})',
                         "pair",
-                        tuple(b.moment(p, ask_at, "ask") for p in askers),
+                        tuple(b.moment(p, ask_at, ASK_KIND) for p in askers),
                         condition="records what was agreed as action items",
                         scheduled=scheduled,
                         short=f"How did it go? {first}",
@@ -492,6 +514,16 @@ async def _one_on_ones(
         for step in list(b.steps):
             if step.kind == "ask":
                 b.flow(step.id, "action-nudges", "agreed actions are nudged when overdue")
+
+
+def _agenda_moment(b: _Builder, person: Person, slot: datetime) -> Moment:
+    """When the scheduler sends `person` the agenda of the 1:1 at `slot` (`agenda_time`: the day before,
+    out of their quiet hours), shown against the day-before time it stands for."""
+    moment = b.moment(person, agenda_time(slot, person), "agenda")
+    wanted = slot - AGENDA_BEFORE
+    if moment.at != wanted and moment.moved is None and moment.held is None:
+        return replace(moment, wanted=wanted, moved="quiet hours")
+    return replace(moment, wanted=wanted)
 
 
 async def _overdue_owners(b: _Builder, person_ids: set[int]) -> list[str]:
