@@ -133,6 +133,7 @@ NAV = (
     ("/dashboard", "Home", "everyone"),
     ("/dashboard/team", "Team", "manager"),
     ("/dashboard/goals", "Goals", "everyone"),
+    ("/dashboard/1on1", "1:1s", "everyone"),
     ("/dashboard/360", "360s", "everyone"),
     ("/dashboard/tools", "Tool plans", "everyone"),
     ("/dashboard/org", "Organisation", "admin"),
