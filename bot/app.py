@@ -254,7 +254,7 @@ def create_app(baton: Baton) -> web.Application:
         await baton.close()
 
     app.cleanup_ctx.append(lifecycle)
-    setup_dashboard(app, Site(baton.db, baton.clock, baton.settings.BATON_CATALOGUE))
+    setup_dashboard(app, Site(baton.db, baton.clock, baton.settings.BATON_CATALOGUE, baton.core.sealer))
     setup_policies(app, baton.settings)
     for adapter in baton.adapters.values():
         adapter.routes(app)

@@ -15,11 +15,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import select
+from sqlmodel import col
 
+from dialogs.common.agenda import discuss_choice
 from dialogs.common.periods import Rhythm, hhmm, local_datetime, period_of, week_label
 from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.clock import tz
+from dialogs.engine.contract import COMMAND_ACTION
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Choice, Form, FormField, Rating, Reply, TextInput
 from storage import queries
@@ -377,16 +380,37 @@ class CheckinDialog(Dialog):
         if first_time:
             await self._broadcast(turn, run)
             if turn.now < closes:
-                turn.say(
+                thanks = (
                     f"Thanks, that's your check-in for {week_label(run.period)}. You can change an answer with *checkin* "
                     f"until {closes:%A %H:%M}."
                 )
             else:
-                turn.say(
+                thanks = (
                     f"Thanks, that's your check-in for {week_label(run.period)}. It came in late, and it still counts."
                 )
+            turn.say(Reply(thanks, **await self._discuss(turn, run)))
             await self._invite_feedback(turn, run)  # the thanks first, then the offer
         return END
+
+    async def _discuss(self, turn: Turn, run: CheckinRun) -> dict[str, Any]:
+        """A "Discuss in our 1:1" button on the blocker (or else the priorities), for someone with a manager."""
+        if turn.person.manager_id is None or run.id is None:
+            return {}
+        answers = {
+            a.question_id: a
+            for a in (
+                await turn.session.execute(select(CheckinAnswer).where(col(CheckinAnswer.run_id) == run.id))
+            ).scalars()
+        }
+        for feeds in ("blockers", "priorities"):
+            for question in run.questions:
+                answer = answers.get(question["id"])
+                if question.get("feeds") == feeds and answer is not None and not is_nothing(answer.text):
+                    return {
+                        "choices": (discuss_choice(f"checkin:{run.id}:{question['id']}"),),
+                        "action": COMMAND_ACTION,
+                    }
+        return {}
 
     async def _invite_feedback(self, turn: Turn, run: CheckinRun) -> None:
         """Two-way feedback: offer the performer a word with their manager, if the team wants that."""

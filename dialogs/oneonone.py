@@ -56,11 +56,6 @@ NO_PAIR = (
 )
 
 
-def discuss_choice(ref: str) -> Choice:
-    """The "Discuss in our 1:1" button for something in the week (a check-in answer, a goal, feedback)."""
-    return Choice("Discuss in our 1:1", f"1:1 discuss {ref}")
-
-
 class OneOnOneDialog(Dialog):
     name = "oneonone"
     title = "your 1:1"
@@ -687,7 +682,7 @@ class OneOnOneDialog(Dialog):
                 await turn.session.execute(
                     select(ActionItem)
                     .where(col(ActionItem.owner_id) == turn.person.id, col(ActionItem.done_at).is_(None))
-                    .order_by(col(ActionItem.due_on), col(ActionItem.id))
+                    .order_by(col(ActionItem.due_on).asc().nulls_last(), col(ActionItem.id))
                 )
             ).scalars()
         )

@@ -485,3 +485,23 @@ async def test_someone_without_a_manager_or_reports_is_told_what_to_do(rig: Rig)
     chat = rig.chat("sam@demo.baton")  # the admin, outside the reporting tree
     await chat.send("1:1")
     chat.expect("You don't have a 1:1 with anyone yet", "org import")
+
+
+async def test_the_home_tab_shows_the_next_1on1_and_a_check_in_offers_to_discuss_the_blocker(rig: Rig) -> None:
+    from dialogs.services.home import overview
+
+    arjun = rig.people["arjun@demo.baton"]
+    await tick(rig)
+    home = await overview(rig.db, arjun.id, rig.clock.now())
+    assert home is not None and ("Next 1:1", "Maya, Tue 24 Nov 14:30") in home.card.fields  # type: ignore[union-attr]
+    assert "1:1" in [c.value for c in home.choices]
+    chat = rig.chat("arjun@demo.baton")
+    await chat.send("checkin")
+    for answer in ("Shipped the export", "Waiting on the staging database", "3", "Billing", "nothing"):
+        await chat.send(answer)
+    thanks = chat.expect("Thanks, that's your check-in")
+    assert [c.label for c in thanks.choices] == ["Discuss in our 1:1"]
+    await chat.press("Discuss in our 1:1", on=thanks)
+    chat.expect("Added to your 1:1 with Maya")
+    await chat.send("1:1 agenda")
+    assert "Blocker: What slowed you down" in shown(chat.expect("Agenda for your 1:1 with Maya"))

@@ -9,8 +9,14 @@ Routes (all under /dashboard):
   POST /logout               revoke the session (CSRF-checked)
   GET  /, /people/{id}, /team, /goals, /360, /360/{id}, /tools, /org, /settings, /deliveries,
        /rhythm?team=ID       pages; `?csv=<table>` downloads one of the page's tables
+  GET  /1on1, /1on1/{pair}   one's 1:1s, and a pair's page (its two people only)
+  GET  /1on1/{pair}.csv      the pair's meetings, talking points, actions and one's own private notes
+  GET  /1on1/{pair}/invite.ics   the pair's recurring invitation
   POST /settings/teams/{id}  change a team's rhythm (admins, CSRF-checked)
   GET  /static/*             the stylesheet (no CDN, no script)
+
+And outside /dashboard, without sign-in: GET /1on1/invite/{token}.ics, the invitation link chat hands
+out (a keyed hash of the pair and its rhythm; names and times only).
 
 Log lines name the route and the status only — never a token, a query string
 or anything a person wrote.
@@ -29,9 +35,10 @@ from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
-from bot.dashboard import auth, rhythm, views
+from bot.dashboard import auth, oneonone, rhythm, views
 from bot.dashboard.html import Markup, esc, hidden, link, page, paragraph, tag
 from bot.dashboard.views import Ctx, Forbidden, NotFound, Site, View
+from dialogs.common.invite import INVITE_PATH
 from dialogs.signin import LOGIN_PATH
 from storage.db import DatabaseUnavailable
 from storage.queries import as_id
@@ -67,6 +74,23 @@ def _html(body: str, status: int = 200) -> web.Response:
 
 def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers=SECURITY_HEADERS | {"Location": location})
+
+
+def _to_signin(request: web.Request) -> web.Response:
+    """Where a visit without a session goes: how to sign in, remembering the page that was asked for."""
+    target = "/dashboard/signin"
+    if request.path != "/dashboard":
+        target += "?next=" + quote(request.path, safe="/")
+    return _redirect(target)
+
+
+def _attachment(file: oneonone.File) -> web.Response:
+    return web.Response(
+        body=file.body,
+        content_type=file.content_type,
+        charset="utf-8",
+        headers=SECURITY_HEADERS | {"Content-Disposition": f'attachment; filename="{file.filename}"'},
+    )
 
 
 def _message(title: str, *paragraphs: object, status: int, viewer: auth.Viewer | None = None) -> web.Response:
@@ -169,14 +193,18 @@ async def _log_route(
 
 
 class RedactTokens(logging.Filter):
-    """Blanks sign-in tokens in access-log lines (`baton serve` turns the access log off; others may not)."""
+    """Blanks sign-in tokens and 1:1 invitation tokens in access-log lines (`baton serve` turns the access
+    log off; others may not)."""
 
-    PATTERN = re.compile(r"(token=)[^\s&\"]+")
+    PATTERN = re.compile(r"(token=|" + re.escape(INVITE_PATH + "/") + r")[^\s&\"/?.]+")
+    MARKS = ("token=", INVITE_PATH + "/")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and "token=" in record.msg:
+        if isinstance(record.msg, str) and any(m in record.msg for m in self.MARKS):
             record.msg = self.PATTERN.sub(r"\1[redacted]", record.msg)
-        if isinstance(record.args, tuple) and any(isinstance(a, str) and "token=" in a for a in record.args):
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, str) and any(m in a for m in self.MARKS) for a in record.args
+        ):
             record.args = tuple(self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args)
         return True
 
@@ -232,10 +260,7 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
             except DatabaseUnavailable:
                 return _message("Baton can't reach its database", "Please try again in a moment.", status=503)
             if viewer is None:
-                target = "/dashboard/signin"
-                if request.path != "/dashboard":
-                    target += "?next=" + quote(request.path, safe="/")
-                return _redirect(target)
+                return _to_signin(request)
             if problem == "forbidden":
                 return forbidden(viewer)
             if problem == "missing" or built is None:
@@ -258,6 +283,37 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
 
         return handler
 
+    def download(
+        build: Callable[[Ctx, web.Request], Awaitable[oneonone.File]],
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """A GET file (CSV, .ics): the same sign-in, transaction and refusals as a page, then an attachment."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            async def work(session) -> tuple[auth.Viewer | None, oneonone.File | None, str | None]:  # noqa: ANN001
+                viewer = await viewer_of(request, session)
+                if viewer is None:
+                    return None, None, None
+                try:
+                    return viewer, await build(Ctx(request, session, viewer, site.clock.now(), site), request), None
+                except Forbidden:
+                    return viewer, None, "forbidden"
+                except NotFound:
+                    return viewer, None, "missing"
+
+            try:
+                viewer, file, problem = await site.db.run(work)
+            except DatabaseUnavailable:
+                return _message("Baton can't reach its database", "Please try again in a moment.", status=503)
+            if viewer is None:
+                return _to_signin(request)
+            if problem == "forbidden":
+                return forbidden(viewer)
+            if file is None:
+                return _message("Not found", "There is nothing at this address.", status=404, viewer=viewer)
+            return _attachment(file)
+
+        return handler
+
     def person_id_of(request: web.Request) -> int:
         raw = request.match_info["person_id"]
         if not raw.isdigit() or len(raw) > 18:
@@ -269,6 +325,44 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
 
     async def person(ctx: Ctx, request: web.Request) -> View:
         return await views.person_page(ctx, person_id_of(request))
+
+    def pair_id_of(request: web.Request) -> int:
+        raw = request.match_info["pair_id"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise Forbidden
+        return int(raw)
+
+    async def one_on_ones(ctx: Ctx, request: web.Request) -> View:
+        return await oneonone.list_page(ctx)
+
+    async def pair_page(ctx: Ctx, request: web.Request) -> View:
+        return await oneonone.pair_page(ctx, pair_id_of(request))
+
+    async def pair_csv(ctx: Ctx, request: web.Request) -> oneonone.File:
+        return await oneonone.pair_csv(ctx, pair_id_of(request))
+
+    async def pair_ics(ctx: Ctx, request: web.Request) -> oneonone.File:
+        return await oneonone.pair_ics(ctx, pair_id_of(request))
+
+    async def invite(request: web.Request) -> web.StreamResponse:
+        """The invitation link chat hands out: no sign-in, the token is the capability (names and times only)."""
+        token = request.match_info["token"]
+        sealer = site.sealer
+
+        async def work(session) -> oneonone.File | None:  # noqa: ANN001
+            return None if sealer is None else await oneonone.invite_file(session, sealer, token, site.clock.now())
+
+        try:
+            file = await site.db.run(work)
+        except DatabaseUnavailable:
+            return web.Response(
+                text="Baton can't reach its database. Please try again in a moment.",
+                status=503,
+                headers=SECURITY_HEADERS,
+            )
+        if file is None:
+            return web.Response(text=oneonone.STALE_INVITE, status=404, charset="utf-8", headers=SECURITY_HEADERS)
+        return _attachment(file)
 
     async def review(ctx: Ctx, request: web.Request) -> View:
         raw = request.match_info["campaign_id"]
@@ -436,6 +530,12 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
     app.router.add_get("/dashboard/goals", view(plain(views.goals_page)))
     app.router.add_get("/dashboard/360", view(plain(views.reviews_page)))
     app.router.add_get("/dashboard/360/{campaign_id}", view(review))
+    app.router.add_get("/dashboard/1on1", view(one_on_ones))
+    # `[^/.]+`: "12.csv" is the CSV route's, not a pair id the page refuses.
+    app.router.add_get("/dashboard/1on1/{pair_id:[^/.]+}", view(pair_page))
+    app.router.add_get("/dashboard/1on1/{pair_id:[^/.]+}.csv", download(pair_csv))
+    app.router.add_get("/dashboard/1on1/{pair_id:[^/.]+}/invite.ics", download(pair_ics))
+    app.router.add_get(INVITE_PATH + "/{token:[^/.]+}.ics", invite)
     app.router.add_get("/dashboard/tools", view(plain(views.tools_page)))
     app.router.add_get("/dashboard/org", view(plain(views.org_page, "org")))
     app.router.add_get("/dashboard/settings", view(plain(views.settings_page)))

@@ -26,6 +26,7 @@ from dialogs.checkin import questions_for_team
 from dialogs.common.periods import Rhythm, period_of
 from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine.clock import Clock
+from dialogs.engine.sealing import Sealer
 from dialogs.review360 import (
     FLOOR,
     GROUP_NAMES,
@@ -58,11 +59,13 @@ from storage.models import (
 
 @dataclass(frozen=True)
 class Site:
-    """What the dashboard needs from the running service: its database, its clock and the catalogue to show."""
+    """What the dashboard needs from the running service: its database, its clock, the catalogue to show, and
+    the sealer that checks the 1:1 invitation links chat hands out (None: those links are refused)."""
 
     db: Database
     clock: Clock
     catalogue_path: str | None = None
+    sealer: Sealer | None = None
 
 
 MAX_WEEKS = 26

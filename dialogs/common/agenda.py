@@ -25,6 +25,7 @@ from sqlmodel import col
 from dialogs.common.cadence import ASK_AFTER, Cadence, first_anchor, next_slot
 from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine.clock import tz
+from dialogs.engine.messages import Choice
 from storage.models import (
     ActionItem,
     CheckinAnswer,
@@ -65,6 +66,12 @@ class Gathered:
     source: str
     text: str
     ref: str
+
+
+def discuss_choice(ref: str) -> Choice:
+    """The "Discuss in our 1:1" button (a command) for something in the week: `checkin:RUN:QUESTION`,
+    `goal:ID`, `feedback:ID` — dialogs/oneonone.py puts it on the right pair's agenda."""
+    return Choice("Discuss in our 1:1", f"1:1 discuss {ref}")
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -142,6 +149,19 @@ async def upcoming(session: AsyncSession, pair: OneOnOne, manager: Person, now: 
     if meeting is not None:
         return meeting
     slot = next_slot(pair, manager.timezone, running)
+    taken = set(
+        (
+            await session.execute(
+                select(col(Meeting.planned_at)).where(
+                    col(Meeting.pair_id) == pair.id,
+                    col(Meeting.planned_at) >= slot,
+                    col(Meeting.status).in_(("held", "skipped", "unrecorded")),
+                )
+            )
+        ).scalars()
+    )
+    while slot in taken:  # recorded early (held or called off before its time): the one after is next
+        slot = next_slot(pair, manager.timezone, slot + timedelta(minutes=1))
     await session.execute(
         _insert(session)(Meeting).on_conflict_do_nothing(),
         [
@@ -377,7 +397,7 @@ async def open_actions(session: AsyncSession, pair_ids: Iterable[int]) -> list[A
     rows = await session.execute(
         select(ActionItem)
         .where(col(ActionItem.pair_id).in_(ids), col(ActionItem.done_at).is_(None))
-        .order_by(col(ActionItem.due_on), col(ActionItem.id))
+        .order_by(col(ActionItem.due_on).asc().nulls_last(), col(ActionItem.id))  # the same on both databases
     )
     return list(rows.scalars())
 

@@ -16,7 +16,10 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from dialogs.common.agenda import first_name, pairs_of
+from dialogs.common.cadence import local_label, next_slot
 from dialogs.common.manners import HELD_DAYS, held_summary
 from dialogs.common.periods import Rhythm, period_of, week_label
 from dialogs.common.wording import shorten
@@ -27,7 +30,7 @@ from dialogs.goals import latest_updates, open_goals, status_of
 from storage import queries
 from storage.db import Database
 from storage.deliveries import failure_reasons
-from storage.models import CheckinRun, FeedbackRequest, Goal, GoalUpdate, Person, Team
+from storage.models import CheckinRun, FeedbackRequest, Goal, GoalUpdate, Meeting, Person, Team
 
 MAX_ITEMS = 5  # goals or feedback requests listed before "…and N more"
 TITLE_LENGTH = 120
@@ -87,6 +90,10 @@ async def home(session: AsyncSession, person: Person, now: datetime) -> Reply:
             status = "Not answered yet"
             choices.append(Choice("Answer my check-in", "checkin", "primary"))
         fields.append((f"This period ({week_label(period)})", status))
+    next_one = await _next_one_on_one(session, person, now)
+    if next_one:
+        fields.append(("Next 1:1", next_one))
+        choices.append(Choice("My 1:1", "1:1"))
     goal_lines = await _goals(session, person, now)
     if goal_lines:
         lines.extend(goal_lines)
@@ -115,6 +122,25 @@ async def home(session: AsyncSession, person: Person, now: datetime) -> Reply:
         choices=tuple(choices),
         action=COMMAND_ACTION,
     )
+
+
+async def _next_one_on_one(session: AsyncSession, person: Person, now: datetime) -> str | None:
+    """'Maya, Tue 8 Dec 10:00' — the soonest of the person's 1:1s, read without creating anything."""
+    soonest: tuple[datetime, str] | None = None
+    for pair, other in await pairs_of(session, person):
+        planned = await session.scalar(
+            select(col(Meeting.starts_at))
+            .where(col(Meeting.pair_id) == pair.id, col(Meeting.status) == "planned", col(Meeting.starts_at) > now)
+            .order_by(col(Meeting.starts_at))
+            .limit(1)
+        )
+        manager = person if pair.manager_id == person.id else other
+        when = planned or next_slot(pair, manager.timezone, now)
+        if soonest is None or when < soonest[0]:
+            soonest = (when, first_name(other))
+    if soonest is None:
+        return None
+    return f"{soonest[1]}, {local_label(soonest[0], person.timezone)}"
 
 
 def _one_line(text: str, limit: int) -> str:

@@ -652,6 +652,16 @@ class Conductor:
             for p in reports
             if (by_key.get((p.id, period)) is not None and by_key[(p.id, period)].status == "answered")
         )[:3]
+        blocked = [
+            p for p in follow_ups if any(not is_nothing(a.text) for a in feed(by_key[(p.id, period)], "blockers"))
+        ]
+        choices += tuple(
+            Choice(
+                f"Discuss {p.name.split(' ')[0]}'s blocker in your 1:1",
+                f"1:1 discuss checkin:{by_key[(p.id, period)].id}:{feed(by_key[(p.id, period)], 'blockers')[0].question_id}",
+            )
+            for p in blocked[:2]
+        )
         if self.tools_available and follow_ups:
             choices += tuple(
                 Choice(f"Which tool helps? ({p.name.split(' ')[0]})", f"tools {p.email}") for p in follow_ups[:3]
