@@ -78,7 +78,7 @@ def parse_value(goal: Goal, raw: str) -> float:
     unit = (match.group(2) or "").strip()
     if unit and unit.casefold() != goal.unit.casefold():
         raise UserFacingError(
-            f"This goal is measured in {goal.unit or 'plain numbers'}, not {unit}. Nothing was recorded."
+            f"This goal is measured in {goal.unit or 'plain numbers'}, not {shorten(unit, 40)}. Nothing was recorded."
         )
     if not math.isfinite(number):
         raise UserFacingError("That isn't a number I can record.")
