@@ -43,12 +43,13 @@ from storage.models import (
     Person,
     TalkingPoint,
 )
+from storage.queries import as_int
 
 MAX_POINT = 1000  # characters of a talking point, note or action item
 MAX_NOTES = 4000  # characters of shared or private notes
 AGENDA_BUTTONS = 10  # items with their own button on the card; the dashboard shows the rest
-REF = re.compile(r"^(pair|meeting|action|point):(\d{1,12})$")
-DISCUSS_REF = re.compile(r"^(checkin:\d{1,12}:[\w-]{1,32}|goal:\d{1,12}|feedback:\d{1,12})$")
+REF = re.compile(r"^(pair|meeting|action|point):(\d{1,9})$")  # ids fit a 32-bit integer column
+DISCUSS_REF = re.compile(r"^(checkin:\d{1,9}:[\w-]{1,32}|goal:\d{1,9}|feedback:\d{1,9})$")
 HHMM = re.compile(r"^([01]?\d|2[0-3])[:.h]([0-5]\d)$")
 NO_PAIR = (
     "You don't have a 1:1 with anyone yet: I set one up for every manager and each direct report. "
@@ -92,6 +93,7 @@ class OneOnOneDialog(Dialog):
     async def begin(self, turn: Turn, args: str) -> Transition:
         words = args.split()
         sub = words.pop(0).casefold() if words else ""
+        rest = _after_word(args.strip())  # the typed text as written, line breaks and all
         refs = {m.group(1): int(m.group(2)) for w in words if (m := REF.match(w))}
         words = [w for w in words if not REF.match(w)]
         if sub == "actions":
@@ -128,8 +130,13 @@ class OneOnOneDialog(Dialog):
         else:
             chosen = _named(pairs, words[0]) if words else None
             if chosen is not None:
-                words = words[1:]
-        text = " ".join(words)
+                words, rest = words[1:], _after_word(rest)
+        text = rest if words and not refs else " ".join(words)
+        if len(text) > MAX_POINT:
+            raise UserFacingError(
+                f"That talking point is {len(text):,} characters; one takes up to {MAX_POINT:,}. "
+                "Could you shorten it? Nothing was added yet."
+            )
         then = {
             "": "menu",
             "menu": "menu",
@@ -151,7 +158,7 @@ class OneOnOneDialog(Dialog):
             raise UserFacingError(
                 "I know *1:1*, *1:1 agenda*, *1:1 add …*, *1:1 invite*, *1:1 time*, *1:1 notes* and *1:1 actions*."
             )
-        turn.data.update(then=then, text=text[:MAX_POINT], meeting=refs.get("meeting"))
+        turn.data.update(then=then, text=text, meeting=refs.get("meeting"))
         if chosen is None:
             return "pick"
         return await self._go(turn, chosen[0])
@@ -188,7 +195,7 @@ class OneOnOneDialog(Dialog):
     async def on_pick(self, turn: Turn, value: str) -> Transition:
         if value == "cancel":
             return END
-        pair = await self._pair(turn, int(value) if value.isdigit() else 0)
+        pair = await self._pair(turn, _id(value) or 0)
         return await self._go(turn, pair)
 
     # -- the menu ------------------------------------------------------------------------------------
@@ -260,12 +267,12 @@ class OneOnOneDialog(Dialog):
             return END
         if value == "add":
             return "add"
-        if kind == "point" and raw.isdigit():
-            await self._point(turn, int(raw))
-            turn.data["point"] = int(raw)
+        if kind == "point" and _id(raw):
+            await self._point(turn, _id(raw) or 0)
+            turn.data["point"] = _id(raw)
             return "item"
-        if kind == "action" and raw.isdigit():
-            await self._finish_action(turn, int(raw))
+        if kind == "action" and _id(raw):
+            await self._finish_action(turn, _id(raw) or 0)
             return None
         return None
 
@@ -403,9 +410,10 @@ class OneOnOneDialog(Dialog):
     async def on_day(self, turn: Turn, value: str) -> Transition:
         if value == "cancel":
             return END
-        if not value.isdigit() or not 0 <= int(value) <= 6:
+        weekday = as_int(value, 0, 6)
+        if weekday is None:
             return None
-        turn.data["weekday"] = int(value)
+        turn.data["weekday"] = weekday
         return "time"
 
     async def time_prompt(self, turn: Turn) -> Reply:
@@ -429,19 +437,21 @@ class OneOnOneDialog(Dialog):
         )
 
     async def on_every(self, turn: Turn, value: str) -> Transition:
-        if not value.isdigit() or int(value) not in EVERY:
+        every = as_int(value, 1, 52)
+        if every not in EVERY:
             return None
-        turn.data["every"] = int(value)
+        turn.data["every"] = every
         return "length"
 
     def length_prompt(self, turn: Turn) -> Reply:
         return Reply("For how long?", choices=tuple(Choice(f"{n} minutes", str(n)) for n in LENGTHS))
 
     async def on_length(self, turn: Turn, value: str) -> Transition:
-        if not value.isdigit() or int(value) not in LENGTHS:
+        minutes = as_int(value, 1, 600)
+        if minutes not in LENGTHS or minutes is None:
             return None
         pair, _, other = await self._context(turn)
-        wanted = Cadence(turn.data["every"], int(value), turn.data["weekday"], turn.data["at"])
+        wanted = Cadence(turn.data["every"], minutes, turn.data["weekday"], turn.data["at"])
         pair.proposal = {"by": turn.person.id} | wanted.to_dict()
         turn.session.add(pair)
         turn.tell(
@@ -697,8 +707,8 @@ class OneOnOneDialog(Dialog):
         if value in ("close", "done"):
             return END
         kind, _, raw = value.partition(":")
-        if kind == "done" and raw.isdigit():
-            await self._finish_action(turn, int(raw))
+        if kind == "done" and _id(raw):
+            await self._finish_action(turn, _id(raw) or 0)
         return None
 
     async def _finish_action(self, turn: Turn, action_id: int) -> ActionItem:
@@ -826,6 +836,17 @@ def _named(pairs: list[tuple[OneOnOne, Person]], word: str) -> tuple[OneOnOne, P
         if folded in (other.email.casefold(), ag.first_name(other).casefold()):
             return pair, other
     return None
+
+
+def _after_word(text: str) -> str:
+    """`text` without its first word, otherwise exactly as typed."""
+    parts = re.split(r"\s+", text, maxsplit=1)
+    return parts[1].strip() if len(parts) > 1 else ""
+
+
+def _id(raw: str) -> int | None:
+    """A row id from a button or a command: ASCII digits that fit the 32-bit id columns, else None."""
+    return as_int(raw, 1, 2**31 - 1)
 
 
 async def _person(turn: Turn, person_id: int) -> Person:

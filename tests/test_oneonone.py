@@ -505,3 +505,103 @@ async def test_the_home_tab_shows_the_next_1on1_and_a_check_in_offers_to_discuss
     chat.expect("Added to your 1:1 with Maya")
     await chat.send("1:1 agenda")
     assert "Blocker: What slowed you down" in shown(chat.expect("Agenda for your 1:1 with Maya"))
+
+
+def test_any_talking_point_is_kept_exactly_or_refused_with_nothing_added(database_url: str) -> None:
+    """Odd Unicode, markup, the longest allowed and one more: stored as typed (trimmed), or refused whole."""
+    import asyncio
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from dialogs.engine.clock import FakeClock
+    from dialogs.engine.routing import clean_text
+    from dialogs.oneonone import MAX_POINT
+    from storage.db import Database
+    from storage.models import TalkingPoint
+    from tests.conftest import _truncate
+
+    texts = st.one_of(
+        st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")), max_size=60),
+        st.sampled_from(
+            [
+                "line one\nline two",
+                "\u202eevil",
+                "💥" * 3,
+                "*bold* <b>x</b> `code`",
+                "é" * MAX_POINT,
+                "x" * (MAX_POINT + 1),
+            ]
+        ),
+    )
+    with asyncio.Runner() as runner:
+        db = Database(database_url)
+        rig = runner.run(Rig.create(db, FakeClock(datetime(2026, 11, 20, 9, 0, tzinfo=UTC))))
+        chat = rig.chat("arjun@demo.baton")
+
+        async def points() -> list[str]:
+            async def read(session):
+                return list((await session.execute(select(TalkingPoint.text).order_by(TalkingPoint.id))).scalars())
+
+            return await db.run(read)
+
+        @given(texts)
+        @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        def add(text: str) -> None:
+            try:
+                check(text)
+            finally:
+                runner.run(chat.send("cancel"))  # the next example starts from no conversation
+                chat.replies()
+
+        def check(text: str) -> None:
+            before = runner.run(points())
+            runner.run(chat.send(f"1:1 add {text}"))
+            replies = chat.replies()
+            after = runner.run(points())
+            # What the command holds after its word, once the engine has cleaned the message (control and
+            # private-use characters go: a message of only those is no talking point, and is asked for).
+            cleaned = clean_text(f"1:1 add {text}")
+            typed = cleaned.split(None, 2)[2].strip() if len(cleaned.split(None, 2)) > 2 else ""
+            if typed and len(typed) <= MAX_POINT:
+                assert after == [*before, typed], replies
+                assert any("Added to your 1:1" in r.text for r in replies)
+            else:
+                assert after == before
+                assert replies and "something went wrong" not in replies[-1].text.casefold()
+                said = replies[-1].text
+                assert ("What would you like to talk about?" in said) if not typed else ("Nothing was added" in said)
+
+        try:
+            add()
+        finally:
+            runner.run(_truncate(db))
+            runner.run(db.close())
+
+
+async def test_two_replicas_ticking_together_build_each_agenda_and_count_each_skip_once(rig: Rig) -> None:
+    import asyncio
+
+    from storage.models import TalkingPoint
+
+    await tick(rig)
+    await seed_fortnight(rig)
+    first, second = Conductor(rig.db, sealer=rig.sealer), Conductor(rig.db, sealer=rig.sealer)
+    rig.clock.set(FIRST - timedelta(hours=24))
+    await asyncio.gather(first.tick(rig.clock.now()), second.tick(rig.clock.now()))
+    for days in (4, 4):  # the same late moment twice over, on both
+        rig.clock.set(FIRST + timedelta(days=days))
+        await asyncio.gather(first.tick(rig.clock.now()), second.tick(rig.clock.now()))
+
+    async def read(session):
+        refs = list((await session.execute(select(TalkingPoint.ref))).scalars())
+        agendas = list(
+            (await session.execute(select(OutboxMessage.key).where(OutboxMessage.topic == "1on1-agenda"))).scalars()
+        )
+        skipped = list((await session.execute(select(OneOnOne.skipped_in_row))).scalars())
+        return refs, agendas, skipped
+
+    refs, agendas, skipped = await rig.db.run(read)
+    assert len(refs) == len(set(refs)) and len(refs) >= 8  # Arjun's items, once each
+    assert len(agendas) == 8  # four pairs, two people each
+    assert skipped == [1, 1, 1, 1]

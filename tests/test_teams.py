@@ -516,7 +516,8 @@ async def test_a_full_checkin_from_the_proactive_invitation_by_buttons_and_text(
     assert "Question 5 of 5" in text_of(q5)
     await teams.say("nothing")
     thanks = await teams.until("Thanks, that's your check-in")
-    assert "attachments" not in thanks.body  # plain text where a card adds nothing
+    # The thanks offers one thing: to put the blocker on the agenda of Tom's next 1:1 with his manager.
+    assert [a["title"] for a in thanks.body["attachments"][0]["content"]["actions"]] == ["Discuss in our 1:1"]
     person = await tom(db)
     assert await answers(db, person.id) == {
         "progress": ("Shipped the **importer** [docs](http://evil.example)", None),

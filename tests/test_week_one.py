@@ -49,7 +49,8 @@ def utc(*parts: int) -> datetime:
 
 
 def cards(rig: Rig, person_id: int) -> list:
-    return [r for r in rig.delivery.to(person_id) if r.card is not None]
+    """The digests a person got (1:1 agendas are cards too)."""
+    return [r for r in rig.delivery.to(person_id) if r.card is not None and r.card.title.startswith("Check-ins")]
 
 
 async def give_feedback(chat: Chat, to: str, well: str) -> None:

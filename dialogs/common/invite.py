@@ -67,7 +67,7 @@ def rhythm_version(pair: OneOnOne) -> str:
 def token_pair(token: str) -> int | None:
     """The pair id a token names (to be checked with `check_token`), or None for something else."""
     head, _, _ = token.partition("-")
-    return int(head) if head.isdigit() and len(head) < 12 else None
+    return int(head) if head.isascii() and head.isdigit() and len(head) < 10 else None  # fits the id column
 
 
 def check_token(sealer: Sealer, token: str, pair: OneOnOne) -> bool:

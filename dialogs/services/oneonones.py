@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from dialogs.common import agenda as ag
@@ -116,9 +118,7 @@ async def _past(
     """ "How did it go?" after a 1:1; a 1:1 nobody recorded counts as skipped; three in a row, told once."""
     sends: list[Send] = []
     ask_at = ag.ask_time(pair, meeting)
-    if meeting.asked_at is None and ask_at <= now:
-        meeting.asked_at = now
-        session.add(meeting)
+    if meeting.asked_at is None and ask_at <= now and await _claim(session, meeting, "asked_at", now):
         if now < ask_at + ASK_WITHIN:
             askees = [manager] + ([report] if pair.ask_report else [])
             for person, other in ((p, report if p is manager else manager) for p in askees):
@@ -132,12 +132,28 @@ async def _past(
                         ASK_KIND,
                     )
                 )
-    if meeting.starts_at + UNRECORDED_AFTER <= now:
-        meeting.status = "unrecorded"
-        pair.skipped_in_row += 1
-        session.add_all([meeting, pair])
-        if pair.skipped_in_row >= SKIPS_TOLD and not pair.skips_told:
-            pair.skips_told = True
+    if meeting.starts_at + UNRECORDED_AFTER <= now and await _claim(session, meeting, "status", "unrecorded"):
+        counted = (
+            await session.execute(
+                update(OneOnOne)
+                .where(col(OneOnOne.id) == pair.id)
+                .values(skipped_in_row=col(OneOnOne.skipped_in_row) + 1)
+                .returning(col(OneOnOne.skipped_in_row), col(OneOnOne.skips_told))
+                .execution_options(synchronize_session=False)
+            )
+        ).one()
+        set_committed_value(pair, "skipped_in_row", counted[0])
+        told = False
+        if counted[0] >= SKIPS_TOLD and not counted[1]:  # claimed like a step: one replica tells the manager
+            result: Any = await session.execute(
+                update(OneOnOne)
+                .where(col(OneOnOne.id) == pair.id, col(OneOnOne.skips_told).is_(False))
+                .values(skips_told=True)
+                .execution_options(synchronize_session=False)
+            )
+            told = result.rowcount == 1
+        if told:
+            set_committed_value(pair, "skips_told", True)
             sends.append(
                 Send(
                     manager,
@@ -260,6 +276,22 @@ def agenda_time(starts_at: datetime, person: Person) -> datetime:
     return wanted
 
 
+async def _claim(session: AsyncSession, meeting: Meeting, column: str, value: object) -> bool:
+    """Set a meeting's step (agenda built, asked, unrecorded) only if it is still undone — one statement, so
+    of two replicas ticking together (PostgreSQL re-checks the condition after the other's commit) one wins."""
+    undone = col(Meeting.status) == "planned" if column == "status" else getattr(Meeting, column).is_(None)
+    result: Any = await session.execute(
+        update(Meeting)
+        .where(col(Meeting.id) == meeting.id, undone, col(Meeting.starts_at) == meeting.starts_at)
+        .values({column: value})
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    set_committed_value(meeting, column, value)  # what the row now holds, without a second UPDATE
+    return True
+
+
 async def _agenda(
     session: AsyncSession, pair: OneOnOne, manager: Person, report: Person, meeting: Meeting, now: datetime
 ) -> list[Send]:
@@ -268,10 +300,10 @@ async def _agenda(
     times = {p.id: agenda_time(meeting.starts_at, p) for p in (manager, report)}
     if now < min(times.values()):
         return []
+    if not await _claim(session, meeting, "agenda_at", now):
+        return []  # another replica's tick built it first
     points = await ag.build(session, pair, meeting, now)
     actions = await ag.open_actions(session, [pair.id or 0])
-    meeting.agenda_at = now
-    session.add(meeting)
     names = {manager.id or 0: ag.first_name(manager), report.id or 0: ag.first_name(report)}
     from dialogs.oneonone import agenda_reply
 
