@@ -25,8 +25,18 @@ from sqlmodel import col
 
 from bot.dashboard.html import Cell, Table, join, link, paragraph, tag
 from bot.dashboard.views import AGGREGATE_MINIMUM, Ctx, Forbidden, View
-from dialogs.common.agenda import LABELS, LOOKBACK, agenda_of, first_name, gather, last_held, open_actions, pairs_of
-from dialogs.common.cadence import Cadence, local_label, next_slot, slots
+from dialogs.common.agenda import (
+    LABELS,
+    LOOKBACK,
+    agenda_of,
+    first_name,
+    gather,
+    last_held,
+    open_actions,
+    pairs_of,
+    peek,
+)
+from dialogs.common.cadence import Cadence, local_label
 from dialogs.common.invite import check_token, ics, token_pair
 from dialogs.engine.clock import tz
 from dialogs.engine.sealing import Sealer
@@ -62,34 +72,6 @@ class Item:
 
 
 # -- reading a pair without writing --------------------------------------------------------------------
-
-
-async def next_meeting(
-    session: AsyncSession, pair: OneOnOne, manager: Person, now: datetime
-) -> tuple[Meeting | None, datetime]:
-    """The pair's next (or running) 1:1: its planned row if it has one, else the rhythm's next slot that no
-    held or skipped row already took. Reads only — `agenda.upcoming` is the writing twin the scheduler uses."""
-    running = now - timedelta(minutes=pair.minutes)
-    planned = await session.scalar(
-        select(Meeting)
-        .where(col(Meeting.pair_id) == pair.id, col(Meeting.status) == "planned", col(Meeting.starts_at) > running)
-        .order_by(col(Meeting.starts_at))
-        .limit(1)
-    )
-    if planned is not None:
-        return planned, planned.starts_at
-    taken = set(
-        (
-            await session.execute(
-                select(col(Meeting.planned_at)).where(
-                    col(Meeting.pair_id) == pair.id, col(Meeting.planned_at) >= running
-                )
-            )
-        ).scalars()
-    )
-    ahead = slots(pair, manager.timezone, running, running + timedelta(weeks=8 * max(1, pair.every_weeks)))
-    free = [slot for slot in ahead if slot not in taken]
-    return None, free[0] if free else next_slot(pair, manager.timezone, running)
 
 
 async def agenda_preview(
@@ -185,7 +167,7 @@ async def list_page(ctx: Ctx) -> View:
         actions[action.pair_id or 0].append(action)
 
     for pair, manager in mine:
-        _, starts = await next_meeting(ctx.session, pair, manager, ctx.now)
+        _, starts = await peek(ctx.session, pair, manager, ctx.now)
         href = f"/dashboard/1on1/{pair.id}"
         view.parts.append(
             paragraph(
@@ -203,7 +185,7 @@ async def list_page(ctx: Ctx) -> View:
         )
         for pair, report in theirs:
             held = await last_held(ctx.session, pair.id or 0)
-            _, starts = await next_meeting(ctx.session, pair, ctx.viewer.person, ctx.now)
+            _, starts = await peek(ctx.session, pair, ctx.viewer.person, ctx.now)
             open_ = actions.get(pair.id or 0, [])
             overdue = sum(1 for a in open_ if _due(a, today)[1])
             href = f"/dashboard/1on1/{pair.id}"
@@ -276,7 +258,7 @@ async def pair_page(ctx: Ctx, pair_id: int) -> View:
     other = report if viewer.id == manager.id else manager
     names = {manager.id or 0: first_name(manager), report.id or 0: first_name(report)}
     view = View(f"1:1 with {other.name}", "/dashboard/1on1")
-    meeting, starts = await next_meeting(ctx.session, pair, manager, ctx.now)
+    meeting, starts = await peek(ctx.session, pair, manager, ctx.now)
     rhythm = Cadence.of(pair).describe()
     own_clock = "" if manager.id == viewer.id else f" ({first_name(manager)}'s time, {manager.timezone})"
     moved = " — moved because of leave" if meeting is not None and meeting.moved else ""

@@ -137,8 +137,11 @@ async def pairs_of(session: AsyncSession, person: Person) -> list[tuple[OneOnOne
     return found
 
 
-async def upcoming(session: AsyncSession, pair: OneOnOne, manager: Person, now: datetime) -> Meeting:
-    """The pair's next (or running) 1:1, created from the rhythm if it has no row yet."""
+async def peek(
+    session: AsyncSession, pair: OneOnOne, manager: Person, now: datetime
+) -> tuple[Meeting | None, datetime]:
+    """The pair's next (or running) 1:1 without writing: its planned row, or None and the rhythm's next slot
+    that no held or called-off row has taken (one recorded early). Pages and the overview read this."""
     running = now - timedelta(minutes=pair.minutes)
     meeting = await session.scalar(
         select(Meeting)
@@ -147,7 +150,7 @@ async def upcoming(session: AsyncSession, pair: OneOnOne, manager: Person, now: 
         .limit(1)
     )
     if meeting is not None:
-        return meeting
+        return meeting, meeting.starts_at
     slot = next_slot(pair, manager.timezone, running)
     taken = set(
         (
@@ -160,8 +163,16 @@ async def upcoming(session: AsyncSession, pair: OneOnOne, manager: Person, now: 
             )
         ).scalars()
     )
-    while slot in taken:  # recorded early (held or called off before its time): the one after is next
+    while slot in taken:
         slot = next_slot(pair, manager.timezone, slot + timedelta(minutes=1))
+    return None, slot
+
+
+async def upcoming(session: AsyncSession, pair: OneOnOne, manager: Person, now: datetime) -> Meeting:
+    """The pair's next (or running) 1:1 (`peek`), its row created from the rhythm if it has none yet."""
+    meeting, slot = await peek(session, pair, manager, now)
+    if meeting is not None:
+        return meeting
     await session.execute(
         _insert(session)(Meeting).on_conflict_do_nothing(),
         [

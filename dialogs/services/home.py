@@ -16,10 +16,9 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from dialogs.common.agenda import first_name, pairs_of
-from dialogs.common.cadence import local_label, next_slot
+from dialogs.common.agenda import first_name, pairs_of, peek
+from dialogs.common.cadence import local_label
 from dialogs.common.manners import HELD_DAYS, held_summary
 from dialogs.common.periods import Rhythm, period_of, week_label
 from dialogs.common.wording import shorten
@@ -30,7 +29,7 @@ from dialogs.goals import latest_updates, open_goals, status_of
 from storage import queries
 from storage.db import Database
 from storage.deliveries import failure_reasons
-from storage.models import CheckinRun, FeedbackRequest, Goal, GoalUpdate, Meeting, Person, Team
+from storage.models import CheckinRun, FeedbackRequest, Goal, GoalUpdate, Person, Team
 
 MAX_ITEMS = 5  # goals or feedback requests listed before "…and N more"
 TITLE_LENGTH = 120
@@ -128,14 +127,8 @@ async def _next_one_on_one(session: AsyncSession, person: Person, now: datetime)
     """'Maya, Tue 8 Dec 10:00' — the soonest of the person's 1:1s, read without creating anything."""
     soonest: tuple[datetime, str] | None = None
     for pair, other in await pairs_of(session, person):
-        planned = await session.scalar(
-            select(col(Meeting.starts_at))
-            .where(col(Meeting.pair_id) == pair.id, col(Meeting.status) == "planned", col(Meeting.starts_at) > now)
-            .order_by(col(Meeting.starts_at))
-            .limit(1)
-        )
         manager = person if pair.manager_id == person.id else other
-        when = planned or next_slot(pair, manager.timezone, now)
+        _, when = await peek(session, pair, manager, now)
         if soonest is None or when < soonest[0]:
             soonest = (when, first_name(other))
     if soonest is None:
