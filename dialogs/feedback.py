@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import col
 
+from dialogs.common.agenda import discuss_choice
 from dialogs.common.manners import (
     Recipient,
     back_from_leave,
@@ -210,13 +211,15 @@ def compose(well: str | None, better: str | None) -> str:
     )
 
 
-def delivered(header: str, text: str, sender: Person, entry_id: int, extra: str = "") -> Reply:
-    """What the recipient gets: attributed text with Thank and Reply."""
-    return Reply(
-        f"{header}\n\n{text}{extra}",
-        choices=(Choice("Thank", f"feedback thank {entry_id}", "primary"), Choice("Reply", f"feedback {sender.email}")),
-        action=COMMAND_ACTION,
-    )
+def delivered(
+    header: str, text: str, sender: Person, entry_id: int, extra: str = "", *, recipient: Person | None = None
+) -> Reply:
+    """What the recipient gets: attributed text with Thank and Reply — and, for someone with a manager,
+    "Discuss in our 1:1" (the 1:1 gets the fact of it; the words stay with the two people)."""
+    choices = (Choice("Thank", f"feedback thank {entry_id}", "primary"), Choice("Reply", f"feedback {sender.email}"))
+    if recipient is not None and recipient.manager_id is not None:
+        choices += (discuss_choice(f"feedback:{entry_id}"),)
+    return Reply(f"{header}\n\n{text}{extra}", choices=choices, action=COMMAND_ACTION)
 
 
 # -- writing feedback: shared by `feedback` and answering a request ---------------------------
@@ -349,7 +352,8 @@ class _Compose(Dialog):
         turn.session.add(entry)
         await turn.session.flush()
         assert entry.id is not None
-        turn.tell(recipient, delivered(self.header(turn), text, turn.person, entry.id), key=f"feedback:{entry.id}")
+        reply = delivered(self.header(turn), text, turn.person, entry.id, recipient=recipient)
+        turn.tell(recipient, reply, key=f"feedback:{entry.id}")
         log.info("feedback entry %s queued (%s)", entry.id, entry.kind)  # ids only: never the text
         turn.say(f"Sent to {d['name']}. Only the two of you can see it.")
         return END
@@ -874,7 +878,7 @@ class KudosDialog(Dialog):
             extra += "\n\nHow do you like to be recognised — in private or in public? Tell me under *settings* → Recognition."
         turn.tell(
             recipient,
-            delivered(f"Kudos from {first(turn.person)}:", text, turn.person, entry.id, extra),
+            delivered(f"Kudos from {first(turn.person)}:", text, turn.person, entry.id, extra, recipient=recipient),
             key=f"kudos:{entry.id}",
         )
         if public and channel is not None:

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.common.agenda import discuss_choice
 from dialogs.common.wording import shorten
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.clock import tz
@@ -594,8 +595,9 @@ async def escalate_goal(turn: Turn, goal: Goal, update: GoalUpdate) -> None:
     )
 
 
-def nudge_reply(goal: Goal, reason: str, latest: GoalUpdate | None, today: date) -> Reply:
-    """A friendly nudge, always with a way out."""
+def nudge_reply(goal: Goal, reason: str, latest: GoalUpdate | None, today: date, *, discuss: bool = False) -> Reply:
+    """A friendly nudge, always with a way out; with `discuss` (the owner has a manager), also "Discuss in
+    our 1:1"."""
     if reason == "stale":
         text = f"When you have a minute: *{goal.title}* hasn't had an update for a while. Where does it stand?"
     elif reason == "due":
@@ -617,6 +619,7 @@ def nudge_reply(goal: Goal, reason: str, latest: GoalUpdate | None, today: date)
             Choice("Record progress", f"goal update {goal.id}", "primary"),
             Choice("Snooze a week", f"goal snooze {goal.id}"),
             Choice("Stop nudging me about this", f"goal stop {goal.id}"),
+            *((discuss_choice(f"goal:{goal.id}"),) if discuss else ()),
         ),
         action="cmd",
     )

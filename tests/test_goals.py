@@ -153,8 +153,8 @@ async def test_a_nudge_in_quiet_hours_waits_for_the_morning_and_can_be_stopped(r
     nudge = tom.expect("has no due date yet")
     assert nudge.text.startswith("While you were away, 2 messages came in")
     labels = [c.label.split(" · ")[-1] for c in nudge.choices]
-    assert labels[-3:] == ["Record progress", "Snooze a week", "Stop nudging me about this"]
-    await tom.press(nudge.choices[-1].label, on=nudge)
+    assert labels[-4:] == ["Record progress", "Snooze a week", "Stop nudging me about this", "Discuss in our 1:1"]
+    await tom.press(nudge.choices[-2].label, on=nudge)
     tom.expect("won't nudge you")
     stored = await rig.db.run(lambda s: s.get(Goal, g.id))
     assert stored.nudges_off

@@ -605,3 +605,42 @@ async def test_two_replicas_ticking_together_build_each_agenda_and_count_each_sk
     assert len(refs) == len(set(refs)) and len(refs) >= 8  # Arjun's items, once each
     assert len(agendas) == 8  # four pairs, two people each
     assert skipped == [1, 1, 1, 1]
+
+
+async def test_feedback_and_a_goal_nudge_go_on_the_1on1_as_facts_not_words(rig: Rig) -> None:
+    await tick(rig)
+    from dialogs.feedback import delivered
+
+    arjun = rig.chat("arjun@demo.baton")
+    tom_p, arjun_p, sam_p = (rig.people[f"{n}@demo.baton"] for n in ("tom", "arjun", "sam"))
+
+    async def kudos(session):
+        entry = FeedbackEntry(
+            from_id=tom_p.id,
+            to_id=arjun_p.id,
+            kind="kudos",
+            text="The write-up made review easy",
+            created_at=rig.clock.now(),
+        )
+        session.add(entry)
+        await session.flush()
+        return entry.id
+
+    entry_id = await rig.db.run(kudos)
+    got = delivered("Kudos from Tom:", "The write-up made review easy", tom_p, entry_id, recipient=arjun_p)
+    assert "Discuss in our 1:1" in [c.label for c in got.choices]
+    no_manager = delivered("Kudos from Tom:", "x", tom_p, entry_id, recipient=sam_p)
+    assert "Discuss in our 1:1" not in [c.label for c in no_manager.choices]
+    await arjun.send(next(c.value for c in got.choices if c.label == "Discuss in our 1:1"))
+    arjun.expect("Added to your 1:1 with Maya")
+    await arjun.send("1:1 agenda")
+    text = shown(arjun.expect("Agenda for your 1:1 with Maya"))
+    assert "Kudos received on Fri 20 Nov" in text and "write-up" not in text  # the fact, not the words
+
+    from dialogs.goals import nudge_reply
+
+    goal = Goal(id=7, owner_id=1, title="Cut p95 latency", start_date=date(2026, 10, 1), created_at=rig.clock.now())
+    with_manager = nudge_reply(goal, "stale", None, date(2026, 11, 20), discuss=True)
+    without = nudge_reply(goal, "stale", None, date(2026, 11, 20))
+    assert with_manager.choices[-1].value == "1:1 discuss goal:7"
+    assert "Discuss in our 1:1" not in [c.label for c in without.choices]

@@ -178,7 +178,7 @@ class Conductor:
         dues = []
         for (goal, owner, reason, latest), plan in zip(fresh, plans, strict=True):
             today = now.astimezone(tz(owner.timezone)).date()
-            reply = nudge_reply(goal, reason, latest, today)
+            reply = nudge_reply(goal, reason, latest, today, discuss=owner.manager_id is not None)
             key = nudge_key(goal, reason, now)
             dues.append(Due(owner.id, key, f"goal-{reason}", reply.to_dict(), plan.due_at or now, "nudge", _held(plan)))
         return await self._queue(session, dues, now)
