@@ -14,6 +14,7 @@ from bench import (
     calendar_feeds,
     checkin_tick,
     faults,
+    oneonones,
     outbound_limit,
     seal_360,
     slack_inbound,
@@ -30,6 +31,7 @@ BENCHES = {
     "seal-360": seal_360.main,
     "faults": faults.main,
     "calendar-feeds": calendar_feeds.main,
+    "oneonones": oneonones.main,
 }
 
 

@@ -74,7 +74,7 @@ def discuss_choice(ref: str) -> Choice:
     return Choice("Discuss in our 1:1", f"1:1 discuss {ref}")
 
 
-def _insert(session: AsyncSession) -> Any:
+def insert_for(session: AsyncSession) -> Any:
     """The dialect's INSERT, for ON CONFLICT DO NOTHING."""
     postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
     return pg_insert if postgres else sqlite_insert
@@ -114,7 +114,7 @@ async def ensure_pairs(session: AsyncSession, now: datetime, *, only: int | None
         for report_id, manager_id, zone in missing
     ]
     if rows:
-        await session.execute(_insert(session)(OneOnOne).on_conflict_do_nothing(), rows)
+        await session.execute(insert_for(session)(OneOnOne).on_conflict_do_nothing(), rows)
     return len(rows)
 
 
@@ -174,7 +174,7 @@ async def upcoming(session: AsyncSession, pair: OneOnOne, manager: Person, now: 
     if meeting is not None:
         return meeting
     await session.execute(
-        _insert(session)(Meeting).on_conflict_do_nothing(),
+        insert_for(session)(Meeting).on_conflict_do_nothing(),
         [
             {
                 "pair_id": pair.id,

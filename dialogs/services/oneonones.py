@@ -31,6 +31,7 @@ from storage.models import ActionItem, Meeting, OneOnOne, Person
 AHEAD = AGENDA_BEFORE + timedelta(days=2)  # meetings this close get a row, a leave check and an agenda
 UNRECORDED_AFTER = timedelta(days=3)  # a 1:1 nobody recorded by then counts towards "skipped in a row"
 ASK_WITHIN = timedelta(days=2)  # after downtime, "How did it go?" is not asked later than this
+AGENDAS_PER_TICK = 250  # agendas built in one tick; more wait for the next (a minute later by default)
 ASK_KIND = "1on1"  # what manners see: owed to the pair (not budgeted), out of quiet hours, after leave
 
 
@@ -78,24 +79,87 @@ async def one_on_one_step(session: AsyncSession, now: datetime, plan: PlanFn, qu
     ).scalars():
         if meeting.pair_id in pairs:
             meetings.setdefault(meeting.pair_id, []).append(meeting)
+    await _create_soon(session, pairs, meetings, now)
     sends: list[Send] = []
     for pair_id, (pair, m, r) in pairs.items():
         mine = meetings.get(pair_id or 0, [])
-        if not any(x.starts_at > now - timedelta(minutes=pair.minutes) for x in mine):
-            if next_slot(pair, m.timezone, now - timedelta(minutes=pair.minutes)) <= now + AHEAD:
-                mine.append(await ag.upcoming(session, pair, m, now))
         for meeting in mine:
             sends += await _past(session, pair, m, r, meeting, now)
         meetings[pair_id or 0] = [x for x in mine if x.status == "planned" and x.starts_at > now]
     sends += await _move_for_leave(session, pairs, meetings, now)
-    for pair_id, upcoming in meetings.items():
-        if pair_id not in pairs:
-            continue
+    due = sorted(
+        (
+            (min(agenda_time(x.starts_at, p) for p in pairs[pid][1:]), pid, x)
+            for pid, xs in meetings.items()
+            if pid in pairs
+            for x in xs
+            if x.agenda_at is None
+        ),
+        key=lambda item: (item[0], item[1]),
+    )
+    built = 0
+    for at, pair_id, meeting in due:
+        if at > now or built >= AGENDAS_PER_TICK:
+            break  # the rest at the next ticks: a Tuesday-10:00 organisation must not become one huge transaction
         pair, m, r = pairs[pair_id]
-        for meeting in upcoming:
-            sends += await _agenda(session, pair, m, r, meeting, now)
+        agenda = await _agenda(session, pair, m, r, meeting, now)
+        built += bool(agenda)
+        sends += agenda
     count = await _send(sends, plan, queue)
     return count + await _action_nudges(session, now, plan, queue)
+
+
+async def _create_soon(
+    session: AsyncSession,
+    pairs: dict[int | None, tuple[OneOnOne, Person, Person]],
+    meetings: dict[int, list[Meeting]],
+    now: datetime,
+) -> None:
+    """Rows for the 1:1s within `AHEAD` that have none yet, in one INSERT (`agenda.peek`'s rule: the
+    rhythm's next slot no held or called-off row has taken), added to `meetings`."""
+    taken = {
+        (pair_id, planned_at)
+        for pair_id, planned_at in await session.execute(
+            select(col(Meeting.pair_id), col(Meeting.planned_at)).where(
+                col(Meeting.planned_at) > now - timedelta(days=1),
+                col(Meeting.status).in_(("held", "skipped", "unrecorded")),
+            )
+        )
+    }
+    wanted: dict[int, datetime] = {}
+    for pair_id, (pair, manager, _) in pairs.items():
+        running = now - timedelta(minutes=pair.minutes)
+        if pair_id is None or any(x.starts_at > running for x in meetings.get(pair_id, [])):
+            continue
+        slot = next_slot(pair, manager.timezone, running)
+        while (pair_id, slot) in taken:
+            slot = next_slot(pair, manager.timezone, slot + timedelta(minutes=1))
+        if slot <= now + AHEAD:
+            wanted[pair_id] = slot
+    if not wanted:
+        return
+    rows = [
+        {"pair_id": pid, "planned_at": slot, "starts_at": slot, "status": "planned", "created_at": now}
+        for pid, slot in wanted.items()
+    ]
+    for start in range(0, len(rows), 1000):
+        await session.execute(ag.insert_for(session)(Meeting).on_conflict_do_nothing(), rows[start : start + 1000])
+    ids = list(wanted)
+    for start in range(0, len(ids), 1000):
+        for meeting in (
+            await session.execute(
+                select(Meeting).where(
+                    col(Meeting.pair_id).in_(ids[start : start + 1000]),
+                    col(Meeting.status) == "planned",
+                    col(Meeting.starts_at) > now - timedelta(hours=2),
+                )
+            )
+        ).scalars():
+            if wanted.pop(meeting.pair_id, None) == meeting.planned_at:
+                meetings.setdefault(meeting.pair_id, []).append(meeting)
+    for pair_id in wanted:  # a slot a change of rhythm had set aside: upcoming() brings its row back
+        pair, manager, _ = pairs[pair_id]
+        meetings.setdefault(pair_id, []).append(await ag.upcoming(session, pair, manager, now))
 
 
 async def _send(sends: list[Send], plan: PlanFn, queue: QueueFn) -> int:
