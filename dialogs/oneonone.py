@@ -205,7 +205,7 @@ class OneOnOneDialog(Dialog):
         meeting = await ag.upcoming(turn.session, pair, manager, turn.now)
         points = await ag.agenda_of(turn.session, meeting)
         loose = await self._loose_points(turn, pair)
-        actions = await ag.open_actions(turn.session, [pair.id or 0])
+        actions = (await ag.actions_by_pair(turn.session, [pair])).get(pair.id or 0, [])
         when = local_label(meeting.starts_at, turn.person.timezone)
         lines = [f"Your next 1:1 with {ag.first_name(other)}: *{when}* ({Cadence.of(pair).describe()})."]
         if meeting.moved:
@@ -247,7 +247,7 @@ class OneOnOneDialog(Dialog):
         pair, manager, other = await self._context(turn)
         meeting = await ag.upcoming(turn.session, pair, manager, turn.now)
         points = await ag.agenda_of(turn.session, meeting) + await self._loose_points(turn, pair)
-        actions = await ag.open_actions(turn.session, [pair.id or 0])
+        actions = (await ag.actions_by_pair(turn.session, [pair])).get(pair.id or 0, [])
         return agenda_reply(
             turn.person,
             other,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -212,58 +212,103 @@ def ask_time(pair: OneOnOne, meeting: Meeting) -> datetime:
 # -- gathering ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One pair's agenda to gather: the report, their manager, and what happened in [since, until)."""
+
+    pair_id: int
+    report: int
+    manager: int
+    since: datetime
+    until: datetime
+
+
+CHUNK = 500  # ids in one IN list
+
+
 async def gather(session: AsyncSession, pair: OneOnOne, since: datetime, until: datetime) -> list[Gathered]:
     """What happened between the pair since `since`, as agenda items, in a fixed order."""
-    report, manager = pair.report_id, pair.manager_id
-    items: list[Gathered] = []
-    items += await _from_checkins(session, report, since, until)
-    items += await _from_goals(session, report, since)
-    items += await _from_requests(session, report, manager)
-    items += await _from_tools(session, report, until)
-    items += await _from_kudos(session, report, since, until)
-    return items
+    window = Window(pair.id or 0, pair.report_id, pair.manager_id, since, until)
+    return (await gather_many(session, [window]))[window.pair_id]
 
 
-async def _from_checkins(session: AsyncSession, report: int, since: datetime, until: datetime) -> list[Gathered]:
-    runs = list(
-        (
-            await session.execute(
-                select(CheckinRun)
-                .where(col(CheckinRun.person_id) == report, col(CheckinRun.status) == "answered")
-                .where(col(CheckinRun.answered_at) >= since, col(CheckinRun.answered_at) < until)
-                .order_by(col(CheckinRun.period))
-            )
-        ).scalars()
+async def gather_many(session: AsyncSession, windows: list[Window]) -> dict[int, list[Gathered]]:
+    """`gather` for many pairs at once: one query per source for all of them (the scheduler builds a few
+    hundred agendas in a tick), then each pair's items picked out in the same fixed order."""
+    found: dict[int, list[Gathered]] = {w.pair_id: [] for w in windows}
+    if not windows:
+        return found
+    checkins = await _from_checkins(session, windows)
+    goals = await _from_goals(session, windows)
+    requests = await _from_requests(session, windows)
+    tools = await _from_tools(session, windows)
+    kudos = await _from_kudos(session, windows)
+    for w in windows:
+        for source in (checkins, goals, requests, tools, kudos):
+            found[w.pair_id] += source.get(w.pair_id, [])
+    return found
+
+
+async def _rows(session: AsyncSession, statement: Any, column: Any, ids: list[int]) -> list[Any]:
+    """`statement` for `ids` in chunks of CHUNK (`column IN ids`)."""
+    rows: list[Any] = []
+    for start in range(0, len(ids), CHUNK):
+        rows += list((await session.execute(statement.where(column.in_(ids[start : start + CHUNK])))).scalars())
+    return rows
+
+
+def _span(windows: list[Window]) -> tuple[datetime, datetime]:
+    return min(w.since for w in windows), max(w.until for w in windows)
+
+
+async def _from_checkins(session: AsyncSession, windows: list[Window]) -> dict[int, list[Gathered]]:
+    first, last = _span(windows)
+    runs = await _rows(
+        session,
+        select(CheckinRun)
+        .where(col(CheckinRun.status) == "answered")
+        .where(col(CheckinRun.answered_at) >= first, col(CheckinRun.answered_at) < last)
+        .order_by(col(CheckinRun.period)),
+        col(CheckinRun.person_id),
+        sorted({w.report for w in windows}),
     )
-    if not runs:
-        return []
     answers: dict[int, dict[str, CheckinAnswer]] = {run.id or 0: {} for run in runs}
-    for answer in (
-        await session.execute(select(CheckinAnswer).where(col(CheckinAnswer.run_id).in_(list(answers))))
-    ).scalars():
+    for answer in await _rows(session, select(CheckinAnswer), col(CheckinAnswer.run_id), list(answers)):
         answers[answer.run_id][answer.question_id] = answer
+    by_person: dict[int, list[CheckinRun]] = {}
+    for run in sorted(runs, key=lambda r: r.period):
+        by_person.setdefault(run.person_id, []).append(run)
 
     def fed(run: CheckinRun, kind: str) -> list[tuple[str, CheckinAnswer]]:
         mine = answers[run.id or 0]
         return [(q["id"], mine[q["id"]]) for q in run.questions if q.get("feeds") == kind and q["id"] in mine]
 
-    items: list[Gathered] = []
-    latest = runs[-1]
-    for question_id, answer in fed(latest, "priorities"):
-        if not is_nothing(answer.text):
-            items.append(Gathered("priority", shorten(answer.text or "", 280), f"checkin:{latest.id}:{question_id}"))
-    # A blocker is still open while the latest check-in names it; earlier ones were answered by later weeks.
-    for question_id, answer in fed(latest, "blockers"):
-        if not is_nothing(answer.text):
-            items.append(Gathered("blocker", shorten(answer.text or "", 280), f"checkin:{latest.id}:{question_id}"))
-    pulses = [a.number for run in runs for _, a in fed(run, "pulse") if a.number is not None]
-    if pulses:
-        items.append(Gathered("pulse", pulse_words(pulses), f"pulse:{latest.id}"))
-    for run in runs:
-        for question_id, answer in fed(run, "requests"):
+    found: dict[int, list[Gathered]] = {}
+    for w in windows:
+        mine = [
+            r for r in by_person.get(w.report, []) if r.answered_at is not None and w.since <= r.answered_at < w.until
+        ]
+        if not mine:
+            continue
+        items = found.setdefault(w.pair_id, [])
+        latest = mine[-1]
+        for question_id, answer in fed(latest, "priorities"):
             if not is_nothing(answer.text):
-                items.append(Gathered("ask", shorten(answer.text or "", 280), f"checkin:{run.id}:{question_id}"))
-    return items
+                items.append(
+                    Gathered("priority", shorten(answer.text or "", 280), f"checkin:{latest.id}:{question_id}")
+                )
+        # A blocker is still open while the latest check-in names it; earlier ones were answered by later weeks.
+        for question_id, answer in fed(latest, "blockers"):
+            if not is_nothing(answer.text):
+                items.append(Gathered("blocker", shorten(answer.text or "", 280), f"checkin:{latest.id}:{question_id}"))
+        pulses = [a.number for run in mine for _, a in fed(run, "pulse") if a.number is not None]
+        if pulses:
+            items.append(Gathered("pulse", pulse_words(pulses), f"pulse:{latest.id}"))
+        for run in mine:
+            for question_id, answer in fed(run, "requests"):
+                if not is_nothing(answer.text):
+                    items.append(Gathered("ask", shorten(answer.text or "", 280), f"checkin:{run.id}:{question_id}"))
+    return found
 
 
 def pulse_words(values: list[float]) -> str:
@@ -276,122 +321,183 @@ def pulse_words(values: list[float]) -> str:
     return f"{shown}, {direction}"
 
 
-async def _from_goals(session: AsyncSession, report: int, since: datetime) -> list[Gathered]:
-    goals = list(
-        (
-            await session.execute(
-                select(Goal).where(col(Goal.owner_id) == report, col(Goal.status) == "active").order_by(col(Goal.id))
-            )
-        ).scalars()
+async def _from_goals(session: AsyncSession, windows: list[Window]) -> dict[int, list[Gathered]]:
+    goals = await _rows(
+        session,
+        select(Goal).where(col(Goal.status) == "active").order_by(col(Goal.id)),
+        col(Goal.owner_id),
+        sorted({w.report for w in windows}),
     )
     if not goals:
-        return []
-    before: dict[int, str] = {}
-    for update in (
-        await session.execute(
-            select(GoalUpdate)
-            .where(col(GoalUpdate.goal_id).in_([g.id for g in goals]), col(GoalUpdate.recorded_at) < since)
-            .order_by(col(GoalUpdate.recorded_at), col(GoalUpdate.id))
-        )
-    ).scalars():
-        before[update.goal_id] = update.rag
-    items = []
-    for goal in goals:
-        was = before.get(goal.id or 0)
-        changed = goal.rag is not None and was is not None and was != goal.rag
-        if goal.rag in ("amber", "red") or changed:
-            status = f"{was} → {goal.rag}" if changed else goal.rag
-            items.append(Gathered("goal", f"{shorten(goal.title, 120)} ({status})", f"goal:{goal.id}"))
-    return items
+        return {}
+    _, last = _span(windows)
+    history: dict[int, list[GoalUpdate]] = {}
+    for update in await _rows(
+        session,
+        select(GoalUpdate)
+        .where(col(GoalUpdate.recorded_at) < last)
+        .order_by(col(GoalUpdate.recorded_at), col(GoalUpdate.id)),
+        col(GoalUpdate.goal_id),
+        [g.id or 0 for g in goals],
+    ):
+        history.setdefault(update.goal_id, []).append(update)
+    found: dict[int, list[Gathered]] = {}
+    for w in windows:
+        for goal in (g for g in goals if g.owner_id == w.report):
+            before = [u.rag for u in history.get(goal.id or 0, []) if u.recorded_at < w.since]
+            was = before[-1] if before else None
+            changed = goal.rag is not None and was is not None and was != goal.rag
+            if goal.rag in ("amber", "red") or changed:
+                status = f"{was} → {goal.rag}" if changed else goal.rag
+                found.setdefault(w.pair_id, []).append(
+                    Gathered("goal", f"{shorten(goal.title, 120)} ({status})", f"goal:{goal.id}")
+                )
+    return found
 
 
-async def _from_requests(session: AsyncSession, report: int, manager: int) -> list[Gathered]:
-    rows = await session.execute(
-        select(FeedbackRequest).where(
-            col(FeedbackRequest.status) == "open",
-            or_(
-                (col(FeedbackRequest.requester_id) == report) & (col(FeedbackRequest.responder_id) == manager),
-                (col(FeedbackRequest.requester_id) == manager) & (col(FeedbackRequest.responder_id) == report),
-            ),
-        )
+async def _from_requests(session: AsyncSession, windows: list[Window]) -> dict[int, list[Gathered]]:
+    people = sorted({w.report for w in windows} | {w.manager for w in windows})
+    requests = await _rows(
+        session,
+        select(FeedbackRequest).where(col(FeedbackRequest.status) == "open").order_by(col(FeedbackRequest.id)),
+        col(FeedbackRequest.requester_id),
+        people,
     )
-    items = []
-    for request in rows.scalars():
-        who = "asked of the manager" if request.requester_id == report else "asked of the report"
-        items.append(Gathered("feedback-request", f"{shorten(request.topic, 160)} ({who})", f"request:{request.id}"))
-    return items
-
-
-async def _from_tools(session: AsyncSession, report: int, until: datetime) -> list[Gathered]:
-    rows = await session.execute(
-        select(ToolPlan)
-        .where(col(ToolPlan.person_id) == report, col(ToolPlan.status).in_(("planned", "asked")))
-        .where(col(ToolPlan.follow_up_at) <= until + TOOLS_AHEAD)
-        .order_by(col(ToolPlan.follow_up_at))
-    )
-    return [
-        Gathered("tool", f"{plan.tool_id.replace('-', ' ')} — did it help?", f"tool:{plan.id}")
-        for plan in rows.scalars()
-    ]
-
-
-async def _from_kudos(session: AsyncSession, report: int, since: datetime, until: datetime) -> list[Gathered]:
-    """Kudos are counted; only public ones are quoted (a private one is for the two people involved)."""
-    rows = list(
-        (
-            await session.execute(
-                select(FeedbackEntry)
-                .where(col(FeedbackEntry.to_id) == report, col(FeedbackEntry.kind) == "kudos")
-                .where(col(FeedbackEntry.created_at) >= since, col(FeedbackEntry.created_at) < until)
-                .order_by(col(FeedbackEntry.created_at))
+    found: dict[int, list[Gathered]] = {}
+    for w in windows:
+        for request in requests:
+            if (request.requester_id, request.responder_id) not in ((w.report, w.manager), (w.manager, w.report)):
+                continue
+            who = "asked of the manager" if request.requester_id == w.report else "asked of the report"
+            found.setdefault(w.pair_id, []).append(
+                Gathered("feedback-request", f"{shorten(request.topic, 160)} ({who})", f"request:{request.id}")
             )
-        ).scalars()
+    return found
+
+
+async def _from_tools(session: AsyncSession, windows: list[Window]) -> dict[int, list[Gathered]]:
+    _, last = _span(windows)
+    plans = await _rows(
+        session,
+        select(ToolPlan)
+        .where(col(ToolPlan.status).in_(("planned", "asked")), col(ToolPlan.follow_up_at) <= last + TOOLS_AHEAD)
+        .order_by(col(ToolPlan.follow_up_at)),
+        col(ToolPlan.person_id),
+        sorted({w.report for w in windows}),
     )
-    if not rows:
-        return []
-    public = [shorten(entry.text, 120) for entry in rows if entry.public]
-    text = f"{len(rows)} received" + (f" — “{public[-1]}”" if public else "")
-    return [Gathered("kudos", text, f"kudos:{rows[-1].id}")]
+    found: dict[int, list[Gathered]] = {}
+    for w in windows:
+        for plan in plans:
+            if plan.person_id == w.report and plan.follow_up_at <= w.until + TOOLS_AHEAD:
+                found.setdefault(w.pair_id, []).append(
+                    Gathered("tool", f"{plan.tool_id.replace('-', ' ')} — did it help?", f"tool:{plan.id}")
+                )
+    return found
+
+
+async def _from_kudos(session: AsyncSession, windows: list[Window]) -> dict[int, list[Gathered]]:
+    """Kudos are counted; only public ones are quoted (a private one is for the two people involved)."""
+    first, last = _span(windows)
+    entries = await _rows(
+        session,
+        select(FeedbackEntry)
+        .where(col(FeedbackEntry.kind) == "kudos")
+        .where(col(FeedbackEntry.created_at) >= first, col(FeedbackEntry.created_at) < last)
+        .order_by(col(FeedbackEntry.created_at), col(FeedbackEntry.id)),
+        col(FeedbackEntry.to_id),
+        sorted({w.report for w in windows}),
+    )
+    found: dict[int, list[Gathered]] = {}
+    for w in windows:
+        rows = [e for e in entries if e.to_id == w.report and w.since <= e.created_at < w.until]
+        if not rows:
+            continue
+        public = [shorten(entry.text, 120) for entry in rows if entry.public]
+        text = f"{len(rows)} received" + (f" — “{public[-1]}”" if public else "")
+        found[w.pair_id] = [Gathered("kudos", text, f"kudos:{rows[-1].id}")]
+    return found
 
 
 # -- the agenda of one meeting -------------------------------------------------------------------------
 
 
 async def build(session: AsyncSession, pair: OneOnOne, meeting: Meeting, now: datetime) -> list[TalkingPoint]:
-    """Put what Baton gathered and every open talking point on `meeting`'s agenda; return the agenda.
+    """Put what Baton gathered and every open talking point on `meeting`'s agenda; return the agenda."""
+    return (await build_many(session, [(pair, meeting)], now))[meeting.id or 0]
 
-    Undiscussed points people added for earlier 1:1s move to this one; gathered items already on it (by what
-    they came from) are not added twice, so building again is harmless."""
-    held = await last_held(session, pair.id or 0)
-    since = held.starts_at if held is not None else meeting.starts_at - LOOKBACK
-    points = await agenda_of(session, meeting)
-    have = {p.ref for p in points if p.ref}
-    for found in await gather(session, pair, since, min(now, meeting.starts_at)):
-        if found.ref not in have:
-            session.add(
-                TalkingPoint(
-                    pair_id=pair.id or 0,
-                    source=found.source,
-                    ref=found.ref,
-                    text=found.text,
-                    meeting_id=meeting.id,
-                    created_at=now,
-                )
-            )
-            have.add(found.ref)
-    carried = await session.execute(
-        select(TalkingPoint).where(
-            col(TalkingPoint.pair_id) == pair.id,
-            col(TalkingPoint.discussed_at).is_(None),
-            col(TalkingPoint.author_id).is_not(None),  # what people added; Baton gathers its own items afresh
-            or_(col(TalkingPoint.meeting_id).is_(None), col(TalkingPoint.meeting_id) != meeting.id),
+
+async def build_many(
+    session: AsyncSession, wanted: list[tuple[OneOnOne, Meeting]], now: datetime
+) -> dict[int, list[TalkingPoint]]:
+    """`build` for many meetings at once (by meeting id), a query per kind of row for all of them.
+
+    Undiscussed points people added for earlier 1:1s move to the pair's meeting here; gathered items already
+    on it (by what they came from) are not added twice, so building again is harmless."""
+    if not wanted:
+        return {}
+    pair_ids = [pair.id or 0 for pair, _ in wanted]
+    held: dict[int, datetime] = {}
+    for pair_id, starts_at in await session.execute(
+        select(col(Meeting.pair_id), col(Meeting.starts_at))
+        .where(col(Meeting.pair_id).in_(pair_ids), col(Meeting.status) == "held")
+        .order_by(col(Meeting.starts_at))
+    ):
+        held[pair_id] = starts_at  # the latest wins
+    windows = [
+        Window(
+            pair.id or 0,
+            pair.report_id,
+            pair.manager_id,
+            held.get(pair.id or 0, meeting.starts_at - LOOKBACK),
+            min(now, meeting.starts_at),
         )
-    )
-    for point in carried.scalars():
-        point.meeting_id = meeting.id
-        session.add(point)
+        for pair, meeting in wanted
+    ]
+    gathered = await gather_many(session, windows)
+    meeting_ids = [meeting.id or 0 for _, meeting in wanted]
+    have: dict[int, set[str]] = {m: set() for m in meeting_ids}
+    for meeting_id, ref in await session.execute(
+        select(col(TalkingPoint.meeting_id), col(TalkingPoint.ref)).where(
+            col(TalkingPoint.meeting_id).in_(meeting_ids), col(TalkingPoint.ref).is_not(None)
+        )
+    ):
+        have[meeting_id or 0].add(ref or "")
+    rows = []
+    for pair, meeting in wanted:
+        mine = have[meeting.id or 0]
+        for found in gathered[pair.id or 0]:
+            if found.ref not in mine:
+                mine.add(found.ref)
+                rows.append(
+                    {
+                        "pair_id": pair.id,
+                        "source": found.source,
+                        "ref": found.ref,
+                        "text": found.text,
+                        "meeting_id": meeting.id,
+                        "created_at": now,
+                    }
+                )
+    for start in range(0, len(rows), CHUNK):
+        await session.execute(insert(TalkingPoint), rows[start : start + CHUNK])
+    by_pair = {pair.id: meeting.id for pair, meeting in wanted}
+    # What people added and nobody discussed moves to the pair's coming meeting; Baton gathers its own afresh.
+    for point in await _rows(
+        session,
+        select(TalkingPoint).where(col(TalkingPoint.discussed_at).is_(None), col(TalkingPoint.author_id).is_not(None)),
+        col(TalkingPoint.pair_id),
+        pair_ids,
+    ):
+        if point.meeting_id != by_pair[point.pair_id]:
+            point.meeting_id = by_pair[point.pair_id]
+            session.add(point)
     await session.flush()
-    return await agenda_of(session, meeting)
+    agendas: dict[int, list[TalkingPoint]] = {m: [] for m in meeting_ids}
+    for point in await _rows(
+        session, select(TalkingPoint).order_by(col(TalkingPoint.id)), col(TalkingPoint.meeting_id), meeting_ids
+    ):
+        agendas[point.meeting_id or 0].append(point)
+    return agendas
 
 
 async def agenda_of(session: AsyncSession, meeting: Meeting) -> list[TalkingPoint]:
@@ -411,6 +517,30 @@ async def open_actions(session: AsyncSession, pair_ids: Iterable[int]) -> list[A
         .order_by(col(ActionItem.due_on).asc().nulls_last(), col(ActionItem.id))  # the same on both databases
     )
     return list(rows.scalars())
+
+
+async def actions_by_pair(session: AsyncSession, pairs: list[OneOnOne]) -> dict[int, list[ActionItem]]:
+    """Each pair's open action items: the pair's own, and what either of the two committed to elsewhere
+    (a retro's commitment, say), which their 1:1 is the place to follow up."""
+    if not pairs:
+        return {}
+    people = sorted({p.manager_id for p in pairs} | {p.report_id for p in pairs})
+    rows = await _rows(
+        session,
+        select(ActionItem)
+        .where(col(ActionItem.done_at).is_(None))
+        .order_by(col(ActionItem.due_on).asc().nulls_last(), col(ActionItem.id)),
+        col(ActionItem.owner_id),
+        people,
+    )
+    found: dict[int, list[ActionItem]] = {}
+    for pair in pairs:
+        found[pair.id or 0] = [
+            a
+            for a in rows
+            if a.pair_id == pair.id or (a.pair_id is None and a.owner_id in (pair.manager_id, pair.report_id))
+        ]
+    return found
 
 
 def item_line(index: int, point: TalkingPoint, names: dict[int, str]) -> str:

@@ -97,14 +97,10 @@ async def one_on_one_step(session: AsyncSession, now: datetime, plan: PlanFn, qu
         ),
         key=lambda item: (item[0], item[1]),
     )
-    built = 0
-    for at, pair_id, meeting in due:
-        if at > now or built >= AGENDAS_PER_TICK:
-            break  # the rest at the next ticks: a Tuesday-10:00 organisation must not become one huge transaction
-        pair, m, r = pairs[pair_id]
-        agenda = await _agenda(session, pair, m, r, meeting, now)
-        built += bool(agenda)
-        sends += agenda
+    ready = [(pair_id, meeting) for at, pair_id, meeting in due if at <= now][:AGENDAS_PER_TICK]
+    # (the rest at the next ticks: an organisation whose 1:1s all fall on Tuesday at 10:00 must not become
+    # one huge transaction)
+    sends += await _agendas(session, [(pairs[pair_id], meeting) for pair_id, meeting in ready], now)
     count = await _send(sends, plan, queue)
     return count + await _action_nudges(session, now, plan, queue)
 
@@ -356,31 +352,62 @@ async def _claim(session: AsyncSession, meeting: Meeting, column: str, value: ob
     return True
 
 
-async def _agenda(
-    session: AsyncSession, pair: OneOnOne, manager: Person, report: Person, meeting: Meeting, now: datetime
+async def _agendas(
+    session: AsyncSession, ready: list[tuple[tuple[OneOnOne, Person, Person], Meeting]], now: datetime
 ) -> list[Send]:
-    if meeting.agenda_at is not None:
+    """Build the agendas of `ready` meetings together and address each to both sides, at their own time."""
+    claimed = await _claim_agendas(session, [meeting for _, meeting in ready], now)
+    ready = [(people, meeting) for people, meeting in ready if meeting.id in claimed]
+    if not ready:
         return []
-    times = {p.id: agenda_time(meeting.starts_at, p) for p in (manager, report)}
-    if now < min(times.values()):
-        return []
-    if not await _claim(session, meeting, "agenda_at", now):
-        return []  # another replica's tick built it first
-    points = await ag.build(session, pair, meeting, now)
-    actions = await ag.open_actions(session, [pair.id or 0])
-    names = {manager.id or 0: ag.first_name(manager), report.id or 0: ag.first_name(report)}
+    agendas = await ag.build_many(session, [(pair, meeting) for (pair, _, _), meeting in ready], now)
+    actions = await ag.actions_by_pair(session, [pair for (pair, _, _), _ in ready])
     from dialogs.oneonone import agenda_reply
 
     sends = []
-    for person, other in ((manager, report), (report, manager)):
-        today = now.astimezone(tz(person.timezone)).date()
-        mine = names | {person.id or 0: "you"}
-        reply = agenda_reply(
-            person, other, pair, meeting, points, actions, mine, built=True, today=today, commands=True
-        )
-        key = f"1on1-agenda:{meeting.id}:{person.id}:{meeting.starts_at:%Y%m%d%H%M}"
-        sends.append(Send(person, key, "1on1-agenda", reply, max(now, times[person.id]), "agenda"))
+    for (pair, manager, report), meeting in ready:
+        names = {manager.id or 0: ag.first_name(manager), report.id or 0: ag.first_name(report)}
+        for person, other in ((manager, report), (report, manager)):
+            today = now.astimezone(tz(person.timezone)).date()
+            reply = agenda_reply(
+                person,
+                other,
+                pair,
+                meeting,
+                agendas[meeting.id or 0],
+                actions.get(pair.id or 0, []),
+                names | {person.id or 0: "you"},
+                built=True,
+                today=today,
+                commands=True,
+            )
+            key = f"1on1-agenda:{meeting.id}:{person.id}:{meeting.starts_at:%Y%m%d%H%M}"
+            when = max(now, agenda_time(meeting.starts_at, person))
+            sends.append(Send(person, key, "1on1-agenda", reply, when, "agenda"))
     return sends
+
+
+async def _claim_agendas(session: AsyncSession, meetings: list[Meeting], now: datetime) -> set[int]:
+    """Mark the meetings' agendas built in one statement; only those this tick claimed come back (another
+    replica's tick, running at the same moment, gets the rest: PostgreSQL re-checks after its commit)."""
+    if not meetings:
+        return set()
+    claimed = {
+        meeting_id or 0
+        for meeting_id in (
+            await session.execute(
+                update(Meeting)
+                .where(col(Meeting.id).in_([m.id for m in meetings]), col(Meeting.agenda_at).is_(None))
+                .values(agenda_at=now)
+                .returning(col(Meeting.id))
+                .execution_options(synchronize_session=False)
+            )
+        ).scalars()
+    }
+    for meeting in meetings:
+        if meeting.id in claimed:
+            set_committed_value(meeting, "agenda_at", now)
+    return claimed
 
 
 # -- action items ----------------------------------------------------------------------------------------
