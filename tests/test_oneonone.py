@@ -644,3 +644,29 @@ async def test_feedback_and_a_goal_nudge_go_on_the_1on1_as_facts_not_words(rig: 
     without = nudge_reply(goal, "stale", None, date(2026, 11, 20))
     assert with_manager.choices[-1].value == "1:1 discuss goal:7"
     assert "Discuss in our 1:1" not in [c.label for c in without.choices]
+
+
+async def test_what_either_side_committed_to_elsewhere_is_on_their_1on1_agenda(rig: Rig) -> None:
+    """A retro's commitment (an action item without a pair) is followed up in its owner's 1:1s."""
+    arjun = rig.people["arjun@demo.baton"]
+    chat = rig.chat("arjun@demo.baton")
+    await tick(rig)
+
+    async def commit(session):
+        session.add(
+            ActionItem(
+                owner_id=arjun.id,
+                text="Write the on-call handbook",
+                due_on=date(2026, 12, 4),
+                source="retro",
+                created_at=rig.clock.now(),
+            )
+        )
+
+    await rig.db.run(commit)
+    rig.clock.set(FIRST - timedelta(hours=24))
+    await tick(rig)
+    text = shown(chat.expect("Agenda for your 1:1 with Maya"))
+    assert "you: Write the on-call handbook, due Fri 4 Dec" in text
+    tom_agenda = [r for r in agendas(rig, rig.people["tom@demo.baton"])]
+    assert tom_agenda and "on-call handbook" not in shown(tom_agenda[0])

@@ -28,6 +28,7 @@ from bot.dashboard.views import AGGREGATE_MINIMUM, Ctx, Forbidden, View
 from dialogs.common.agenda import (
     LABELS,
     LOOKBACK,
+    actions_by_pair,
     agenda_of,
     first_name,
     gather,
@@ -136,12 +137,6 @@ def _when(moment: datetime | None, zone: str) -> str:
 
 def _day(moment: datetime | None, zone: str) -> str:
     return "" if moment is None else moment.astimezone(tz(zone)).strftime("%Y-%m-%d")
-
-
-def _by_due(actions: list[ActionItem]) -> list[ActionItem]:
-    """Soonest due first, undated last, on both databases (`open_actions` orders by `due_on`, and SQLite puts
-    NULL first where PostgreSQL puts it last)."""
-    return sorted(actions, key=lambda a: (a.due_on is None, a.due_on or date.min, a.id or 0))
 
 
 def _due(action: ActionItem, today: date) -> tuple[str, bool]:
@@ -300,7 +295,7 @@ async def pair_page(ctx: Ctx, pair_id: int) -> View:
         ("Owner", "Action", "Due", "Overdue"),
         empty="No open action items.",
     )
-    for action in _by_due(await open_actions(ctx.session, [pair.id or 0])):
+    for action in (await actions_by_pair(ctx.session, [pair])).get(pair.id or 0, []):
         due, late = _due(action, today)
         actions.rows.append(
             (
