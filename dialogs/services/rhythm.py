@@ -109,6 +109,7 @@ class Conductor:
         self.budget = budget
         self.tools_available = tools_available
         self.catalogue_file = catalogue_file
+        self._one_on_ones_minute: datetime | None = None  # the last minute the 1:1 step ran in this process
 
     async def tick(self, now: datetime, *, team_id: int | None = None, force: bool = False) -> TickReport:
         """Queue everything due at `now`. `force` sends the open period's invitations now (send-now)."""
@@ -124,7 +125,10 @@ class Conductor:
                 await self.db.checkpoint()
             report.nudges = await self.db.run(lambda s: self._goal_nudges(s, now, report))
             report.feedback = await self.db.run(lambda s: self._feedback(s, now))
-            report.one_on_ones = await self.db.run(lambda s: self._one_on_ones(s, now, report))
+            minute = now.replace(second=0, microsecond=0)
+            if minute != self._one_on_ones_minute:  # 1:1s keep minutes, not seconds: once a minute is enough
+                report.one_on_ones = await self.db.run(lambda s: self._one_on_ones(s, now, report))
+                self._one_on_ones_minute = minute
         return report
 
     async def _feedback(self, session: AsyncSession, now: datetime) -> int:
