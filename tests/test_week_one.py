@@ -181,7 +181,14 @@ async def test_several_messages_that_waited_arrive_folded_into_one_while_you_wer
     [folded] = lucia_chat.replies()  # one message, not two
     assert folded.text.startswith("While you were away, 2 messages came in")
     assert "Feedback from Tom" in folded.text and "Feedback from Aiko" in folded.text
-    assert [c.label for c in folded.choices] == ["1 · Thank", "1 · Reply", "2 · Thank", "2 · Reply"]
+    assert [c.label for c in folded.choices] == [
+        "1 · Thank",
+        "1 · Reply",
+        "1 · Discuss in our 1:1",  # Lucía has a manager: either piece can go on their next 1:1
+        "2 · Thank",
+        "2 · Reply",
+        "2 · Discuss in our 1:1",
+    ]
     rows = await outbox(rig, person_id=lucia)
     assert all(r.status == "sent" for r in rows)  # every one accounted for as delivered
     assert sorted(r.folded_into is not None for r in rows) == [False, True]
