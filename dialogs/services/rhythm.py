@@ -509,27 +509,28 @@ class Conductor:
     # -- digests -----------------------------------------------------------------------------
 
     async def _digests(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
+        # Every manager's active reports in one query (not one a manager a tick), by name.
+        reports_of: dict[int, list[Person]] = defaultdict(list)
+        for person in (
+            await session.execute(
+                select(Person)
+                .where(col(Person.active).is_(True), col(Person.manager_id).is_not(None))
+                .order_by(col(Person.name))
+            )
+        ).scalars():
+            reports_of[person.manager_id or 0].append(person)
+        if not reports_of:
+            return 0
         managers = list(
             (
                 await session.execute(
-                    select(Person).where(
-                        Person.active.is_(True),
-                        Person.id.in_(select(Person.manager_id).where(Person.manager_id.is_not(None))),
-                    )
+                    select(Person).where(col(Person.active).is_(True), col(Person.id).in_(list(reports_of)))
                 )
             ).scalars()
         )
-        wanted: list[tuple[Person, Due]] = []
+        due: list[tuple[Person, list[Person], Team | None, str, datetime]] = []
         for manager in managers:
-            reports = list(
-                (
-                    await session.execute(
-                        select(Person)
-                        .where(Person.manager_id == manager.id, Person.active.is_(True))
-                        .order_by(Person.name)
-                    )
-                ).scalars()
-            )
+            reports = reports_of[manager.id or 0]
             team = await session.get(Team, next((r.team_id for r in reports if r.team_id), manager.team_id or 0))
             rhythm = Rhythm.of(team)
             last, this, _ = weekly_times(now, manager.timezone, rhythm.digest_weekday, rhythm.digest_at)
@@ -537,6 +538,21 @@ class Conductor:
             if not send <= now < send + self.grace:
                 continue
             covered = period_of(rhythm.open_send(send - timedelta(seconds=1), manager.timezone), manager.timezone)
+            due.append((manager, reports, team, covered, send))
+        # A digest already queued is not built again at every tick of its grace window.
+        queued = set(
+            (
+                await session.execute(
+                    select(col(OutboxMessage.key)).where(
+                        col(OutboxMessage.key).in_([f"digest:{m.id}:{covered}" for m, _, _, covered, _ in due])
+                    )
+                )
+            ).scalars()
+        )
+        wanted: list[tuple[Person, Due]] = []
+        for manager, reports, team, covered, send in due:
+            if f"digest:{manager.id}:{covered}" in queued:
+                continue
             reply = await self.digest(session, manager, reports, team, covered)
             wanted.append(
                 (
