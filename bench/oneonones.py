@@ -41,7 +41,9 @@ async def seed(db: Database, people: int) -> int:
     """People in Berlin, every eighth the manager of the next seven, each report with two check-ins."""
 
     async def work(session: Any) -> int:
-        _, ids = await seed_people(session, people, NOW)
+        team, ids = await seed_people(session, people, NOW)
+        # Digests on Thursdays, so the agenda ticks on Monday measure the 1:1s, not a digest window.
+        await session.execute(text("UPDATE team SET digest_weekday = 3 WHERE id = :team"), {"team": team})
         reports = [(pid, ids[i - i % TEAM_SIZE]) for i, pid in enumerate(ids) if i % TEAM_SIZE]
         for start in range(0, len(reports), 2000):
             chunk = reports[start : start + 2000]
