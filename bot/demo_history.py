@@ -230,7 +230,7 @@ async def _one_on_ones(session: AsyncSession, people: dict[str, Person], now: da
         pair = OneOnOne(
             manager_id=maya.id or 0,
             report_id=report.id or 0,
-            anchor=tuesday - timedelta(weeks=6),
+            anchor=tuesday - timedelta(weeks=5),  # held 5, 3 and 1 weeks ago; the next in a week
             created_at=now - timedelta(weeks=7),
         )
         session.add(pair)
@@ -284,6 +284,15 @@ async def _one_on_ones(session: AsyncSession, people: dict[str, Person], now: da
                         )
                     )
         await session.flush()
+        if key == "arjun":  # one point people added, not discussed yet
+            session.add(
+                TalkingPoint(
+                    pair_id=pair.id or 0,
+                    author_id=report.id,
+                    text="Career path after the migration",
+                    created_at=now - timedelta(days=2),
+                )
+            )
         # A newcomer sees an agenda on the first run (`1:1 agenda`, the dashboard); the scheduler still
         # sends it the day before, adding anything new.
         await agenda.build(session, pair, await agenda.upcoming(session, pair, maya, now), now)

@@ -86,3 +86,30 @@ async def test_no_history_without_asking_and_no_demo_twice(db: Database, clock: 
     count = await db.run(lambda s: s.scalar(select(func.count()).select_from(CheckinRun)))
     people = await db.run(lambda s: s.scalar(select(func.count()).select_from(Person)))
     assert count == 0 and people == 6
+
+
+async def test_a_newcomer_sees_a_1on1_agenda_and_its_history_on_first_run(db: Database, clock: FakeClock) -> None:
+    await seed_demo(db, clock, sealer=Sealer(SECRET.encode()), history=True)
+    rig = await Rig.create(db, clock, demo=False)
+    arjun = rig.chat("arjun@demo.baton")
+    await arjun.send("1:1 agenda")
+    agenda = arjun.expect("Agenda for your 1:1 with Maya")
+    lines = "\n".join(agenda.card.lines if agenda.card else ())
+    assert "Priority:" in lines and "Pulse:" in lines  # gathered from last week's check-in
+    assert "From you: Career path after the migration" in lines
+    assert "Maya: Ask the platform team for a staging database slot" in lines  # last time's open action
+    maya = rig.chat("maya@demo.baton")
+    await maya.send("1:1")
+    maya.expect("Which 1:1?")
+
+    async def held(session):
+        from sqlalchemy import func, select
+
+        from storage.models import Meeting, MeetingNote
+
+        return (
+            await session.scalar(select(func.count()).select_from(Meeting).where(Meeting.status == "held")),
+            await session.scalar(select(func.count()).select_from(MeetingNote)),
+        )
+
+    assert await db.run(held) == (12, 1)  # three held 1:1s for each of four pairs; Maya's one private note
