@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     BATON_TEAMS_OPENID_URL: str = "https://login.botframework.com/v1/.well-known/openidconfiguration"
     BATON_TEAMS_AUTHORITY: str | None = None  # default: login.microsoftonline.com/{tenant or botframework.com}
     BATON_TEAMS_TENANT_RATE: float = Field(30.0, ge=0.1, le=50)  # sends per second per tenant
+    # Optional: read Outlook's automatic replies through Microsoft Graph (needs MailboxSettings.Read).
+    BATON_TEAMS_OUT_OF_OFFICE: bool = False
+    BATON_GRAPH_URL: str = "https://graph.microsoft.com/v1.0"  # tests point it at a fake on loopback
 
     @field_validator("DATABASE_URL")
     @classmethod

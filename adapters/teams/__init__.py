@@ -38,11 +38,12 @@ from adapters.teams.activities import (
 )
 from adapters.teams.auth import KeysUnavailable, TokenValidator, Unauthorized
 from adapters.teams.cards import render
-from adapters.teams.connector import Connector
+from adapters.teams.connector import BotToken, Connector
 from adapters.teams.credentials import CredentialError
 from adapters.teams.delivery import TeamsDelivery
 from adapters.teams.identity import Directory
 from adapters.teams.options import TeamsOptions
+from adapters.teams.outofoffice import GRAPH, OutOfOffice
 from dialogs.engine import COMMAND_ACTION
 from dialogs.engine.delivery import Delivery, DeliveryError
 from dialogs.engine.errors import ConfigurationError, UnknownPerson
@@ -90,6 +91,17 @@ class TeamsAdapter:
             else None
         )
         self.directory = Directory(host.db, host.clock, connector, emulator=options.emulator)
+        self.out_of_office = (
+            OutOfOffice(
+                host.db,
+                host.clock,
+                BotToken(connector.token.credential, connector.session, resource=GRAPH),
+                connector.session,
+                options.graph_url,
+            )
+            if options.out_of_office
+            else None
+        )
 
     @classmethod
     def create(cls, host: Host, options: TeamsOptions) -> TeamsAdapter:
@@ -116,8 +128,12 @@ class TeamsAdapter:
             )
         else:
             log.warning("teams: EMULATOR MODE: requests are not authenticated; this must only ever listen on loopback")
+        if self.out_of_office is not None:
+            self.out_of_office.start()
 
     async def stop(self) -> None:
+        if self.out_of_office is not None:
+            await self.out_of_office.stop()
         await self.connector.close()
 
     async def messages(self, request: web.Request) -> web.StreamResponse:

@@ -76,8 +76,11 @@ class BotToken:
     `credential` says how to get one (credentials.py); None is emulator mode, where sends carry no token.
     """
 
-    def __init__(self, credential: Credential | None, session: Any, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self, credential: Credential | None, session: Any, clock: Any = time.monotonic, *, resource: str | None = None
+    ) -> None:
         self.credential = credential
+        self.resource = resource  # None: the Bot Connector's
         self._session = session
         self._clock = clock
         self._token: str | None = None
@@ -95,7 +98,10 @@ class BotToken:
             if self._token and self._clock() < self._expires:
                 return self._token
             try:
-                fresh = await self.credential.fetch(self._session())
+                session = self._session()
+                fresh = await (
+                    self.credential.fetch(session, self.resource) if self.resource else self.credential.fetch(session)
+                )
             except CredentialError as exc:
                 log.warning("teams: could not get a bot token: %s", exc)
                 raise DeliveryError(f"could not get a bot token ({exc})") from None

@@ -79,8 +79,8 @@ class Credential(Protocol):
 
     mode: str
 
-    async def fetch(self, session: aiohttp.ClientSession) -> AccessToken:
-        """A fresh token. Raises CredentialError."""
+    async def fetch(self, session: aiohttp.ClientSession, resource: str = BOT_FRAMEWORK_RESOURCE) -> AccessToken:
+        """A fresh token for `resource` (the Bot Connector unless asked otherwise). Raises CredentialError."""
         ...
 
 
@@ -93,9 +93,9 @@ class ClientSecret:
     token_url: str
     mode: str = "ClientSecret"
 
-    async def fetch(self, session: aiohttp.ClientSession) -> AccessToken:
+    async def fetch(self, session: aiohttp.ClientSession, resource: str = BOT_FRAMEWORK_RESOURCE) -> AccessToken:
         return await client_credentials(
-            session, self.token_url, {"client_id": self.client_id, "client_secret": self.secret}, self.mode
+            session, self.token_url, {"client_id": self.client_id, "client_secret": self.secret}, self.mode, resource
         )
 
 
@@ -145,13 +145,13 @@ class Certificate:
         headers = {"x5t": self._x5t, "x5t#S256": self._x5t256}
         return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
 
-    async def fetch(self, session: aiohttp.ClientSession) -> AccessToken:
+    async def fetch(self, session: aiohttp.ClientSession, resource: str = BOT_FRAMEWORK_RESOURCE) -> AccessToken:
         form = {
             "client_id": self.client_id,
             "client_assertion_type": ASSERTION_TYPE,
             "client_assertion": self.assertion(),
         }
-        return await client_credentials(session, self.token_url, form, self.mode)
+        return await client_credentials(session, self.token_url, form, self.mode, resource)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +165,10 @@ class ManagedIdentity:
     def mode(self) -> str:
         return "UserManagedIdentity" if self.client_id else "SystemManagedIdentity"
 
-    async def fetch(self, session: aiohttp.ClientSession) -> AccessToken:
+    async def fetch(self, session: aiohttp.ClientSession, resource: str | None = None) -> AccessToken:
         # Read at each fetch: the host sets these variables, and App Service rotates the header's secret.
         endpoint, header = os.environ.get("IDENTITY_ENDPOINT"), os.environ.get("IDENTITY_HEADER")
-        params = {"resource": self.resource}
+        params = {"resource": resource or self.resource}
         if self.client_id:
             params["client_id"] = self.client_id
         if endpoint and header:  # App Service, Functions, Container Apps
@@ -206,7 +206,7 @@ class FederatedAssertion:
         self.token_file = token_file
         self.mode = "FederatedCredentials" if identity is not None else "WorkloadIdentity"
 
-    async def fetch(self, session: aiohttp.ClientSession) -> AccessToken:
+    async def fetch(self, session: aiohttp.ClientSession, resource: str = BOT_FRAMEWORK_RESOURCE) -> AccessToken:
         if self.identity is not None:
             assertion = (await self.identity.fetch(session)).token
         else:
@@ -216,14 +216,18 @@ class FederatedAssertion:
             except OSError as exc:
                 raise CredentialError(f"{self.mode}: cannot read {self.token_file} ({exc.strerror})") from None
         form = {"client_id": self.client_id, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
-        return await client_credentials(session, self.token_url, form, self.mode)
+        return await client_credentials(session, self.token_url, form, self.mode, resource)
 
 
 async def client_credentials(
-    session: aiohttp.ClientSession, token_url: str, form: dict[str, str], mode: str
+    session: aiohttp.ClientSession,
+    token_url: str,
+    form: dict[str, str],
+    mode: str,
+    resource: str = BOT_FRAMEWORK_RESOURCE,
 ) -> AccessToken:
-    """POST the client-credentials grant for the Bot Connector's scope to `token_url`."""
-    data = {"grant_type": "client_credentials", "scope": f"{BOT_FRAMEWORK_RESOURCE}/.default", **form}
+    """POST the client-credentials grant for `resource`'s scope (the Bot Connector's, or Graph's) to `token_url`."""
+    data = {"grant_type": "client_credentials", "scope": f"{resource}/.default", **form}
     try:
         async with session.post(token_url, data=data, timeout=REQUEST_TIMEOUT) as response:
             status = response.status

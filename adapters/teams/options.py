@@ -56,6 +56,8 @@ class TeamsOptions:
     certificate_password: str | None = field(default=None, repr=False)
     federated_client_id: str | None = None
     federated_token_file: str | None = None
+    out_of_office: bool = False  # read Outlook's automatic replies through Microsoft Graph (outofoffice.py)
+    graph_url: str = "https://graph.microsoft.com/v1.0"
 
     @property
     def authenticated(self) -> bool:
@@ -157,6 +159,9 @@ class TeamsOptions:
             _setting(settings, "BATON_TEAMS_CERT_PASSWORD"),
             federated_client_id,
             federated_token_file,
+            str(_setting(settings, "BATON_TEAMS_OUT_OF_OFFICE") or "").casefold() in ("1", "true", "yes", "on")
+            and bool(app_id),
+            _setting(settings, "BATON_GRAPH_URL") or "https://graph.microsoft.com/v1.0",
         )
 
 

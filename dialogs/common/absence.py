@@ -128,6 +128,10 @@ STATUS = "status"  # a platform status that says away (Slack's :palm_tree:, "Vac
 SOURCES[STATUS] = "your status"
 
 
+OUTLOOK = "outlook"  # Outlook's automatic replies (out of office), read through Microsoft Graph
+SOURCES[OUTLOOK] = "your Outlook automatic replies"
+
+
 async def set_status_away(
     session: AsyncSession, person_id: int, until: date | None, today: date, now: datetime
 ) -> bool:
@@ -135,22 +139,35 @@ async def set_status_away(
 
     Returns whether anything changed. Days before `today` stay as they were.
     """
+    return await set_away_from(session, person_id, STATUS, (today, until) if until is not None else None, today, now)
+
+
+async def set_away_from(
+    session: AsyncSession,
+    person_id: int,
+    source: str,
+    days: tuple[date, date] | None,
+    today: date,
+    now: datetime,
+) -> bool:
+    """What one automatic `source` (a status, automatic replies) says from `today` on: away on `days`
+    (first, last; the part before `today` is ignored), or (None) not away. Whether anything changed.
+    Days before `today` stay as they were; other sources are never touched."""
     current = list(
         await session.scalars(
-            select(Leave).where(col(Leave.person_id) == person_id, col(Leave.source) == STATUS, col(Leave.end) >= today)
+            select(Leave).where(col(Leave.person_id) == person_id, col(Leave.source) == source, col(Leave.end) >= today)
         )
     )
-    if until is not None and until >= today and [(c.start, c.end) for c in current] == [(today, until)]:
-        return False
-    if until is None and not current:
+    wanted = (max(days[0], today), days[1]) if days is not None and days[1] >= today else None
+    if [(c.start, c.end) for c in current] == ([wanted] if wanted else []):
         return False
     for row in current:
         if row.start < today:
             row.end = today - timedelta(days=1)
         else:
             await session.delete(row)
-    if until is not None and until >= today:
-        session.add(Leave(person_id=person_id, start=today, end=until, source=STATUS, created_at=now))
+    if wanted is not None:
+        session.add(Leave(person_id=person_id, start=wanted[0], end=wanted[1], source=source, created_at=now))
     return True
 
 

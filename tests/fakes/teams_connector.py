@@ -321,8 +321,10 @@ class FakeConnector:
                 return refuse(401, "invalid_client", 700027)
         else:
             return refuse(401, "invalid_client", 7000218)  # no credential at all
+        # A token is for one resource: Graph's is another token than the Bot Connector's.
+        token = self.access_token if "botframework" in form["scope"] else f"{self.access_token}-for-{form['scope']}"
         return web.json_response(
-            {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": self.access_token}
+            {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}
         )
 
     def _assertion_ok(self, app: App, assertion: str, token_url: str) -> bool:
