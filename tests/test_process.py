@@ -212,8 +212,10 @@ async def test_two_replicas_through_a_simulated_week_send_each_message_once(
     assert sorted(r.person_id for r in invitations) == sorted(team)  # one each, nobody twice
     assert sorted(r.person_id for r in reminders) == sorted(team)  # nobody answered: one reminder each
     assert [people[r.person_id].email for r in digests] == ["maya@demo.baton"]
-    assert all(r.status == "sent" for r in rows), [(r.key, r.status) for r in rows if r.status != "sent"]
-    assert all(r.attempts == 1 for r in rows), "a row was claimed by both replicas"
+    # Everything due by the end went out once (a 1:1 agenda moved out of someone's quiet hours may fall after it).
+    due = [r for r in rows if r.due_at <= now - timedelta(hours=1)]
+    assert all(r.status == "sent" for r in due), [(r.key, r.status) for r in due if r.status != "sent"]
+    assert all(r.attempts == 1 for r in due), "a row was claimed by both replicas"
     for row in invitations:
         person = people[row.person_id]
         local = row.sent_at.astimezone(__import__("zoneinfo").ZoneInfo(person.timezone))
