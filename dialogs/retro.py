@@ -307,7 +307,7 @@ def results_reply(retro: Retro, result: Released, authors: dict[int, str], reade
             lines.append(f"{STAGE_NAMES[stage]} — {theme.name} ({theme.people} people)")
             lines += [f"   “{shorten(q.text, 280)}”" for q in by_theme.get(theme.id, [])]
     for quote in (q for q in result.quotes if q.author_id is not None):
-        lines.append(f"A story from {authors.get(quote.author_id, 'a colleague')}: “{shorten(quote.text, 400)}”")
+        lines.append(f"A story from {authors.get(quote.author_id or 0, 'a colleague')}: “{shorten(quote.text, 400)}”")
     threshold = max(FLOOR, retro.threshold)
     if not lines:
         lines.append(
