@@ -284,3 +284,22 @@ async def test_stopping_deletes_every_draft_unread(rig: Rig, chat: Chat) -> None
     tom = rig.chat("tom@demo.baton")
     await tom.send(f"retro answer {retro.id}")
     tom.expect("stopped")
+
+
+async def test_the_demo_holds_one_finished_retro_closed_through_the_real_functions(db, clock) -> None:
+    from bot.demo import seed_demo
+    from tests.harness import SECRET, Sealer
+
+    assert await seed_demo(db, clock, sealer=Sealer(SECRET.encode()), history=True)
+    retros = (await db.run(lambda s: s.execute(select(Retro)))).scalars().all()
+    assert [r.status for r in retros] == ["done"]
+    themes = (await db.run(lambda s: s.execute(select(RetroTheme)))).scalars().all()
+    assert any(t.stage == "discover" and t.people >= 3 for t in themes)
+    text_of_everything = str((await db.run(lambda s: s.execute(select(RetroQuote)))).scalars().all())
+    assert "Customers thanked us" not in text_of_everything  # one person's theme is never written
+    items = (await db.run(lambda s: s.execute(select(ActionItem).where(ActionItem.source == "retro")))).scalars().all()
+    assert len(items) == 2
+    left = await db.run(
+        lambda s: s.scalar(text("SELECT count(*) FROM sealed_draft WHERE scope LIKE 'anonymous:retro%'"))
+    )
+    assert left == 0
