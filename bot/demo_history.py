@@ -543,7 +543,7 @@ async def _retro(
     voted = closes + timedelta(days=3)
     top = await close_vote(session, retro, voted, sealer)
     for proposal, owner in zip(top[:2], ("lucia", "arjun"), strict=False):
-        item = ActionItem(
+        commitment = ActionItem(
             owner_id=_id(people[owner]),
             created_by_id=_id(people["maya"]),
             text=proposal.text,
@@ -551,9 +551,9 @@ async def _retro(
             source="retro",
             created_at=voted,
         )
-        session.add(item)
+        session.add(commitment)
         await session.flush()
-        proposal.chosen, proposal.action_item_id = True, item.id
+        proposal.chosen, proposal.action_item_id = True, commitment.id
         session.add(proposal)
     retro.status = "done"
     session.add(retro)

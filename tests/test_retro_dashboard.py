@@ -13,11 +13,11 @@ from storage.models import Retro, RetroProposal, RetroQuote, RetroTheme
 from tests.test_dashboard import NOW, Site, get, sign_in, site  # noqa: F401 — `site` is the fixture
 
 
-async def seed_retro(site: Site) -> int:
-    async def work(session) -> int:  # noqa: ANN001
+async def seed_retro(on: Site) -> int:
+    async def work(session) -> int:
         from storage.models import Person
 
-        maya = await session.get(Person, site.ids["maya"])
+        maya = await session.get(Person, on.ids["maya"])
         retro = Retro(
             team_id=maya.team_id,
             started_by_id=maya.id,
@@ -54,7 +54,7 @@ async def seed_retro(site: Site) -> int:
                 retro_id=retro.id,
                 stage="discover",
                 text="Signed-story-words",
-                author_id=site.ids["tom"],
+                author_id=on.ids["tom"],
                 written_on=day,
             )
         )
@@ -64,10 +64,10 @@ async def seed_retro(site: Site) -> int:
         await session.flush()
         return retro.id
 
-    return await site.baton.db.run(work)
+    return await on.baton.db.run(work)
 
 
-async def test_retro_pages_follow_the_authorisation_matrix(site: Site) -> None:
+async def test_retro_pages_follow_the_authorisation_matrix(site: Site) -> None:  # noqa: F811 — the imported fixture
     retro_id = await seed_retro(site)
     for who in ("maya", "tom", "aiko"):  # the manager and members of the team
         http = await sign_in(site, who)

@@ -10,6 +10,9 @@ what was not released at the close is not in the database to show.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlmodel import col
 
@@ -127,7 +130,7 @@ async def _counts_table(ctx: Ctx) -> Table:
             )
         ).all()
     )
-    rows = []
+    rows: list[Sequence[Any]] = []
     for team in await ctx.session.scalars(select(Team).order_by(col(Team.name))):
         if sizes.get(team.id, 0) < AGGREGATE_MINIMUM:
             continue
