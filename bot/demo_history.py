@@ -42,6 +42,10 @@ from storage.models import (
     Person,
     Pool360,
     Rater360,
+    Retro,
+    RetroParticipant,
+    RetroProposal,
+    SealedDraft,
     TalkingPoint,
     Team,
     ToolPlan,
@@ -199,6 +203,7 @@ async def seed_history(
     await _review(session, people, first_send + timedelta(weeks=3), sealer)
     _plans(session, people, first_send)
     await _one_on_ones(session, people, now)
+    await _retro(session, team, people, first_send + timedelta(weeks=4), sealer)
 
 
 # What the pairs talked about, by report: (shared notes, a point they discussed, an action: (text, owner key)).
@@ -464,3 +469,100 @@ def _id(row: Person | CheckinRun) -> int:
 async def people_by_key(session: AsyncSession, team: Team) -> dict[str, Person]:
     rows = await session.execute(select(Person).where(col(Person.team_id) == team.id))
     return {p.email.split("@")[0]: p for p in rows.scalars()}
+
+
+# The finished retro: each person's (Discover story, signed?, Dream, Design); ballots as proposal texts.
+RETRO_THEME = "how we handled the checkout release"
+RETRO_ANSWERS = {
+    "maya": (
+        "We paired on the release checklist and the launch was calm.",
+        False,
+        "Releases would feel routine.",
+        "Keep one shared release checklist for every launch.",
+    ),
+    "arjun": (
+        "Pairing on the release checklist caught the config bug before customers saw it.",
+        True,
+        "Nobody would work late before a release.",
+        "Pair for an hour on every release.",
+    ),
+    "lucia": (
+        "The release checklist and pairing meant nobody stayed late.",
+        False,
+        "We would ship on Fridays without fear.",
+        "Review the checklist in sprint planning.",
+    ),
+    "tom": ("Customers thanked us for fast support replies.", False, "Support would be quiet.", None),
+    "aiko": (
+        "The dashboards showed latency dropping during the release.",
+        False,
+        "We would see problems before customers do.",
+        "Put the latency dashboard on the release checklist.",
+    ),
+}
+RETRO_VOTES = {"arjun": [0, 1], "lucia": [0, 3], "tom": [0], "aiko": [3, 1]}  # indexes into the Design answers
+
+
+async def _retro(
+    session: AsyncSession, team: Team, people: dict[str, Person], opened: datetime, sealer: Sealer
+) -> None:
+    """A finished retro of the team, closed through the real functions: answers as sealed drafts opened only
+    at the close (a theme from two people is dropped), sealed ballots counted at the vote's close, and the
+    top two proposals as action items."""
+    from dialogs.retro import answers_scope, ballots_scope, close_retro, close_vote
+
+    closes = opened + timedelta(weeks=1)
+    retro = Retro(
+        team_id=team.id or 0,
+        started_by_id=_id(people["maya"]),
+        theme=RETRO_THEME,
+        opens_at=opened,
+        closes_at=closes,
+        invited_at=opened,
+        created_at=opened,
+    )
+    session.add(retro)
+    await session.flush()
+    assert retro.id is not None
+    where = answers_scope(retro.id)
+    for key, (story, signed, dream, design) in RETRO_ANSWERS.items():
+        person_id = _id(people[key])
+        session.add(RetroParticipant(retro_id=retro.id, person_id=person_id, answered=True, voted=key in RETRO_VOTES))
+        drafted = {
+            "discover": {"text": story, "signed": signed},
+            "dream": {"text": dream},
+            "design": {"text": design or ""},
+        }
+        for item, answer in drafted.items():
+            sealed = sealer.seal(where, answer, size=anonymity.SLOT, context=f"draft:{person_id}:{item}")
+            session.add(SealedDraft(person_id=person_id, scope=where, item=item, sealed=sealed))
+    await session.flush()
+    await close_retro(session, retro, closes, sealer)
+    proposals = {
+        p.text: p for p in await session.scalars(select(RetroProposal).where(col(RetroProposal.retro_id) == retro.id))
+    }
+    designs = [d for _, _, _, d in RETRO_ANSWERS.values() if d]
+    ballots = ballots_scope(retro.id)
+    for key, picks in RETRO_VOTES.items():
+        person_id = _id(people[key])
+        numbers = sorted(proposals[designs[i]].number for i in picks)
+        sealed = sealer.seal(ballots, {"picks": numbers}, size=anonymity.SLOT, context=f"draft:{person_id}:ballot")
+        session.add(SealedDraft(person_id=person_id, scope=ballots, item="ballot", sealed=sealed))
+    await session.flush()
+    voted = closes + timedelta(days=3)
+    top = await close_vote(session, retro, voted, sealer)
+    for proposal, owner in zip(top[:2], ("lucia", "arjun"), strict=False):
+        commitment = ActionItem(
+            owner_id=_id(people[owner]),
+            created_by_id=_id(people["maya"]),
+            text=proposal.text,
+            due_on=voted.date() + timedelta(weeks=2),
+            source="retro",
+            created_at=voted,
+        )
+        session.add(commitment)
+        await session.flush()
+        proposal.chosen, proposal.action_item_id = True, commitment.id
+        session.add(proposal)
+    retro.status = "done"
+    session.add(retro)

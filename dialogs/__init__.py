@@ -1,7 +1,7 @@
 """Everything platform-neutral above the database, in four layers (each imports only those below it):
 
 - `services/` — the scheduler's rhythm, the overview, account linking
-- the conversations, one dialog per module: `checkin`, `feedback`, `goals`, `leave`, `oneonone`, `review360`,
+- the conversations, one dialog per module: `checkin`, `feedback`, `goals`, `leave`, `oneonone`, `retro`, `review360`,
   `settings`, `signin`, `team`, `tools`
 - `common/` and `catalogue/` — shared helpers, and the tool catalogue with its offline text scorer
 - `engine/` — the framework every dialog runs on
@@ -25,6 +25,7 @@ def all_dialogs(*, catalogue_file: str | None = None, public_url: str = "http://
     from dialogs.goals import GoalsDialog
     from dialogs.leave import LeaveDialog
     from dialogs.oneonone import OneOnOneDialog
+    from dialogs.retro import RetroDialog
     from dialogs.review360 import Review360Dialog
     from dialogs.settings import SettingsDialog
     from dialogs.signin import SignInDialog
@@ -40,6 +41,7 @@ def all_dialogs(*, catalogue_file: str | None = None, public_url: str = "http://
         KudosDialog(),
         ToolsDialog(catalogue_file),
         Review360Dialog(),
+        RetroDialog(),
         LeaveDialog(),
         TeamDialog(),
         SignInDialog(public_url),

@@ -589,3 +589,98 @@ class ActionItem(SQLModel, table=True):
     meeting_id: int | None = Field(default=None, foreign_key="one_on_one_meeting.id")
     done_at: datetime | None = None
     created_at: datetime
+
+
+class RetroPolicy(SQLModel, table=True):
+    """Who may start a team's appreciative retro: its manager always, its members when this allows it."""
+
+    __tablename__ = "retro_policy"
+    team_id: int = Field(primary_key=True, foreign_key="team.id")
+    members_may_start: bool = False
+
+
+class Retro(SQLModel, table=True):
+    """One appreciative retro (Discover, Dream, Design, Destiny) of a team around a theme in its own words.
+
+    `status`: collecting (answers are sealed drafts) → voting (themes, quotes and proposals released) →
+    choosing (the starter gives the top proposals owners and dates) → done; or stopped. Each step of the
+    scheduler is claimed with one conditional UPDATE of `status` or of its `*_at` column.
+    """
+
+    __tablename__ = "retro"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    started_by_id: int = Field(foreign_key="person.id")
+    theme: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="collecting", max_length=16, index=True)
+    threshold: int = 3  # at least 3, raised but never lowered once open (the 360 rules)
+    opens_at: datetime
+    closes_at: datetime
+    vote_closes_at: datetime | None = None
+    invited_at: datetime | None = None
+    closed_on: date | None = None  # the day answers were released; the only time they carry
+    voted_on: date | None = None
+    answered: int = 0  # how many people gave at least one answer, written at the close
+    voters: int = 0  # how many people voted, written at the vote's close
+    created_at: datetime
+
+
+class RetroParticipant(SQLModel, table=True):
+    """Participation only: who is asked, and whether they answered and voted. Never what."""
+
+    __tablename__ = "retro_participant"
+    __table_args__ = (UniqueConstraint("retro_id", "person_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    retro_id: int = Field(foreign_key="retro.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    answered: bool = False
+    voted: bool = False
+
+
+class RetroTheme(SQLModel, table=True):
+    """A released theme: the stage it grew from, its name and how many people it gathers (at least the
+    threshold). Random id, the close day only, no person."""
+
+    __tablename__ = "retro_theme"
+    __table_args__ = {"sqlite_with_rowid": False}
+    id: str = Field(primary_key=True, max_length=32)
+    retro_id: int = Field(foreign_key="retro.id", index=True)
+    stage: str = Field(max_length=16)  # discover, dream, design
+    name: str = Field(max_length=200)
+    people: int
+    written_on: date
+
+
+class RetroQuote(SQLModel, table=True):
+    """A released answer in its author's words: under a shown theme (anonymous), or a story its author chose to
+    sign (`author_id`). Random id, the close day only."""
+
+    __tablename__ = "retro_quote"
+    __table_args__ = {"sqlite_with_rowid": False}
+    id: str = Field(primary_key=True, max_length=32)
+    retro_id: int = Field(foreign_key="retro.id", index=True)
+    theme_id: str | None = Field(default=None, max_length=32)
+    stage: str = Field(max_length=16)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    author_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    written_on: date
+
+
+class RetroProposal(SQLModel, table=True):
+    """A released Design proposal the team votes on. `votes` is the count written when the vote closes — no
+    row links a voter to a proposal. A chosen one becomes an action item (`action_item_id`, source "retro")."""
+
+    __tablename__ = "retro_proposal"
+    __table_args__ = {"sqlite_with_rowid": False}
+    id: str = Field(primary_key=True, max_length=32)
+    retro_id: int = Field(foreign_key="retro.id", index=True)
+    number: int  # its place on the ballot (1, 2, …), shuffled at release
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    votes: int | None = None
+    chosen: bool = False
+    action_item_id: int | None = Field(default=None, foreign_key="action_item.id")
+    followed_up_at: datetime | None = None
+    helped_yes: int = 0
+    helped_partly: int = 0
+    helped_no: int = 0
+    written_on: date

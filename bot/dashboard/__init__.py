@@ -10,6 +10,7 @@ Routes (all under /dashboard):
   GET  /, /people/{id}, /team, /goals, /360, /360/{id}, /tools, /org, /settings, /deliveries,
        /rhythm?team=ID       pages; `?csv=<table>` downloads one of the page's tables
   GET  /1on1, /1on1/{pair}   one's 1:1s, and a pair's page (its two people only)
+  GET  /retro, /retro/{id}   the team's retro history and story log, a retro's page (its team and their managers)
   GET  /1on1/{pair}.csv      the pair's meetings, talking points, actions and one's own private notes
   GET  /1on1/{pair}/invite.ics   the pair's recurring invitation
   POST /settings/teams/{id}  change a team's rhythm (admins, CSRF-checked)
@@ -35,7 +36,7 @@ from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
-from bot.dashboard import auth, oneonone, rhythm, views
+from bot.dashboard import auth, oneonone, retro, rhythm, views
 from bot.dashboard.html import Markup, esc, hidden, link, page, paragraph, tag
 from bot.dashboard.views import Ctx, Forbidden, NotFound, Site, View
 from dialogs.common.invite import INVITE_PATH
@@ -338,6 +339,15 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
     async def pair_page(ctx: Ctx, request: web.Request) -> View:
         return await oneonone.pair_page(ctx, pair_id_of(request))
 
+    async def retros(ctx: Ctx, request: web.Request) -> View:
+        return await retro.retros_page(ctx)
+
+    async def retro_page(ctx: Ctx, request: web.Request) -> View:
+        raw = request.match_info["retro_id"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise Forbidden
+        return await retro.retro_page(ctx, int(raw))
+
     async def pair_csv(ctx: Ctx, request: web.Request) -> oneonone.File:
         return await oneonone.pair_csv(ctx, pair_id_of(request))
 
@@ -536,6 +546,8 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
     app.router.add_get("/dashboard/1on1/{pair_id:[^/.]+}.csv", download(pair_csv))
     app.router.add_get("/dashboard/1on1/{pair_id:[^/.]+}/invite.ics", download(pair_ics))
     app.router.add_get(INVITE_PATH + "/{token:[^/.]+}.ics", invite)
+    app.router.add_get("/dashboard/retro", view(retros))
+    app.router.add_get("/dashboard/retro/{retro_id}", view(retro_page))
     app.router.add_get("/dashboard/tools", view(plain(views.tools_page)))
     app.router.add_get("/dashboard/org", view(plain(views.org_page, "org")))
     app.router.add_get("/dashboard/settings", view(plain(views.settings_page)))

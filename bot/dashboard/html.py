@@ -135,6 +135,7 @@ NAV = (
     ("/dashboard/rhythm", "Rhythm", "everyone"),
     ("/dashboard/goals", "Goals", "everyone"),
     ("/dashboard/1on1", "1:1s", "everyone"),
+    ("/dashboard/retro", "Retros", "everyone"),
     ("/dashboard/360", "360s", "everyone"),
     ("/dashboard/tools", "Tool plans", "everyone"),
     ("/dashboard/org", "Organisation", "admin"),

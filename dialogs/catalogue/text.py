@@ -1106,3 +1106,9 @@ def score_influences(text: str, catalogue: Catalogue) -> list[InfluenceScore]:
     descriptions) is built on first use, in about a second, and memoised.
     """
     return _scorer_for(catalogue).score(text)
+
+
+def content_words(text: str) -> list[tuple[str, str]]:
+    """(stem, word as written, normalised) for each content word of `text`, in order: the same tokenising,
+    spelling unification and stemming the scorer uses, for other offline text work (retro themes)."""
+    return [(_stem(t.canonical), t.surface) for t in _tokens(text) if t.surface not in _CONCEPT_LABELS]

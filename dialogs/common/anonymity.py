@@ -46,6 +46,7 @@ from dialogs.engine.contract import Turn
 from dialogs.engine.sealing import Sealer
 from storage.models import DialogState, SealedDraft
 
+FLOOR = 3  # no threshold of an anonymous collection is ever below this: smaller groups can be traced to people
 MAX_WRITTEN = 1500  # characters in one written answer
 # One answer as JSON: up to 4 bytes a character (control characters other than newline and tab are removed
 # before a handler sees text, so no character takes a six-byte escape) plus the rating and the keys.
@@ -130,6 +131,17 @@ async def clear_drafts(session: AsyncSession, where: str, dialog: str, key: str,
             session.add(state)
             ended += 1
     return ended
+
+
+async def open_drafts(session: AsyncSession, sealer: Sealer, where: str) -> list[tuple[int, dict[str, Any]]]:
+    """At close, for a collection whose drafts are its submissions (editable until the close, as a retro's):
+    every person's drafted answers, opened in memory and shuffled. The caller keeps a person id only for
+    what its author chose to sign, and deletes the drafts (`clear_drafts`) in the same transaction."""
+    found: dict[int, dict[str, Any]] = {}
+    for row in await session.scalars(select(SealedDraft).where(col(SealedDraft.scope) == where)):
+        opened = sealer.open(where, row.sealed, context=f"draft:{row.person_id}:{row.item}")
+        found.setdefault(row.person_id, {})[row.item] = opened
+    return shuffled(found.items())
 
 
 # -- submissions ----------------------------------------------------------------------------------

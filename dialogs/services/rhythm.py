@@ -57,6 +57,7 @@ class TickReport:
     nudges: int = 0  # goal nudges
     feedback: int = 0  # feedback request reminders and expiries
     one_on_ones: int = 0  # agendas, "how did it go?", moves for leave, action item nudges
+    retros: int = 0  # retro invitations, reminders, results, vote closes and follow-ups
     held: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # reason → count
     deferred: int = 0  # queued for the end of someone's quiet hours rather than now
 
@@ -72,6 +73,7 @@ class TickReport:
             + self.nudges
             + self.feedback
             + self.one_on_ones
+            + self.retros
         )
 
 
@@ -129,6 +131,9 @@ class Conductor:
             if minute != self._one_on_ones_minute:  # 1:1s keep minutes, not seconds: once a minute is enough
                 report.one_on_ones = await self.db.run(lambda s: self._one_on_ones(s, now, report))
                 self._one_on_ones_minute = minute
+            report.retros = await self.db.run(lambda s: self._retros(s, now, report))
+            if report.retros:  # a close may have deleted sealed drafts: leave none of their pages in the WAL
+                await self.db.checkpoint()
         return report
 
     async def _feedback(self, session: AsyncSession, now: datetime) -> int:
@@ -154,6 +159,22 @@ class Conductor:
             return await self._queue(session, dues, now)
 
         return await one_on_one_step(session, now, plan, queue)
+
+    async def _retros(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
+        from dialogs.services.retros import Send, retro_step
+
+        async def plan(wanted: list[tuple[Person, datetime]], kind: str) -> list[Plan]:
+            return await self._plans(session, wanted, now, report, kind=kind)
+
+        async def queue(planned: list[tuple[Send, Plan]]) -> int:
+            dues = [
+                Due(s.person.id or 0, s.key, s.topic, s.reply.to_dict(), p.due_at or now, s.kind, _held(p))
+                for s, p in planned
+                if p.due_at is not None or budgeted(s.kind)  # owed ones are only ever moved, never held
+            ]
+            return await self._queue(session, dues, now)
+
+        return await retro_step(session, now, plan, queue, self.sealer)
 
     # -- goal nudges ------------------------------------------------------------------------------
 
