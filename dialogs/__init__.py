@@ -23,6 +23,7 @@ def all_dialogs(*, catalogue_file: str | None = None, public_url: str = "http://
     from dialogs.checkin import CheckinDialog
     from dialogs.feedback import FeedbackDialog, KudosDialog, RequestDialog
     from dialogs.goals import GoalsDialog
+    from dialogs.ideas import IdeasDialog
     from dialogs.leave import LeaveDialog
     from dialogs.oneonone import OneOnOneDialog
     from dialogs.review360 import Review360Dialog
@@ -40,6 +41,7 @@ def all_dialogs(*, catalogue_file: str | None = None, public_url: str = "http://
         KudosDialog(),
         ToolsDialog(catalogue_file),
         Review360Dialog(),
+        IdeasDialog(),
         LeaveDialog(),
         TeamDialog(),
         SignInDialog(public_url),
