@@ -84,7 +84,7 @@ async def team_owner(session: AsyncSession, team_id: int) -> Person | None:
     managers = Counter(
         m
         for m in await session.scalars(
-            select(Person.manager_id).where(col(Person.team_id) == team_id, col(Person.active).is_(True))
+            select(col(Person.manager_id)).where(col(Person.team_id) == team_id, col(Person.active).is_(True))
         )
         if m is not None
     )
