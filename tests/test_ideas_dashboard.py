@@ -11,7 +11,8 @@ from sqlalchemy import update
 
 from dialogs.common import anonymity
 from storage.models import Idea, Person
-from tests.test_dashboard import Site, get, sign_in, site  # noqa: F401 - `site` is the fixture
+from tests.test_dashboard import Site, get, sign_in
+from tests.test_dashboard import site as site  # the fixture
 
 SIGNED, ANON, OTHER = "WALLABY-1101 pairing on Fridays", "DINGO-2202 fewer meetings", "EMU-3303 a quieter room"
 
@@ -19,7 +20,7 @@ SIGNED, ANON, OTHER = "WALLABY-1101 pairing on Fridays", "DINGO-2202 fewer meeti
 async def _ideas(site: Site) -> None:
     ids = site.ids
 
-    async def work(session) -> None:  # noqa: ANN001
+    async def work(session) -> None:
         await session.execute(update(Person).where(Person.id == ids["maya"]).values(manager_id=ids["ravi"]))
         day = date(2026, 11, 2)
         session.add_all(
@@ -75,6 +76,6 @@ async def test_the_ideas_board_shows_each_viewer_only_what_they_may_see(site: Si
     async with await sign_in(site, "maya") as http:
         _, text = await get(http, "/dashboard/ideas?csv=adoption")
         _, funnel = await get(http, "/dashboard/ideas?csv=funnel")
-    assert list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))[0]["Rate"] == "50%"
-    you = list(csv.DictReader(io.StringIO(funnel.lstrip("\ufeff"))))[0]
+    assert next(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))["Rate"] == "50%"
+    you = next(csv.DictReader(io.StringIO(funnel.lstrip("\ufeff"))))
     assert (you["Received"], you["Decided"], you["Median days to decide"]) == ("3", "2", "2")
