@@ -37,6 +37,7 @@ from aiohttp import web
 from dialogs.engine.clock import Clock
 from dialogs.engine.delivery import Delivery
 from dialogs.engine.inbox import Inbox
+from dialogs.engine.sealing import Sealer
 from dialogs.engine.turns import Engine
 from storage.db import Database
 
@@ -60,6 +61,11 @@ class Host(Protocol):
     @property
     def inbox(self) -> Inbox:
         """Keeps a delivery durably before an early acknowledgement (`keep`); replayed if a crash beats its turn."""
+        ...
+
+    @property
+    def sealer(self) -> Sealer:
+        """Opens private replies a local channel reads back from the outbox (dialogs/engine/sealing.py)."""
         ...
 
     def wake_sender(self) -> None:

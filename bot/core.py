@@ -52,7 +52,7 @@ class Core:
         """
         clock = clock or SystemClock()
         engine = Engine(db, dialogs, clock=clock, sealer=sealer)
-        sender = OutboxSender(db, [LocalDelivery(), *deliveries], clock=clock, lease=lease)
+        sender = OutboxSender(db, [LocalDelivery(), *deliveries], clock=clock, lease=lease, sealer=sealer)
         inbox = Inbox(db, clock, sealer)
         engine.plan_notices = plan_notices
         engine.on_queued = sender.wake

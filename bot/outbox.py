@@ -26,6 +26,7 @@ from dialogs.engine.clock import Clock, SystemClock
 from dialogs.engine.delivery import Delivery, DeliveryError, Outgoing
 from dialogs.engine.locks import KeyedLocks
 from dialogs.engine.messages import Reply
+from dialogs.engine.sealing import Sealer, open_payload
 from storage.coalesce import Coalescer
 from storage.db import Database
 from storage.models import OutboxMessage
@@ -52,8 +53,10 @@ class OutboxSender:
         pipeline: int = 2,
         mark_every: float = 0.1,
         pacing: Pacing | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.db = db
+        self.sealer = sealer  # opens private replies, stored sealed (dialogs/engine/sealing.py)
         self.deliveries: Mapping[str, Delivery] = {d.channel: d for d in deliveries}
         self.clock = clock or SystemClock()
         self.batch = batch
@@ -245,7 +248,7 @@ class OutboxSender:
                 r.person_id,
                 r.channel,
                 dict(r.address),
-                Reply.from_dict(r.payload),
+                Reply.from_dict(open_payload(self.sealer, r.payload, r.key)),
                 r.kind,
                 r.attempts,
                 r.unsolicited,

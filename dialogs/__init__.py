@@ -23,6 +23,7 @@ def all_dialogs(*, catalogue_file: str | None = None, public_url: str = "http://
     from dialogs.checkin import CheckinDialog
     from dialogs.feedback import FeedbackDialog, KudosDialog, RequestDialog
     from dialogs.goals import GoalsDialog
+    from dialogs.ideas import IdeasDialog
     from dialogs.leave import LeaveDialog
     from dialogs.oneonone import OneOnOneDialog
     from dialogs.retro import RetroDialog
@@ -42,6 +43,7 @@ def all_dialogs(*, catalogue_file: str | None = None, public_url: str = "http://
         ToolsDialog(catalogue_file),
         Review360Dialog(),
         RetroDialog(),
+        IdeasDialog(),
         LeaveDialog(),
         TeamDialog(),
         SignInDialog(public_url),

@@ -684,3 +684,61 @@ class RetroProposal(SQLModel, table=True):
     helped_partly: int = 0
     helped_no: int = 0
     written_on: date
+
+
+class Idea(SQLModel, table=True):
+    """An improvement idea and where it stands: received → acknowledged → decided → done → result.
+
+    A random id and dates only (never a time of day, which a sender's own activity could match). `signed_by_id`
+    only when signed; for an anonymous idea the way back to its sender is `relay`, sealed and padded to one
+    size (dialogs/services/ideas.py), and `relay_pending` counts news the scheduler still owes them.
+    """
+
+    __tablename__ = "idea"
+    # SQLite keeps rowid tables in insertion order; WITHOUT ROWID orders by the random key instead.
+    __table_args__ = {"sqlite_with_rowid": False}
+    id: str = Field(primary_key=True, max_length=32)
+    owner_id: int = Field(foreign_key="person.id", index=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    signed_by_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    relay: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    relay_pending: int = 0  # news for an anonymous sender not relayed yet
+    relay_on: date | None = None  # the day the oldest of that news was made (relayed from the next day on)
+    state: str = Field(default="received", max_length=16)  # received, acknowledged, decided, done, result
+    decision: str | None = Field(default=None, max_length=16)  # adopt, try, park, decline
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    received_on: date
+    acknowledged_on: date | None = None
+    decided_on: date | None = None
+    done_on: date | None = None
+    result_on: date | None = None
+    nudged_on: date | None = None  # the owner was nudged to acknowledge it (once)
+
+
+class IdeaMessage(SQLModel, table=True):
+    """One message in an idea's thread: the owner's replies, the sender's answers. Random id, date only.
+
+    An anonymous sender's answers arrive through `idea_submission`, like their ideas."""
+
+    __tablename__ = "idea_message"
+    __table_args__ = {"sqlite_with_rowid": False}
+    id: str = Field(primary_key=True, max_length=32)
+    idea_id: str = Field(foreign_key="idea.id", index=True, max_length=32)
+    from_owner: bool
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    written_on: date
+
+
+class IdeaSubmission(SQLModel, table=True):
+    """An anonymous idea on its way: sealed whole (owner, team, text, the sealed relay), no sender, no time.
+
+    Written in the sender's turn; opened and published as an `idea` by the scheduler with the day's other
+    anonymous ideas, so neither a transaction nor a commit instant ties the readable idea to its sender.
+    """
+
+    __tablename__ = "idea_submission"
+    __table_args__ = {"sqlite_with_rowid": False}
+    id: str = Field(primary_key=True, max_length=32)
+    sealed: str = Field(sa_column=Column(Text, nullable=False))

@@ -46,6 +46,8 @@ from storage.models import (
     Goal,
     GoalMilestone,
     GoalUpdate,
+    Idea,
+    IdeaMessage,
     Identity,
     Leave,
     Meeting,
@@ -55,6 +57,11 @@ from storage.models import (
     Person,
     Pool360,
     Rater360,
+    Retro,
+    RetroParticipant,
+    RetroProposal,
+    RetroQuote,
+    RetroTheme,
     SealedDraft,
     TalkingPoint,
     Team,
@@ -206,6 +213,28 @@ async def export(session: AsyncSession, email: str) -> dict[str, Any]:
         "anonymous_360_answers": ANONYMOUS_NOTE,
         "one_on_ones": [{**entry, "with": who(entry.pop("other"))} for entry in one_on_ones["pairs"]],
         "action_items": [_plain(a, "owner_id") for a in one_on_ones["actions"]],
+        "retros": {
+            "taken_part_in": [
+                {"retro": r.retro_id, "answered": r.answered, "voted": r.voted}
+                for r in await _rows(session, select(RetroParticipant).where(col(RetroParticipant.person_id) == pid))
+            ],
+            "signed_stories": [
+                _plain(q, "author_id")
+                for q in await _rows(session, select(RetroQuote).where(col(RetroQuote.author_id) == pid))
+            ],
+            "anonymous_answers": ANONYMOUS_NOTE,
+        },
+        "ideas": {
+            "signed": [
+                _plain(i, "relay", "signed_by_id")
+                for i in await _rows(session, select(Idea).where(col(Idea.signed_by_id) == pid))
+            ],
+            "sent_to_them": [
+                _plain(i, "relay", "owner_id")
+                for i in await _rows(session, select(Idea).where(col(Idea.owner_id) == pid))
+            ],
+            "anonymous": ANONYMOUS_NOTE,
+        },
         "drafts_in_progress": len(drafts),
         "conversation": _plain(state, "person_id") if state else None,
         "messages_sent_to_them": [
@@ -306,6 +335,12 @@ async def erase(session: AsyncSession, email: str, *, keep_aggregates: bool = Fa
 
     # Their 1:1s are about them: each pair they are in goes whole (meetings, points, notes, actions).
     pairs = select(col(OneOnOne.id)).where(or_(col(OneOnOne.manager_id) == pid, col(OneOnOne.report_id) == pid))
+    # A retro's proposal lets go of a commitment that goes with them (theirs, or of a pair of theirs).
+    going = select(col(ActionItem.id)).where(or_(col(ActionItem.owner_id) == pid, col(ActionItem.pair_id).in_(pairs)))
+    await run(
+        "retro_proposal",
+        update(RetroProposal).where(col(RetroProposal.action_item_id).in_(going)).values(action_item_id=None),
+    )
     meetings = select(col(Meeting.id)).where(col(Meeting.pair_id).in_(pairs))
     await run(
         "one_on_one_note",
@@ -322,6 +357,32 @@ async def erase(session: AsyncSession, email: str, *, keep_aggregates: bool = Fa
     await run(
         "one_on_one", delete(OneOnOne).where(or_(col(OneOnOne.manager_id) == pid, col(OneOnOne.report_id) == pid))
     )
+
+    # Retros: their participation and signed stories go; a retro they started passes to their manager, or goes
+    # whole when they have none. Commitments are action items (theirs go below; proposals let go of them).
+    await run("retro_participant", delete(RetroParticipant).where(col(RetroParticipant.person_id) == pid))
+    await run("retro_quote", delete(RetroQuote).where(col(RetroQuote.author_id) == pid))
+    if person.manager_id is not None:
+        await run("retro", update(Retro).where(col(Retro.started_by_id) == pid).values(started_by_id=person.manager_id))
+    else:
+        started = select(col(Retro.id)).where(col(Retro.started_by_id) == pid)
+        await run("retro_participant", delete(RetroParticipant).where(col(RetroParticipant.retro_id).in_(started)))
+        await run("retro_quote", delete(RetroQuote).where(col(RetroQuote.retro_id).in_(started)))
+        await run("retro_theme", delete(RetroTheme).where(col(RetroTheme.retro_id).in_(started)))
+        await run("retro_proposal", delete(RetroProposal).where(col(RetroProposal.retro_id).in_(started)))
+        await run("retro", delete(Retro).where(col(Retro.started_by_id) == pid))
+
+    # Ideas: the ones they signed are theirs and go with their thread; ideas sent to them pass to their
+    # manager, or go when they have none. Anonymous ideas they sent cannot be found: nothing links them.
+    signed = select(col(Idea.id)).where(col(Idea.signed_by_id) == pid)
+    await run("idea_message", delete(IdeaMessage).where(col(IdeaMessage.idea_id).in_(signed)))
+    await run("idea", delete(Idea).where(col(Idea.signed_by_id) == pid))
+    if person.manager_id is not None:
+        await run("idea", update(Idea).where(col(Idea.owner_id) == pid).values(owner_id=person.manager_id))
+    else:
+        owned = select(col(Idea.id)).where(col(Idea.owner_id) == pid)
+        await run("idea_message", delete(IdeaMessage).where(col(IdeaMessage.idea_id).in_(owned)))
+        await run("idea", delete(Idea).where(col(Idea.owner_id) == pid))
 
     # Their own rows.
     for model, column in (

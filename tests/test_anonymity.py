@@ -167,3 +167,83 @@ async def test_a_database_reader_finds_no_answer_before_close_and_only_released_
     if not rig.db.is_sqlite:  # every released row was written by one transaction: xmin says nothing about who
         xmins = await rig.db.run(lambda s: s.execute(text("SELECT DISTINCT xmin::text FROM answer_360")))
         assert len(list(xmins)) == 1
+
+
+async def test_a_database_reader_cannot_link_an_anonymous_idea_or_its_thread_to_the_sender(
+    rig: Rig, reader: Reader
+) -> None:
+    """Tom sends an anonymous idea and answers Maya's reply; Maya acts on it. The reader sees the idea's text
+    only once it is published, only in `idea` (and its WAL), and nowhere beside Tom: not in his rows, not in
+    his outbox messages, not in a transaction of his."""
+    if rig.db.is_sqlite and ":memory:" in rig.db.url:
+        pytest.skip("the SQLite half needs a database file to read")
+    from storage.models import Idea, OutboxMessage
+
+    run = uuid.uuid4().hex[:8]
+    idea_mark, owner_mark, answer_mark = f"im{run}x", f"om{run}x", f"am{run}x"
+    tom, maya = rig.chat("tom@demo.baton"), rig.chat("maya@demo.baton")
+    await tom.send("idea")
+    await tom.press("Anonymous")
+    await tom.send(f"A better pager rota {idea_mark}")
+    tom.expect("Sent anonymously to Maya")
+    await tom.send("idea mine")
+    tom.expect(idea_mark)
+
+    tables, raw = await reader.tables(), await reader.raw()
+    assert where(tables, idea_mark) == [] and where(raw, idea_mark) == [], (
+        "an anonymous idea readable before publishing"
+    )
+    assert "Maya" not in tables["dialog_state"]
+
+    rig.clock.advance(days=1)
+    await Conductor(rig.db, sealer=rig.sealer).tick(rig.clock.now())
+    await rig.sender.drain_once()
+    [idea] = (await rig.db.run(lambda s: s.scalars(select(Idea)))).all()
+    await maya.send(f"idea ack {idea.id[:6]}")
+    await maya.send(f"idea reply {idea.id[:6]} {owner_mark}")
+    rig.clock.advance(days=1)
+    await Conductor(rig.db, sealer=rig.sealer).tick(rig.clock.now())
+    await rig.sender.drain_once()
+    tom.expect("There's news on an idea you sent anonymously")
+    await tom.send(f"idea reply {idea.id[:6]} {answer_mark}")
+    await tom.send("idea mine")
+    tom.expect(owner_mark)
+    rig.clock.advance(days=1)
+    await Conductor(rig.db, sealer=rig.sealer).tick(rig.clock.now())
+    await rig.sender.drain_once()
+
+    tables, raw = await reader.tables(), await reader.raw()
+    assert "idea" in where(tables, idea_mark) and set(where(tables, idea_mark)) <= {"idea", "outbox"}
+    everything = (await rig.db.run(lambda s: s.scalars(select(OutboxMessage)))).all()
+    readable = [row for row in everything if any(m in repr(row.payload) for m in (idea_mark, owner_mark, answer_mark))]
+    assert {row.person_id for row in readable} <= {maya.person.id}  # only the owner's messages quote the thread
+    assert set(where(tables, owner_mark)) | set(where(tables, answer_mark)) <= {"idea_message", "outbox"}
+    assert not where(tables, answer_mark) or "idea_message" in where(tables, answer_mark)
+    for name, body in tables.items():  # the idea's id only in the idea's own tables and the owner's messages
+        if name not in ("idea", "idea_message", "outbox"):
+            assert idea.id not in body and idea.id[:6] not in body, f"the idea named in {name}"
+    pages = {n for mark in (idea_mark, owner_mark, answer_mark) for n in where(raw, mark) if n.startswith("pages:")}
+    assert pages <= {"pages:idea", "pages:idea_message", "pages:outbox"}
+
+    mine = (
+        await rig.db.run(lambda s: s.scalars(select(OutboxMessage).where(OutboxMessage.person_id == tom.person.id)))
+    ).all()
+    for row in mine:  # what Tom was told: sealed, or the content-free news
+        body = repr(row.payload) + row.key
+        assert all(mark not in body for mark in (idea_mark, owner_mark, answer_mark)) and idea.id[:6] not in body
+    from dialogs.ideas import relay_for
+
+    other = relay_for(rig.sealer, rig.people["sam@demo.baton"].id, idea.id)
+    assert idea.signed_by_id is None and idea.relay is not None and len(idea.relay) == len(other)  # one size
+    assert any(set(row.payload) == {"sealed"} for row in mine)
+    if not rig.db.is_sqlite:  # the idea was written by a tick, in no transaction of Tom's
+        idea_xmin = await rig.db.run(lambda s: s.scalar(text("SELECT xmin::text FROM idea")))
+        toms = await rig.db.run(
+            lambda s: s.execute(
+                text(
+                    "SELECT xmin::text FROM outbox WHERE person_id = :p UNION SELECT xmin::text FROM dialog_state WHERE person_id = :p"
+                ),
+                {"p": tom.person.id},
+            )
+        )
+        assert idea_xmin not in {row[0] for row in toms}

@@ -57,7 +57,7 @@ class Console:
         self.person_id = person_id
         self.out = out
         self.drain = drain  # delivers what is due now (the terminal runs its own sender, without `serve`)
-        self.feed = DeliveredFeed(host.db, person_id)
+        self.feed = DeliveredFeed(host.db, person_id, sealer=host.sealer)
         self.last_choices: Reply | None = None
         self.form: Reply | None = None  # a form being filled in, one field per line
         self.form_answers: dict[str, str] = {}

@@ -253,7 +253,7 @@ class WebChat:
         await response.prepare(request)
         hub = self.hub
         wake = hub.subscribe(person_id)
-        feed = DeliveredFeed(self.host.db, person_id)
+        feed = DeliveredFeed(self.host.db, person_id, sealer=self.host.sealer)
         idle = 0.0
         try:
             while True:  # a database that blips delays the history; it doesn't end the stream
@@ -308,7 +308,7 @@ class WebChat:
         before = as_id(request.query.get("before"))
         if before is None:
             return _error(400, "Say which message to page back from (?before=ID, the oldest one shown).")
-        feed = DeliveredFeed(self.host.db, person_id)
+        feed = DeliveredFeed(self.host.db, person_id, sealer=self.host.sealer)
         try:
             page = await feed.before(before, PAGE + 1)
             live = await live_actions(self.host.db, person_id)

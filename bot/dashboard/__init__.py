@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
-from bot.dashboard import auth, oneonone, retro, rhythm, views
+from bot.dashboard import auth, ideas, oneonone, retro, rhythm, views
 from bot.dashboard.html import Markup, esc, hidden, link, page, paragraph, tag
 from bot.dashboard.views import Ctx, Forbidden, NotFound, Site, View
 from dialogs.common.invite import INVITE_PATH
@@ -538,6 +538,7 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
     app.router.add_get("/dashboard/people/{person_id}", view(person))
     app.router.add_get("/dashboard/team", view(plain(views.team_page, "team")))
     app.router.add_get("/dashboard/goals", view(plain(views.goals_page)))
+    app.router.add_get("/dashboard/ideas", view(plain(ideas.ideas_page)))
     app.router.add_get("/dashboard/360", view(plain(views.reviews_page)))
     app.router.add_get("/dashboard/360/{campaign_id}", view(review))
     app.router.add_get("/dashboard/1on1", view(one_on_ones))

@@ -134,6 +134,7 @@ NAV = (
     ("/dashboard/team", "Team", "manager"),
     ("/dashboard/rhythm", "Rhythm", "everyone"),
     ("/dashboard/goals", "Goals", "everyone"),
+    ("/dashboard/ideas", "Ideas", "everyone"),
     ("/dashboard/1on1", "1:1s", "everyone"),
     ("/dashboard/retro", "Retros", "everyone"),
     ("/dashboard/360", "360s", "everyone"),

@@ -119,6 +119,9 @@ class Turn:
     # Seals what the database must never hold readable (anonymous answers): dialogs/engine/sealing.py.
     sealer: Sealer = field(default_factory=Sealer.ephemeral, repr=False)
     checkpoint: bool = False  # set by a dialog that removed sealed data: the WAL is checkpointed after the commit
+    # Set by a dialog whose replies must not be readable in the outbox beside their recipient (an anonymous
+    # sender's confirmation, their own ideas): they are stored sealed (sealing.seal_payload).
+    private: bool = False
 
     @property
     def data(self) -> dict[str, Any]:

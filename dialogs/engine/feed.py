@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.engine.messages import Reply
 from dialogs.engine.routing import live_actions_of
+from dialogs.engine.sealing import Sealer, open_payload
 from storage.db import Database
 from storage.models import DialogState, OutboxMessage
 
@@ -28,8 +29,9 @@ class DeliveredFeed:
 
     WINDOW = timedelta(seconds=60)
 
-    def __init__(self, db: Database, person_id: int, *, channel: str = "local") -> None:
+    def __init__(self, db: Database, person_id: int, *, channel: str = "local", sealer: Sealer | None = None) -> None:
         self.db = db
+        self.sealer = sealer  # opens private replies, stored sealed
         self.person_id = person_id
         self.channel = channel
         self.since: datetime | None = None
@@ -37,12 +39,16 @@ class DeliveredFeed:
 
     async def history(self, limit: int = 50) -> list[tuple[int, datetime, Reply]]:
         """The last `limit` delivered messages, oldest first; the feed continues after them."""
-        return self._take(await recent_sent(self.db, self.person_id, channel=self.channel, limit=limit))
+        return self._take(
+            await recent_sent(self.db, self.person_id, channel=self.channel, limit=limit, sealer=self.sealer)
+        )
 
     async def before(self, message_id: int, limit: int = 50) -> list[tuple[int, datetime, Reply]]:
         """Up to `limit` messages delivered before `message_id`, oldest first (an earlier page of history).
         Doesn't move the feed: these are behind what it has handed out."""
-        return await recent_sent(self.db, self.person_id, channel=self.channel, limit=limit, before=message_id)
+        return await recent_sent(
+            self.db, self.person_id, channel=self.channel, limit=limit, before=message_id, sealer=self.sealer
+        )
 
     async def resume(self, last_id: int) -> list[tuple[int, datetime, Reply]]:
         """Continue after a message the reader already has (SSE Last-Event-ID).
@@ -65,7 +71,7 @@ class DeliveredFeed:
         floor = self.since - self.WINDOW if self.since is not None else None
 
         async def query(session: AsyncSession) -> list[tuple[int, datetime, Reply]]:
-            statement = select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload).where(
+            statement = select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload, OutboxMessage.key).where(
                 OutboxMessage.person_id == self.person_id,
                 OutboxMessage.channel == self.channel,
                 OutboxMessage.status == "sent",
@@ -74,7 +80,7 @@ class DeliveredFeed:
             if floor is not None:
                 statement = statement.where(OutboxMessage.sent_at >= floor)
             rows = await session.execute(statement.order_by(OutboxMessage.sent_at, OutboxMessage.id).limit(limit))
-            return [(r.id, r.sent_at, Reply.from_dict(r.payload)) for r in rows]
+            return [(r.id, r.sent_at, Reply.from_dict(open_payload(self.sealer, r.payload, r.key))) for r in rows]
 
         return self._take(await self.db.run(query))
 
@@ -91,12 +97,18 @@ class DeliveredFeed:
 
 
 async def recent_sent(
-    db: Database, person_id: int, *, channel: str = "local", limit: int = 50, before: int | None = None
+    db: Database,
+    person_id: int,
+    *,
+    channel: str = "local",
+    limit: int = 50,
+    before: int | None = None,
+    sealer: Sealer | None = None,
 ) -> list[tuple[int, datetime, Reply]]:
     """The last `limit` delivered messages for a person (before message `before`, if given), oldest first."""
 
     async def query(session: AsyncSession) -> list[tuple[int, datetime, Reply]]:
-        statement = select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload).where(
+        statement = select(OutboxMessage.id, OutboxMessage.sent_at, OutboxMessage.payload, OutboxMessage.key).where(
             OutboxMessage.person_id == person_id,
             OutboxMessage.channel == channel,
             OutboxMessage.status == "sent",
@@ -116,7 +128,9 @@ async def recent_sent(
         rows = await session.execute(
             statement.order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc()).limit(limit)
         )
-        return [(r.id, r.sent_at, Reply.from_dict(r.payload)) for r in reversed(list(rows))]
+        return [
+            (r.id, r.sent_at, Reply.from_dict(open_payload(sealer, r.payload, r.key))) for r in reversed(list(rows))
+        ]
 
     return await db.run(query)
 

@@ -87,3 +87,29 @@ class Sealer:
             return json.loads(padded[_LENGTH.size : _LENGTH.size + length])
         except (InvalidTag, ValueError, struct.error) as exc:
             raise SealError(type(exc).__name__) from None
+
+
+# Replies of a private turn (an anonymous sender's own view of their ideas) are kept in the outbox sealed:
+# the row names its recipient, so its text must not be readable beside it. Sender and feeds open it.
+OUTBOX_SCOPE = "outbox"
+OUTBOX_SIZE = 24_000  # bytes of a reply as JSON; private replies are built to stay well below it
+
+
+def seal_payload(sealer: Sealer, payload: dict[str, Any], key: str) -> dict[str, Any]:
+    """An outbox payload as stored for a private reply: {"sealed": …}, bound to the row's key."""
+    return {"sealed": sealer.seal(OUTBOX_SCOPE, payload, size=OUTBOX_SIZE, context=key)}
+
+
+def open_payload(sealer: Sealer | None, payload: dict[str, Any], key: str) -> dict[str, Any]:
+    """The payload as sent: opened when it was stored sealed, as it is otherwise.
+
+    Without a sealer (or with another secret) a sealed payload reads as a short placeholder."""
+    if "sealed" not in payload:
+        return payload
+    if sealer is not None:
+        try:
+            opened: dict[str, Any] = sealer.open(OUTBOX_SCOPE, payload["sealed"], context=key)
+            return opened
+        except SealError:
+            pass
+    return {"text": "(a private message that can no longer be shown)"}

@@ -37,7 +37,7 @@ from dialogs.engine.errors import UnknownPerson
 from dialogs.engine.locks import KeyedLocks
 from dialogs.engine.messages import Inbound, Reply
 from dialogs.engine.routing import Router
-from dialogs.engine.sealing import Sealer
+from dialogs.engine.sealing import Sealer, seal_payload
 from storage import queries
 from storage.coalesce import Coalescer
 from storage.db import Conflict, Database, DatabaseUnavailable
@@ -269,7 +269,9 @@ class Engine:
         self._checkpoint |= turn.checkpoint
         await self._save_all([turn])
         await self._queue_extra(turn)  # first: it may add a note on when a colleague gets a message
-        claimed = await self._queue_replies(session, [(person_id, inbound, turn.replies, None)])
+        claimed = await self._queue_replies(
+            session, [(person_id, inbound, turn.replies, None)], private={person_id} if turn.private else set()
+        )
         return turn.replies, claimed
 
     async def _batch(
@@ -323,7 +325,9 @@ class Engine:
             await self._queue_extra(turn)  # first: it may add a note on when a colleague gets a message
             outcomes[index] = turn.replies
         claimed = await self._queue_replies(
-            session, [(turn.person.id, batch[index].inbound, turn.replies, None) for index, turn in turns]
+            session,
+            [(turn.person.id, batch[index].inbound, turn.replies, None) for index, turn in turns],
+            private={turn.person.id for _, turn in turns if turn.private},
         )
         return outcomes, claimed
 
@@ -366,26 +370,39 @@ class Engine:
             raise Conflict("dialog_state")
 
     async def _queue_replies(
-        self, session: AsyncSession, items: list[tuple[int, Inbound, Sequence[Reply], str | None]]
+        self,
+        session: AsyncSession,
+        items: list[tuple[int, Inbound, Sequence[Reply], str | None]],
+        *,
+        private: set[int] | None = None,
     ) -> list[dict[str, Any]]:
         """Queue replies to the senders of (person id, inbound, replies, key base) items, in one statement.
 
         Replies answer a person's own message, so when a sender waits they are
         born claimed and come back for immediate delivery after the commit.
+        Replies to the people in `private` are stored sealed; the sender gets them opened.
         """
         now = self.clock.now()
         claim = self.on_claimed is not None
         rows: list[dict[str, Any]] = []
+        plain: dict[str, dict[str, Any]] = {}  # key → the payload of a reply stored sealed
         for person_id, inbound, replies, key in items:
             base = key or (f"reply:{inbound.key}" if inbound.key else f"reply:{secrets.token_hex(8)}")
             for index, reply in enumerate(replies):
+                row_key = f"{base}:{index}"[:255]
+                payload = reply.to_dict()
+                if private and person_id in private:
+                    # a private turn's keys are random too: the delivery key names its sender
+                    row_key = f"reply:{secrets.token_hex(16)}:{index}"
+                    plain[row_key] = payload
+                    payload = seal_payload(self.sealer, payload, row_key)
                 rows.append(
                     {
-                        "key": f"{base}:{index}"[:255],
+                        "key": row_key,
                         "person_id": person_id,
                         "channel": inbound.sender.platform,
                         "address": dict(inbound.address),
-                        "payload": reply.to_dict(),
+                        "payload": payload,
                         "kind": "reply",
                         "unsolicited": False,
                         "due_at": now,
@@ -409,7 +426,7 @@ class Engine:
                 "person_id": row["person_id"],
                 "channel": row["channel"],
                 "address": row["address"],
-                "payload": row["payload"],
+                "payload": plain.get(row["key"], row["payload"]),
             }
             for row in rows
             if row["key"] in queued

@@ -35,6 +35,7 @@ from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine.clock import tz
 from dialogs.engine.messages import Card, Choice, Reply
 from dialogs.engine.sealing import Sealer
+from dialogs.services.ideas import idea_step
 from storage.db import Database
 from storage.models import CheckinAnswer, CheckinRun, CheckinTemplate, OutboxMessage, Person, Team
 from storage.queries import preferred_addresses
@@ -134,6 +135,15 @@ class Conductor:
             report.retros = await self.db.run(lambda s: self._retros(s, now, report))
             if report.retros:  # a close may have deleted sealed drafts: leave none of their pages in the WAL
                 await self.db.checkpoint()
+            await self.db.run(
+                lambda s: idea_step(
+                    s,
+                    now,
+                    self.sealer,
+                    lambda w, k: self._plans(s, w, now, report, kind=k),
+                    lambda d: self._queue(s, d, now),
+                )
+            )
         return report
 
     async def _feedback(self, session: AsyncSession, now: datetime) -> int:
