@@ -214,8 +214,10 @@ async def test_two_replicas_through_a_simulated_week_send_each_message_once(
     assert [people[r.person_id].email for r in digests] == ["maya@demo.baton"]
     # Everything due by the end went out once (a 1:1 agenda moved out of someone's quiet hours may fall after it).
     due = [r for r in rows if r.due_at <= now - timedelta(hours=1)]
-    assert all(r.status == "sent" for r in due), [(r.key, r.status) for r in due if r.status != "sent"]
-    assert all(r.attempts == 1 for r in due), "a row was claimed by both replicas"
+    # (or, a nudge, was held by the weekly budget: the demo's overdue 1:1 action items meet its spent budget)
+    gone = [r for r in due if not (r.status == "held" and r.kind == "nudge")]
+    assert all(r.status == "sent" for r in gone), [(r.key, r.status) for r in gone if r.status != "sent"]
+    assert all(r.attempts == 1 for r in gone), "a row was claimed by both replicas"
     for row in invitations:
         person = people[row.person_id]
         local = row.sent_at.astimezone(__import__("zoneinfo").ZoneInfo(person.timezone))
