@@ -112,6 +112,28 @@ async def may_start(session: AsyncSession, person: Person, *, manager: bool) -> 
     return bool(policy and policy.members_may_start)
 
 
+def helped_scope(proposal_id: str) -> str:
+    """Where the "Has it helped?" answers to one commitment are kept sealed until they are counted."""
+    return f"anonymous:retro-helped:{proposal_id}"
+
+
+async def count_helped(
+    session: AsyncSession, proposal: RetroProposal, retro: Retro, sealer: Sealer, today: date
+) -> int:
+    """Open every "Has it helped?" answer to `proposal` in memory and write the counts — only when at least the
+    retro's threshold of people answered — then delete the answers. Returns how many answered."""
+    where = helped_scope(proposal.id)
+    answers = [a.get("helped", {}).get("helped") for _, a in await anonymity.open_drafts(session, sealer, where)]
+    if len(answers) >= max(FLOOR, retro.threshold):
+        proposal.helped_yes = answers.count("yes")
+        proposal.helped_partly = answers.count("partly")
+        proposal.helped_no = answers.count("no")
+    proposal.helped_counted_on = today
+    session.add(proposal)
+    await session.execute(delete(SealedDraft).where(col(SealedDraft.scope) == where))
+    return len(answers)
+
+
 async def may_manage(session: AsyncSession, retro: Retro, person: Person) -> bool:
     """Who may stop a retro or choose its commitments: whoever started it, a manager in its team, an admin."""
     if retro.started_by_id == person.id or person.is_admin:
@@ -804,20 +826,12 @@ class RetroDialog(Dialog):
         if value == "early":
             turn.say("Understood; thanks.")
             return END
-        # Participation only (that they answered, not what): the count is all that keeps the answer.
-        if not await queries.mark_event_processed(
-            turn.session, f"retro-helped:{proposal.id}:{turn.person.id}", turn.now
-        ):
-            raise UserFacingError("You've answered that one already — thank you.")
-        column = {
-            "yes": RetroProposal.helped_yes,
-            "partly": RetroProposal.helped_partly,
-            "no": RetroProposal.helped_no,
-        }[value]
-        await turn.session.execute(
-            update(RetroProposal).where(col(RetroProposal.id) == proposal.id).values({column: column + 1})
-        )
-        turn.say("Thank you — counted.")
+        if proposal.helped_counted_on is not None:
+            raise UserFacingError("Those answers have been counted already — thank you.")
+        # Sealed until the scheduler counts every answer at once (`count_helped`): an increment here would share
+        # this turn's transaction, which ties the answer to the person for anyone reading row versions or the WAL.
+        await anonymity.keep_answer(turn, helped_scope(proposal.id), "helped", {"helped": value})
+        turn.say("Thank you. Answers are counted together when the question closes; you can change yours until then.")
         return END
 
     async def _stopping(self, turn: Turn, raw: str) -> Transition:

@@ -683,6 +683,9 @@ class RetroProposal(SQLModel, table=True):
     helped_yes: int = 0
     helped_partly: int = 0
     helped_no: int = 0
+    # "Has it helped?" answers stay sealed drafts until the scheduler counts them all at once, this day; the
+    # counts are written only when at least the retro's threshold of people answered.
+    helped_counted_on: date | None = None
     written_on: date
 
 

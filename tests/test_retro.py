@@ -8,7 +8,16 @@ from datetime import timedelta
 from sqlalchemy import func, insert, select, text
 
 from dialogs.services.rhythm import Conductor
-from storage.models import ActionItem, OutboxMessage, Retro, RetroProposal, RetroQuote, RetroTheme, metadata
+from storage.models import (
+    ActionItem,
+    OutboxMessage,
+    Retro,
+    RetroProposal,
+    RetroQuote,
+    RetroTheme,
+    SealedDraft,
+    metadata,
+)
 from tests.harness import Chat, Rig
 
 MEMBERS = ["arjun@demo.baton", "lucia@demo.baton", "tom@demo.baton", "aiko@demo.baton"]
@@ -197,14 +206,41 @@ async def test_the_vote_and_commitments_feed_action_items_and_a_follow_up(rig: R
     )
     assert rows and {r.kind for r in rows} == {"follow-up"}
     assert lucia_item.due_on is not None
-    tom = rig.chat("tom@demo.baton")
-    asked = next(r for r in reversed(rig.delivery.to(tom.person.id)) if "Has it helped" in r.text)
-    await tom.press("Yes", on=asked)
-    tom.expect("counted")
-    await tom.press("No", on=asked)
-    tom.expect("answered that one already")
-    helped = (await rig.db.run(lambda s: s.execute(select(RetroProposal).where(RetroProposal.chosen)))).scalars()
-    assert sorted(p.helped_yes for p in helped) == [0, 1]
+    rig.clock.advance(hours=12)  # past everyone's quiet hours: Tokyo's and Mexico City's questions go out too
+    await rig.sender.drain_once()
+    # Answers stay sealed, changeable, until they are counted all at once; nothing counts them in the turn.
+    votes = {"tom": ("No", "Yes"), "arjun": ("Yes",), "aiko": ("Partly",), "lucia": ("Yes",)}
+    for first, presses in votes.items():
+        person = rig.chat(f"{first}@demo.baton")
+        asked = next((r for r in reversed(rig.delivery.to(person.person.id)) if "Has it helped" in r.text), None)
+        assert asked is not None, first
+        for label in presses:  # by value: a question that waited may arrive folded with others
+            value = next(c.value for c in asked.choices if c.value.endswith(f" {label.lower()}"))
+            await person.press(value, on=asked)
+            person.expect("counted together when the question closes")
+
+    async def chosen(session):
+        return list((await session.execute(select(RetroProposal).where(RetroProposal.chosen))).scalars())
+
+    async def sealed(session):
+        return list(
+            (await session.execute(select(SealedDraft).where(SealedDraft.scope.like("%retro-helped%")))).scalars()
+        )
+
+    assert all((p.helped_yes, p.helped_partly, p.helped_no) == (0, 0, 0) for p in await rig.db.run(chosen))
+    assert await rig.db.run(sealed)  # kept, sealed, one per person who answered
+    assert not any(b"Yes" in d.sealed.encode() for d in await rig.db.run(sealed))
+    # Two weeks after the question, the scheduler counts them in its own transaction and forgets the answers.
+    rig.clock.set(rig.clock.now() + timedelta(days=15))
+    await tick(rig)
+    counted = [p for p in await rig.db.run(chosen) if p.helped_counted_on is not None]
+    assert counted and await rig.db.run(sealed) == []
+    first = min(counted, key=lambda p: p.followed_up_at)  # type: ignore[arg-type, return-value]
+    # Tom changed his mind (No → Yes): his last answer counts, once.
+    assert (first.helped_yes, first.helped_partly, first.helped_no) == (3, 1, 0)
+    # A commitment fewer than the threshold answered about keeps no counts at all (they could name people).
+    for later in (p for p in counted if p.id != first.id):
+        assert (later.helped_yes, later.helped_partly, later.helped_no) == (0, 0, 0)
 
 
 async def test_the_reminder_waits_for_quiet_hours_and_is_held_by_the_budget(rig: Rig, chat: Chat) -> None:

@@ -27,6 +27,7 @@ from dialogs.engine.sealing import Sealer
 from dialogs.retro import (
     close_retro,
     close_vote,
+    count_helped,
     first_name,
     follow_up_reply,
     participants,
@@ -65,8 +66,9 @@ async def retro_step(session: AsyncSession, now: datetime, plan: PlanFn, queue: 
     sends += await _closes(session, now, sealer)
     sends += await _vote_closes(session, now, sealer)
     sends += await _follow_ups(session, now)
+    counted = await _count_helped(session, now, sealer)  # deleted sealed answers: the caller checkpoints the WAL
     if not sends:
-        return 0
+        return counted
     planned: list[tuple[Send, Plan]] = []
     for kind in sorted({s.kind for s in sends}):
         batch = [s for s in sends if s.kind == kind]
@@ -241,6 +243,34 @@ async def _follow_ups(session: AsyncSession, now: datetime) -> list[Send]:
                 .values(followed_up_at=now)
             )
     return await _unqueued(session, sends)
+
+
+async def _count_helped(session: AsyncSession, now: datetime, sealer: Sealer) -> int:
+    """When a commitment's "Has it helped?" has been open `FOLLOW_UP_FOR`, count every answer at once
+    (claimed by one conditional UPDATE, so one replica counts). How many commitments were counted."""
+    rows = (
+        await session.execute(
+            select(RetroProposal, Retro)
+            .join(Retro, col(Retro.id) == col(RetroProposal.retro_id))
+            .where(
+                col(RetroProposal.followed_up_at).is_not(None),
+                col(RetroProposal.followed_up_at) <= now - FOLLOW_UP_FOR,
+                col(RetroProposal.helped_counted_on).is_(None),
+            )
+        )
+    ).all()
+    counted = 0
+    for proposal, retro in rows:
+        claim: Any = await session.execute(
+            update(RetroProposal)
+            .where(col(RetroProposal.id) == proposal.id, col(RetroProposal.helped_counted_on).is_(None))
+            .values(helped_counted_on=now.date())
+            .execution_options(synchronize_session=False)
+        )
+        if claim.rowcount == 1:
+            await count_helped(session, proposal, retro, sealer, now.date())
+            counted += 1
+    return counted
 
 
 async def _post(session: AsyncSession, retro: Retro, reply: Reply | None, what: str, now: datetime) -> None:

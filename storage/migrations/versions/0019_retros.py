@@ -104,6 +104,7 @@ def upgrade() -> None:
         sa.Column('helped_yes', sa.Integer(), nullable=False),
         sa.Column('helped_partly', sa.Integer(), nullable=False),
         sa.Column('helped_no', sa.Integer(), nullable=False),
+        sa.Column('helped_counted_on', sa.Date(), nullable=True),
         sa.Column('written_on', sa.Date(), nullable=False),
         sa.ForeignKeyConstraint(['retro_id'], ['retro.id']),
         sa.ForeignKeyConstraint(['action_item_id'], ['action_item.id']),
