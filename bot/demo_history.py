@@ -2,7 +2,7 @@
 
 Check-ins with progress, blockers and pulses (one skipped for leave, one for a busy week), goals
 updated week by week, kudos and feedback, a 360 about Tom closed above its thresholds through the
-real sealed pool, two tool plans, one with its outcome, and three held 1:1s per pair with their notes
+real sealed pool, two tool plans, one with its outcome, four ideas in different states (one anonymous), and three held 1:1s per pair with their notes
 and action items (the next one's agenda already gathered). This week's check-in is left open for
 whoever tries Baton, and nothing is queued in anyone's chat: each person is greeted on first visit.
 
@@ -12,7 +12,7 @@ use where a rule applies (goal status, the 360's anonymity rules at close).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +35,7 @@ from storage.models import (
     CheckinRun,
     FeedbackEntry,
     Goal,
+    Idea,
     Leave,
     Meeting,
     MeetingNote,
@@ -204,6 +205,73 @@ async def seed_history(
     _plans(session, people, first_send)
     await _one_on_ones(session, people, now)
     await _retro(session, team, people, first_send + timedelta(weeks=4), sealer)
+    _ideas(session, team, people, now, sealer)
+
+
+def _ideas(session: AsyncSession, team: Team, people: dict[str, Person], now: datetime, sealer: Sealer) -> None:
+    """A handful of ideas to Maya in different states: one with its result, one being tried (sent anonymously,
+    its way back sealed as a real one is), one acknowledged, one waiting for her."""
+    from dialogs.common.anonymity import new_id
+    from dialogs.ideas import relay_for
+
+    today = now.date()
+    maya = people["maya"].id or 0
+
+    def ago(days: int) -> date:
+        return today - timedelta(days=days)
+
+    anonymous = new_id()
+    session.add_all(
+        [
+            Idea(
+                id=new_id(),
+                owner_id=maya,
+                team_id=team.id,
+                text="Hand over on-call on Friday afternoons in pairs, so nobody starts the weekend alone with it",
+                signed_by_id=people["tom"].id,
+                state="result",
+                decision="adopt",
+                reason="Cheap to try and the last two incidents started with a thin handover",
+                result="Handovers now take 20 minutes in pairs; no weekend page went unanswered since",
+                received_on=ago(40),
+                acknowledged_on=ago(39),
+                decided_on=ago(35),
+                done_on=ago(28),
+                result_on=ago(14),
+            ),
+            Idea(
+                id=anonymous,
+                owner_id=maya,
+                team_id=team.id,
+                text="Fewer status meetings: write the weekly update in the channel and keep Thursdays for questions",
+                relay=relay_for(sealer, people["arjun"].id or 0, anonymous),
+                state="decided",
+                decision="try",
+                reason="Worth a month: we keep the Thursday slot and check in the next retro",
+                received_on=ago(20),
+                acknowledged_on=ago(19),
+                decided_on=ago(12),
+            ),
+            Idea(
+                id=new_id(),
+                owner_id=maya,
+                team_id=team.id,
+                text="A shared glossary for the billing domain in the docs repository",
+                signed_by_id=people["lucia"].id,
+                state="acknowledged",
+                received_on=ago(6),
+                acknowledged_on=ago(5),
+            ),
+            Idea(
+                id=new_id(),
+                owner_id=maya,
+                team_id=team.id,
+                text="Record the architecture reviews for the colleagues in Tokyo",
+                signed_by_id=people["aiko"].id,
+                received_on=ago(2),
+            ),
+        ]
+    )
 
 
 # What the pairs talked about, by report: (shared notes, a point they discussed, an action: (text, owner key)).

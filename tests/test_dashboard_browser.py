@@ -221,3 +221,38 @@ async def test_the_demo_dashboard_reads_well_on_a_desktop_and_a_phone(browser, d
             )
         await context.close()
     assert not problems, problems
+
+
+async def test_the_ideas_board_in_a_browser_shows_the_owner_their_ideas_and_exports_the_funnel(
+    browser, site: Site, tmp_path: Path
+) -> None:
+    """Maya owns three ideas (one anonymous): the board names the signed senders, says "anonymous" for the
+    other, runs nothing an idea's text holds, and its funnel downloads as CSV."""
+    from tests.test_ideas_dashboard import ANON, SIGNED, _ideas
+
+    await _ideas(site)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = await context.new_page()
+    await page.goto(site.url + "/")
+    await choose(page, "Maya")
+    await page.fill("#composer", "dashboard")
+    await page.click("#send")
+    message = page.locator(".msg.bot", has_text="/dashboard/login?token=")
+    await message.wait_for()
+    async with page.expect_navigation():
+        await message.locator("a", has_text="/dashboard/login?token=").click()
+    await press_sign_in(page)
+    await page.click("header nav >> text=Ideas")
+    await page.locator("h1", has_text="Ideas").wait_for()
+    board = await page.inner_text("main")
+    assert SIGNED in board and ANON in board and "Tom Becker" in board and "anonymous" in board.casefold()
+    assert await page.evaluate("window.pwned === undefined")
+    async with page.expect_download() as pending:
+        await page.locator("a.csv[href*='csv=funnel']").click()
+    saved = tmp_path / "funnel.csv"
+    await (await pending.value).save_as(saved)
+    rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8-sig"))))
+    assert rows, "the funnel has rows"
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-ideas-desktop.png"), full_page=True)
+    await context.close()

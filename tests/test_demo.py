@@ -113,3 +113,23 @@ async def test_a_newcomer_sees_a_1on1_agenda_and_its_history_on_first_run(db: Da
         )
 
     assert await db.run(held) == (12, 1)  # three held 1:1s for each of four pairs; Maya's one private note
+
+
+async def test_the_demo_holds_ideas_in_different_states_and_the_anonymous_one_finds_its_sender(
+    db: Database, clock: FakeClock
+) -> None:
+    from sqlalchemy import select
+
+    from dialogs.ideas import relay_person
+    from storage.models import Idea
+
+    sealer = Sealer(SECRET.encode())
+    await seed_demo(db, clock, sealer=sealer, history=True)
+    ideas = list(await db.run(lambda s: s.scalars(select(Idea))))
+    assert sorted(i.state for i in ideas) == ["acknowledged", "decided", "received", "result"]
+    [anonymous] = [i for i in ideas if i.signed_by_id is None]
+    rig = await Rig.create(db, clock, demo=False)
+    assert relay_person(sealer, anonymous) == rig.people["arjun@demo.baton"].id  # only with the secret
+    arjun = rig.chat("arjun@demo.baton")
+    await arjun.send("idea mine")
+    assert "Fewer status meetings" in arjun.expect("Fewer status meetings").text
