@@ -13,7 +13,7 @@ set by BATON_KEEP_*_DAYS; 0 keeps it for ever): check-ins (runs and their
 answers, by when they started, with the 1:1s that quote them: meetings with
 their talking points and notes, and action items done that long ago),
 feedback and kudos (entries and finished
-requests), and goals that were done or dropped (with their milestones and
+requests, settled ideas with their threads, and what a retro released), and goals that were done or dropped (with their milestones and
 updates, by when they were created). Released anonymous 360 answers are not
 personal data and stay.
 """
@@ -37,10 +37,16 @@ from storage.models import (
     Goal,
     GoalMilestone,
     GoalUpdate,
+    Idea,
+    IdeaMessage,
     Meeting,
     MeetingNote,
     OutboxMessage,
     ProcessedEvent,
+    Retro,
+    RetroProposal,
+    RetroQuote,
+    RetroTheme,
     TalkingPoint,
 )
 
@@ -107,6 +113,17 @@ async def forget_old(session: AsyncSession, now: datetime, keep: Keep) -> dict[s
             update(FeedbackEntry).where(col(FeedbackEntry.request_id).in_(old_requests)).values(request_id=None),
         )
         await run("feedback_request", delete(FeedbackRequest).where(col(FeedbackRequest.created_at) < cutoff, finished))
+        # Ideas are feedback too: a finished one (a decision or a result) goes with its thread, by when it came in.
+        settled = col(Idea.state).in_(("decided", "done", "result"))
+        old_ideas = select(col(Idea.id)).where(col(Idea.received_on) < cutoff.date(), settled)
+        await run("idea_message", delete(IdeaMessage).where(col(IdeaMessage.idea_id).in_(old_ideas)))
+        await run("idea", delete(Idea).where(col(Idea.received_on) < cutoff.date(), settled))
+        # A retro's released stories, themes and proposals, by the day it closed; its commitments are action
+        # items and follow their own rule. The retro and who took part stay (counts only).
+        old_retros = select(col(Retro.id)).where(col(Retro.closed_on) < cutoff.date())
+        await run("retro_quote", delete(RetroQuote).where(col(RetroQuote.retro_id).in_(old_retros)))
+        await run("retro_theme", delete(RetroTheme).where(col(RetroTheme.retro_id).in_(old_retros)))
+        await run("retro_proposal", delete(RetroProposal).where(col(RetroProposal.retro_id).in_(old_retros)))
     if keep.goals:
         cutoff = now - timedelta(days=keep.goals)
         old_goals = select(col(Goal.id)).where(col(Goal.created_at) < cutoff, col(Goal.status).in_(("done", "dropped")))

@@ -103,3 +103,33 @@ async def test_what_people_wrote_is_forgotten_after_its_own_keeping_period(rig: 
     await rig.db.run(lambda s: forget_old(s, now + timedelta(days=4000), Keep(checkins=0, feedback=1, goals=1)))
     assert await count(FeedbackEntry) == 0
     assert await count(Goal) == active  # goals still being worked on are never forgotten
+
+
+async def test_settled_ideas_and_what_a_retro_released_go_with_the_feedback_period(
+    db: Database, clock: FakeClock
+) -> None:
+    """The demo's ideas and finished retro, a year on: settled ideas go with their threads, open ones stay;
+    the retro keeps its row and counts but no longer its quotes, themes or proposals."""
+    from sqlalchemy import func, select
+
+    from bot.demo import seed_demo
+    from dialogs.engine.sealing import Sealer
+    from storage.models import Idea, Retro, RetroQuote, RetroTheme
+    from storage.retention import Keep, forget_old
+    from tests.harness import SECRET
+
+    await seed_demo(db, clock, sealer=Sealer(SECRET.encode()), history=True)
+
+    async def state(session):
+        return (
+            sorted((await session.scalars(select(Idea.state))).all()),
+            await session.scalar(select(func.count()).select_from(RetroQuote)),
+            await session.scalar(select(func.count()).select_from(RetroTheme)),
+            await session.scalar(select(func.count()).select_from(Retro)),
+        )
+
+    ideas, quotes, themes, retros = await db.run(state)
+    assert ideas == ["acknowledged", "decided", "received", "result"] and quotes and themes and retros == 1
+    later = clock.now() + timedelta(days=400)
+    await db.run(lambda s: forget_old(s, later, Keep(checkins=0, feedback=365, goals=0)))
+    assert await db.run(state) == (["acknowledged", "received"], 0, 0, 1)

@@ -737,9 +737,11 @@ def test_baton_teams_package_writes_a_sideloadable_zip(tmp_path: Path) -> None:
     assert manifest["validDomains"] == ["baton.example.com"]
     assert manifest["icons"] == {"color": "color.png", "outline": "outline.png"}
     commands = bot["commandLists"][0]["commands"]
-    assert {c["title"] for c in commands} >= {"help", "checkin", "settings"} and len(commands) == 10  # Teams shows ten
-    assert "dashboard" not in {c["title"] for c in commands}
-    assert "Not in the command menu (Teams shows 10): dashboard" in result.output  # never dropped silently
+    assert {c["title"] for c in commands} >= {"help", "checkin", "1:1", "idea"} and len(commands) == 10  # Teams: ten
+    assert not {"dashboard", "retro", "settings"} & {c["title"] for c in commands}
+    left_out = [line for line in result.output.splitlines() if line.startswith("Not in the command menu")]
+    for name in ("dashboard", "retro", "settings", "ask"):  # never dropped silently: each named, with why
+        assert any(f": {name} — " in line for line in left_out), name
     assert _png_size(color) == (192, 192) and _png_size(outline) == (32, 32)
     assert len(manifest["name"]["short"]) <= 30 and len(manifest["description"]["short"]) <= 80
     assert manifest["developer"]["privacyUrl"] == "https://baton.example.com/privacy"

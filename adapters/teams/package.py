@@ -39,9 +39,13 @@ COLOR_ICON, OUTLINE_ICON = "color.png", "outline.png"
 
 MAX_COMMANDS = 10  # Teams shows at most ten commands per scope
 # The menu, most useful first: what people do weekly, then what they do now and then.
-COMMAND_ORDER = ("help", "checkin", "goals", "feedback", "kudos", "ask", "leave", "settings", "tools", "360")
+COMMAND_ORDER = ("help", "checkin", "1:1", "goals", "feedback", "kudos", "idea", "leave", "tools", "360")
 LEFT_OUT = {
     "dashboard": "it sends a sign-in link to the browser dashboard rather than starting a conversation; help lists it",
+    "ask": "a feedback request is also offered from *feedback*, which is in the menu",
+    "settings": "set once and rarely again; help lists it",
+    "retro": "a manager starts one a few times a quarter; everyone else is invited to it",
+    "team": "for managers, a few times a year; help lists it",
 }
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
