@@ -9,9 +9,11 @@ from sqlalchemy import select
 
 from bot.scheduler import Scheduler
 from dialogs.common.manners import budget_used
+from dialogs.engine.clock import FakeClock
 from dialogs.engine.messages import Reply
 from dialogs.services.rhythm import Conductor
 from storage import queries
+from storage.db import Database
 from storage.models import OutboxMessage, ProcessedEvent
 from tests.harness import Rig
 

@@ -204,3 +204,51 @@ async def test_the_dashboard_shows_the_rhythm_to_the_team_and_follows_the_settin
         assert status == 200
         assert "Wed 25 Nov 10:30 (Asia/Tokyo)" in page  # Wednesday 10:30 in Aiko's zone now
         assert "Fri 27 Nov 16:00" not in page and "reminder" not in page.split("<table")[1].lower()
+
+
+async def test_a_running_retro_is_on_the_picture_when_the_scheduler_reminds_and_closes_it(rig: Rig) -> None:
+    from dialogs.services.retros import REMIND_WITHIN
+    from storage.models import Retro, RetroParticipant
+
+    rig.clock.set(START)
+    closes = START + timedelta(days=5, hours=3)
+
+    async def start_retro(session) -> int:
+        team = (await session.execute(select(Team).where(Team.name == "Platform"))).scalars().one()
+        maya = rig.people["maya@demo.baton"]
+        retro = Retro(
+            team_id=team.id,
+            started_by_id=maya.id,
+            theme="how we handled the Q3 launch",
+            opens_at=START,
+            closes_at=closes,
+            invited_at=START,
+            created_at=START,
+        )
+        session.add(retro)
+        await session.flush()
+        for email in ("arjun@demo.baton", "tom@demo.baton"):
+            session.add(RetroParticipant(retro_id=retro.id, person_id=rig.people[email].id))
+        return retro.id
+
+    await rig.db.run(start_retro)
+    pic = await picture(rig.db, START)
+    [reminder] = [s for s in pic.timed if s.kind == "retro-reminder"]
+    assert {m.wanted for m in reminder.moments} == {closes - REMIND_WITHIN} and len(reminder.moments) == 2
+    assert [s for s in pic.timed if s.kind == "retro-close"]
+    conductor = Conductor(rig.db, sealer=rig.sealer)
+    for instant in sorted({m.at for m in reminder.moments}):
+        rig.clock.set(instant)
+        await conductor.tick(instant)
+    queued = await queued_topic(rig.db, "retro-reminder")
+    assert queued == {(m.person_id, m.at) for m in reminder.moments}
+
+
+async def queued_topic(db: Database, topic: str) -> set[tuple[int, datetime]]:
+    async def work(session) -> set[tuple[int, datetime]]:
+        rows = await session.execute(
+            select(OutboxMessage.person_id, OutboxMessage.due_at).where(OutboxMessage.topic == topic)
+        )
+        return {(p, d.astimezone(UTC)) for p, d in rows}
+
+    return await db.run(work)

@@ -47,6 +47,8 @@ from storage.models import (
     OutboxMessage,
     Person,
     Rater360,
+    Retro,
+    RetroParticipant,
     Team,
 )
 
@@ -279,6 +281,7 @@ async def picture_of(session: AsyncSession, team: Team, now: datetime) -> Pictur
     await _one_on_ones(b, members, pairs, digests, meetings)
     await _goal_nudges(b, member_ids)
     await _reviews(b, member_ids)
+    await _retros(b, team)
     await _feedback(b, member_ids)
     ordered = sorted(b.steps, key=lambda s: (s.first is None, s.first or end, s.id))
     return Picture(team.id, team.name, start, end, rhythm, tuple(ordered), tuple(b.flows), tuple(notes))
@@ -635,6 +638,67 @@ async def _reviews(b: _Builder, member_ids: set[int]) -> None:
             )
         )
         b.flow(f"360-reminder:{campaign.id}", f"360-close:{campaign.id}", "answers count until the close")
+
+
+async def _retros(b: _Builder, team: Team) -> None:
+    """The team's running retro: the reminder to those who have not answered, the close with the results, the
+    vote's close, and "Has it helped?" after each commitment's date — at the times retros.py uses."""
+    from dialogs.retro import VOTE_WINDOW
+    from dialogs.services.retros import OWED
+    from dialogs.services.retros import REMIND_WITHIN as RETRO_REMIND
+
+    retros = list(
+        (
+            await b.session.execute(
+                select(Retro).where(
+                    col(Retro.team_id) == team.id, col(Retro.status).in_(("collecting", "voting", "choosing"))
+                )
+            )
+        ).scalars()
+    )
+    for retro in retros:
+        rows = await b.session.execute(select(RetroParticipant).where(col(RetroParticipant.retro_id) == retro.id))
+        participants = [(r, b.people[r.person_id]) for r in rows.scalars() if r.person_id in b.people]
+        theme = retro.theme if len(retro.theme) <= 40 else retro.theme[:39] + "…"
+        if retro.status == "collecting":
+            remind_at = max(b.now, retro.closes_at - RETRO_REMIND)
+            if remind_at < retro.closes_at < b.end + RETRO_REMIND:
+                b.add(
+                    Step(
+                        f"retro-reminder:{retro.id}",
+                        "retro-reminder",
+                        f"Retro reminder (“{theme}”)",
+                        "performer",
+                        tuple(b.moment(p, remind_at, "reminder") for r, p in participants if not r.answered),
+                        budgeted=budgeted("reminder"),
+                        condition="to those who have not answered",
+                    )
+                )
+            if retro.closes_at < b.end:
+                b.add(
+                    Step(
+                        f"retro-close:{retro.id}",
+                        "retro-close",
+                        f"Retro closes: themes, quotes and the vote (“{theme}”)",
+                        "performer",
+                        tuple(b.moment(p, retro.closes_at, OWED) for _, p in participants),
+                    )
+                )
+                b.flow(f"retro-reminder:{retro.id}", f"retro-close:{retro.id}", "answers count until the close")
+        vote_closes = retro.vote_closes_at or retro.closes_at + VOTE_WINDOW
+        if retro.status in ("collecting", "voting") and vote_closes < b.end:
+            starter = b.people.get(retro.started_by_id)
+            b.add(
+                Step(
+                    f"retro-vote:{retro.id}",
+                    "retro-vote",
+                    f"Retro vote closes: the starter chooses owners and dates (“{theme}”)",
+                    "manager",
+                    (b.moment(starter, vote_closes, OWED),) if starter is not None else (),
+                    condition="the top proposals become action items",
+                )
+            )
+            b.flow(f"retro-close:{retro.id}", f"retro-vote:{retro.id}", "the Design proposals go to the vote")
 
 
 async def _feedback(b: _Builder, member_ids: set[int]) -> None:
