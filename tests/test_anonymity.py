@@ -247,3 +247,36 @@ async def test_a_database_reader_cannot_link_an_anonymous_idea_or_its_thread_to_
             )
         )
         assert idea_xmin not in {row[0] for row in toms}
+
+
+async def test_a_database_reader_finds_no_retro_answer_before_the_close_and_only_released_themes_after(
+    rig: Rig, chat: Chat, reader: Reader
+) -> None:
+    """Retro answers are sealed drafts until the close: not in any table, page or WAL; after it, only what
+    reached the threshold, written by the close's one transaction."""
+    from tests.test_retro import answer, close, start
+
+    if rig.db.is_sqlite and ":memory:" in rig.db.url:
+        pytest.skip("the SQLite half needs a database file to read")
+    run = uuid.uuid4().hex[:8]
+    shared = [f"release checklist pairing kept the launch calm sq{run}{n}x" for n in range(3)]
+    lonely = f"the espresso machine on floor two lq{run}x"
+    retro = await start(rig, chat)
+    people = ["maya@demo.baton", "arjun@demo.baton", "lucia@demo.baton", "tom@demo.baton"]
+    for email, story in zip(people, [*shared, lonely], strict=True):
+        await answer(rig, email, retro, story, None)
+    tables, raw = await reader.tables(), await reader.raw()
+    for mark in [*(s.split()[-1] for s in shared), lonely.split()[-1]]:
+        assert where(tables, mark) == [] and where(raw, mark) == [], f"{mark} readable before the close"
+
+    await close(rig, retro)
+    tables, raw = await reader.tables(), await reader.raw()
+    assert where(tables, lonely.split()[-1]) == [] and where(raw, lonely.split()[-1]) == []  # one person: never
+    released = [s.split()[-1] for s in shared if where(tables, s.split()[-1])]
+    assert released, "the theme three people share is released with its quotes"
+    for mark in released:  # quotes under a theme three people share, nowhere else readable but results sent
+        assert set(where(tables, mark)) <= {"retro_quote", "outbox"}
+    assert tables["sealed_draft"] == ""
+    if not rig.db.is_sqlite:  # released rows share the close's transaction: xmin names nobody
+        xmins = await rig.db.run(lambda s: s.execute(text("SELECT DISTINCT xmin::text FROM retro_quote")))
+        assert len(list(xmins)) == 1
