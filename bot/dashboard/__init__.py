@@ -32,6 +32,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from aiohttp import hdrs, web
@@ -43,6 +44,8 @@ from dialogs.common.invite import INVITE_PATH
 from dialogs.signin import LOGIN_PATH
 from storage.db import DatabaseUnavailable
 from storage.queries import as_id
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +225,37 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
     async def viewer_of(request: web.Request, session) -> auth.Viewer | None:  # noqa: ANN001
         return await auth.load_viewer(session, request.cookies.get(auth.COOKIE), site.clock.now())
 
+    async def signed_in(
+        request: web.Request,
+        build: Callable[[Ctx], Awaitable[T]],
+        context: Callable[[web.Request, Any, auth.Viewer], Ctx],
+    ) -> web.StreamResponse | tuple[auth.Viewer, T]:
+        """What every GET of the dashboard shares: the signed-in viewer, one read transaction, and the same
+        answers for no session (sign in), someone else's page (403), nothing there (404) and no database (503)."""
+
+        async def work(session) -> tuple[auth.Viewer | None, T | None, str | None]:  # noqa: ANN001
+            viewer = await viewer_of(request, session)
+            if viewer is None:
+                return None, None, None
+            try:
+                return viewer, await build(context(request, session, viewer)), None
+            except Forbidden:
+                return viewer, None, "forbidden"
+            except NotFound:
+                return viewer, None, "missing"
+
+        try:
+            viewer, built, problem = await site.db.run(work)
+        except DatabaseUnavailable:
+            return _message("Baton can't reach its database", "Please try again in a moment.", status=503)
+        if viewer is None:
+            return _to_signin(request)
+        if problem == "forbidden":
+            return forbidden(viewer)
+        if built is None:
+            return _message("Not found", "There is nothing at this address.", status=404, viewer=viewer)
+        return viewer, built
+
     def view(
         build: Callable[[Ctx, web.Request], Awaitable[View]],
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -244,28 +278,14 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
                 except DatabaseUnavailable:
                     return _message("Baton can't reach its database", "Please try again in a moment.", status=503)
 
-            async def work(session) -> tuple[auth.Viewer | None, View | None, str | None]:  # noqa: ANN001
-                viewer = await viewer_of(request, session)
-                if viewer is None:
-                    return None, None, None
-                ctx = Ctx(request, session, viewer, site.clock.now(), site, prefetched)
-                try:
-                    return viewer, await build(ctx, request), None
-                except Forbidden:
-                    return viewer, None, "forbidden"
-                except NotFound:
-                    return viewer, None, "missing"
-
-            try:
-                viewer, built, problem = await site.db.run(work)
-            except DatabaseUnavailable:
-                return _message("Baton can't reach its database", "Please try again in a moment.", status=503)
-            if viewer is None:
-                return _to_signin(request)
-            if problem == "forbidden":
-                return forbidden(viewer)
-            if problem == "missing" or built is None:
-                return _message("Not found", "There is nothing at this address.", status=404, viewer=viewer)
+            built_or_refusal = await signed_in(
+                request,
+                lambda ctx: build(ctx, request),
+                lambda r, session, viewer: Ctx(r, session, viewer, site.clock.now(), site, prefetched),
+            )
+            if isinstance(built_or_refusal, web.StreamResponse):
+                return built_or_refusal
+            viewer, built = built_or_refusal
             wanted = request.query.get("csv")
             if wanted is not None:
                 table = built.tables.get(wanted)
@@ -290,27 +310,14 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
         """A GET file (CSV, .ics): the same sign-in, transaction and refusals as a page, then an attachment."""
 
         async def handler(request: web.Request) -> web.StreamResponse:
-            async def work(session) -> tuple[auth.Viewer | None, oneonone.File | None, str | None]:  # noqa: ANN001
-                viewer = await viewer_of(request, session)
-                if viewer is None:
-                    return None, None, None
-                try:
-                    return viewer, await build(Ctx(request, session, viewer, site.clock.now(), site), request), None
-                except Forbidden:
-                    return viewer, None, "forbidden"
-                except NotFound:
-                    return viewer, None, "missing"
-
-            try:
-                viewer, file, problem = await site.db.run(work)
-            except DatabaseUnavailable:
-                return _message("Baton can't reach its database", "Please try again in a moment.", status=503)
-            if viewer is None:
-                return _to_signin(request)
-            if problem == "forbidden":
-                return forbidden(viewer)
-            if file is None:
-                return _message("Not found", "There is nothing at this address.", status=404, viewer=viewer)
+            file_or_refusal = await signed_in(
+                request,
+                lambda ctx: build(ctx, request),
+                lambda r, session, viewer: Ctx(r, session, viewer, site.clock.now(), site),
+            )
+            if isinstance(file_or_refusal, web.StreamResponse):
+                return file_or_refusal
+            _, file = file_or_refusal
             return _attachment(file)
 
         return handler
