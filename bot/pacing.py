@@ -133,6 +133,7 @@ class Lane:
         self.pacing, self.scope, self.rate, self.burst = pacing, scope, rate, burst
         self.size = max(1, math.ceil(rate * pacing.block))
         self.paused_until = 0.0
+        self.latency = 0.0  # recent seconds from a take's transaction to its slots in hand (commit, wake-up)
         self._slots: deque[float] = deque()
         self._waiting: list[tuple[int, int, asyncio.Future[float]]] = []
         self._order = itertools.count()
@@ -182,17 +183,23 @@ class Lane:
             want = min(len(self._waiting), self.size)
             horizon = pacing.max_wait if urgent else pacing.lookahead
 
-            async def take(session: AsyncSession, want: int = want, horizon: float = horizon) -> slots.Slots:
+            asked: list[float] = []
+
+            async def take(
+                session: AsyncSession, want: int = want, horizon: float = horizon, asked: list[float] = asked
+            ) -> slots.Slots:
                 # Laid out from the moment the transaction runs, not from before it queued: a wait for the
                 # database (SQLite's writer queue, a far server) must not make every slot stale on arrival,
-                # which once had 16 tenants drop and retake their slots for ever.
+                # which once had 16 tenants drop and retake their slots for ever. And laid out `latency`
+                # ahead, so that the commit and the wake-up after it do not make them stale either.
+                asked.append(pacing.clock())
                 return await slots.take_slots(
                     session,
                     self.scope,
                     rate=self.rate,
                     burst=self.burst,
                     want=want,
-                    now=pacing.clock(),
+                    now=asked[-1] + self.latency,
                     horizon=horizon,
                 )
 
@@ -210,7 +217,7 @@ class Lane:
             failures = 0
             self.paused_until = max(self.paused_until, got.paused_until)
             if got.times:
-                self._slots.extend(got.times)
+                self._slots.extend(self._arrived_late(got.times, asked[-1]))
                 continue
             wait = got.next_free - now
             if wait > pacing.max_wait:
@@ -221,6 +228,17 @@ class Lane:
                 await asyncio.wait_for(self._arrived.wait(), max(0.005, wait - pacing.lookahead))
             except TimeoutError:
                 pass
+
+    def _arrived_late(self, times: list[float], asked: float) -> list[float]:
+        """Slots as they can be used now, and the lesson for the next take. Slots the round trip made stale
+        are dropped but the first, which is used at once: retaking them could go on for ever on a slow
+        database, and using them all at once would crowd the slots after them."""
+        arrived = self.pacing.clock()
+        self.latency = min(self.pacing.block, 0.7 * self.latency + 0.3 * max(0.0, arrived - asked))
+        fresh = [t for t in times if t >= arrived - STALE]
+        if len(fresh) == len(times):
+            return times
+        return [arrived, *fresh]
 
     def _hand_out(self) -> None:
         """Give the slots in hand to the waiters, most urgent first."""

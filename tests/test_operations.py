@@ -7,6 +7,7 @@ Real parts: Baton's aiohttp server on a loopback port, the fake Slack Web API
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from typing import Any
@@ -79,18 +80,25 @@ async def test_metrics_after_a_scripted_day(rig: SlackRig) -> None:
     rig.fake.fail("U0GONE", "account_inactive")  # … and one person's DM is gone for good
     await queue(rig, "met:gone", "U0GONE", "never arrives")
 
+    def count(found: dict, outcome: str) -> float:
+        return found.get(("baton_deliveries_total", (("channel", "slack"), ("outcome", outcome))), 0)
+
     async def settled() -> bool:
         rig.clock.advance(seconds=2)  # past the Retry-After
         rig.baton.sender.wake()
-        return bool(rig.fake.calls_to("chat.postMessage", ok=None)) and any(
+        if not rig.fake.calls_to("chat.postMessage", ok=None) or not any(
             c.args.get("channel") == "U0LATE" for c in rig.fake.calls_to("chat.postMessage", ok=True)
-        )
+        ):
+            return False
+        # The counters move a moment after the fake has answered (once CI saw 3 sent here, not 4): wait for them.
+        found = samples((await scrape(rig))[1])
+        return count(found, "sent") >= 4 and count(found, "failed") >= 1
 
     await wait_for(settled)
     status, text = await scrape(rig)
     assert status == 200
     found = samples(text)
-    slack = lambda outcome: found.get(("baton_deliveries_total", (("channel", "slack"), ("outcome", outcome))), 0)  # noqa: E731
+    slack = functools.partial(count, found)
     assert slack("sent") >= 4  # three replies and the post after the 429
     assert slack("rate_limited") == 1
     assert slack("failed") == 1
