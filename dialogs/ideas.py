@@ -43,6 +43,10 @@ FLOW_SCOPE = "idea-flow"
 DECISIONS = {"adopt": "adopted", "try": "will try", "park": "parked", "decline": "declined"}
 STATES = ("received", "acknowledged", "decided", "done", "result")
 SHOWN = 15  # ideas in one list
+BATCHES = (  # told to an anonymous sender: why their message does not arrive at once
+    f"Anonymous messages go out together, from the next morning on, once at least {anonymity.FLOOR} people "
+    "have sent one, so neither their timing nor a small group can point to you."
+)
 
 
 def short(idea_id: str) -> str:
@@ -294,10 +298,7 @@ class IdeasDialog(Dialog):
         turn.session.add(IdeaSubmission(id=submission_id, sealed=sealed))
         turn.private = True
         turn.checkpoint = True
-        turn.say(
-            f"Sent anonymously to {first_name(owner)}. It reaches them tomorrow morning with the day's other "
-            "anonymous ideas, so its timing can't point to you. *idea mine* shows how it goes."
-        )
+        turn.say(f"Sent anonymously to {first_name(owner)}. {BATCHES} *idea mine* shows how it goes.")
 
     # -- the sender's view --------------------------------------------------------------------
 
@@ -333,7 +334,7 @@ class IdeasDialog(Dialog):
                 who = first_name(owners.get(idea.owner_id)) if message.from_owner else "you"
                 lines.append(f"    {who}, {message.written_on:%d %b}: {shorten(message.text, 200)}")
         for text in waiting:
-            lines.append(f"• (anonymous, on its way until tomorrow) “{shorten(text, 80)}”")
+            lines.append(f"• (anonymous, waiting for the next batch) “{shorten(text, 80)}”")
         lines.append("*idea reply ID your answer* answers the owner of an idea.")
         turn.say("\n".join(lines))
 
@@ -513,9 +514,7 @@ class IdeasDialog(Dialog):
         turn.session.add(IdeaSubmission(id=submission_id, sealed=sealed))
         turn.private = True
         turn.checkpoint = True
-        turn.say(
-            f"Sent anonymously. {first_name(owner)} gets it tomorrow morning, with the day's other anonymous messages."
-        )
+        turn.say(f"Sent anonymously to {first_name(owner)}. {BATCHES}")
 
 
 async def _threads(session: AsyncSession, idea_ids: list[str]) -> dict[str, list[IdeaMessage]]:

@@ -737,8 +737,9 @@ class IdeaMessage(SQLModel, table=True):
 class IdeaSubmission(SQLModel, table=True):
     """An anonymous idea on its way: sealed whole (owner, team, text, the sealed relay), no sender, no time.
 
-    Written in the sender's turn; opened and published as an `idea` by the scheduler with the day's other
-    anonymous ideas, so neither a transaction nor a commit instant ties the readable idea to its sender.
+    Written in the sender's turn; opened and published as an `idea` by the scheduler together with the other
+    anonymous ideas once at least three people have sent one, so neither a transaction, a commit instant nor
+    a small group ties the readable idea to its sender.
     """
 
     __tablename__ = "idea_submission"

@@ -93,8 +93,41 @@ async def test_a_decision_needs_a_reason_and_states_cannot_be_skipped(rig: Rig) 
     assert (await _ideas(rig))[0].state == "received"  # nothing decided before the reason
 
 
-async def test_an_anonymous_idea_reaches_its_owner_next_day_and_the_relay_works_both_ways(rig: Rig) -> None:
-    tom, maya = rig.chat("tom@demo.baton"), rig.chat("maya@demo.baton")
+async def _anonymously(chat: Chat, text: str) -> None:
+    await chat.send(f"idea anonymous {text}")
+    chat.expect("Sent anonymously to Maya", "at least 3 people")
+
+
+async def test_anonymous_ideas_wait_for_three_senders_and_go_out_together_dated_that_day(rig: Rig) -> None:
+    """Fewer than three anonymous senders would let a database reader, who sees who used `idea` on which
+    day, point at the sender: such ideas are held, however many days pass, and go out with the third."""
+    tom, arjun, lucia, maya = (rig.chat(f"{n}@demo.baton") for n in ("tom", "arjun", "lucia", "maya"))
+    await _anonymously(tom, ANON)
+    await _anonymously(tom, "A second idea of Tom's — WOMBAT-1")
+    await _anonymously(arjun, "Pair on reviews — QUOKKA-2")
+    for _ in range(3):  # two people, three ideas, three days: still held
+        rig.clock.advance(days=1)
+        await _tick(rig)
+    assert await _ideas(rig) == []
+    assert not [r.text for r in maya.replies() if "idea" in r.text]
+    await tom.send("idea mine")
+    tom.expect("waiting for the next batch", "NUMBAT-7730")
+
+    await _anonymously(lucia, "Write down on-call handovers — DINGO-3")
+    await _tick(rig)
+    assert await _ideas(rig) == []  # the third sender's idea waits for the next day like any other
+    rig.clock.advance(days=1)
+    await _tick(rig)
+    maya.expect("4 anonymous ideas have come in")
+    ideas = await _ideas(rig)
+    assert sorted(i.text.split()[-1] for i in ideas) == ["DINGO-3", "NUMBAT-7730", "QUOKKA-2", "WOMBAT-1"]
+    assert {i.received_on for i in ideas} == {rig.clock.now().date()}  # the batch's day: no sender's own
+    assert {i.signed_by_id for i in ideas} == {None}
+    assert list(await rig.db.run(lambda s: s.scalars(select(IdeaSubmission)))) == []
+
+
+async def test_an_anonymous_idea_reaches_its_owner_in_a_batch_and_the_relay_works_both_ways(rig: Rig) -> None:
+    tom, arjun, lucia, maya = (rig.chat(f"{n}@demo.baton") for n in ("tom", "arjun", "lucia", "maya"))
     await tom.send("idea")
     await tom.press("Anonymous")
     await tom.send(ANON)
@@ -102,37 +135,56 @@ async def test_an_anonymous_idea_reaches_its_owner_next_day_and_the_relay_works_
     assert "NUMBAT" not in reply.text
     assert await _ideas(rig) == []  # only a sealed submission so far
     await tom.send("idea mine")
-    tom.expect("on its way", "NUMBAT-7730")
+    tom.expect("waiting for the next batch", "NUMBAT-7730")
+    await _anonymously(arjun, "Pair on reviews — QUOKKA-2")
+    await _anonymously(lucia, "Write down on-call handovers — DINGO-3")
 
     await _tick(rig)
-    assert await _ideas(rig) == []  # published with the day's others, on the next day
+    assert await _ideas(rig) == []  # published with the others, on the next day
     rig.clock.advance(days=1)
     await _tick(rig)
-    maya.expect("An anonymous idea has come in")
-    [idea] = await _ideas(rig)
-    assert (idea.signed_by_id, idea.received_on, idea.text) == (None, date(2026, 11, 20), ANON)
-    assert list(await rig.db.run(lambda s: s.scalars(select(IdeaSubmission)))) == []
+    maya.expect("3 anonymous ideas have come in")
+    ideas = {i.text.split()[-1]: i for i in await _ideas(rig)}
+    idea = ideas["NUMBAT-7730"]
+    assert (idea.signed_by_id, idea.received_on, idea.text) == (None, date(2026, 11, 21), ANON)
     await maya.send("idea list")
     maya.expect("from anonymous", "NUMBAT-7730")
 
     await maya.send(f"idea ack {_short(idea)}")
     await maya.send(f"idea reply {_short(idea)} Which rota tool would you use?")
     tom.expect_nothing()  # not in Maya's turn: the scheduler relays it on a later day
-    await _tick(rig)
-    tom.expect_nothing()
     rig.clock.advance(days=1)
     await _tick(rig)
-    news = tom.expect("There's news on an idea you sent anonymously")
-    assert "rota" not in news.text and "NUMBAT" not in news.text
-    await tom.send("idea mine")
+    assert not [r.text for r in tom.replies() if "news" in r.text]  # news for one person would tie them to it
+    await tom.send("idea mine")  # … but Tom can look at any time
     tom.expect("anonymous, to Maya", "acknowledged", "Which rota tool")
+    for other in ("QUOKKA-2", "DINGO-3"):
+        await maya.send(f"idea ack {_short(ideas[other])}")
+    rig.clock.advance(days=1)
+    await _tick(rig)
+    rig.clock.advance(hours=12)  # Lucía's morning comes later: notices wait out quiet hours
+    await rig.sender.drain_once()
+    for chat in (tom, arjun, lucia):  # three people with news: told together, none of them what moved
+        news = chat.expect("There's news on an idea you sent anonymously")
+        assert "rota" not in news.text and "NUMBAT" not in news.text
 
     await tom.send(f"idea reply {_short(idea)} PagerDuty, we already pay for it")
     tom.expect("Sent anonymously")
+    await arjun.send(f"idea reply {_short(ideas['QUOKKA-2'])} Thanks!")
+    rig.clock.advance(hours=12)  # the next morning, 09:00 UTC
+    await _tick(rig)
+    assert not [r.text for r in maya.replies() if "answered" in r.text]  # two people's answers: held
+    await lucia.send(f"idea reply {_short(ideas['DINGO-3'])} Happy to draft it")
     rig.clock.advance(days=1)
     await _tick(rig)
     maya.expect("The anonymous sender answered you")
-    messages = list(await rig.db.run(lambda s: s.scalars(select(IdeaMessage).order_by(IdeaMessage.from_owner))))
+    messages = list(
+        await rig.db.run(
+            lambda s: s.scalars(
+                select(IdeaMessage).where(IdeaMessage.idea_id == idea.id).order_by(IdeaMessage.from_owner)
+            )
+        )
+    )
     assert [(m.from_owner, m.text) for m in messages] == [
         (False, "PagerDuty, we already pay for it"),
         (True, "Which rota tool would you use?"),

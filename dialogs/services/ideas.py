@@ -2,12 +2,14 @@
 
 Called by the Conductor at every tick (`idea_step`); each effect is claimed in the database, so repeats
 and replicas are no-ops:
-- anonymous submissions of earlier days are opened in one batch, deleted (the delete claims them) and
-  published shuffled — as `idea` rows, or as answers in an idea's thread — and their owners told; so the
-  readable rows share the tick's transaction, never the sender's turn;
+- anonymous submissions of earlier days are opened in one batch and, once at least `anonymity.FLOOR`
+  distinct people have sent them, deleted (the delete claims them) and published shuffled — as `idea`
+  rows, or as answers in an idea's thread — dated the day of publishing, and their owners told; so the
+  readable rows share the tick's transaction, never the sender's turn, and a database reader who sees who
+  used `idea` on which day can narrow an idea down to no fewer than FLOOR people, as for 360s;
 - anonymous senders with news from earlier days (`relay_pending`) are told there is news, without its
-  content (`idea mine` shows it), one message a person a day; the relays are opened here, in one batch, and
-  the counter is reset by a conditional UPDATE;
+  content (`idea mine` shows it at any time), once at least FLOOR distinct people have news waiting, one
+  message each; the relays are opened here, in one batch, and the counter is reset by a conditional UPDATE;
 - an owner who has not acknowledged an idea in seven days is nudged once ("nudge": budgeted, quiet hours
   and leave apply).
 """
@@ -71,8 +73,8 @@ async def _publish(session: AsyncSession, now: datetime, today: date, sealer: Se
             continue  # another secret: left alone, and never published readable
         if date.fromisoformat(str(opened.get("day"))) < today:
             ready.append((row.id, opened))
-    if not ready:
-        return []
+    if len({opened.get("person") for _, opened in ready}) < anonymity.FLOOR:
+        return []  # fewer senders than that would let the days they used `idea` point to them: held
     # The delete claims them: a replica that read the same rows publishes only what it deleted.
     claimed = set(
         (
@@ -89,7 +91,6 @@ async def _publish(session: AsyncSession, now: datetime, today: date, sealer: Se
     for submission_id, opened in anonymity.shuffled(ready):
         if submission_id not in claimed:
             continue
-        day = date.fromisoformat(opened["day"])
         if opened.get("kind") == "idea":
             owner = await session.get(Person, opened["owner"])
             if owner is None:
@@ -101,7 +102,7 @@ async def _publish(session: AsyncSession, now: datetime, today: date, sealer: Se
                     team_id=opened.get("team"),
                     text=opened["text"],
                     relay=opened["relay"],
-                    received_on=day,
+                    received_on=today,  # the batch's day, not the sender's: that would single them out
                 )
             )
             new_ideas[opened["owner"]] = new_ideas.get(opened["owner"], 0) + 1
@@ -111,7 +112,7 @@ async def _publish(session: AsyncSession, now: datetime, today: date, sealer: Se
                 continue
             session.add(
                 IdeaMessage(
-                    id=anonymity.new_id(), idea_id=idea.id, from_owner=False, text=opened["text"], written_on=day
+                    id=anonymity.new_id(), idea_id=idea.id, from_owner=False, text=opened["text"], written_on=today
                 )
             )
             answered.setdefault(idea.owner_id, []).append(idea)
@@ -160,9 +161,12 @@ async def _relay(session: AsyncSession, now: datetime, today: date, sealer: Seal
             select(Idea).where(col(Idea.relay_pending) > 0, col(Idea.relay_on) < today, col(Idea.relay).is_not(None))
         )
     )
+    senders = {idea.id: relay_person(sealer, idea) for idea in pending}
+    if len({p for p in senders.values() if p is not None}) < anonymity.FLOOR:
+        return []  # news for fewer people than that would tie them to the ideas that moved: held
     told: set[int] = set()
     for idea in pending:
-        person_id = relay_person(sealer, idea)
+        person_id = senders[idea.id]
         claimed = await session.execute(
             update(Idea)
             .where(col(Idea.id) == idea.id, col(Idea.relay_pending) == idea.relay_pending)
