@@ -99,14 +99,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     asyncio.run(_drop_pg_database(admin, url))
 
 
+TABLES = [t.name for t in reversed(metadata.sorted_tables)]  # children before their parents
+# One round trip names the tables a test left rows in: emptying only those is ~10x faster on PostgreSQL than
+# a TRUNCATE of every table (160 ms a test, a minute and a half of the suite).
+NON_EMPTY = " UNION ALL ".join(f"SELECT '{n}' WHERE EXISTS (SELECT 1 FROM \"{n}\")" for n in TABLES)
+
+
 async def _truncate(db: Database) -> None:
-    tables = [t.name for t in reversed(metadata.sorted_tables)]
     async with db.engine.begin() as conn:
-        if db.is_sqlite:
-            for name in tables:
-                await conn.execute(text(f'DELETE FROM "{name}"'))
-        else:
-            await conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in tables) + " RESTART IDENTITY CASCADE"))
+        left = {row[0] for row in await conn.execute(text(NON_EMPTY))}
+        for name in (n for n in TABLES if n in left):
+            await conn.execute(text(f'DELETE FROM "{name}"'))
+        if not db.is_sqlite:  # ids start at 1 again in every test, as after TRUNCATE … RESTART IDENTITY
+            await conn.execute(
+                text(
+                    "SELECT setval(c.oid, 1, false) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relkind = 'S' AND n.nspname = current_schema()"
+                )
+            )
 
 
 @pytest.fixture
