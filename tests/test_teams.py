@@ -45,10 +45,10 @@ from storage.models import CheckinAnswer, CheckinRun, DialogState, Identity, Out
 from tests.fakes.teams_connector import App, FakeConnector, Issuer, Recorded
 
 DATA = Path(__file__).parent / "data" / "teams"
-# The Teams app manifest schema v1.29 (github.com/OfficeDev/microsoft-teams-app-schema, MIT licence), the newest
-# published when the package moved to it; it declares draft-04 but uses draft-06's `const`, so draft 7 checks it.
+# The Teams app manifest schema v1.30, the newest GA one, from Microsoft's npm package @microsoft/app-manifest 1.1.2
+# (build/json-schemas/teams/v1.30, MIT licence); it declares draft-04 but uses draft-06's `const`, so draft 7 checks it.
 MANIFEST_VALIDATOR = Draft7Validator(
-    json.loads((DATA / "MicrosoftTeams.schema.v1.29.json").read_text()), format_checker=Draft7Validator.FORMAT_CHECKER
+    json.loads((DATA / "MicrosoftTeams.schema.v1.30.json").read_text()), format_checker=Draft7Validator.FORMAT_CHECKER
 )
 APP_ID = "11111111-2222-3333-4444-555555555555"
 TOM_ID = "29:1tomBeckerTeamsUserIdXyZ0123456789abcdefABCDEF"
@@ -755,7 +755,8 @@ def test_the_manifest_check_is_the_real_schema() -> None:
     than twelve commands in a list (Teams then shows ten, which Baton keeps to)."""
     good = write_manifest_dict()
     assert not list(MANIFEST_VALIDATOR.iter_errors(good))
-    assert list(MANIFEST_VALIDATOR.iter_errors(good | {"manifestVersion": "1.23"}))
+    assert good["manifestVersion"] == "1.30" and good["$schema"].endswith("/v1.30/MicrosoftTeams.schema.json")
+    assert list(MANIFEST_VALIDATOR.iter_errors(good | {"manifestVersion": "1.29"}))  # the file is v1.30's
     assert list(MANIFEST_VALIDATOR.iter_errors(good | {"colour": "blue"}))
     assert list(MANIFEST_VALIDATOR.iter_errors(good | {"developer": good["developer"] | {"privacyUrl": "ftp://x"}}))
     many = [{"title": f"c{n}", "description": "d"} for n in range(13)]

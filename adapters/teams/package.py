@@ -4,10 +4,9 @@ The icons are generated here (no image library, no files in the repository):
 a white conductor's baton on Baton's accent colour at 192×192, and the same
 baton in white on transparent at 32×32 for the outline icon, as Teams asks.
 
-The manifest follows schema v1.29, the newest GA schema published in
-OfficeDev/microsoft-teams-app-schema when this was written (v1.30 was
-announced in August 2026 but its schema file could not be had to test
-against); tests validate every package against the v1.29 file.
+The manifest follows schema v1.30, the newest GA schema (August 2026); tests
+validate every package against its file, as published in Microsoft's
+@microsoft/app-manifest package (1.1.2).
 
 Teams lists at most ten commands per scope. Baton has more, so the menu
 keeps the ten in `COMMAND_ORDER` and `baton teams package` names the rest
@@ -29,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-MANIFEST_VERSION = "1.29"
+MANIFEST_VERSION = "1.30"
 MANIFEST_SCHEMA = (
     f"https://developer.microsoft.com/en-us/json-schemas/teams/v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
 )
