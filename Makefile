@@ -21,8 +21,11 @@ export BATON_TEST_DATABASE_URL
 run: $(VENV)/.installed
 	$(BIN)/baton serve
 
+# Two workers (pytest-xdist), each with its own SQLite file and PostgreSQL database; TEST_WORKERS=0 runs serially.
+# Two, not one per core: each worker starts servers, replicas and a browser that hold database connections.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # Format check, lint, types and the layer contracts: what CI runs before the tests.
 lint: $(VENV)/.installed-lint
