@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sqlite3
@@ -127,8 +128,7 @@ class Database:
         """
         for attempt in range(1, attempts + 1):
             try:
-                async with self.session(urgent=urgent) as session:
-                    return await work(session)
+                return await self._attempt(work, urgent)
             except Exception as exc:
                 if not _transient(exc):
                     raise
@@ -140,10 +140,26 @@ class Database:
                 await asyncio.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
         raise AssertionError("unreachable")
 
+    async def _attempt(self, work: Callable[[AsyncSession], Awaitable[T]], urgent: bool) -> T:
+        if self._writer is None:
+            async with self.session() as session:
+                return await work(session)
+        async with self._writer.turn(urgent=urgent):  # waiting for the turn can be cancelled; the rest cannot
+
+            async def transaction() -> T:
+                async with self._sessions() as session, session.begin():
+                    return await work(session)
+
+            return await to_the_end(transaction())
+
     async def ping(self) -> None:
         """Raise if the database does not answer a trivial query."""
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+
+        async def select_one() -> None:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        await (to_the_end(select_one()) if self.is_sqlite else select_one())
 
     async def migrate(self, revision: str = "head") -> None:
         """Bring the schema to `revision` (the newest by default), in one transaction where the backend allows.
@@ -175,8 +191,12 @@ class Database:
 
     async def schema_current(self) -> bool:
         """True when the database is at the newest migration."""
-        async with self.engine.connect() as conn:
-            return await conn.run_sync(_is_current)
+
+        async def current() -> bool:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(_is_current)
+
+        return await (to_the_end(current()) if self.is_sqlite else current())
 
     async def checkpoint(self) -> None:
         """SQLite: copy the WAL into the main file and truncate it, so old page images do not linger there.
@@ -186,13 +206,18 @@ class Database:
         """
         if not self.is_sqlite:
             return
-        try:
+
+        async def truncate_wal() -> int:
             async with self.engine.connect() as conn:
                 # On the driver's own connection: SQLAlchemy's would open a transaction (BEGIN IMMEDIATE, below),
                 # and SQLite refuses to checkpoint inside one.
                 raw = await conn.get_raw_connection()
                 cursor = await raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 busy, _, _ = await cursor.fetchone()
+                return int(busy)
+
+        try:
+            busy = await to_the_end(truncate_wal())  # a TRUNCATE checkpoint holds the write lock while it runs
         except sqlite3.Error as exc:
             log.warning("WAL checkpoint failed (%s)", type(exc).__name__)
             return
@@ -201,6 +226,27 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def to_the_end(work: Awaitable[T]) -> T:
+    """Run `work` (one SQLite transaction) to its end even if the caller is cancelled meanwhile.
+
+    A cancel that lands while aiosqlite runs a statement leaves that connection holding the file's write
+    lock, even after the engine is closed: every later writer then waits out the busy timeout and fails
+    ("database is locked"; tests/test_writer.py). So the transaction finishes — commits, or rolls back on
+    its own error — and only then does the caller get its CancelledError. PostgreSQL needs none of this:
+    asyncpg cancels the query and the server ends the transaction with the connection.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller was cancelled, so nobody else will look at it
+        raise
 
 
 def _sqlite_pragmas(engine: AsyncEngine, *, foreign_keys: bool = True) -> None:

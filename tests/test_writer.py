@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.writer import WriterQueue
@@ -125,3 +128,34 @@ def test_one_holder_at_a_time_and_every_patient_waiter_gets_its_turn(plan: list[
             pass
 
     asyncio.run(scenario())
+
+
+SLOW_QUERY = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3000000) SELECT count(*) FROM c"
+
+
+async def test_a_caller_cancelled_inside_a_driver_call_leaves_the_file_free(tmp_path: Path) -> None:
+    """Found by CI (a Teams test's teardown waited 30 s on 'database is locked'): a task cancelled while
+    aiosqlite ran a statement left the connection holding SQLite's write lock even after the engine was
+    closed. The transaction now runs to its end; the caller still gets CancelledError, and nothing is kept."""
+    path = tmp_path / "cancel.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    await db.run(lambda s: s.execute(text("CREATE TABLE t (x INTEGER)")))
+
+    async def work(session: AsyncSession) -> None:
+        await session.execute(text("INSERT INTO t VALUES (1)"))
+        await session.execute(text(SLOW_QUERY))  # about a second inside the driver
+        raise RuntimeError("rolled back")  # what a cancelled turn amounts to: its writes are not kept
+
+    task = asyncio.create_task(db.run(work))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await db.close()
+    raw = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+    try:
+        raw.execute("BEGIN IMMEDIATE")  # 'database is locked' after half a second before the fix
+        assert raw.execute("SELECT count(*) FROM t").fetchone() == (0,)
+        raw.execute("ROLLBACK")
+    finally:
+        raw.close()
