@@ -174,6 +174,7 @@ class Baton:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.sender.close()  # replies still in flight: a transaction left open would hold SQLite's lock
         await self.db.close()
 
 

@@ -68,6 +68,7 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self.listeners: list[Callable[[set[int]], None]] = []
         self._in_flight: set[asyncio.Task] = set()
+        self._closed = False
         self._recipients = KeyedLocks()  # one person's messages go out one at a time, in order
         self._delivering: set[int] = set()  # ids of rows this process is sending right now
         # a post waits for its slot at most half its lease: the rest is for sending and marking it
@@ -103,11 +104,25 @@ class OutboxSender:
             for r in rows
             if r["channel"] in self.deliveries
         ]
-        if not messages:
-            return
+        if not messages or self._closed:
+            return  # closed: the rows stay claimed until their lease runs out, then any sender takes them
         task = asyncio.create_task(self._deliver_logged(messages))  # a database blip must not kill it silently
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop for good (after `run` has ended): replies being delivered get `grace` seconds to finish, the
+        rest are cancelled (their rows are retaken after the lease, by this process's next start or another
+        replica), and the pacing lanes and history lookups stop. Nothing of the sender runs after this, so
+        no transaction of it outlives the database it used."""
+        self._closed = True
+        if self._in_flight:
+            _, late = await asyncio.wait(set(self._in_flight), timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self.pacing.close()
+        await self._history.close()
 
     async def settle(self) -> None:
         """Wait for deliveries handed over with `deliver_soon` to finish."""

@@ -65,6 +65,7 @@ class Pacing:
         self.clock = clock
         self.sleep = sleep
         self.conversations = Conversations()
+        self.closed = False
         self._lanes: dict[str, Lane] = {}
 
     def pace(self, limits: Limits | None, *, urgent: bool, ref: object) -> Pace:
@@ -78,7 +79,9 @@ class Pacing:
         return lane
 
     async def close(self) -> None:
-        """Stop every lane's server (the sender is stopping): none may be left mid-transaction."""
+        """Stop every lane's server (the sender is stopping): none may be left mid-transaction, and no post
+        takes a slot after this."""
+        self.closed = True
         for lane in self._lanes.values():
             await lane.close()
 
@@ -144,6 +147,8 @@ class Lane:
         """A send time (epoch seconds) for one post. Bulk posts that would wait longer than `max_wait`
         behind the ones already waiting get DeliveryError (rate_limited) at once instead."""
         pacing = self.pacing
+        if pacing.closed:
+            raise DeliveryError("the sender is stopping", retry_after=1.0)
         if not urgent:
             queued = sum(1 for *_, future in self._waiting if not future.done()) + 1
             estimate = queued / self.rate + max(0.0, self.paused_until - pacing.clock())

@@ -35,12 +35,26 @@ class Coalescer(Generic[K, V]):
                 self._runner = asyncio.get_running_loop().create_task(self._run())
         return await asyncio.shield(future)  # one caller giving up does not cancel the others' answer
 
+    async def close(self) -> None:
+        """Stop fetching; whoever still waits is cancelled. A later `get` starts afresh."""
+        runner, self._runner = self._runner, None
+        if runner is not None and not runner.done():
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        queued, self._queued = self._queued, {}
+        for future in queued.values():
+            future.cancel()
+
     async def _run(self) -> None:
         while self._queued:
             keys = list(self._queued)[: self._max_keys]
             futures = {key: self._queued.pop(key) for key in keys}
             try:
                 found = await self._fetch(keys)
+            except asyncio.CancelledError:  # closed mid-fetch: its waiters are told, not left waiting
+                for future in futures.values():
+                    future.cancel()
+                raise
             except Exception as exc:  # noqa: BLE001 - every waiter gets the failure, as if it had asked alone
                 for future in futures.values():
                     if not future.done():

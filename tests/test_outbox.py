@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.outbox import OutboxSender
-from dialogs.engine.delivery import UNPACED, DeliveryError, Outgoing, Pace
+from bot.pacing import Pacing
+from dialogs.engine.delivery import UNPACED, DeliveryError, Limits, Outgoing, Pace
 from dialogs.engine.messages import Reply
 from storage import queries
 from storage.db import Database
@@ -348,3 +349,42 @@ async def test_a_post_is_marked_sent_soon_after_the_platform_accepts_it_not_at_t
     task.cancel()
     assert 12 <= len(accepted) < 40 and not task.done()
     assert len(accepted - marked) <= 4  # at most what went out in the last flush interval, one per person
+
+
+class Unanswered(RecordingDelivery):
+    """A paced platform that takes its slot and then never answers: posts are in flight when Baton stops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = asyncio.Event()
+
+    def limits(self, address: dict) -> Limits | None:
+        return Limits("local:workspace", 50.0, "local:dm", ())
+
+    async def deliver(self, message: Outgoing, pace: Pace = UNPACED) -> None:
+        await pace.turn()
+        self.started.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_closed_sender_leaves_nothing_running_and_its_message_for_the_next_start(
+    db: Database, rig: Rig
+) -> None:
+    """Found by CI: replies handed over with deliver_soon, pacing lanes and history lookups outlived Baton's
+    close, one of them mid-transaction, so the next use of the SQLite file waited 30 s on its lock."""
+    platform = Unanswered()
+    sender = OutboxSender(db, [platform], clock=rig.clock, pacing=Pacing(db))
+    row_id = await queue(db, rig, "reply:1", "tom@demo.baton", "hello")
+    [row] = await rows(db)
+    sender.deliver_soon([row.model_dump() | {"id": row_id}])
+    await asyncio.wait_for(platform.started.wait(), 5)
+
+    await asyncio.wait_for(sender.close(grace=0.2), 5)
+    ours = ("bot/outbox.py", "bot/pacing.py", "storage/coalesce.py")
+    alive = [t for t in asyncio.all_tasks() if any(p in t.get_coro().cr_code.co_filename for p in ours)]
+    assert alive == [], alive
+    assert [(r.status, r.sent_at) for r in await rows(db)] == [("pending", None)]  # sent by the next start
+    sender.deliver_soon([row.model_dump() | {"id": row_id}])  # a turn finishing late: nothing starts
+    assert not [t for t in asyncio.all_tasks() if "bot/outbox.py" in t.get_coro().cr_code.co_filename]
+    async with db.engine.connect() as conn:  # and the file takes a writer at once
+        await conn.execute(text("UPDATE outbox SET attempts = attempts WHERE id = :i"), {"i": row_id})
