@@ -7,13 +7,14 @@ step and can answer the owner's replies.
 
 Anonymous means unlinkable, a database reader included (threat model T1, dialogs/common/anonymity.py):
 - the sender's turn writes only a sealed `idea_submission` (owner, team, text and the sealed way back, no
-  sender, no time); the scheduler publishes the day's submissions together on the next day
-  (dialogs/services/ideas.py), so no transaction, commit instant or heap order ties the readable idea to
-  the sender's turn. The same holds for their answers to the owner.
+  sender, no time); the scheduler publishes earlier days' submissions together, dated the day they go out,
+  once at least three people (anonymity.FLOOR) have sent them (dialogs/services/ideas.py), so no
+  transaction, commit instant, heap order or small group ties the readable idea to the sender's turn. The
+  same holds for their answers to the owner.
 - the way back to the sender is `idea.relay`: their id sealed, padded to one size, bound to the idea.
   Their own list is found by opening every relay (trial decryption).
 - the owner's turn only marks news for them (`relay_pending`); the scheduler tells them there is news, on
-  a later day, without content; `idea mine` shows it. Replies to an anonymous sender's own turns are kept
+  a later day and once at least three people have news, without content; `idea mine` shows it at any time. Replies to an anonymous sender's own turns are kept
   in the outbox sealed (`Turn.private`), and nothing here logs an anonymous idea.
 """
 
