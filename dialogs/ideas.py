@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -100,8 +100,11 @@ async def team_owner(session: AsyncSession, team_id: int) -> Person | None:
     return None
 
 
-async def my_anonymous(session: AsyncSession, sealer: Sealer, person_id: int) -> tuple[list[Idea], list[str]]:
-    """The anonymous ideas this person sent (by opening every relay) and the texts still on their way."""
+async def my_anonymous(
+    session: AsyncSession, sealer: Sealer, person_id: int
+) -> tuple[list[Idea], list[tuple[str, dict[str, Any]]]]:
+    """The anonymous ideas this person sent (by opening every relay), and those still waiting for their batch
+    as (submission id, what it holds)."""
     ideas = [
         idea
         for idea in await session.scalars(select(Idea).where(col(Idea.relay).is_not(None)))
@@ -111,7 +114,7 @@ async def my_anonymous(session: AsyncSession, sealer: Sealer, person_id: int) ->
     for row in await session.scalars(select(IdeaSubmission)):
         opened = open_submission(sealer, row)
         if opened is not None and opened.get("person") == person_id and opened.get("kind") == "idea":
-            waiting.append(str(opened.get("text", "")))
+            waiting.append((row.id, opened))
     return ideas, waiting
 
 
@@ -183,6 +186,9 @@ class IdeasDialog(Dialog):
             return END
         if word == "list":
             await self._list(turn)
+            return END
+        if word in ("sign", "withdraw"):
+            await self._unsend(turn, rest, signed=word == "sign")
             return END
         if word in ("ack", "decide", "done", "result", "reply", "show"):
             return await self._act(turn, word, rest)
@@ -258,27 +264,7 @@ class IdeasDialog(Dialog):
         today = turn.local_now.date()
         idea_id = anonymity.new_id()
         if not anonymous:
-            idea = Idea(
-                id=idea_id,
-                owner_id=owner.id,
-                team_id=team_id,
-                text=text,
-                signed_by_id=turn.person.id,
-                received_on=today,
-            )
-            turn.session.add(idea)
-            turn.tell(
-                owner,
-                Reply(
-                    f"{turn.person.name} sent you an idea: “{text}”\n*idea ack {short(idea_id)}* acknowledges it.",
-                    choices=(Choice("Acknowledge", f"idea ack {short(idea_id)}"),),
-                    action=COMMAND_ACTION,
-                ),
-                key=f"idea:{idea_id}:received",
-            )
-            turn.say(
-                f"Sent to {first_name(owner)}, with your name (idea {short(idea_id)}). I'll tell you what happens."
-            )
+            self._signed(turn, owner, idea_id, text, team_id)
             return
         submission_id = anonymity.new_id()
         sealed = turn.sealer.seal(
@@ -300,6 +286,54 @@ class IdeasDialog(Dialog):
         turn.private = True
         turn.checkpoint = True
         turn.say(f"Sent anonymously to {first_name(owner)}. {BATCHES} *idea mine* shows how it goes.")
+
+    def _signed(self, turn: Turn, owner: Person, idea_id: str, text: str, team_id: int | None) -> None:
+        assert owner.id is not None and turn.person.id is not None
+        turn.session.add(
+            Idea(
+                id=idea_id,
+                owner_id=owner.id,
+                team_id=team_id,
+                text=text,
+                signed_by_id=turn.person.id,
+                received_on=turn.local_now.date(),
+            )
+        )
+        turn.tell(
+            owner,
+            Reply(
+                f"{turn.person.name} sent you an idea: “{text}”\n*idea ack {short(idea_id)}* acknowledges it.",
+                choices=(Choice("Acknowledge", f"idea ack {short(idea_id)}"),),
+                action=COMMAND_ACTION,
+            ),
+            key=f"idea:{idea_id}:received",
+        )
+        turn.say(f"Sent to {first_name(owner)}, with your name (idea {short(idea_id)}). I'll tell you what happens.")
+
+    async def _unsend(self, turn: Turn, ref: str, *, signed: bool) -> None:
+        """An anonymous idea still waiting for its batch: sent now with the sender's name, or taken back."""
+        turn.private = True  # the answer names the idea
+        person_id = turn.person.id
+        assert person_id is not None
+        _, waiting = await my_anonymous(turn.session, turn.sealer, person_id)
+        ref = ref.strip().casefold()
+        found = [(sid, opened) for sid, opened in waiting if ref and str(opened.get("idea", "")).startswith(ref)]
+        if len(found) != 1:
+            raise UserFacingError("Name a waiting idea by the id *idea mine* shows, e.g. *idea withdraw 3f9a2c*.")
+        [(submission_id, opened)] = found
+        gone = await turn.session.execute(
+            delete(IdeaSubmission).where(col(IdeaSubmission.id) == submission_id).returning(col(IdeaSubmission.id))
+        )
+        if gone.first() is None:  # the scheduler published it a moment ago
+            raise UserFacingError("It has just gone out, anonymously. *idea mine* shows how it goes.")
+        turn.checkpoint = True  # the sealed submission must not linger in the WAL either
+        if not signed:
+            turn.say(f"Taken back: “{shorten(str(opened.get('text', '')), 80)}” never reached anyone.")
+            return
+        owner = await turn.session.get(Person, opened.get("owner"))
+        if owner is None or not owner.active:
+            owner = await self._owner_for(turn, opened.get("team"))
+        self._signed(turn, owner, str(opened["idea"]), str(opened.get("text", "")), opened.get("team"))
 
     # -- the sender's view --------------------------------------------------------------------
 
@@ -334,10 +368,27 @@ class IdeasDialog(Dialog):
             for message in threads.get(idea.id, [])[-3:]:
                 who = first_name(owners.get(idea.owner_id)) if message.from_owner else "you"
                 lines.append(f"    {who}, {message.written_on:%d %b}: {shorten(message.text, 200)}")
-        for text in waiting:
-            lines.append(f"• (anonymous, waiting for the next batch) “{shorten(text, 80)}”")
+        for _, opened in waiting:
+            lines.append(
+                f"• *{short(str(opened.get('idea', '')))}* (anonymous, waiting for the next batch) "
+                f"“{shorten(str(opened.get('text', '')), 80)}”"
+            )
         lines.append("*idea reply ID your answer* answers the owner of an idea.")
-        turn.say("\n".join(lines))
+        if not waiting:
+            turn.say("\n".join(lines))
+            return
+        lines.append(
+            f"Anonymous ideas wait until at least {anonymity.FLOOR} people have sent one. Rather not wait? "
+            "*idea sign ID* sends one now with your name; *idea withdraw ID* takes it back."
+        )
+        ref = short(str(waiting[0][1].get("idea", "")))
+        turn.say(
+            Reply(
+                "\n".join(lines),
+                choices=(Choice("Send it signed", f"idea sign {ref}"), Choice("Withdraw it", f"idea withdraw {ref}")),
+                action=COMMAND_ACTION,
+            )
+        )
 
     # -- the owner's view and actions ---------------------------------------------------------
 

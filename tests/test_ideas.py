@@ -253,3 +253,35 @@ async def test_an_idea_for_a_team_goes_to_its_owner_and_a_person_without_one_is_
 async def test_a_chat_without_ideas_is_told_how_to_send_one(chat: Chat) -> None:
     await chat.send("idea mine")
     chat.expect("You haven't sent an idea yet")
+
+
+async def test_a_waiting_anonymous_idea_can_be_sent_signed_or_taken_back(rig: Rig) -> None:
+    """Anonymous ideas may wait a long time for company: the sender has a way out, both ways."""
+    tom, arjun, lucia, maya = (rig.chat(f"{n}@demo.baton") for n in ("tom", "arjun", "lucia", "maya"))
+    await _anonymously(tom, ANON)
+    await _anonymously(arjun, "Pair on reviews — QUOKKA-2")
+    await tom.send("idea mine")
+    listing = tom.expect("waiting for the next batch", "NUMBAT-7730", "idea sign")
+    [sign, withdraw] = listing.choices
+    await tom.press(sign.label)
+    tom.expect("Sent to Maya, with your name")
+    maya.expect("Tom Becker sent you an idea", "NUMBAT-7730")
+    await tom.press(withdraw.label)  # an old button, pressed after the idea went out signed
+    tom.expect("Name a waiting idea")
+    [idea] = await _ideas(rig)
+    assert (idea.signed_by_id, idea.relay, idea.text) == (tom.person.id, None, ANON)
+
+    await arjun.send("idea mine")
+    ref = arjun.expect("QUOKKA-2").choices[1].value.split()[-1]
+    await arjun.send(f"idea withdraw {ref}")
+    arjun.expect("Taken back", "never reached anyone")
+    await arjun.send("idea mine")
+    arjun.expect("You haven't sent an idea yet")
+    assert list(await rig.db.run(lambda s: s.scalars(select(IdeaSubmission)))) == []
+
+    for n, chat in enumerate((lucia, rig.chat("aiko@demo.baton"), arjun)):  # a batch of three, without them
+        await _anonymously(chat, f"Another idea — EMU-{n}")
+    rig.clock.advance(days=1)
+    await _tick(rig)
+    texts = sorted(i.text for i in await _ideas(rig))
+    assert [t for t in texts if "QUOKKA" in t] == [] and len(texts) == 4  # the withdrawn one never appears
