@@ -236,13 +236,16 @@ class Lane:
 
     def _arrived_late(self, times: list[float], asked: float) -> list[float]:
         """Slots as they can be used now, and the lesson for the next take. Slots the round trip made stale
-        are dropped but the first, which is used at once: retaking them could go on for ever on a slow
-        database, and using them all at once would crowd the slots after them."""
+        are dropped, and using them all at once would crowd the slots after them. The first is used at once
+        unless a fresh one follows within one interval: a post must not wait for a retake that a slow
+        database would make stale again, for ever."""
         arrived = self.pacing.clock()
         self.latency = min(self.pacing.block, 0.7 * self.latency + 0.3 * max(0.0, arrived - asked))
         fresh = [t for t in times if t >= arrived - STALE]
         if len(fresh) == len(times):
             return times
+        if fresh and fresh[0] < arrived + 1.0 / self.rate:
+            return fresh  # the stale one would go out less than an interval before it
         return [arrived, *fresh]
 
     def _hand_out(self) -> None:
