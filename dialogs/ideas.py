@@ -14,8 +14,9 @@ Anonymous means unlinkable, a database reader included (threat model T1, dialogs
 - the way back to the sender is `idea.relay`: their id sealed, padded to one size, bound to the idea.
   Their own list is found by opening every relay (trial decryption).
 - the owner's turn only marks news for them (`relay_pending`); the scheduler tells them there is news, on
-  a later day and once at least three people have news, without content; `idea mine` shows it at any time. Replies to an anonymous sender's own turns are kept
-  in the outbox sealed (`Turn.private`), and nothing here logs an anonymous idea.
+  a later day and once at least three people have news, without content; `idea mine` shows it at any time.
+  Replies to an anonymous sender's own turns are kept in the outbox sealed (`Turn.private`), and nothing
+  here logs an anonymous idea.
 """
 
 from __future__ import annotations

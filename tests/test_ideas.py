@@ -7,9 +7,11 @@ admin with no manager. The clock stands at Friday 2026-11-20 09:00 UTC.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from dialogs.engine.sealing import open_payload
 from dialogs.services.rhythm import Conductor
@@ -285,3 +287,29 @@ async def test_a_waiting_anonymous_idea_can_be_sent_signed_or_taken_back(rig: Ri
     await _tick(rig)
     texts = sorted(i.text for i in await _ideas(rig))
     assert [t for t in texts if "QUOKKA" in t] == [] and len(texts) == 4  # the withdrawn one never appears
+
+
+async def test_a_batch_that_loses_a_sender_while_it_is_claimed_is_held_not_published(rig: Rig) -> None:
+    """Three senders, and one withdraws while the scheduler claims the batch (another connection's delete
+    commits under the claim's feet): two people's ideas alone must not go out. PostgreSQL only: on SQLite
+    the one writer makes the two transactions take turns."""
+    if rig.db.is_sqlite:
+        pytest.skip("SQLite runs one transaction at a time: the race needs PostgreSQL's row locks")
+    maya = rig.chat("maya@demo.baton")
+    for n, name in enumerate(("tom", "arjun", "lucia")):
+        await _anonymously(rig.chat(f"{name}@demo.baton"), f"Idea number {n} — KIWI-{n}")
+    rig.clock.advance(days=1)
+
+    async with rig.db.engine.connect() as other:  # a withdraw, caught before its commit
+        await other.begin()
+        submissions = (await other.execute(text("SELECT id FROM idea_submission"))).scalars().all()
+        assert len(submissions) == 3
+        await other.execute(text("DELETE FROM idea_submission WHERE id = :i"), {"i": submissions[0]})
+        tick = asyncio.create_task(_tick(rig))
+        await asyncio.sleep(0.5)  # the tick has read all three and waits for the row this transaction holds
+        assert not tick.done()
+        await other.commit()
+        await tick
+    assert await _ideas(rig) == []  # two people's ideas left: held, not published
+    assert len(list(await rig.db.run(lambda s: s.scalars(select(IdeaSubmission))))) == 2
+    assert not [r.text for r in maya.replies() if "anonymous idea" in r.text]

@@ -75,7 +75,10 @@ async def _publish(session: AsyncSession, now: datetime, today: date, sealer: Se
             ready.append((row.id, opened))
     if len({opened.get("person") for _, opened in ready}) < anonymity.FLOOR:
         return []  # fewer senders than that would let the days they used `idea` point to them: held
-    # The delete claims them: a replica that read the same rows publishes only what it deleted.
+    # The delete claims them: a replica that read the same rows publishes only what it deleted. A sender
+    # who withdraws meanwhile (PostgreSQL: their delete commits while this one waits for the row) can leave
+    # fewer than FLOOR people claimed; then the claim is undone and the batch waits for more company.
+    savepoint = await session.begin_nested()
     claimed = set(
         (
             await session.execute(
@@ -85,6 +88,10 @@ async def _publish(session: AsyncSession, now: datetime, today: date, sealer: Se
             )
         ).scalars()
     )
+    if len({opened.get("person") for i, opened in ready if i in claimed}) < anonymity.FLOOR:
+        await savepoint.rollback()
+        return []
+    await savepoint.commit()
     dues: list[Due] = []
     new_ideas: dict[int, int] = {}
     answered: dict[int, list[Idea]] = {}
@@ -165,6 +172,7 @@ async def _relay(session: AsyncSession, now: datetime, today: date, sealer: Seal
     if len({p for p in senders.values() if p is not None}) < anonymity.FLOOR:
         return []  # news for fewer people than that would tie them to the ideas that moved: held
     told: set[int] = set()
+    savepoint = await session.begin_nested()  # undone if a concurrent change leaves fewer people to tell
     for idea in pending:
         person_id = senders[idea.id]
         claimed = await session.execute(
@@ -174,8 +182,10 @@ async def _relay(session: AsyncSession, now: datetime, today: date, sealer: Seal
         )
         if claimed.rowcount == 1 and person_id is not None:  # type: ignore[attr-defined]
             told.add(person_id)
-    if not told:
+    if len(told) < anonymity.FLOOR:
+        await savepoint.rollback()
         return []
+    await savepoint.commit()
     people = list(await session.scalars(select(Person).where(col(Person.id).in_(told), col(Person.active).is_(True))))
     if not people:
         return []
