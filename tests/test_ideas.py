@@ -313,3 +313,27 @@ async def test_a_batch_that_loses_a_sender_while_it_is_claimed_is_held_not_publi
     assert await _ideas(rig) == []  # two people's ideas left: held, not published
     assert len(list(await rig.db.run(lambda s: s.scalars(select(IdeaSubmission))))) == 2
     assert not [r.text for r in maya.replies() if "anonymous idea" in r.text]
+
+
+async def test_news_for_someone_who_left_does_not_count_toward_the_three(rig: Rig) -> None:
+    """Only people who get a message cover each other: with one of three senders gone, news for the other two
+    would tie each of them to one of two ideas."""
+    tom, arjun, lucia, maya = (rig.chat(f"{n}@demo.baton") for n in ("tom", "arjun", "lucia", "maya"))
+    for n, chat in enumerate((tom, arjun, lucia)):
+        await _anonymously(chat, f"Idea number {n} — KIWI-{n}")
+    rig.clock.advance(days=1)
+    await _tick(rig)
+    ideas = await _ideas(rig)
+    assert len(ideas) == 3
+    await rig.db.run(
+        lambda s: s.execute(text("UPDATE person SET active = false WHERE id = :i"), {"i": lucia.person.id})
+    )
+    for idea in ideas:
+        await maya.send(f"idea ack {_short(idea)}")
+    rig.clock.advance(days=1)
+    await _tick(rig)
+    rig.clock.advance(hours=12)
+    await rig.sender.drain_once()
+    for chat in (tom, arjun):
+        assert not [r.text for r in chat.replies() if "news" in r.text]
+    assert all(i.relay_pending for i in await _ideas(rig))  # kept for when there is company

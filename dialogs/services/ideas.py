@@ -182,13 +182,12 @@ async def _relay(session: AsyncSession, now: datetime, today: date, sealer: Seal
         )
         if claimed.rowcount == 1 and person_id is not None:  # type: ignore[attr-defined]
             told.add(person_id)
-    if len(told) < anonymity.FLOOR:
+    # Counted among the people who will get a message: news for someone who left is not a cover for others.
+    people = list(await session.scalars(select(Person).where(col(Person.id).in_(told), col(Person.active).is_(True))))
+    if len(people) < anonymity.FLOOR:
         await savepoint.rollback()
         return []
     await savepoint.commit()
-    people = list(await session.scalars(select(Person).where(col(Person.id).in_(told), col(Person.active).is_(True))))
-    if not people:
-        return []
     plans = await plan([(p, now) for p in people], "notice")
     reply = Reply(NEWS, choices=(Choice("Show my ideas", "idea mine"),), action=COMMAND_ACTION)
     # One content-free message a person a day, however many ideas moved: the count is not told either.
