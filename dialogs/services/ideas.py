@@ -17,7 +17,6 @@ and replicas are no-ops:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -26,33 +25,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from dialogs.common import anonymity
-from dialogs.common.manners import Plan
 from dialogs.common.wording import shorten
 from dialogs.engine.contract import COMMAND_ACTION
 from dialogs.engine.messages import Choice, Reply
 from dialogs.engine.sealing import Sealer
 from dialogs.ideas import open_submission, relay_person, short
+from dialogs.services.steps import Due, PlanFn
 from storage.models import Idea, IdeaMessage, IdeaSubmission, Person
 
 NUDGE_AFTER = timedelta(days=7)
 NEWS = "There's news on an idea you sent anonymously — *idea mine* shows it."
 
 
-@dataclass(frozen=True, slots=True)
-class Due:
-    """One message for the Conductor's queue (the fields of rhythm.Due)."""
-
-    person_id: int
-    key: str
-    topic: str
-    payload: dict[str, Any]
-    due_at: datetime
-    kind: str
-    held: str | None = None
-
-
-PlanFn = Callable[[list[tuple[Person, datetime]], str], Awaitable[list[Plan]]]
-QueueFn = Callable[[list[Any]], Awaitable[int]]
+QueueFn = Callable[[list[Due]], Awaitable[int]]
 
 
 async def idea_step(session: AsyncSession, now: datetime, sealer: Sealer, plan: PlanFn, queue: QueueFn) -> int:

@@ -7,8 +7,6 @@ Called by the Conductor at every tick with its own `plan` (quiet hours, leave, b
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -26,6 +24,7 @@ from dialogs.common.wording import shorten
 from dialogs.engine.clock import tz
 from dialogs.engine.contract import COMMAND_ACTION
 from dialogs.engine.messages import Choice, Reply
+from dialogs.services.steps import PlanFn, QueueFn, Send
 from storage.models import ActionItem, Meeting, OneOnOne, Person
 
 AHEAD = AGENDA_BEFORE + timedelta(days=2)  # meetings this close get a row, a leave check and an agenda
@@ -33,22 +32,6 @@ UNRECORDED_AFTER = timedelta(days=3)  # a 1:1 nobody recorded by then counts tow
 ASK_WITHIN = timedelta(days=2)  # after downtime, "How did it go?" is not asked later than this
 AGENDAS_PER_TICK = 250  # agendas built in one tick; more wait for the next (a minute later by default)
 ASK_KIND = "1on1"  # what manners see: owed to the pair (not budgeted), out of quiet hours, after leave
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """One message for the Conductor to plan and queue."""
-
-    person: Person
-    key: str
-    topic: str
-    reply: Reply
-    when: datetime
-    kind: str
-
-
-PlanFn = Callable[[list[tuple[Person, datetime]], str], Awaitable[list[Plan]]]
-QueueFn = Callable[[list[tuple[Send, Plan]]], Awaitable[int]]
 
 
 async def one_on_one_step(session: AsyncSession, now: datetime, plan: PlanFn, queue: QueueFn) -> int:

@@ -10,8 +10,6 @@ once is claimed with one conditional UPDATE (`_claim`), so of two replicas ticki
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,28 +32,13 @@ from dialogs.retro import (
     questions,
     results_reply,
 )
+from dialogs.services.steps import PlanFn, QueueFn, Send
 from storage import queries
 from storage.models import ActionItem, OutboxMessage, Person, Retro, RetroParticipant, RetroProposal, Team
 
 REMIND_WITHIN = timedelta(days=2)  # who has not answered is reminded once, this close to the close
 FOLLOW_UP_FOR = timedelta(days=14)  # after a commitment's date, the follow-up may still go out this long
 OWED = "retro"
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """One message for the Conductor to plan and queue."""
-
-    person: Person
-    key: str
-    topic: str
-    reply: Reply
-    when: datetime
-    kind: str
-
-
-PlanFn = Callable[[list[tuple[Person, datetime]], str], Awaitable[list[Plan]]]
-QueueFn = Callable[[list[tuple[Send, Plan]]], Awaitable[int]]
 
 
 async def retro_step(session: AsyncSession, now: datetime, plan: PlanFn, queue: QueueFn, sealer: Sealer) -> int:

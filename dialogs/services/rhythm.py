@@ -36,6 +36,7 @@ from dialogs.engine.clock import tz
 from dialogs.engine.messages import Card, Choice, Reply
 from dialogs.engine.sealing import Sealer
 from dialogs.services.ideas import idea_step
+from dialogs.services.steps import Due, PlanFn, QueueFn, Send
 from storage.db import Database
 from storage.models import CheckinAnswer, CheckinRun, CheckinTemplate, OutboxMessage, Person, Team
 from storage.queries import preferred_addresses
@@ -76,17 +77,6 @@ class TickReport:
             + self.one_on_ones
             + self.retros
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Due:
-    person_id: int
-    key: str
-    topic: str
-    payload: dict[str, Any]
-    due_at: datetime
-    kind: str
-    held: str | None = None  # why the budget or leave holds it ("budget", "leave"): recorded, not sent
 
 
 def _held(plan: Plan) -> str | None:
@@ -154,8 +144,8 @@ class Conductor:
 
         return await feedback_step(session, now, queue)
 
-    async def _one_on_ones(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
-        from dialogs.services.oneonones import Send, one_on_one_step
+    def _step(self, session: AsyncSession, now: datetime, report: TickReport) -> tuple[PlanFn, QueueFn]:
+        """How a step's `Send`s are planned (manners) and queued, in this tick's transaction."""
 
         async def plan(wanted: list[tuple[Person, datetime]], kind: str) -> list[Plan]:
             return await self._plans(session, wanted, now, report, kind=kind)
@@ -168,22 +158,17 @@ class Conductor:
             ]
             return await self._queue(session, dues, now)
 
-        return await one_on_one_step(session, now, plan, queue)
+        return plan, queue
+
+    async def _one_on_ones(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
+        from dialogs.services.oneonones import one_on_one_step
+
+        return await one_on_one_step(session, now, *self._step(session, now, report))
 
     async def _retros(self, session: AsyncSession, now: datetime, report: TickReport) -> int:
-        from dialogs.services.retros import Send, retro_step
+        from dialogs.services.retros import retro_step
 
-        async def plan(wanted: list[tuple[Person, datetime]], kind: str) -> list[Plan]:
-            return await self._plans(session, wanted, now, report, kind=kind)
-
-        async def queue(planned: list[tuple[Send, Plan]]) -> int:
-            dues = [
-                Due(s.person.id or 0, s.key, s.topic, s.reply.to_dict(), p.due_at or now, s.kind, _held(p))
-                for s, p in planned
-                if p.due_at is not None or budgeted(s.kind)  # owed ones are only ever moved, never held
-            ]
-            return await self._queue(session, dues, now)
-
+        plan, queue = self._step(session, now, report)
         return await retro_step(session, now, plan, queue, self.sealer)
 
     # -- goal nudges ------------------------------------------------------------------------------
