@@ -77,6 +77,16 @@ def relay_person(sealer: Sealer, idea: Idea) -> int | None:
     return person if isinstance(person, int) else None
 
 
+def keep_submission(turn: Turn, submission: dict[str, Any]) -> None:
+    """An anonymous idea or answer, in the sender's turn: sealed whole and padded to one size, with no sender
+    and no time outside the seal; the turn's replies are kept sealed and its WAL pages checkpointed away."""
+    submission_id = anonymity.new_id()
+    sealed = turn.sealer.seal(SUBMISSION_SCOPE, submission, size=SUBMISSION_SIZE, context=submission_id)
+    turn.session.add(IdeaSubmission(id=submission_id, sealed=sealed))
+    turn.private = True
+    turn.checkpoint = True
+
+
 def open_submission(sealer: Sealer, row: IdeaSubmission) -> dict[str, Any] | None:
     try:
         opened: dict[str, Any] = sealer.open(SUBMISSION_SCOPE, row.sealed, context=row.id)
@@ -267,9 +277,8 @@ class IdeasDialog(Dialog):
         if not anonymous:
             self._signed(turn, owner, idea_id, text, team_id)
             return
-        submission_id = anonymity.new_id()
-        sealed = turn.sealer.seal(
-            SUBMISSION_SCOPE,
+        keep_submission(
+            turn,
             {
                 "kind": "idea",
                 "idea": idea_id,
@@ -280,12 +289,7 @@ class IdeasDialog(Dialog):
                 "person": turn.person.id,  # found again only by opening: `idea mine` before it is published
                 "relay": relay_for(turn.sealer, turn.person.id, idea_id),
             },
-            size=SUBMISSION_SIZE,
-            context=submission_id,
         )
-        turn.session.add(IdeaSubmission(id=submission_id, sealed=sealed))
-        turn.private = True
-        turn.checkpoint = True
         turn.say(f"Sent anonymously to {first_name(owner)}. {BATCHES} *idea mine* shows how it goes.")
 
     def _signed(self, turn: Turn, owner: Person, idea_id: str, text: str, team_id: int | None) -> None:
@@ -557,16 +561,9 @@ class IdeasDialog(Dialog):
             )
             turn.say(f"Sent to {first_name(owner)}.")
             return
-        submission_id = anonymity.new_id()
-        sealed = turn.sealer.seal(
-            SUBMISSION_SCOPE,
-            {"kind": "reply", "idea": idea.id, "text": text, "day": today.isoformat(), "person": turn.person.id},
-            size=SUBMISSION_SIZE,
-            context=submission_id,
+        keep_submission(
+            turn, {"kind": "reply", "idea": idea.id, "text": text, "day": today.isoformat(), "person": turn.person.id}
         )
-        turn.session.add(IdeaSubmission(id=submission_id, sealed=sealed))
-        turn.private = True
-        turn.checkpoint = True
         turn.say(f"Sent anonymously to {first_name(owner)}. {BATCHES}")
 
 
