@@ -3,7 +3,7 @@ reminder and follow-up within the weekly budget and quiet hours."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, insert, select, text
 
@@ -236,7 +236,7 @@ async def test_the_vote_and_commitments_feed_action_items_and_a_follow_up(rig: R
     await tick(rig)
     counted = [p for p in await rig.db.run(chosen) if p.helped_counted_on is not None]
     assert counted and await rig.db.run(sealed) == []
-    first = min(counted, key=lambda p: p.followed_up_at)  # type: ignore[arg-type, return-value]
+    first = min(counted, key=lambda p: p.followed_up_at or datetime.max.replace(tzinfo=UTC))  # all followed up
     # Tom changed his mind (No → Yes): his last answer counts, once.
     assert (first.helped_yes, first.helped_partly, first.helped_no) == (3, 1, 0)
     # A commitment fewer than the threshold answered about keeps no counts at all (they could name people).

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from aiohttp import hdrs, web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dashboard import auth, ideas, oneonone, retro, rhythm, views
 from bot.dashboard.html import Markup, esc, hidden, link, page, paragraph, tag
@@ -233,7 +234,7 @@ def setup_dashboard(app: web.Application, site: Site) -> None:
         """What every GET of the dashboard shares: the signed-in viewer, one read transaction, and the same
         answers for no session (sign in), someone else's page (403), nothing there (404) and no database (503)."""
 
-        async def work(session) -> tuple[auth.Viewer | None, T | None, str | None]:  # noqa: ANN001
+        async def work(session: AsyncSession) -> tuple[auth.Viewer | None, T | None, str | None]:
             viewer = await viewer_of(request, session)
             if viewer is None:
                 return None, None, None
