@@ -54,6 +54,8 @@ class Core:
         engine = Engine(db, dialogs, clock=clock, sealer=sealer)
         sender = OutboxSender(db, [LocalDelivery(), *deliveries], clock=clock, lease=lease, sealer=sealer)
         inbox = Inbox(db, clock, sealer)
+        # Background work steps aside while Slack waits for an acknowledgement (dialogs/engine/priority.py).
+        engine.acks = sender.acks = inbox.acks
         engine.plan_notices = plan_notices
         engine.on_queued = sender.wake
         engine.on_claimed = sender.deliver_soon

@@ -26,6 +26,7 @@ from dialogs.engine.clock import Clock, SystemClock
 from dialogs.engine.delivery import Delivery, DeliveryError, Outgoing
 from dialogs.engine.locks import KeyedLocks
 from dialogs.engine.messages import Reply
+from dialogs.engine.priority import AckFirst
 from dialogs.engine.sealing import Sealer, open_payload
 from storage.coalesce import Coalescer
 from storage.db import Database
@@ -74,6 +75,7 @@ class OutboxSender:
         # a post waits for its slot at most half its lease: the rest is for sending and marking it
         self.pacing = pacing or Pacing(db, max_wait=max(5.0, lease.total_seconds() / 2))
         self._history: Coalescer[int, list[Any]] = Coalescer(self._recent_posts)
+        self.acks = AckFirst()  # shared by the wiring (bot/core.py): Slack's acknowledgements go first
         # Told (channel, outcome, reason) for each delivery: sent, retried, rate_limited or failed (metrics).
         self.observe: Callable[[str, str, str | None], None] = lambda channel, outcome, reason: None
 
@@ -403,6 +405,7 @@ class OutboxSender:
         return await self.db.run(read)
 
     async def _deliver(self, message: Outgoing) -> bool:
+        await self.acks.after_acks()
         delivery = self.deliveries[message.channel]
         pace = self.pacing.pace(delivery.limits(message.address), urgent=message.kind == "reply", ref=message.id)
         try:

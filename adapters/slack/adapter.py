@@ -251,7 +251,8 @@ class SlackAdapter:
             # Slack's own requests go straight through; a body's shape is looked at only when reading it
             # failed, so the hot path parses nothing twice.
             try:
-                response = await self.bolt.async_dispatch(await to_bolt_request(request))
+                with self.host.inbox.acks.acknowledging():
+                    response = await self.bolt.async_dispatch(await to_bolt_request(request))
             except Exception:
                 refused = await self._refuse_malformed(request)
                 if refused is None:
@@ -420,6 +421,7 @@ class SlackAdapter:
         try:
             if limited:
                 async with self._slots:
+                    await self.host.inbox.acks.after_acks()
                     await work
             else:
                 await work

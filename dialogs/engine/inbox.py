@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.engine.clock import Clock
 from dialogs.engine.messages import Inbound, Reply
+from dialogs.engine.priority import AckFirst
 from dialogs.engine.routing import MAX_TEXT
 from dialogs.engine.sealing import Sealer, SealError
 from storage import queries
@@ -71,6 +72,8 @@ class Inbox:
         self.max_attempts = max_attempts
         self._rows: dict[str, dict[str, Any]] = {}
         self._writer: Coalescer[str, bool] = Coalescer(self._write)
+        # Deliveries being kept for an acknowledgement; the engine and the sender step aside for them.
+        self.acks = AckFirst()
         self._working: set[str] = set()  # keys this process is running a turn for: never replayed meanwhile
 
     @contextlib.contextmanager
@@ -94,7 +97,8 @@ class Inbox:
         sealed = self._seal(inbound)
         self._rows[key] = {"key": key, "inbound": sealed, "attempts": 0, "received_at": self.clock.now()}
         try:
-            await self._writer.get(key)
+            with self.acks.acknowledging():
+                await self._writer.get(key)
         except Exception as exc:  # noqa: BLE001 - the turn still runs; it will most likely say the database is down
             log.warning("inbox: could not keep a delivery (%s); it runs from memory only", type(exc).__name__)
             return inbound

@@ -36,6 +36,7 @@ from dialogs.engine.contract import Dialog, Role, Turn
 from dialogs.engine.errors import UnknownPerson
 from dialogs.engine.locks import KeyedLocks
 from dialogs.engine.messages import Inbound, Reply
+from dialogs.engine.priority import AckFirst
 from dialogs.engine.routing import Router
 from dialogs.engine.sealing import Sealer, seal_payload
 from storage import queries
@@ -80,6 +81,7 @@ class Engine:
         # When what a turn tells someone else may reach them (their quiet hours and leave), with a note for
         # the sender when it waits. Set by the wiring (dialogs.common.manners.plan_notices); default: at once.
         self.plan_notices: PlanNotices = _at_once
+        self.acks = AckFirst()  # shared by the wiring (bot/core.py): Slack's acknowledgements go first
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -119,6 +121,7 @@ class Engine:
         batch: list[_Waiting] = []
         try:
             while self._waiting:
+                await self.acks.after_acks()  # turns that arrive meanwhile join this batch
                 batch, rest, people = [], [], set()
                 for waiting in self._waiting:  # one turn per person and batch, in arrival order
                     if len(batch) < MAX_BATCH and waiting.person_id not in people:
