@@ -3,7 +3,7 @@
 Full path: HTTP → bolt's signature check → ack → identity → the engine turn
 (delivery id recorded, state row-locked, the check-in answer stored, state
 saved with version + 1, the next question queued in the outbox and posted)
-— served by the real `create_app(Baton.build(settings))`.
+— served by the real `serving_app(Baton.build(settings))`, as `baton serve` runs it.
 
 Baseline — **a peer bot**, written the way a typical stand-up bot is
 (`peer_bot` below, short enough to judge): a bolt `AsyncApp`; each signed DM
@@ -282,7 +282,7 @@ async def seed(db: Database, people: int) -> list[str]:
 
 async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
     from adapters.slack import SlackAdapter
-    from bot.app import Baton, create_app
+    from bot.app import Baton, serving_app
     from bot.config import load_settings
     from dialogs.engine.clock import FakeClock
 
@@ -309,7 +309,7 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
             BATON_SLACK_WORKSPACE_RATE=100_000,
         )
         baton = Baton.build(settings, clock=FakeClock(NOW))
-        app = create_app(baton)
+        app = serving_app(baton)  # as `baton serve` runs it
         adapter = baton.adapters["slack"]
         assert isinstance(adapter, SlackAdapter)
         done: dict[str, float] = {}

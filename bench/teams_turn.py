@@ -3,7 +3,7 @@
 Each contender runs as its own server process on a loopback port, in
 emulator mode (no authentication) for both:
 
-- **baton**: `create_app(Baton.build(settings))` with BATON_TEAMS_EMULATOR=1;
+- **baton**: `serving_app(Baton.build(settings))` (as `baton serve` runs it) with BATON_TEAMS_EMULATOR=1;
   a message is translated, runs a dialog turn (`help`: the state is saved
   with a new version, the reply queued in the outbox, all in one
   transaction) and the outbox sender delivers the rendered Adaptive Card.
@@ -438,7 +438,7 @@ def serve_stock(port: int) -> None:
 
 
 def serve_baton(port: int, database: str) -> None:
-    from bot.app import Baton, create_app
+    from bot.app import Baton, serving_app
     from bot.config import load_settings
 
     settings = load_settings(
@@ -449,7 +449,7 @@ def serve_baton(port: int, database: str) -> None:
         BATON_LOG_LEVEL="WARNING",
     )
     os.environ.setdefault("BATON_TEAMS_TENANT_RATE", "50")
-    _run(create_app(Baton.build(settings)), port)
+    _run(serving_app(Baton.build(settings)), port)  # as `baton serve` runs it
 
 
 def _run(app: web.Application, port: int) -> None:

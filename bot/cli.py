@@ -94,7 +94,7 @@ def serve(host: str | None, port: int | None, public: bool | None) -> None:
     """Run the server: every enabled adapter, the scheduler and the outbox sender."""
     from aiohttp import web
 
-    from bot.app import Baton, create_app
+    from bot.app import Baton, serving_app
 
     settings = _settings(BATON_HOST=host, BATON_PORT=port, BATON_WEB_PUBLIC=public)
     _logging(settings.BATON_LOG_LEVEL, settings.BATON_LOG_FORMAT)
@@ -107,7 +107,7 @@ def serve(host: str | None, port: int | None, public: bool | None) -> None:
     url = f"http://{settings.BATON_HOST}:{settings.BATON_PORT}/"
     click.echo(f"Baton starting in {mode} on {url} with database {baton.db.safe_url}", err=True)
     web.run_app(
-        create_app(baton),
+        serving_app(baton),
         host=settings.BATON_HOST,
         port=settings.BATON_PORT,
         print=lambda *_: click.echo(f"Ready: open {url}" if settings.web_chat_enabled else f"Ready on {url}", err=True),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+import textwrap
 import uuid
 from collections.abc import AsyncIterator
 
@@ -237,3 +240,29 @@ async def test_a_database_outage_gets_503_with_retry_after_and_the_resend_is_rec
     await asyncio.sleep(0.3)
     rows = await baton.db.run(lambda s: s.execute(select(OutboxMessage.payload).where(OutboxMessage.person_id == tom)))
     assert len([p for (p,) in rows if "What would you like to change?" in p["text"]]) == 1
+
+
+def test_the_serving_process_freezes_its_startup_heap(tmp_path) -> None:
+    """`serving_app` (what `baton serve` runs) leaves the startup heap frozen; plain `create_app` does not."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, gc
+        from aiohttp import web
+        from bot.app import Baton, create_app, serving_app
+        from bot.config import load_settings
+
+        async def main():
+            for build in (create_app, serving_app):
+                settings = load_settings(env_file=None, DATABASE_URL="sqlite+aiosqlite:///{tmp_path}/" + build.__name__,
+                                         BATON_TICK_SECONDS=3600, BATON_DEMO=False)
+                runner = web.AppRunner(build(Baton.build(settings)))
+                await runner.setup()
+                print(build.__name__, gc.get_freeze_count() > 0)
+                await runner.cleanup()
+
+        asyncio.run(main())
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["create_app", "False", "serving_app", "True"]
