@@ -25,7 +25,7 @@ from dialogs import all_dialogs
 from dialogs.engine import Dialog, Engine, State
 from dialogs.engine.errors import UnknownPerson
 from dialogs.engine.messages import Inbound, Reply, Sender
-from dialogs.engine.turns import MAX_BATCH
+from dialogs.engine.turns import MAX_BATCH, SMALL_BATCH
 from storage import queries
 from storage.coalesce import Coalescer
 from storage.db import DatabaseUnavailable
@@ -221,6 +221,27 @@ async def test_many_people_at_once_each_get_their_own_reply_once_in_few_transact
     assert max(len(t.people) for t in recorder.batches()) > 1
     assert all(len(t.people) <= MAX_BATCH and len(set(t.people)) == len(t.people) for t in recorder.log)
     assert sorted(p for t in recorder.log for p in t.people) == sorted(2 * [p.id for p in people])
+
+
+async def test_while_an_acknowledgement_waits_sqlite_batches_stay_small(rig: Rig) -> None:
+    """On SQLite a batch holds the one write lock that keeping a delivery needs before its acknowledgement,
+    so while one is in flight batches take at most SMALL_BATCH turns; PostgreSQL keeps its full batches."""
+    engine, recorder = use_engine(rig, Echo())
+    engine.acks.most = 0.001  # hold nothing back: only the batch size is looked at here
+    people = [*rig.people.values(), *await add_people(rig, MAX_BATCH + 6)]
+
+    with engine.acks.acknowledging():
+        replies = await asyncio.gather(*(engine.handle(message(p, "help")) for p in people))
+    assert all(len(r) == 1 for r in replies)
+    largest = max(len(t.people) for t in recorder.log)
+    if rig.db.is_sqlite:
+        assert 1 < largest <= SMALL_BATCH
+    else:
+        assert largest > SMALL_BATCH
+
+    recorder.log.clear()
+    await asyncio.gather(*(engine.handle(message(p, "help")) for p in people))  # nobody waits for an ack now
+    assert max(len(t.people) for t in recorder.log) > SMALL_BATCH
 
 
 # -- 2. one failing turn in a batch ----------------------------------------------------------------

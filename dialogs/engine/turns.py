@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_LEASE = timedelta(minutes=2)  # a reply handed straight to the sender is retaken by any sender after this
 MAX_BATCH = 64  # turns sharing one transaction at most (group commit)
+SMALL_BATCH = 8  # at most, on SQLite, while a delivery waits to be kept for its acknowledgement
 
 
 class Engine:
@@ -123,8 +124,11 @@ class Engine:
             while self._waiting:
                 await self.acks.after_acks()  # turns that arrive meanwhile join this batch
                 batch, rest, people = [], [], set()
+                # On SQLite a batch holds the one write lock, which keeping a delivery needs before its
+                # acknowledgement: while one waits, batches stay small so the lock comes round sooner.
+                most = SMALL_BATCH if self.db.is_sqlite and self.acks.in_flight else MAX_BATCH
                 for waiting in self._waiting:  # one turn per person and batch, in arrival order
-                    if len(batch) < MAX_BATCH and waiting.person_id not in people:
+                    if len(batch) < most and waiting.person_id not in people:
                         batch.append(waiting)
                         people.add(waiting.person_id)
                     else:
