@@ -381,7 +381,10 @@ class GoalsDialog(Dialog):
             close_when_reached=False,
         )
         undo = f" (Typed the wrong number? *goal undo {goal.id}*.)"
-        turn.say(f"Recorded. {describe(goal, update)}.{undo if goal.kind == 'metric' else ''}")
+        recorded = f"Recorded. {describe(goal, update)}.{undo if goal.kind == 'metric' else ''}"
+        # Off track, its owner may want to steer it with their manager: the same button a nudge carries.
+        off_track = update.rag in ("amber", "red") and goal.owner_id == turn.person.id and turn.person.manager_id
+        turn.say(Reply(recorded, choices=(discuss_choice(f"goal:{goal.id}"),)) if off_track else recorded)
         if escalate:
             await escalate_goal(turn, goal, update)
         if update.progress >= 1.0 and goal.status == "active":

@@ -106,6 +106,33 @@ async def test_a_single_bad_update_does_not_reach_the_manager(rig: Rig) -> None:
     maya.expect_nothing()
 
 
+async def test_an_off_track_update_offers_the_1on1_and_an_on_track_one_does_not(rig: Rig) -> None:
+    """Recording progress that leaves a goal amber or red offers "Discuss in our 1:1" to an owner with a
+    manager; the button puts the goal on their next agenda. On track, or without a manager, no button."""
+    g = await make_goal(rig)
+    tom = rig.chat("tom@demo.baton")
+    rig.clock.advance(days=50)
+    await tom.send(f"goal update {g.id} 470")  # red: 4% of the way at half time
+    red = tom.expect("Recorded.", "red")
+    assert [c.value for c in red.choices] == [f"1:1 discuss goal:{g.id}"]
+    await tom.send(red.choices[0].value)
+    tom.expect("Added to your 1:1 with Maya")
+
+    await tom.send(f"goal update {g.id} 275")  # half way at half time: on track
+    on_track = tom.expect("Recorded.")
+    assert "Discuss in our 1:1" not in [c.label for c in on_track.choices]
+
+    halfway = {
+        "start_date": (rig.clock.now() - timedelta(days=50)).date(),
+        "due_date": (rig.clock.now() + timedelta(days=50)).date(),
+    }
+    unmanaged = await make_goal(rig, "maya@demo.baton", **halfway)
+    maya = rig.chat("maya@demo.baton")
+    await maya.send(f"goal update {unmanaged.id} 470")
+    alone = maya.expect("Recorded.", "red")
+    assert not alone.choices, "Maya has no manager: there is no 1:1 to discuss it in"
+
+
 async def test_nudges_share_the_weekly_budget_with_check_ins_and_respect_quiet_hours(rig: Rig) -> None:
     await make_goal(rig, due_date=None)  # not specific: a nudge
     conductor = Conductor(rig.db, sealer=rig.sealer, budget=2)
