@@ -50,6 +50,7 @@ MAX_NOTES = 4000  # characters of shared or private notes
 AGENDA_BUTTONS = 10  # items with their own button on the card; the dashboard shows the rest
 REF = re.compile(r"^(pair|meeting|action|point):(\d{1,9})$")  # ids fit a 32-bit integer column
 DISCUSS_REF = re.compile(r"^(checkin:\d{1,9}:[\w-]{1,32}|goal:\d{1,9}|feedback:\d{1,9})$")
+RECORDABLE = ("planned", "held", "skipped", "unrecorded")  # statuses of a 1:1 that took place (or should have)
 HHMM = re.compile(r"^([01]?\d|2[0-3])[:.h]([0-5]\d)$")
 NO_PAIR = (
     "You don't have a 1:1 with anyone yet: I set one up for every manager and each direct report. "
@@ -172,19 +173,24 @@ class OneOnOneDialog(Dialog):
         if then == "invite":
             turn.say(await self._invite(turn, pair))
             return END
-        if then == "skipped":
-            await self._record_skip(turn, pair)
-            return END
         if then in ("confirm", "decline"):
             await self._answer_proposal(turn, pair, then == "confirm")
             return END
-        if then == "held" and pair.manager_id != turn.person.id and not pair.ask_report:
-            turn.say(
-                "Your manager records how the 1:1 went. You can add talking points (*1:1 add …*) any time; "
-                "your action items are under *1:1 actions*."
-            )
+        if then in ("held", "skipped") and not may_record(pair, turn.person):
+            await self._not_yours_to_record(turn, pair, then == "skipped")
+            return END
+        if then == "skipped":
+            await self._record_skip(turn, pair)
             return END
         return str(then)
+
+    async def _not_yours_to_record(self, turn: Turn, pair: OneOnOne, skip: bool) -> None:
+        manager = await _person(turn, pair.manager_id)
+        turn.say(
+            f"{ag.first_name(manager)} records how your 1:1s went"
+            + (", so I left it as it was." if skip else ".")
+            + " You can add talking points (*1:1 add …*) any time; your action items are under *1:1 actions*."
+        )
 
     async def pick_prompt(self, turn: Turn) -> Reply:
         pairs = await ag.pairs_of(turn.session, turn.person)
@@ -238,6 +244,8 @@ class OneOnOneDialog(Dialog):
             return None
         if value in ("confirm", "decline"):
             await self._answer_proposal(turn, pair, value == "confirm")
+            return None
+        if value == "held" and not may_record(pair, turn.person):
             return None
         return value if value in ("agenda", "add", "day", "held") else None
 
@@ -550,6 +558,9 @@ class OneOnOneDialog(Dialog):
         if meeting is None or value == "later" or value == "done":
             return END
         pair = await self._pair(turn, turn.data["pair"])
+        if not may_record(pair, turn.person):
+            await self._not_yours_to_record(turn, pair, value == "skipped")
+            return END
         turn.data["meeting"] = meeting.id
         if value == "skipped":
             await self._record_skip(turn, pair)
@@ -670,14 +681,24 @@ class OneOnOneDialog(Dialog):
         return END
 
     async def _record_skip(self, turn: Turn, pair: OneOnOne) -> None:
+        """Mark the pair's latest 1:1 skipped — never one already recorded (held or skipped): what people
+        recorded is history, and a later press must not rewrite it; they hear what was recorded instead."""
         meeting = await self._meeting_to_record(turn)
         if meeting is None:
             turn.say("There's no past 1:1 to mark as skipped.")
             return
-        if meeting.status != "skipped":
-            meeting.status, meeting.recorded_at = "skipped", turn.now
+        if meeting.status in ("held", "skipped"):
+            when = local_label(meeting.starts_at, turn.person.timezone)
+            turn.say(
+                f"Your 1:1 on {when} is already recorded as {meeting.status}, so I left it as it was."
+                + (" *1:1 notes* adds to its notes." if meeting.status == "held" else "")
+            )
+            return
+        counted = meeting.status == "unrecorded"  # the scheduler already counted it towards the run of skips
+        meeting.status, meeting.recorded_at = "skipped", turn.now
+        if not counted:
             pair.skipped_in_row += 1
-            turn.session.add_all([meeting, pair])
+        turn.session.add_all([meeting, pair])
         note = ""
         if pair.skipped_in_row >= SKIPS_TOLD:
             note = f" That's {pair.skipped_in_row} in a row: if the rhythm doesn't fit, *1:1 time* proposes another."
@@ -774,17 +795,23 @@ class OneOnOneDialog(Dialog):
         return meeting
 
     async def _meeting_to_record(self, turn: Turn) -> Meeting | None:
-        """The 1:1 a button named, or the pair's latest one that has started."""
+        """The 1:1 a button named, or the pair's latest one that has started (never one still to come, nor
+        one a change of rhythm replaced, whatever a command names)."""
         if turn.data.get("meeting"):
             meeting = await turn.session.get(Meeting, turn.data["meeting"])
-            if meeting is not None and meeting.pair_id == turn.data["pair"]:
+            if (
+                meeting is not None
+                and meeting.pair_id == turn.data["pair"]
+                and meeting.starts_at <= turn.now
+                and meeting.status in RECORDABLE
+            ):
                 return meeting
         return await turn.session.scalar(
             select(Meeting)
             .where(
                 col(Meeting.pair_id) == turn.data["pair"],
                 col(Meeting.starts_at) <= turn.now,
-                col(Meeting.status).in_(("planned", "held", "skipped", "unrecorded")),
+                col(Meeting.status).in_(RECORDABLE),
             )
             .order_by(col(Meeting.starts_at).desc())
             .limit(1)
@@ -827,6 +854,12 @@ def agenda_reply(
         choices=(*choices, *tail),
         action=COMMAND_ACTION if commands else None,
     )
+
+
+def may_record(pair: OneOnOne, person: Person) -> bool:
+    """Whether `person` records how the pair's 1:1s went (held or skipped): the manager, whom "How did it
+    go?" asks, and the report only when the pair chose to ask them too (`ask_report`)."""
+    return person.id == pair.manager_id or (person.id == pair.report_id and pair.ask_report)
 
 
 def _named(pairs: list[tuple[OneOnOne, Person]], word: str) -> tuple[OneOnOne, Person] | None:

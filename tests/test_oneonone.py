@@ -670,3 +670,49 @@ async def test_what_either_side_committed_to_elsewhere_is_on_their_1on1_agenda(r
     assert "you: Write the on-call handbook, due Fri 4 Dec" in text
     tom_agenda = [r for r in agendas(rig, rig.people["tom@demo.baton"])]
     assert tom_agenda and "on-call handbook" not in shown(tom_agenda[0])
+
+
+async def _meetings_of(rig: Rig, report_email: str) -> list[Meeting]:
+    pair = await pair_of(rig, report_email)
+
+    async def read(session):
+        rows = await session.execute(select(Meeting).where(Meeting.pair_id == pair.id).order_by(Meeting.starts_at))
+        return list(rows.scalars())
+
+    return await rig.db.run(read)
+
+
+async def _first_1on1_over(rig: Rig, conductor: Conductor | None = None) -> None:
+    """The pairs' first 1:1s took place half an hour ago: "How did it go?" has been asked."""
+    await tick(rig, conductor)
+    rig.clock.set(FIRST - timedelta(hours=24))
+    await tick(rig, conductor)
+    rig.clock.set(FIRST + timedelta(minutes=30 + 31))
+    await tick(rig, conductor)
+
+
+async def test_a_skip_never_rewrites_a_recorded_1on1_and_only_who_records_may_skip(rig: Rig) -> None:
+    maya, arjun = rig.chat("maya@demo.baton"), rig.chat("arjun@demo.baton")
+    await _first_1on1_over(rig)
+    [first] = [m for m in await _meetings_of(rig, "arjun@demo.baton") if m.starts_at == FIRST]
+    await maya.send(f"1:1 notes meeting:{first.id}")
+    await maya.press("We met")
+    await maya.press("Skip")
+    await maya.press("No more")
+    await maya.press("Skip")
+    maya.expect("Thanks — recorded")
+    # The report isn't the one asked "How did it go?": a skip typed or pressed by them changes nothing.
+    for command in ("1:1 skipped", f"1:1 skipped meeting:{first.id}"):
+        await arjun.send(command)
+        arjun.expect("Maya records how your 1:1s went", "left it as it was")
+    # Nor does one from the manager over what she recorded as held: she hears what happened instead.
+    await maya.send(f"1:1 skipped meeting:{first.id}")
+    maya.expect("already recorded as held", "left it as it was")
+    [again] = [m for m in await _meetings_of(rig, "arjun@demo.baton") if m.id == first.id]
+    assert again.status == "held" and (await pair_of(rig, "arjun@demo.baton")).skipped_in_row == 0
+    # A 1:1 that hasn't happened yet can't be marked skipped either, even named by a crafted command.
+    await maya.send("1:1 with arjun")  # the menu gives the next 1:1 its row
+    maya.replies()
+    [upcoming] = [m for m in await _meetings_of(rig, "arjun@demo.baton") if m.starts_at > rig.clock.now()]
+    await maya.send(f"1:1 skipped meeting:{upcoming.id}")
+    assert [m.status for m in await _meetings_of(rig, "arjun@demo.baton") if m.id == upcoming.id] == ["planned"]
