@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from dialogs.common import agenda as ag
-from dialogs.common.cadence import DAYS, EVERY, LENGTHS, SKIPS_TOLD, Cadence, first_anchor, local_label, next_slot
+from dialogs.common.cadence import DAYS, EVERY, LENGTHS, Cadence, first_anchor, local_label, next_slot
 from dialogs.common.invite import invite_link
 from dialogs.common.wording import shorten
 from dialogs.engine import END, Dialog, State, Transition, Turn
@@ -696,14 +696,15 @@ class OneOnOneDialog(Dialog):
             return
         counted = meeting.status == "unrecorded"  # the scheduler already counted it towards the run of skips
         meeting.status, meeting.recorded_at = "skipped", turn.now
-        if not counted:
-            pair.skipped_in_row += 1
-        turn.session.add_all([meeting, pair])
-        note = ""
-        if pair.skipped_in_row >= SKIPS_TOLD:
-            note = f" That's {pair.skipped_in_row} in a row: if the rhythm doesn't fit, *1:1 time* proposes another."
-            pair.skips_told = True
-        turn.say("Noted as skipped. What was on its agenda moves to the next one." + note)
+        turn.session.add(meeting)
+        turn.say("Noted as skipped. What was on its agenda moves to the next one.")
+        # A run of skips is the manager's to hear, once, in the scheduler's words — whoever recorded this one.
+        if not counted and await ag.count_skip(turn.session, pair):
+            told = ag.skips_reply(pair, await _person(turn, pair.report_id), meeting)
+            if turn.person.id == pair.manager_id:
+                turn.say(told)
+            else:
+                turn.tell(pair.manager_id, told, key=ag.skips_key(pair, meeting))
 
     # -- action items ---------------------------------------------------------------------------------
 

@@ -716,3 +716,50 @@ async def test_a_skip_never_rewrites_a_recorded_1on1_and_only_who_records_may_sk
     [upcoming] = [m for m in await _meetings_of(rig, "arjun@demo.baton") if m.starts_at > rig.clock.now()]
     await maya.send(f"1:1 skipped meeting:{upcoming.id}")
     assert [m.status for m in await _meetings_of(rig, "arjun@demo.baton") if m.id == upcoming.id] == ["planned"]
+
+
+async def _ask_report(rig: Rig, report_email: str, on: bool = True) -> None:
+    pair = await pair_of(rig, report_email)
+
+    async def flip(session):
+        row = await session.get(OneOnOne, pair.id)
+        row.ask_report = on
+        session.add(row)
+
+    await rig.db.run(flip)
+
+
+async def test_three_skips_recorded_in_chat_are_mentioned_to_the_manager_once_about_the_rhythm(rig: Rig) -> None:
+    maya_p, arjun_p = rig.people["maya@demo.baton"], rig.people["arjun@demo.baton"]
+    maya, arjun = rig.chat("maya@demo.baton"), rig.chat("arjun@demo.baton")
+    await tick(rig)
+    await _ask_report(rig, "arjun@demo.baton")  # so the third skip can come from Arjun
+    for fortnight, who in enumerate((maya, maya, arjun, maya)):
+        starts = FIRST + timedelta(weeks=2 * fortnight)
+        rig.clock.set(starts - timedelta(hours=24))
+        await tick(rig)
+        rig.clock.set(starts + timedelta(minutes=61))
+        await tick(rig)
+        [meeting] = [m for m in await _meetings_of(rig, "arjun@demo.baton") if m.starts_at == starts]
+        await who.send(f"1:1 skipped meeting:{meeting.id}")
+        who.expect("Noted as skipped")
+    about_arjun = [r.text for r in rig.delivery.to(maya_p.id) if "Arjun" in r.text and "skipped" in r.text]
+    # Told once, at the third (which Arjun recorded), to Maya, about the rhythm — never at the fourth.
+    assert about_arjun == [
+        "Your last 3 1:1s with Arjun were skipped or not recorded. Does the rhythm still fit you both?"
+    ], about_arjun
+    assert not any("in a row" in r.text or "last 3" in r.text for r in rig.delivery.to(arjun_p.id))
+    assert not any("in a row" in r.text for r in rig.delivery.to(maya_p.id))
+    assert (await pair_of(rig, "arjun@demo.baton")).skipped_in_row == 4
+
+
+async def test_a_skip_recorded_after_the_scheduler_counted_it_unrecorded_is_not_counted_twice(rig: Rig) -> None:
+    maya = rig.chat("maya@demo.baton")
+    await _first_1on1_over(rig)
+    rig.clock.set(FIRST + timedelta(days=4))
+    await tick(rig)  # nobody recorded it: counted once, as unrecorded
+    [first] = [m for m in await _meetings_of(rig, "arjun@demo.baton") if m.starts_at == FIRST]
+    assert first.status == "unrecorded"
+    await maya.send(f"1:1 skipped meeting:{first.id}")
+    maya.expect("Noted as skipped")
+    assert (await pair_of(rig, "arjun@demo.baton")).skipped_in_row == 1

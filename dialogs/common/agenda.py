@@ -16,16 +16,19 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, or_, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
-from dialogs.common.cadence import ASK_AFTER, Cadence, first_anchor, next_slot
+from dialogs.common.cadence import ASK_AFTER, SKIPS_TOLD, Cadence, first_anchor, next_slot
 from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine.clock import tz
-from dialogs.engine.messages import Choice
+from dialogs.engine.contract import COMMAND_ACTION
+from dialogs.engine.messages import Choice, Reply
 from storage.models import (
     ActionItem,
     CheckinAnswer,
@@ -202,6 +205,53 @@ async def last_held(session: AsyncSession, pair_id: int) -> Meeting | None:
         .order_by(col(Meeting.starts_at).desc())
         .limit(1)
     )
+
+
+async def count_skip(session: AsyncSession, pair: OneOnOne) -> bool:
+    """Count one more 1:1 skipped (or unrecorded) in a row; True when the manager is to hear of it now —
+    the run reached SKIPS_TOLD and nobody told them yet. One rule for the scheduler and for a skip recorded in
+    chat. Both steps are single statements, so of two replicas (or a tick and a press) one counts each skip
+    and one tells (PostgreSQL re-checks the condition after the other's commit)."""
+    counted, told = (
+        await session.execute(
+            sql_update(OneOnOne)
+            .where(col(OneOnOne.id) == pair.id)
+            .values(skipped_in_row=col(OneOnOne.skipped_in_row) + 1)
+            .returning(col(OneOnOne.skipped_in_row), col(OneOnOne.skips_told))
+            .execution_options(synchronize_session=False)
+        )
+    ).one()
+    set_committed_value(pair, "skipped_in_row", counted)
+    if counted < SKIPS_TOLD or told:
+        return False
+    result: Any = await session.execute(
+        sql_update(OneOnOne)
+        .where(col(OneOnOne.id) == pair.id, col(OneOnOne.skips_told).is_(False))
+        .values(skips_told=True)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    set_committed_value(pair, "skips_told", True)
+    return True
+
+
+def skips_reply(pair: OneOnOne, report: Person, meeting: Meeting) -> Reply:
+    """What the manager hears, once, when 1:1s were skipped SKIPS_TOLD times in a row: about the rhythm, a
+    question for the pair, no verdict on anyone."""
+    return Reply(
+        f"Your last {pair.skipped_in_row} 1:1s with {first_name(report)} were skipped or not recorded. "
+        "Does the rhythm still fit you both?",
+        choices=(
+            Choice("Change the rhythm", f"1:1 time pair:{pair.id}", "primary"),
+            Choice("Record the last one", f"1:1 notes meeting:{meeting.id}"),
+        ),
+        action=COMMAND_ACTION,
+    )
+
+
+def skips_key(pair: OneOnOne, meeting: Meeting) -> str:
+    return f"1on1-skips:{pair.id}:{meeting.id}"
 
 
 def ask_time(pair: OneOnOne, meeting: Meeting) -> datetime:

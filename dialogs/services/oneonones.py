@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from dialogs.common import agenda as ag
-from dialogs.common.cadence import AGENDA_BEFORE, SKIPS_TOLD, local_label, next_slot
+from dialogs.common.cadence import AGENDA_BEFORE, local_label, next_slot
 from dialogs.common.manners import Plan, after_quiet_hours, in_quiet_hours, leave_days, on_leave
 from dialogs.common.periods import hhmm, local_datetime
 from dialogs.common.wording import shorten
@@ -176,41 +176,13 @@ async def _past(
                     )
                 )
     if meeting.starts_at + UNRECORDED_AFTER <= now and await _claim(session, meeting, "status", "unrecorded"):
-        counted = (
-            await session.execute(
-                update(OneOnOne)
-                .where(col(OneOnOne.id) == pair.id)
-                .values(skipped_in_row=col(OneOnOne.skipped_in_row) + 1)
-                .returning(col(OneOnOne.skipped_in_row), col(OneOnOne.skips_told))
-                .execution_options(synchronize_session=False)
-            )
-        ).one()
-        set_committed_value(pair, "skipped_in_row", counted[0])
-        told = False
-        if counted[0] >= SKIPS_TOLD and not counted[1]:  # claimed like a step: one replica tells the manager
-            result: Any = await session.execute(
-                update(OneOnOne)
-                .where(col(OneOnOne.id) == pair.id, col(OneOnOne.skips_told).is_(False))
-                .values(skips_told=True)
-                .execution_options(synchronize_session=False)
-            )
-            told = result.rowcount == 1
-        if told:
-            set_committed_value(pair, "skips_told", True)
+        if await ag.count_skip(session, pair):
             sends.append(
                 Send(
                     manager,
-                    f"1on1-skips:{pair.id}:{meeting.id}",
+                    ag.skips_key(pair, meeting),
                     "1on1-skips",
-                    Reply(
-                        f"Your last {pair.skipped_in_row} 1:1s with {ag.first_name(report)} were skipped or not "
-                        "recorded. Does the rhythm still fit you both?",
-                        choices=(
-                            Choice("Change the rhythm", f"1:1 time pair:{pair.id}", "primary"),
-                            Choice("Record the last one", f"1:1 notes meeting:{meeting.id}"),
-                        ),
-                        action=COMMAND_ACTION,
-                    ),
+                    ag.skips_reply(pair, report, meeting),
                     now,
                     ASK_KIND,
                 )
