@@ -3,12 +3,14 @@
 Every manager–report pair has a rhythm (dialogs/common/cadence.py); the agenda builds itself the day
 before (dialogs/common/agenda.py, sent by the scheduler), and either side adds talking points at any
 time. After the 1:1, "How did it go?" takes shared notes, action items (owner, due date) and a private
-note only its author sees. Changing the rhythm is a proposal the other side confirms.
+note only its author sees; the pair may choose to ask the report too. Changing the rhythm, or who is
+asked, is a proposal the other side confirms.
 
     1:1                       the next 1:1 and what you can do
     1:1 agenda | add TEXT     the agenda; a talking point
     1:1 invite                a calendar invitation (.ics) for the rhythm
     1:1 time                  propose another day, time or frequency
+    1:1 ask-report on|off     propose asking the report "How did it go?" too (the other side confirms)
     1:1 notes                 record how the last one went
     1:1 actions               your open action items
     1:1 with NAME …           pick the pair, for a manager of several reports
@@ -154,10 +156,12 @@ class OneOnOneDialog(Dialog):
             "skipped": "skipped",
             "confirm": "confirm",
             "decline": "decline",
+            "ask-report": "ask-report",
         }.get(sub)
         if then is None:
             raise UserFacingError(
-                "I know *1:1*, *1:1 agenda*, *1:1 add …*, *1:1 invite*, *1:1 time*, *1:1 notes* and *1:1 actions*."
+                "I know *1:1*, *1:1 agenda*, *1:1 add …*, *1:1 invite*, *1:1 time*, *1:1 notes*, *1:1 actions* "
+                "and *1:1 ask-report on* (or *off*)."
             )
         turn.data.update(then=then, text=text, meeting=refs.get("meeting"))
         if chosen is None:
@@ -176,12 +180,18 @@ class OneOnOneDialog(Dialog):
         if then in ("confirm", "decline"):
             await self._answer_proposal(turn, pair, then == "confirm")
             return END
+        if then == "ask-report":
+            wanted = {"on": True, "yes": True, "off": False, "no": False}.get(text.casefold(), not pair.ask_report)
+            await self._propose_ask_report(turn, pair, wanted)
+            return END
         if then in ("held", "skipped") and not may_record(pair, turn.person):
             await self._not_yours_to_record(turn, pair, then == "skipped")
             return END
         if then == "skipped":
             await self._record_skip(turn, pair)
             return END
+        if then == "held":
+            return await self._start_record(turn)
         return str(then)
 
     async def _not_yours_to_record(self, turn: Turn, pair: OneOnOne, skip: bool) -> None:
@@ -223,16 +233,25 @@ class OneOnOneDialog(Dialog):
             Choice("Calendar invitation", "invite"),
             Choice("Change the rhythm", "day"),
         ]
-        if pair.manager_id == turn.person.id or pair.ask_report:
+        if may_record(pair, turn.person):
             choices.append(Choice("Notes from the last one", "held"))
+        report = "me" if pair.report_id == turn.person.id else ag.first_name(other)
+        choices.append(
+            Choice(f"Stop asking {report} after 1:1s", "ask-off")
+            if pair.ask_report
+            else Choice(f"Ask {report} too after 1:1s", "ask-on")
+        )
         proposal = pair.proposal
         if proposal and proposal.get("by") != turn.person.id:
-            wanted = Cadence.from_dict(proposal).describe()
-            lines.append(f"{ag.first_name(other)} proposed a new rhythm: {wanted}.")
-            choices[:0] = [
-                Choice("Confirm the new rhythm", "confirm", "primary"),
-                Choice("Keep the current one", "decline"),
-            ]
+            if "ask_report" in proposal:
+                lines.append(
+                    f"{ag.first_name(other)} proposed: {ask_words(bool(proposal['ask_report']), pair, turn.person, other)}."
+                )
+                confirm = "Confirm"
+            else:
+                lines.append(f"{ag.first_name(other)} proposed a new rhythm: {Cadence.from_dict(proposal).describe()}.")
+                confirm = "Confirm the new rhythm"
+            choices[:0] = [Choice(confirm, "confirm", "primary"), Choice("Keep the current one", "decline")]
         return Reply("\n".join(lines), choices=(*choices, Choice("Done", "done")))
 
     async def on_menu(self, turn: Turn, value: str) -> Transition:
@@ -245,9 +264,12 @@ class OneOnOneDialog(Dialog):
         if value in ("confirm", "decline"):
             await self._answer_proposal(turn, pair, value == "confirm")
             return None
-        if value == "held" and not may_record(pair, turn.person):
-            return None
-        return value if value in ("agenda", "add", "day", "held") else None
+        if value in ("ask-on", "ask-off"):
+            await self._propose_ask_report(turn, pair, value == "ask-on")
+            return END
+        if value == "held":
+            return await self._start_record(turn) if may_record(pair, turn.person) else None
+        return value if value in ("agenda", "add", "day") else None
 
     # -- the agenda ----------------------------------------------------------------------------------
 
@@ -478,6 +500,30 @@ class OneOnOneDialog(Dialog):
         turn.say(f"I've asked {ag.first_name(other)} to confirm: {wanted.describe()}.")
         return END
 
+    async def _propose_ask_report(self, turn: Turn, pair: OneOnOne, wanted: bool) -> None:
+        """Propose asking the report "How did it go?" too (or no longer): like a new rhythm, the other side
+        confirms — it changes what the report is asked and whose notes join the pair's, so both agree."""
+        other = await _person(turn, pair.report_id if pair.manager_id == turn.person.id else pair.manager_id)
+        if wanted == pair.ask_report:
+            turn.say(f"That's how it is already: {ask_words(wanted, pair, turn.person, other)}.")
+            return
+        pair.proposal = {"by": turn.person.id, "ask_report": wanted}
+        turn.session.add(pair)
+        turn.tell(
+            other,
+            Reply(
+                f"{ag.first_name(turn.person)} proposes that {ask_words(wanted, pair, other, turn.person)}. "
+                "Shared notes join the pair's; private notes stay with their author.",
+                choices=(
+                    Choice("Confirm", f"1:1 confirm pair:{pair.id}", "primary"),
+                    Choice("Keep it as it is", f"1:1 decline pair:{pair.id}"),
+                ),
+                action=COMMAND_ACTION,
+            ),
+            key=f"1on1-proposal:{pair.id}:{turn.now.timestamp():.0f}",
+        )
+        turn.say(f"I've asked {ag.first_name(other)} to confirm: {ask_words(wanted, pair, turn.person, other)}.")
+
     async def _answer_proposal(self, turn: Turn, pair: OneOnOne, confirm: bool) -> None:
         proposal = pair.proposal
         if not proposal:
@@ -488,6 +534,20 @@ class OneOnOneDialog(Dialog):
             return
         proposer = await _person(turn, int(proposal["by"]))
         pair.proposal = None
+        if "ask_report" in proposal:
+            if confirm:
+                pair.ask_report = bool(proposal["ask_report"])
+            other = proposer
+            message = f"From now on, {ask_words(pair.ask_report, pair, turn.person, other)}."
+            turn.session.add(pair)
+            turn.say(message)
+            turn.tell(
+                proposer,
+                f"{ag.first_name(turn.person)} {'confirmed' if confirm else 'kept it as it was'}. "
+                f"From now on, {ask_words(pair.ask_report, pair, proposer, turn.person)}.",
+                key=f"1on1-proposal-answer:{pair.id}:{turn.now.timestamp():.0f}",
+            )
+            return
         if confirm:
             wanted = Cadence.from_dict(proposal)
             manager = await _person(turn, pair.manager_id)
@@ -536,6 +596,16 @@ class OneOnOneDialog(Dialog):
 
     # -- after the 1:1 ----------------------------------------------------------------------------------
 
+    async def _start_record(self, turn: Turn) -> Transition:
+        """Recording a 1:1 already recorded as held goes straight to its notes: whether the pair met is asked
+        once (the report, asked too, adds to what the manager recorded)."""
+        meeting = await self._meeting_to_record(turn)
+        if meeting is None or meeting.status != "held":
+            return "held"
+        turn.data["meeting"] = meeting.id
+        turn.say(f"Your 1:1 on {local_label(meeting.starts_at, turn.person.timezone)} is recorded as held.")
+        return "shared"
+
     async def held_prompt(self, turn: Turn) -> Reply:
         meeting = await self._meeting_to_record(turn)
         _, _, other = await self._context(turn)
@@ -567,6 +637,13 @@ class OneOnOneDialog(Dialog):
             return END
         if value != "met":
             return None
+        if meeting.status == "skipped" and turn.person.id != pair.manager_id:
+            manager = await _person(turn, pair.manager_id)
+            turn.say(
+                f"{ag.first_name(manager)} recorded that 1:1 as skipped, so I left it as it was. "
+                "If you did meet, they can record it with *1:1 notes*."
+            )
+            return END
         if meeting.status != "held":
             meeting.status, meeting.recorded_at = "held", turn.now
             pair.skipped_in_row, pair.skips_told = 0, False
@@ -855,6 +932,15 @@ def agenda_reply(
         choices=(*choices, *tail),
         action=COMMAND_ACTION if commands else None,
     )
+
+
+def ask_words(on: bool, pair: OneOnOne, viewer: Person, other: Person) -> str:
+    """Who gets "How did it go?" after each 1:1, in `viewer`'s words (`other`: the other side)."""
+    manager, report = (viewer, other) if viewer.id == pair.manager_id else (other, viewer)
+    who = "you" if viewer.id == report.id else ag.first_name(report)
+    if on:
+        return f"“How did it go?” goes to {who} too after each 1:1"
+    return f"only {'you' if viewer.id == manager.id else ag.first_name(manager)} get{'' if viewer.id == manager.id else 's'} “How did it go?” after each 1:1"
 
 
 def may_record(pair: OneOnOne, person: Person) -> bool:

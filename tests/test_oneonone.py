@@ -763,3 +763,92 @@ async def test_a_skip_recorded_after_the_scheduler_counted_it_unrecorded_is_not_
     await maya.send(f"1:1 skipped meeting:{first.id}")
     maya.expect("Noted as skipped")
     assert (await pair_of(rig, "arjun@demo.baton")).skipped_in_row == 1
+
+
+async def test_the_pair_chooses_to_ask_the_report_too_and_both_notes_are_kept_once(rig: Rig) -> None:
+    maya_p, arjun_p = rig.people["maya@demo.baton"], rig.people["arjun@demo.baton"]
+    maya, arjun = rig.chat("maya@demo.baton"), rig.chat("arjun@demo.baton")
+    await tick(rig)
+    # Maya proposes it from the 1:1 menu; Arjun confirms, as with a new rhythm.
+    await maya.send("1:1 with arjun")
+    await maya.press("Ask Arjun too after 1:1s")
+    maya.expect("I've asked Arjun to confirm: “How did it go?” goes to Arjun too after each 1:1")
+    assert not (await pair_of(rig, "arjun@demo.baton")).ask_report  # nothing changes before Arjun confirms
+    asked = arjun.expect("Maya proposes that “How did it go?” goes to you too after each 1:1")
+    await arjun.press("Confirm", on=asked)
+    arjun.expect("From now on, “How did it go?” goes to you too after each 1:1")
+    maya.expect("Arjun confirmed")
+    assert (await pair_of(rig, "arjun@demo.baton")).ask_report
+    await arjun.send("1:1")
+    assert "Stop asking me after 1:1s" in [c.label for c in arjun.expect("Your next 1:1 with Maya").choices]
+
+    # After the 1:1 both are asked, once each.
+    rig.clock.set(FIRST - timedelta(hours=24))
+    await tick(rig)
+    rig.clock.set(FIRST + timedelta(minutes=61))
+    await tick(rig)
+    for_maya = maya.expect("How did your 1:1 with Arjun")  # folded with her other reports'
+    for_arjun = arjun.expect("How did your 1:1 with Maya")
+    [first] = [m for m in await _meetings_of(rig, "arjun@demo.baton") if m.starts_at == FIRST]
+    await maya.press(f"1:1 notes meeting:{first.id}", on=for_maya)
+    await maya.press("We met")
+    await maya.send("Agreed to split the billing work")
+    await maya.send("Draft the vendor comparison")
+    await maya.press("Arjun")
+    await maya.press("In a week")
+    await maya.press("No more")
+    await maya.send("MAYA-PRIVATE workload")
+    maya.expect("Thanks — recorded")
+    # Arjun adds to what Maya recorded: he isn't asked again whether they met.
+    await arjun.press("Add notes and actions", on=for_arjun)
+    arjun.expect("is recorded as held")
+    arjun.expect("Notes you both will see")
+    await arjun.send("I'll pair with Tom on the export")
+    await arjun.send("Book the pairing session")
+    await arjun.press("Me")
+    await arjun.press("No date")
+    await arjun.press("No more")
+    await arjun.send("ARJUN-PRIVATE nervous about the review")
+    arjun.expect("Thanks — recorded")
+    # Later ticks ask nobody again.
+    for hours in (2, 30, 80):
+        rig.clock.set(FIRST + timedelta(hours=hours))
+        await tick(rig)
+
+    async def state(session):
+        meeting = await session.scalar(select(Meeting).where(Meeting.starts_at == FIRST, Meeting.pair_id == pair.id))
+        notes = list((await session.execute(select(MeetingNote).order_by(MeetingNote.id))).scalars())
+        actions = list((await session.execute(select(ActionItem).where(ActionItem.pair_id == pair.id))).scalars())
+        return meeting, notes, actions
+
+    pair = await pair_of(rig, "arjun@demo.baton")
+    meeting, notes, actions = await rig.db.run(state)
+    assert meeting.status == "held"
+    assert "split the billing" in meeting.shared_notes and "Arjun: I'll pair with Tom" in meeting.shared_notes
+    assert [(n.author_id, n.text.split()[0]) for n in notes] == [
+        (maya_p.id, "MAYA-PRIVATE"),
+        (arjun_p.id, "ARJUN-PRIVATE"),
+    ]
+    assert sorted((a.text, a.owner_id) for a in actions) == [
+        ("Book the pairing session", arjun_p.id),
+        ("Draft the vendor comparison", arjun_p.id),
+    ]
+    for person, private in ((maya_p, "ARJUN-PRIVATE"), (arjun_p, "MAYA-PRIVATE")):
+        said = rig.delivery.to(person.id)
+        assert not any(private in shown(r) for r in said)  # a private note stays its author's
+        assert sum("How did your 1:1 with" in r.text and "(Tue 24 Nov" in r.text for r in said) == 1
+
+
+async def test_asking_the_report_too_can_be_proposed_by_text_and_declined(rig: Rig) -> None:
+    maya, arjun = rig.chat("maya@demo.baton"), rig.chat("arjun@demo.baton")
+    await tick(rig)
+    await arjun.send("1:1 ask-report on")
+    arjun.expect("I've asked Maya to confirm")
+    await maya.send("1:1 with arjun")
+    menu = maya.expect("Arjun proposed: “How did it go?” goes to Arjun too after each 1:1")
+    await maya.press("Keep the current one", on=menu)
+    maya.expect("From now on, only you get “How did it go?” after each 1:1")
+    arjun.expect("Maya kept it as it was. From now on, only Maya gets “How did it go?”")
+    assert not (await pair_of(rig, "arjun@demo.baton")).ask_report
+    await arjun.send("1:1 ask-report off")
+    arjun.expect("That's how it is already")
