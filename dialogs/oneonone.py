@@ -49,8 +49,8 @@ from storage.queries import as_int
 
 MAX_POINT = 1000  # characters of a talking point, note or action item
 MAX_NOTES = 4000  # characters of shared or private notes
-AGENDA_BUTTONS = 10  # items with their own button on the card; the dashboard shows the rest
-REF = re.compile(r"^(pair|meeting|action|point):(\d{1,9})$")  # ids fit a 32-bit integer column
+AGENDA_BUTTONS = 10  # item buttons on one agenda card; "More items" shows the next ten as their own card
+REF = re.compile(r"^(pair|meeting|action|point|page):(\d{1,9})$")  # ids fit a 32-bit integer column
 DISCUSS_REF = re.compile(r"^(checkin:\d{1,9}:[\w-]{1,32}|goal:\d{1,9}|feedback:\d{1,9})$")
 RECORDABLE = ("planned", "held", "skipped", "unrecorded")  # statuses of a 1:1 that took place (or should have)
 HHMM = re.compile(r"^([01]?\d|2[0-3])[:.h]([0-5]\d)$")
@@ -163,7 +163,7 @@ class OneOnOneDialog(Dialog):
                 "I know *1:1*, *1:1 agenda*, *1:1 add …*, *1:1 invite*, *1:1 time*, *1:1 notes*, *1:1 actions* "
                 "and *1:1 ask-report on* (or *off*)."
             )
-        turn.data.update(then=then, text=text, meeting=refs.get("meeting"))
+        turn.data.update(then=then, text=text, meeting=refs.get("meeting"), page=refs.get("page", 1))
         if chosen is None:
             return "pick"
         return await self._go(turn, chosen[0])
@@ -289,6 +289,7 @@ class OneOnOneDialog(Dialog):
             | {other.id or 0: ag.first_name(other), turn.person.id or 0: "you"},
             built=bool(points),
             today=turn.local_now.date(),
+            page=turn.data.get("page", 1),
         )
 
     async def on_agenda(self, turn: Turn, value: str) -> Transition:
@@ -297,6 +298,9 @@ class OneOnOneDialog(Dialog):
             return END
         if value == "add":
             return "add"
+        if kind == "page" and _id(raw):
+            turn.data["page"] = _id(raw)
+            return "agenda"
         if kind == "point" and _id(raw):
             await self._point(turn, _id(raw) or 0)
             turn.data["point"] = _id(raw)
@@ -908,27 +912,55 @@ def agenda_reply(
     built: bool,
     today: date,
     commands: bool = False,
+    page: int = 1,
 ) -> Reply:
-    """The agenda as a card with one button per item (to add a note or mark it discussed). With `commands`
-    (a message Baton sends on its own) the buttons are commands, so they work whatever else is on screen."""
+    """The agenda as a card with one button per item (to add a note or mark it discussed) and per open action
+    item (done), AGENDA_BUTTONS to a card: the first card lists the whole agenda, "More items" shows the next
+    ones as a card of their own (`page`), so every item can be reached within the platforms' button limits.
+    With `commands` (a message Baton sends on its own) the buttons are commands, so they work whatever else
+    is on screen."""
     when = local_label(meeting.starts_at, viewer.timezone)
-    lines = [ag.item_line(i, p, names) for i, p in enumerate(points, 1)]
-    if actions:
-        lines += ["", "Open action items:"] + [f"• {ag.action_line(a, names, viewer.timezone, today)}" for a in actions]
-    if not lines:
-        lines = ["Nothing yet. I gather it the day before from the weeks since your last 1:1; add your own any time."]
-    prefix = "1:1 point " if commands else ""
-    choices = [Choice(f"{i}", f"{prefix}point:{p.id}") for i, p in enumerate(points[:AGENDA_BUTTONS], 1)]
-    done = "1:1 done-action " if commands else ""
-    choices += [Choice(f"Done: {shorten(a.text, 24)}", f"{done}action:{a.id}") for a in actions[:3]]
+    prefix, done = ("1:1 point ", "1:1 done-action ") if commands else ("", "")
+    items: list[tuple[str, Choice]] = [
+        (ag.item_line(i, p, names), Choice(f"{i}", f"{prefix}point:{p.id}")) for i, p in enumerate(points, 1)
+    ]
+    items += [
+        (
+            f"• {ag.action_line(a, names, viewer.timezone, today)}",
+            Choice(f"Done: {shorten(a.text, 24)}", f"{done}action:{a.id}"),
+        )
+        for a in actions
+    ]
+    pages = max(1, -(-len(items) // AGENDA_BUTTONS))
+    page = min(max(1, page), pages)
+    first = (page - 1) * AGENDA_BUTTONS
+    shown = items[first : first + AGENDA_BUTTONS]
+    if page == 1:
+        lines = [line for line, _ in items[: len(points)]]
+        if actions:
+            lines += ["", "Open action items:"] + [line for line, _ in items[len(points) :]]
+        if not lines:
+            lines = [
+                "Nothing yet. I gather it the day before from the weeks since your last 1:1; add your own any time."
+            ]
+        span, title = "", f"1:1 with {other.name} — {when}"
+    else:
+        lines = [line for line, _ in shown]
+        span = f" (items {first + 1}–{first + len(shown)} of {len(items)})"
+        title = f"1:1 with {other.name} — {when}{span}"
+    choices = [choice for _, choice in shown]
+    if page < pages:
+        more = f"1:1 agenda pair:{pair.id} page:{page + 1}" if commands else f"page:{page + 1}"
+        choices.append(Choice("More items", more))
     tail = (
         (Choice("Add a talking point", f"1:1 add pair:{pair.id}"),)
         if commands
         else (Choice("Add a talking point", "add"), Choice("Done", "done"))
     )
     return Reply(
-        f"Agenda for your 1:1 with {ag.first_name(other)}, {when}. Press a number to add a note or mark it discussed.",
-        card=Card(f"1:1 with {other.name} — {when}", (("Rhythm", Cadence.of(pair).describe()),), tuple(lines)),
+        f"Agenda for your 1:1 with {ag.first_name(other)}, {when}{span}. Press a number to add a note or mark it "
+        "discussed.",
+        card=Card(title, (("Rhythm", Cadence.of(pair).describe()),), tuple(lines)),
         choices=(*choices, *tail),
         action=COMMAND_ACTION if commands else None,
     )

@@ -852,3 +852,68 @@ async def test_asking_the_report_too_can_be_proposed_by_text_and_declined(rig: R
     assert not (await pair_of(rig, "arjun@demo.baton")).ask_report
     await arjun.send("1:1 ask-report off")
     arjun.expect("That's how it is already")
+
+
+async def _crowded_agenda(rig: Rig, points: int = 14, actions: int = 5) -> OneOnOne:
+    """Arjun's pair with `points` talking points and `actions` open action items."""
+    from storage.models import TalkingPoint
+
+    pair = await pair_of_after_tick(rig)
+    arjun = rig.people["arjun@demo.baton"]
+
+    async def seed(session):
+        for n in range(1, points + 1):
+            session.add(
+                TalkingPoint(
+                    pair_id=pair.id, author_id=arjun.id, source="typed", text=f"Topic {n}", created_at=rig.clock.now()
+                )
+            )
+        for n in range(1, actions + 1):
+            session.add(ActionItem(owner_id=arjun.id, text=f"Chore {n}", pair_id=pair.id, created_at=rig.clock.now()))
+
+    await rig.db.run(seed)
+    return pair
+
+
+async def test_every_item_of_a_long_agenda_can_be_noted_marked_or_done_page_by_page(rig: Rig) -> None:
+    from storage.models import TalkingPoint
+
+    pair = await _crowded_agenda(rig)
+    arjun = rig.chat("arjun@demo.baton")
+    rig.clock.set(FIRST - timedelta(hours=24))
+    await tick(rig)
+    card = arjun.expect("Agenda for your 1:1 with Maya")
+    labels = [c.label for c in card.choices]
+    assert labels[:10] == [str(n) for n in range(1, 11)] and "More items" in labels
+    assert len(card.choices) <= 13  # ten items a page, more, add
+    assert "14. From you: Topic 14" in shown(card) and "Chore 5" in shown(card)  # the whole agenda is listed
+    await arjun.press("More items", on=card)
+    more = arjun.expect("Agenda for your 1:1 with Maya", "items 11–19 of 19")
+    assert [c.label for c in more.choices[:4]] == ["11", "12", "13", "14"]
+    assert [c.label for c in more.choices[4:9]] == [f"Done: Chore {n}" for n in range(1, 6)]
+    assert "Topic 3" not in shown(more)  # the next page as its own card
+    await arjun.press("14", on=more)
+    arjun.expect("Topic 14")
+    await arjun.press("Add a note")
+    await arjun.send("Bring the offsite dates")
+    arjun.expect("Noted")
+    back = arjun.expect("items 11–19 of 19")  # back where he was
+    await arjun.press("13", on=back)
+    await arjun.press("Mark discussed")
+    back = arjun.expect("items 11–19 of 19")
+    await arjun.press("Done: Chore 5", on=back)
+    arjun.expect("Done: Chore 5")
+
+    async def read(session):
+        rows = await session.execute(select(TalkingPoint).where(TalkingPoint.pair_id == pair.id))
+        points = {p.text: p for p in rows.scalars()}
+        chore = await session.scalar(select(ActionItem).where(ActionItem.text == "Chore 5"))
+        return points, chore
+
+    points, chore = await rig.db.run(read)
+    assert points["Topic 14"].note == "Bring the offsite dates" and points["Topic 13"].discussed_at is not None
+    assert chore.done_at is not None
+    # Typed, the agenda pages the same way.
+    await arjun.send("1:1 agenda")
+    await arjun.press("More items", on=arjun.expect("Agenda for your 1:1 with Maya"))
+    assert "Done: Chore 4" in [c.label for c in arjun.expect("items 11–18 of 18").choices]
