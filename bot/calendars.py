@@ -181,6 +181,10 @@ class CalendarSync:
                 days = await asyncio.to_thread(away_days, data, first, last, zone, self.words)
             except FeedError as exc:
                 raise Problem(exc.kind) from None
+            except Exception as exc:  # noqa: BLE001 - a parser bug is this feed's problem, not the round's
+                # Only the type: the message may quote the feed, which is the person's private calendar.
+                log.warning("calendars: parsing a feed failed unexpectedly (%s)", type(exc).__name__)
+                raise Problem("malformed") from None
         except Problem as problem:
             await self._failed(feed, problem.kind, now)
             return problem.kind

@@ -338,3 +338,53 @@ async def test_an_unchanged_feed_is_not_parsed_again_the_same_day(
     rig.clock.set(utc(2026, 11, 17, 10, 0))  # a new day moves the window: parsed again
     await sync(rig).run_once()
     assert len(parsed) == 2
+
+
+async def _notices(rig: Rig, person_id: int) -> list[OutboxMessage]:
+    return [r for r in await outbox(rig, person_id=person_id) if r.key.startswith("calendar-problem")]
+
+
+@pytest.mark.parametrize("start", ["DTSTART:garbage", "DTSTART;VALUE=DATE:00000101"])
+async def test_an_event_with_an_unreadable_start_makes_the_feed_malformed(
+    rig: Rig, ics: tuple[IcsServer, str], start: str
+) -> None:
+    """icalendar raises only when the start is read: that must be a problem told once, not a crashed round."""
+    server, base = ics
+    rig.clock.set(utc(2026, 11, 16, 10, 0))
+    await connect(rig, "tom@demo.baton", base + "feed.ics")
+    await connect(rig, "aiko@demo.baton", base + "good.ics")  # read in the same round: not cut short
+    server.files["feed.ics"] = GOOD
+    tom = await pid(rig, "tom@demo.baton")
+    assert await sync(rig).run_once() == {"ok": 2}
+    before = await rig.db.run(lambda s: leave_days(s, [tom], date(2026, 11, 16), date(2026, 12, 31)))
+    server.files["feed.ics"] = calendar(TRIP, event("broken", start, "SUMMARY:OOO"))
+    for _ in range(2):
+        rig.clock.advance(hours=2)
+        assert await sync(rig).run_once() == {"malformed": 1, "ok": 1}
+        feed = await rig.db.run(lambda s: s.get(CalendarFeed, tom))
+        assert feed.checked_at is not None and feed.problem == "malformed"  # not retried every five minutes
+        assert await sync(rig).run_once() == {}
+        after = await rig.db.run(lambda s: leave_days(s, [tom], date(2026, 11, 16), date(2026, 12, 31)))
+        assert after == before  # the last good days stay
+    [told] = await _notices(rig, tom)
+    assert "isn't an iCalendar file" in told.payload["text"]
+
+
+async def test_any_failure_of_the_parser_is_a_malformed_feed_logged_without_content(
+    rig: Rig, ics: tuple[IcsServer, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import bot.calendars
+
+    _, base = ics
+    caplog.set_level(logging.DEBUG)
+    rig.clock.set(utc(2026, 11, 16, 10, 0))
+    await connect(rig, "tom@demo.baton", base + "good.ics")
+
+    def broken(*args: object, **kwargs: object) -> set[date]:
+        raise KeyError("Lisbon with family")  # what a parser bug may carry: the feed's content
+
+    monkeypatch.setattr(bot.calendars, "away_days", broken)
+    assert await sync(rig).run_once() == {"malformed": 1}
+    assert len(await _notices(rig, await pid(rig, "tom@demo.baton"))) == 1
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bot."))
+    assert "KeyError" in logged and "Lisbon" not in logged and "good.ics" not in logged

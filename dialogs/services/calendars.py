@@ -56,7 +56,21 @@ DEFAULT_PATTERN = words_pattern(DEFAULT_WORDS)
 def away_days(
     data: bytes, first: date, last: date, zone: ZoneInfo, words: re.Pattern[str] | None = DEFAULT_PATTERN
 ) -> set[date]:
-    """The days in [first, last] the feed `data` says its owner is away. Raises FeedError when unreadable."""
+    """The days in [first, last] the feed `data` says its owner is away. Raises FeedError when unreadable.
+
+    Any event Baton cannot read makes the whole feed unreadable ("malformed"): icalendar parses a broken
+    property (`DTSTART:garbage`) without complaint and raises only when its value is read, anywhere below.
+    Days read from the rest of such a feed would be a guess; the last good ones are kept instead.
+    """
+    try:
+        return _away_days(data, first, last, zone, words)
+    except FeedError:
+        raise
+    except Exception as exc:
+        raise FeedError("malformed") from exc
+
+
+def _away_days(data: bytes, first: date, last: date, zone: ZoneInfo, words: re.Pattern[str] | None) -> set[date]:
     import icalendar
     import recurring_ical_events  # type: ignore[import-untyped]  # the package ships no type hints
 
