@@ -66,13 +66,6 @@ def problem_text(kind: str) -> str:
     )
 
 
-def masked(url: str) -> str:
-    """A calendar address as it may be shown: scheme and host, the secret path hidden."""
-    scheme, _, rest = url.partition("://")
-    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
-    return f"{scheme}://{host}/\u2026" if host else "\u2026"
-
-
 class Problem(Exception):
     def __init__(self, kind: str) -> None:
         super().__init__(kind)

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import delete, select
 
-from dialogs.common.absence import SOURCES, away, feed_address, seal_address
+from dialogs.common.absence import SOURCES, away, feed_address, masked, seal_address
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Choice, Reply, TextInput
@@ -127,9 +127,8 @@ class LeaveDialog(Dialog):
         else:
             feed.sealed_url, feed.checked_at, feed.ok_at, feed.problem, feed.told_at = sealed, None, None, None, None
             feed.digest, feed.read_for = None, None
-        shown = url.split("://", 1)[0] + "://" + url.split("://", 1)[1].split("/", 1)[0] + "/…"
         turn.say(
-            f"Connected {shown}. I'll read it within a few minutes and then every hour: all-day events and "
+            f"Connected {masked(url)}. I'll read it within a few minutes and then every hour: all-day events and "
             "out-of-office time count as away. I keep only the days, never titles or who's invited. "
             "*leave* shows what I found; *leave working DAY* overrides a day."
         )

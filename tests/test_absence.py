@@ -19,7 +19,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from bot.calendars import CalendarSync, masked
+from bot.calendars import CalendarSync
+from dialogs.common.absence import masked
 from dialogs.common.manners import leave_days
 from dialogs.services.calendars import away_days
 from storage.db import Database
@@ -256,10 +257,34 @@ async def test_calendar_commands_refuse_what_is_not_an_address_and_disconnect(
     assert rows is None and not list(calendar_days)
 
 
-def test_addresses_are_shown_masked() -> None:
-    assert masked("https://calendar.google.com/calendar/ical/x%40gmail.com/private-abc/basic.ics") == (
-        "https://calendar.google.com/…"
-    )
+@pytest.mark.parametrize(
+    ("address", "shown"),
+    [
+        (
+            "https://calendar.google.com/calendar/ical/x%40gmail.com/private-abc/basic.ics",
+            "https://calendar.google.com/…",
+        ),
+        ("https://host?token=abc", "https://host/…"),
+        ("https://host#token=abc", "https://host/…"),
+        ("https://tom:hunter2@Cal.Example.com:8443/feed.ics?token=abc#x", "https://cal.example.com/…"),
+        ("https://tom@host/feed.ics", "https://host/…"),
+        ("http://[::1]:8080/cal.ics", "http://[::1]/…"),
+        ("https://[::1/broken", "…"),
+        ("not an address", "…"),
+    ],
+)
+def test_addresses_are_shown_masked(address: str, shown: str) -> None:
+    """Only scheme and host: a user name, password, port, path, query or fragment may carry the secret."""
+    assert masked(address) == shown
+
+
+async def test_connecting_shows_the_address_masked(rig: Rig, ics: tuple[IcsServer, str]) -> None:
+    _, base = ics
+    secret = base.replace("http://", "http://tom:hunter2@") + "good.ics?token=s3cr3t#frag"
+    said = await connect(rig, "tom@demo.baton", secret)
+    assert "Connected http://127.0.0.1/…" in said
+    for part in ("hunter2", "tom:", "s3cr3t", "token", "frag", "good.ics", base.split(":")[-1].split("/")[0]):
+        assert part not in said
 
 
 async def test_the_digest_says_away_for_someone_away_on_the_checkin_day(rig: Rig) -> None:

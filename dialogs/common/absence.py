@@ -14,6 +14,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -184,6 +185,22 @@ def feed_address(text: str) -> str | None:
     if not url.casefold().startswith(("https://", "http://")) or len(url) > MAX_URL or any(c.isspace() for c in url):
         return None
     return url
+
+
+def masked(url: str) -> str:
+    """A calendar address as it may be shown to anyone: `scheme://host/…`, or `…` when it has no host.
+
+    Everything else may carry the secret that grants read access to the calendar — a user name and
+    password, the path, a query (`?token=…`), a fragment — and a port says nothing a person needs.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:  # an unbalanced [ in an IPv6 host
+        return "\u2026"
+    if not parts.scheme or not host:
+        return "\u2026"
+    return f"{parts.scheme.lower()}://{f'[{host}]' if ':' in host else host}/\u2026"
 
 
 def seal_address(sealer: Sealer, person_id: int, url: str) -> str:
