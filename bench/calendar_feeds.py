@@ -195,6 +195,7 @@ async def measure(url: str, people: int) -> dict[str, Any]:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             days = await db.run(lambda s: s.scalar(text("SELECT count(*) FROM leave WHERE source = 'calendar'")))
+            await sync.close()
         finally:
             await db.close()
     finally:

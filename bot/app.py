@@ -53,6 +53,7 @@ class Baton:
     adapters: dict[str, Adapter] = field(default_factory=dict)  # by platform
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     scheduler: Scheduler | None = None
+    calendars: CalendarSync | None = None  # reads calendar feeds; owns their HTTP session until `close`
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     metrics: Metrics = field(default_factory=Metrics)
 
@@ -116,19 +117,20 @@ class Baton:
                 )
         self.tasks.append(asyncio.create_task(self.sender.run(self.stop), name="outbox-sender"))
         self.tasks.append(asyncio.create_task(self.core.inbox.replay_forever(self._replay), name="inbox-replay"))
+        self.calendars = CalendarSync(
+            self.db,
+            self.core.sealer,
+            self.clock,
+            words=words_pattern(self.settings.BATON_AWAY_WORDS.split(",")),
+            wake=self.sender.wake,
+        )
         self.scheduler = Scheduler(
             self.conductor,
             self.clock,
             interval=self.settings.BATON_TICK_SECONDS,
             wake=self.sender.wake,
             retention_days=self.settings.BATON_RETENTION_DAYS,
-            calendars=CalendarSync(
-                self.db,
-                self.core.sealer,
-                self.clock,
-                words=words_pattern(self.settings.BATON_AWAY_WORDS.split(",")),
-                wake=self.sender.wake,
-            ),
+            calendars=self.calendars,
             keep=Keep(
                 checkins=self.settings.BATON_KEEP_CHECKINS_DAYS,
                 feedback=self.settings.BATON_KEEP_FEEDBACK_DAYS,
@@ -169,6 +171,8 @@ class Baton:
             await adapter.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.calendars is not None:  # after the scheduler: no round is reading through it any more
+            await self.calendars.close()
         self.stop.set()
         self.sender.wake()
         for task in self.tasks:

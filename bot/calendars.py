@@ -1,9 +1,11 @@
 """Reading people's calendar feeds on a schedule, so nobody has to type `leave`.
 
 Every few minutes the scheduler asks for the feeds not read in the last hour
-(a new one is read within minutes), 500 at a time until none is left. Each is fetched over one HTTP session per
-round, a few at a time, with a time limit and a size limit, and parsed off the
-event loop (dialogs/services/calendars.py). What it says replaces the
+(a new one is read within minutes), 500 at a time until none is left. Each is
+fetched over the reader's one HTTP session (opened on first use, kept for the
+process's lifetime so connections and DNS answers are reused, closed at
+shutdown), a few at a time, with a time limit and a size limit, and parsed off
+the event loop (dialogs/services/calendars.py). What it says replaces the
 person's calendar away days from yesterday on; titles, attendees and
 descriptions are never stored.
 
@@ -103,6 +105,25 @@ class CalendarSync:
         self.words, self.every, self.timeout, self.max_bytes = words, every, timeout, max_bytes
         self.concurrency = concurrency
         self.wake = wake
+        self._http: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        """The one HTTP session every round reads through, opened on first use inside the running loop."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.concurrency * 2, ttl_dns_cache=300),
+                headers={"User-Agent": "Baton calendar reader"},
+            )
+        return self._http
+
+    @property
+    def closed(self) -> bool:
+        return self._http is None or self._http.closed
+
+    async def close(self) -> None:
+        """Close the HTTP session (at shutdown); a later round would open a new one."""
+        if self._http is not None and not self._http.closed:
+            await self._http.close()
 
     async def run_once(self) -> dict[str, int]:
         """Read every due feed, ROUND at a time; counts of outcomes ("ok" or a problem kind)."""
@@ -143,15 +164,14 @@ class CalendarSync:
             return {}
         outcomes: dict[str, int] = {}
         gate = asyncio.Semaphore(self.concurrency)
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "Baton calendar reader"}) as http:
+        http = self._session()
 
-            async def one(feed: Due) -> None:
-                async with gate:
-                    kind = await self._read(http, feed, now)
-                outcomes[kind] = outcomes.get(kind, 0) + 1
+        async def one(feed: Due) -> None:
+            async with gate:
+                kind = await self._read(http, feed, now)
+            outcomes[kind] = outcomes.get(kind, 0) + 1
 
-            await asyncio.gather(*(one(feed) for feed in feeds))
+        await asyncio.gather(*(one(feed) for feed in feeds))
         problems = {k: v for k, v in outcomes.items() if k != "ok"}
         log.info("calendars: read %d feeds; problems: %s", len(feeds), problems or "none")
         return outcomes
@@ -186,7 +206,8 @@ class CalendarSync:
 
     async def _fetch(self, http: aiohttp.ClientSession, url: str) -> bytes:
         try:
-            async with http.get(url, allow_redirects=True, max_redirects=5) as response:
+            timeout = aiohttp.ClientTimeout(total=self.timeout)
+            async with http.get(url, allow_redirects=True, max_redirects=5, timeout=timeout) as response:
                 if response.status in (404, 410):
                     raise Problem("not_found")
                 if response.status >= 400:

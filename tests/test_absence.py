@@ -95,9 +95,11 @@ class IcsServer:
         self.files: dict[str, bytes | int] = {"good.ics": GOOD}
         self.slow = 0.0
         self.hits = 0
+        self.peers: list[object] = []  # the client's (address, port) of each request: a new port is a new connection
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.hits += 1
+        self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
         name = request.match_info["name"]
         if name == "slow.ics":
             await asyncio.sleep(5)
@@ -123,8 +125,12 @@ async def ics() -> AsyncIterator[tuple[IcsServer, str]]:
         yield server, str(srv.make_url("/cal/"))
 
 
-def sync(rig: Rig, **kwargs: object) -> CalendarSync:
-    return CalendarSync(rig.db, rig.sealer, rig.clock, timeout=1.0, **kwargs)  # type: ignore[arg-type]
+@pytest.fixture
+async def reader(rig: Rig) -> AsyncIterator[CalendarSync]:
+    """The calendar reader, as the server has one for its lifetime; closed at the end like the server's."""
+    sync = CalendarSync(rig.db, rig.sealer, rig.clock, timeout=1.0)
+    yield sync
+    await sync.close()
 
 
 async def connect(rig: Rig, email: str, url: str) -> str:
@@ -146,7 +152,7 @@ def test_the_feed_gives_all_day_out_of_office_and_titled_days_across_daylight_sa
 
 
 async def test_a_connected_calendar_holds_a_colleagues_message_like_typed_leave(
-    rig: Rig, ics: tuple[IcsServer, str], caplog: pytest.LogCaptureFixture
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, base = ics
     caplog.set_level(logging.DEBUG)
@@ -155,7 +161,7 @@ async def test_a_connected_calendar_holds_a_colleagues_message_like_typed_leave(
     assert "good.ics" not in said and "127.0.0.1" in said  # shown masked
     sealed = await rig.db.run(lambda s: s.scalar(select(CalendarFeed.sealed_url)))
     assert "good.ics" not in sealed and "127.0.0.1" not in sealed  # a secret address: sealed at rest
-    assert await sync(rig).run_once() == {"ok": 1}
+    assert await reader.run_once() == {"ok": 1}
     tom = await pid(rig, "tom@demo.baton")
     stored = await rig.db.run(lambda s: s.execute(select(Leave.start, Leave.end, Leave.source)))
     assert (date(2026, 11, 20), date(2026, 11, 24), "calendar") in list(stored)
@@ -176,13 +182,15 @@ async def test_a_connected_calendar_holds_a_colleagues_message_like_typed_leave(
     assert "good.ics" not in logged and "Lisbon" not in logged
 
 
-async def test_a_broken_feed_keeps_the_last_good_days_and_is_told_once(rig: Rig, ics: tuple[IcsServer, str]) -> None:
+async def test_a_broken_feed_keeps_the_last_good_days_and_is_told_once(
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync
+) -> None:
     server, base = ics
     rig.clock.set(utc(2026, 11, 16, 10, 0))
     await connect(rig, "tom@demo.baton", base + "feed.ics")
     server.files["feed.ics"] = GOOD
     tom = await pid(rig, "tom@demo.baton")
-    assert await sync(rig).run_once() == {"ok": 1}
+    assert await reader.run_once() == {"ok": 1}
     before = await rig.db.run(lambda s: leave_days(s, [tom], date(2026, 11, 16), date(2026, 12, 31)))
 
     async def notices() -> list[OutboxMessage]:
@@ -191,30 +199,32 @@ async def test_a_broken_feed_keeps_the_last_good_days_and_is_told_once(rig: Rig,
     for kind, broken in (("malformed", b"<html>Sign in</html>"), ("malformed", b"BEGIN:VCALENDAR\r\nBROKEN")):
         server.files["feed.ics"] = broken
         rig.clock.advance(hours=2)
-        assert await sync(rig).run_once() == {kind: 1}
+        assert await reader.run_once() == {kind: 1}
         after = await rig.db.run(lambda s: leave_days(s, [tom], date(2026, 11, 16), date(2026, 12, 31)))
         assert after == before  # the last good days stay
     [told] = await notices()  # two failed rounds, one message
     assert "isn't an iCalendar file" in told.payload["text"] and "leave calendar" in told.payload["text"]
     server.files["feed.ics"] = GOOD
     rig.clock.advance(hours=2)
-    assert await sync(rig).run_once() == {"ok": 1}
+    assert await reader.run_once() == {"ok": 1}
     del server.files["feed.ics"]  # then the address is reset: a new problem, told again
     rig.clock.advance(hours=2)
-    assert await sync(rig).run_once() == {"not_found": 1}
+    assert await reader.run_once() == {"not_found": 1}
     assert len(await notices()) == 2 and "not found" in (await notices())[-1].payload["text"]
 
 
-async def test_huge_slow_and_unreachable_feeds_are_problems_not_crashes(rig: Rig, ics: tuple[IcsServer, str]) -> None:
+async def test_huge_slow_and_unreachable_feeds_are_problems_not_crashes(
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync
+) -> None:
     server, base = ics
     rig.clock.set(utc(2026, 11, 16, 10, 0))
     server.files["huge.ics"] = 11 * 1024 * 1024
     for email, name in (("tom@demo.baton", "huge.ics"), ("aiko@demo.baton", "slow.ics")):
         await connect(rig, email, base + name)
     await connect(rig, "lucia@demo.baton", "https://127.0.0.1:1/closed.ics")
-    outcomes = await sync(rig).run_once()
+    outcomes = await reader.run_once()
     assert outcomes == {"too_big": 1, "timeout": 1, "unreachable": 1}
-    assert await sync(rig).run_once() == {}  # not due again for an hour
+    assert await reader.run_once() == {}  # not due again for an hour
 
 
 async def test_public_holidays_and_working_that_day(rig: Rig) -> None:
@@ -239,7 +249,7 @@ async def test_public_holidays_and_working_that_day(rig: Rig) -> None:
 
 
 async def test_calendar_commands_refuse_what_is_not_an_address_and_disconnect(
-    rig: Rig, ics: tuple[IcsServer, str]
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync
 ) -> None:
     _, base = ics
     chat = rig.chat("tom@demo.baton")
@@ -249,7 +259,7 @@ async def test_calendar_commands_refuse_what_is_not_an_address_and_disconnect(
     chat.expect("No calendar is connected")
     await connect(rig, "tom@demo.baton", base + "good.ics")
     rig.clock.set(utc(2026, 11, 16, 10, 0))
-    await sync(rig).run_once()
+    await reader.run_once()
     await chat.send("leave calendar off")
     chat.expect("Disconnected")
     rows = await rig.db.run(lambda s: s.scalar(select(CalendarFeed.person_id)))
@@ -334,6 +344,8 @@ async def test_the_running_server_reads_feeds_by_itself(
                 break
             await asyncio.sleep(0.1)
         assert found and server.hits >= 1
+    # The shutdown closed the reader's session (no "Unclosed client session" when the process ends).
+    assert baton.calendars is not None and baton.calendars.closed
 
 
 async def _add(session, row) -> None:
@@ -341,7 +353,7 @@ async def _add(session, row) -> None:
 
 
 async def test_an_unchanged_feed_is_not_parsed_again_the_same_day(
-    rig: Rig, ics: tuple[IcsServer, str], monkeypatch: pytest.MonkeyPatch
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import bot.calendars
 
@@ -357,11 +369,11 @@ async def test_an_unchanged_feed_is_not_parsed_again_the_same_day(
 
     monkeypatch.setattr(bot.calendars, "away_days", counting)
     for _ in range(3):  # three hourly reads of the same file on one day: fetched each time, parsed once
-        assert await sync(rig).run_once() == {"ok": 1}
+        assert await reader.run_once() == {"ok": 1}
         rig.clock.advance(hours=1, minutes=1)
     assert server.hits == 3 and len(parsed) == 1
     rig.clock.set(utc(2026, 11, 17, 10, 0))  # a new day moves the window: parsed again
-    await sync(rig).run_once()
+    await reader.run_once()
     assert len(parsed) == 2
 
 
@@ -371,7 +383,7 @@ async def _notices(rig: Rig, person_id: int) -> list[OutboxMessage]:
 
 @pytest.mark.parametrize("start", ["DTSTART:garbage", "DTSTART;VALUE=DATE:00000101"])
 async def test_an_event_with_an_unreadable_start_makes_the_feed_malformed(
-    rig: Rig, ics: tuple[IcsServer, str], start: str
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync, start: str
 ) -> None:
     """icalendar raises only when the start is read: that must be a problem told once, not a crashed round."""
     server, base = ics
@@ -380,15 +392,15 @@ async def test_an_event_with_an_unreadable_start_makes_the_feed_malformed(
     await connect(rig, "aiko@demo.baton", base + "good.ics")  # read in the same round: not cut short
     server.files["feed.ics"] = GOOD
     tom = await pid(rig, "tom@demo.baton")
-    assert await sync(rig).run_once() == {"ok": 2}
+    assert await reader.run_once() == {"ok": 2}
     before = await rig.db.run(lambda s: leave_days(s, [tom], date(2026, 11, 16), date(2026, 12, 31)))
     server.files["feed.ics"] = calendar(TRIP, event("broken", start, "SUMMARY:OOO"))
     for _ in range(2):
         rig.clock.advance(hours=2)
-        assert await sync(rig).run_once() == {"malformed": 1, "ok": 1}
+        assert await reader.run_once() == {"malformed": 1, "ok": 1}
         feed = await rig.db.run(lambda s: s.get(CalendarFeed, tom))
         assert feed.checked_at is not None and feed.problem == "malformed"  # not retried every five minutes
-        assert await sync(rig).run_once() == {}
+        assert await reader.run_once() == {}
         after = await rig.db.run(lambda s: leave_days(s, [tom], date(2026, 11, 16), date(2026, 12, 31)))
         assert after == before  # the last good days stay
     [told] = await _notices(rig, tom)
@@ -396,7 +408,11 @@ async def test_an_event_with_an_unreadable_start_makes_the_feed_malformed(
 
 
 async def test_any_failure_of_the_parser_is_a_malformed_feed_logged_without_content(
-    rig: Rig, ics: tuple[IcsServer, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    rig: Rig,
+    ics: tuple[IcsServer, str],
+    reader: CalendarSync,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import bot.calendars
 
@@ -409,7 +425,22 @@ async def test_any_failure_of_the_parser_is_a_malformed_feed_logged_without_cont
         raise KeyError("Lisbon with family")  # what a parser bug may carry: the feed's content
 
     monkeypatch.setattr(bot.calendars, "away_days", broken)
-    assert await sync(rig).run_once() == {"malformed": 1}
+    assert await reader.run_once() == {"malformed": 1}
     assert len(await _notices(rig, await pid(rig, "tom@demo.baton"))) == 1
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bot."))
     assert "KeyError" in logged and "Lisbon" not in logged and "good.ics" not in logged
+
+
+async def test_every_round_reads_through_one_long_lived_session_closed_at_the_end(
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync
+) -> None:
+    """Rounds share the reader's HTTP session: the second round's request comes over the first one's connection."""
+    server, base = ics
+    rig.clock.set(utc(2026, 11, 16, 10, 0))
+    await connect(rig, "tom@demo.baton", base + "good.ics")
+    for _ in range(2):
+        assert await reader.run_once() == {"ok": 1}
+        rig.clock.advance(hours=1, minutes=1)
+    assert len(server.peers) == 2 and server.peers[0] == server.peers[1]  # kept alive, not reconnected
+    await reader.close()
+    assert reader.closed
