@@ -18,7 +18,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from adapters.contract import Adapter
-from bot.calendars import CalendarSync
+from bot.calendars import CalendarSync, anywhere, public
 from bot.config import Settings
 from bot.core import Core
 from bot.dashboard import setup_dashboard
@@ -123,6 +123,7 @@ class Baton:
             self.clock,
             words=words_pattern(self.settings.BATON_AWAY_WORDS.split(",")),
             wake=self.sender.wake,
+            allow=anywhere if self.settings.BATON_CALENDAR_PRIVATE_HOSTS else public,
         )
         self.scheduler = Scheduler(
             self.conductor,

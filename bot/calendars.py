@@ -14,19 +14,33 @@ keeps its last good days. Its owner is told once what went wrong and what to
 do (within their quiet hours), not every hour; once it works again, the next
 problem is told again. Feed addresses are secrets: sealed in the database,
 never logged, shown masked.
+
+Anyone can give any address, so Baton reads only the public internet: an
+address — or a redirect — that leads to a loopback, private, link-local or
+otherwise non-global IP address is refused before any connection ("private"),
+since fetching it would let a person probe internal services through Baton
+and read the answer from the problem reported back. Names are checked on the
+addresses they resolve to, in the resolver the connections use, so DNS cannot
+answer one thing to the check and another to the connection.
+BATON_CALENDAR_PRIVATE_HOSTS allows every address (an intranet calendar
+server; the tests' loopback fakes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from re import Pattern
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -44,6 +58,7 @@ log = logging.getLogger(__name__)
 
 MAX_BYTES = 10 * 1024 * 1024
 TIMEOUT = 20.0  # seconds for one feed, connection to last byte
+MAX_REDIRECTS = 5
 EVERY = timedelta(hours=1)
 CONCURRENCY = 16
 ROUND = 500  # feeds taken from the database at a time; a run goes on until none is due
@@ -56,16 +71,78 @@ WHAT_WENT_WRONG = {
     "too_big": "your calendar feed is larger than 10 MB, more than I read",
     "malformed": "what your calendar address sends isn't an iCalendar file I can read",
     "unreadable": "I can no longer open the calendar address you gave me (Baton's secret key was changed)",
+    "private": (
+        "your calendar address leads to a private or internal network address, and I only read calendars "
+        "on the public internet"
+    ),
+}
+WHAT_TO_DO = {
+    "private": (
+        "Send *leave calendar* followed by the secret iCal address your calendar service publishes (it starts "
+        "with https://); if your organisation hosts its calendars inside its own network, ask your Baton admin."
+    ),
 }
 
 
 def problem_text(kind: str) -> str:
     what = WHAT_WENT_WRONG.get(kind, "something went wrong reading your calendar")
+    todo = WHAT_TO_DO.get(
+        kind,
+        "If the address changed, send *leave calendar* followed by the new one; *leave calendar off* stops me reading it.",
+    )
     return (
         f"About your calendar: {what}. Until it works again I keep the away days I last read from it. "
-        "If the address changed, send *leave calendar* followed by the new one; *leave calendar off* stops "
-        "me reading it. Typed leave (*leave*) always works."
+        f"{todo} Typed leave (*leave*) always works."
     )
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def public(address: IPAddress) -> bool:
+    """Whether `address` is on the public internet: not loopback, private, link-local, shared, reserved or
+    multicast — also when an IPv6 address only wraps an IPv4 one (::ffff:10.0.0.1, 64:ff9b::a00:1)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address in NAT64:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        elif address.sixtofour is not None:
+            address = address.sixtofour
+    return address.is_global and not address.is_multicast
+
+
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def anywhere(address: IPAddress) -> bool:
+    """Every address allowed (BATON_CALENDAR_PRIVATE_HOSTS)."""
+    return True
+
+
+class PrivateAddress(Exception):
+    """A calendar address, or where it redirects, leads to an IP address Baton may not read from."""
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves names as usual and refuses a name any of whose addresses is not allowed.
+
+    The check sits in the resolver the connector connects with, so the addresses checked are the ones used.
+    """
+
+    def __init__(self, inner: AbstractResolver, allow: Callable[[IPAddress], bool]) -> None:
+        self.inner, self.allow = inner, allow
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self.inner.resolve(host, port, family)
+        if not found or not all(self.allow(ipaddress.ip_address(r["host"].split("%", 1)[0])) for r in found):
+            raise PrivateAddress
+        return found
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 class Problem(Exception):
@@ -100,18 +177,23 @@ class CalendarSync:
         max_bytes: int = MAX_BYTES,
         concurrency: int = CONCURRENCY,
         wake: Callable[[], None] = lambda: None,
+        allow: Callable[[IPAddress], bool] = public,
     ) -> None:
+        """`allow` decides which IP addresses may be read from: public ones, or `anywhere`."""
         self.db, self.sealer, self.clock = db, sealer, clock
         self.words, self.every, self.timeout, self.max_bytes = words, every, timeout, max_bytes
         self.concurrency = concurrency
         self.wake = wake
+        self.allow = allow
         self._http: aiohttp.ClientSession | None = None
+        self._resolver: AbstractResolver | None = None
 
     def _session(self) -> aiohttp.ClientSession:
         """The one HTTP session every round reads through, opened on first use inside the running loop."""
         if self._http is None or self._http.closed:
+            self._resolver = GuardedResolver(aiohttp.DefaultResolver(), self.allow)
             self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.concurrency * 2, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(limit=self.concurrency * 2, ttl_dns_cache=300, resolver=self._resolver),
                 headers={"User-Agent": "Baton calendar reader"},
             )
         return self._http
@@ -124,6 +206,9 @@ class CalendarSync:
         """Close the HTTP session (at shutdown); a later round would open a new one."""
         if self._http is not None and not self._http.closed:
             await self._http.close()
+        if self._resolver is not None:  # a resolver passed in is not the connector's to close
+            await self._resolver.close()
+            self._resolver = None
 
     async def run_once(self) -> dict[str, int]:
         """Read every due feed, ROUND at a time; counts of outcomes ("ok" or a problem kind)."""
@@ -205,26 +290,51 @@ class CalendarSync:
         return "ok"
 
     async def _fetch(self, http: aiohttp.ClientSession, url: str) -> bytes:
+        """The body at `url`, following at most MAX_REDIRECTS redirects, each checked like the address itself."""
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
-            timeout = aiohttp.ClientTimeout(total=self.timeout)
-            async with http.get(url, allow_redirects=True, max_redirects=5, timeout=timeout) as response:
-                if response.status in (404, 410):
-                    raise Problem("not_found")
-                if response.status >= 400:
-                    raise Problem("refused")
-                if (response.content_length or 0) > self.max_bytes:
-                    raise Problem("too_big")
-                chunks, size = [], 0
-                async for chunk in response.content.iter_chunked(65536):
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise Problem("too_big")
-                    chunks.append(chunk)
-                return b"".join(chunks)
+            async with asyncio.timeout(self.timeout):  # one limit for the feed, however many redirects
+                for _ in range(MAX_REDIRECTS + 1):
+                    self._check_literal(url)
+                    async with http.get(url, allow_redirects=False, timeout=timeout) as response:
+                        location = response.headers.get("Location")
+                        if response.status in (301, 302, 303, 307, 308) and location:
+                            url = urljoin(str(response.url), location)
+                            if urlsplit(url).scheme not in ("http", "https"):
+                                raise Problem("unreachable")
+                            continue
+                        return await self._body(response)
+                raise Problem("unreachable")  # a redirect loop
+        except PrivateAddress:
+            raise Problem("private") from None
         except TimeoutError:
             raise Problem("timeout") from None
         except (aiohttp.ClientError, ValueError, OSError):  # ValueError: a URL aiohttp cannot use
             raise Problem("unreachable") from None
+
+    def _check_literal(self, url: str) -> None:
+        """An address written as an IP never reaches the resolver: check it here."""
+        try:
+            address = ipaddress.ip_address((urlsplit(url).hostname or "").split("%", 1)[0])
+        except ValueError:
+            return  # a name: the resolver checks what it resolves to
+        if not self.allow(address):
+            raise PrivateAddress
+
+    async def _body(self, response: aiohttp.ClientResponse) -> bytes:
+        if response.status in (404, 410):
+            raise Problem("not_found")
+        if response.status >= 400:
+            raise Problem("refused")
+        if (response.content_length or 0) > self.max_bytes:
+            raise Problem("too_big")
+        chunks, size = [], 0
+        async for chunk in response.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise Problem("too_big")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _succeeded(
         self, feed: Due, days: set[date], first: date, now: datetime, digest: str, today: date

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     BATON_KEEP_GOALS_DAYS: int = Field(1095, ge=0, le=36500)
     # Words that make a timed calendar event an away day (all-day and out-of-office events always are).
     BATON_AWAY_WORDS: str = "ooo, out of office, vacation, holiday, annual leave, pto, sick"
+    # Read calendar addresses on loopback, private and link-local networks too (an intranet calendar server).
+    # Off: anyone who may connect a calendar could otherwise make Baton fetch internal services.
+    BATON_CALENDAR_PRIVATE_HOSTS: bool = False
     # Whom people ask about Baton and their data (an email address or a URL), named on /privacy and /terms.
     BATON_CONTACT: str | None = None
     # The address people reach this Baton at, for links sent in chat (dashboard sign-in).

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from bot.calendars import CalendarSync
+from bot.calendars import CalendarSync, anywhere
 from dialogs.common.absence import masked
 from dialogs.common.manners import leave_days
 from dialogs.services.calendars import away_days
@@ -128,7 +128,7 @@ async def ics() -> AsyncIterator[tuple[IcsServer, str]]:
 @pytest.fixture
 async def reader(rig: Rig) -> AsyncIterator[CalendarSync]:
     """The calendar reader, as the server has one for its lifetime; closed at the end like the server's."""
-    sync = CalendarSync(rig.db, rig.sealer, rig.clock, timeout=1.0)
+    sync = CalendarSync(rig.db, rig.sealer, rig.clock, timeout=1.0, allow=anywhere)  # the fakes are on loopback
     yield sync
     await sync.close()
 
@@ -332,7 +332,9 @@ async def test_the_running_server_reads_feeds_by_itself(
     from dialogs.engine.sealing import Sealer
 
     server, base = ics
-    settings = load_settings(env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600)
+    settings = load_settings(
+        env_file=None, DATABASE_URL=database_url, BATON_TICK_SECONDS=3600, BATON_CALENDAR_PRIVATE_HOSTS=True
+    )
     baton = Baton.build(settings)
     async with Server(create_app(baton), host="127.0.0.1"):
         tom = await db.run(lambda s: s.scalar(select(Person.id).where(Person.email == "tom@demo.baton")))
@@ -444,3 +446,58 @@ async def test_every_round_reads_through_one_long_lived_session_closed_at_the_en
     assert len(server.peers) == 2 and server.peers[0] == server.peers[1]  # kept alive, not reconnected
     await reader.close()
     assert reader.closed
+
+
+async def test_addresses_on_private_networks_are_refused_and_the_owner_told_what_to_do(
+    rig: Rig, ics: tuple[IcsServer, str]
+) -> None:
+    """Without BATON_CALENDAR_PRIVATE_HOSTS, Baton reads no loopback, private or link-local address: a person
+    could otherwise make it fetch an internal service and learn about it from the problem it reports."""
+    server, base = ics
+    rig.clock.set(utc(2026, 11, 16, 10, 0))
+    await connect(rig, "tom@demo.baton", base + "good.ics")  # 127.0.0.1
+    await connect(rig, "aiko@demo.baton", base.replace("127.0.0.1", "localhost") + "good.ics")  # a name for it
+    await connect(rig, "lucia@demo.baton", "http://169.254.169.254/latest/meta-data.ics")  # a cloud's metadata
+    guarded = CalendarSync(rig.db, rig.sealer, rig.clock, timeout=1.0)
+    try:
+        assert await guarded.run_once() == {"private": 3}
+    finally:
+        await guarded.close()
+    assert server.hits == 0  # refused before any connection
+    [told] = await _notices(rig, await pid(rig, "tom@demo.baton"))
+    assert "private or internal network" in told.payload["text"] and "https://" in told.payload["text"]
+
+
+async def test_a_redirect_to_a_private_address_is_refused(rig: Rig, ics: tuple[IcsServer, str]) -> None:
+    """Here 127.0.0.1 plays the public internet; the redirect leads to another loopback address, where
+    a second server would answer."""
+    from ipaddress import ip_address
+
+    server, _ = ics
+    inside = web.Application()
+    inside.router.add_get("/cal/{name}", server.handle)
+    async with TestServer(inside, host="127.0.0.2") as internal:
+        target = str(internal.make_url("/cal/good.ics"))
+
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPFound(target)
+
+        outside = web.Application()
+        outside.router.add_get("/moved.ics", redirect)
+        async with TestServer(outside, host="127.0.0.1") as public:
+            rig.clock.set(utc(2026, 11, 16, 10, 0))
+            await connect(rig, "tom@demo.baton", str(public.make_url("/moved.ics")))
+            guarded = CalendarSync(
+                rig.db, rig.sealer, rig.clock, timeout=1.0, allow=lambda ip: ip == ip_address("127.0.0.1")
+            )
+            try:
+                assert await guarded.run_once() == {"private": 1}
+            finally:
+                await guarded.close()
+            assert server.hits == 0
+            open_reader = CalendarSync(rig.db, rig.sealer, rig.clock, timeout=1.0, allow=anywhere)
+            rig.clock.advance(hours=2)
+            try:
+                assert await open_reader.run_once() == {"ok": 1}  # the same redirect, allowed: it is followed
+            finally:
+                await open_reader.close()
