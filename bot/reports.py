@@ -1,4 +1,11 @@
-"""Participation and streaks per person and team, for `baton checkin report`."""
+"""Participation and streaks per person and team, for `baton checkin report` and the dashboard.
+
+A person away on a period's check-in day — from any source (typed leave, their
+calendar, their status, a public holiday; dialogs/common/absence.py) — or
+whose invitation was cancelled because they were away is "away" that period:
+not asked, so it neither counts against their participation nor breaks their
+streak.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.common.periods import Rhythm, period_of
+from dialogs.common.absence import away_ranges
+from dialogs.common.manners import on_leave
+from dialogs.common.periods import Rhythm, checkin_day, period_of
 from dialogs.services.rhythm import previous_periods
 from storage.db import Database
 from storage.models import CheckinAnswer, CheckinRun, OutboxMessage, Person, Team
@@ -19,7 +28,7 @@ from storage.models import CheckinAnswer, CheckinRun, OutboxMessage, Person, Tea
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    status: str  # answered, skipped, missed, not-invited
+    status: str  # answered, skipped, missed, away, not-invited
     pulse: float | None
 
 
@@ -56,14 +65,20 @@ async def participation(db: Database, team_name: str, weeks: int, now: datetime)
             ).scalars():
                 if pulse_ids.get(answer.run_id) == answer.question_id and answer.number is not None:
                     pulses[answer.run_id] = answer.number
-        invited = {
-            (person_id, topic.split(":", 1)[1])
-            for person_id, topic in await session.execute(
-                select(OutboxMessage.person_id, OutboxMessage.topic).where(
-                    OutboxMessage.person_id.in_(ids), OutboxMessage.topic.in_([f"checkin:{p}" for p in periods])
-                )
+        invited, cancelled = set(), set()
+        for person_id, topic, status, error in await session.execute(
+            select(OutboxMessage.person_id, OutboxMessage.topic, OutboxMessage.status, OutboxMessage.last_error).where(
+                OutboxMessage.person_id.in_(ids), OutboxMessage.topic.in_([f"checkin:{p}" for p in periods])
             )
-        }
+        ):
+            key = (person_id, topic.split(":", 1)[1])
+            (cancelled if (status, error) == ("cancelled", "leave") else invited).add(key)
+        days = {period: checkin_day(period, rhythm.weekday) for period in periods}
+        away = (
+            await away_ranges(session, [i for i in ids if i is not None], min(days.values()), max(days.values()))
+            if days
+            else {}
+        )
         by_key = {(r.person_id, r.period): r for r in runs}
         rows = []
         for person in people:
@@ -72,6 +87,8 @@ async def participation(db: Database, team_name: str, weeks: int, now: datetime)
                 run = by_key.get((person.id, period))
                 if run is not None and run.status in ("answered", "skipped"):
                     cells[period] = Cell(run.status, pulses.get(run.id))
+                elif (person.id, period) in cancelled or on_leave(away.get(person.id, []), days[period]):
+                    cells[period] = Cell("away", None)
                 elif run is not None or (person.id, period) in invited:
                     cells[period] = Cell("missed", None)
                 else:

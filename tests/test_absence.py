@@ -501,3 +501,53 @@ async def test_a_redirect_to_a_private_address_is_refused(rig: Rig, ics: tuple[I
                 assert await open_reader.run_once() == {"ok": 1}  # the same redirect, allowed: it is followed
             finally:
                 await open_reader.close()
+
+
+async def test_away_by_calendar_counts_as_away_in_participation_streaks_and_the_overview(
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync
+) -> None:
+    """Week 47's check-in Friday (20 Nov) is in Tom's and Aiko's calendar trip. Tom's invitation was queued
+    before his calendar said so, then cancelled for leave; Aiko's was never queued. Both are away, not
+    missed: Tom keeps his streak and full participation."""
+    from bot.reports import as_csv, participation
+    from dialogs.services.home import overview
+    from dialogs.services.rhythm import Conductor
+    from tests.test_rhythm import W47, W48, answer_checkin
+
+    server, base = ics
+    tom, aiko = await pid(rig, "tom@demo.baton"), await pid(rig, "aiko@demo.baton")
+    tom_chat = rig.chat("tom@demo.baton")
+    server.files["tom.ics"] = calendar()  # nothing yet
+    rig.clock.set(utc(2026, 11, 16, 10, 0))
+    await connect(rig, "tom@demo.baton", base + "tom.ics")
+    await connect(rig, "aiko@demo.baton", base + "good.ics")
+    assert await reader.run_once() == {"ok": 2}
+    conductor = Conductor(rig.db, sealer=rig.sealer)
+    for when in (utc(2026, 11, 20, 10, 30), utc(2026, 11, 20, 15, 0)):  # Tokyo's and Berlin's 16:00
+        rig.clock.set(when)
+        await conductor.tick(when)
+    [queued] = await outbox(rig, person_id=tom, topic=f"checkin:{W47}")
+    assert queued.status == "pending" and await outbox(rig, person_id=aiko, topic=f"checkin:{W47}") == []
+    server.files["tom.ics"] = GOOD  # Tom adds the trip; the calendar is read before the invitation goes out
+    rig.clock.set(utc(2026, 11, 20, 15, 0, 30))
+    await reader.run_once()
+    await rig.sender.drain_once()
+    [cancelled] = await outbox(rig, person_id=tom, topic=f"checkin:{W47}")
+    assert (cancelled.status, cancelled.last_error) == ("cancelled", "leave")
+
+    manager = await overview(rig.db, await pid(rig, "maya@demo.baton"), utc(2026, 11, 21, 9))
+    lines = "\n".join(manager.card.lines if manager and manager.card else ())
+    assert "Tom Becker: away" in lines and "Aiko Tanaka: away" in lines
+
+    rig.clock.set(utc(2026, 11, 27, 15, 0))  # week 48: Tom is back and answers
+    await conductor.tick(rig.clock.now())
+    await rig.sender.drain_once()
+    await answer_checkin(tom_chat, tom_chat.expect("check-in time for week 48"), ["a", "nothing", "4", "c", "no"])
+
+    report = await participation(rig.db, "Platform", 2, utc(2026, 11, 30, 10, 0))
+    people = {p["email"]: p for p in report["people"]}
+    assert report["periods"] == [W47, W48]
+    assert people["tom@demo.baton"]["periods"][W47] == {"status": "away", "pulse": None}
+    assert people["tom@demo.baton"]["participation"] == 1.0 and people["tom@demo.baton"]["streak"] == 1
+    assert people["aiko@demo.baton"]["periods"][W47]["status"] == "away"
+    assert "Platform,2026-W47,tom@demo.baton,Tom Becker,away,,1.0,1" in as_csv(report)

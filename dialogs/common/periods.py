@@ -40,6 +40,12 @@ def period_of(moment: datetime, zone_name: str) -> str:
     return f"{year}-W{week:02d}"
 
 
+def checkin_day(period: str, weekday: int) -> date:
+    """The local day of `period` ("2026-W47") on which a team checking in on `weekday` (0 = Monday) is asked."""
+    year, week = (int(part) for part in period.split("-W"))
+    return date.fromisocalendar(year, week, weekday + 1)
+
+
 def week_label(period: str) -> str:
     return f"week {int(period.split('-W')[1])}"
 

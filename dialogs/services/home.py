@@ -17,9 +17,10 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.common.absence import away_ranges
 from dialogs.common.agenda import first_name, pairs_of, peek
 from dialogs.common.cadence import local_label
-from dialogs.common.manners import HELD_DAYS, held_summary
+from dialogs.common.manners import HELD_DAYS, held_summary, on_leave
 from dialogs.common.periods import Rhythm, period_of, week_label
 from dialogs.common.wording import shorten
 from dialogs.engine import COMMAND_ACTION
@@ -252,11 +253,19 @@ async def _participation(session: AsyncSession, reports: list[Person], now: date
         if team_ids
         else {}
     )
-    periods = {}
+    periods, checkin_days = {}, {}
     for report in reports:
         team = teams.get(report.team_id)
         if team is not None:
-            periods[report.id] = period_of(Rhythm.of(team).open_send(now, report.timezone), report.timezone)
+            send = Rhythm.of(team).open_send(now, report.timezone)
+            periods[report.id] = period_of(send, report.timezone)
+            checkin_days[report.id] = send.astimezone(tz(report.timezone)).date()
+    # Away on their check-in day (typed leave, calendar, status, holiday): not asked, so not "not answered".
+    away = (
+        await away_ranges(session, list(checkin_days), min(checkin_days.values()), max(checkin_days.values()))
+        if checkin_days
+        else {}
+    )
     runs = {}
     if periods:
         rows = await session.execute(
@@ -276,6 +285,8 @@ async def _participation(session: AsyncSession, reports: list[Person], now: date
             answered += 1
         elif run is not None and run.status == "skipped":
             state = "skipped this week"
+        elif on_leave(away.get(report.id, []), checkin_days[report.id]):
+            state = "away"
         else:
             state = "not answered yet"
         lines.append(f"• {report.name}: {state}")

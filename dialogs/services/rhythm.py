@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from statistics import mean
 from typing import Any
 
@@ -30,7 +30,7 @@ from dialogs.common.manners import (
     leave_days,
     plan_unsolicited,
 )
-from dialogs.common.periods import Rhythm, period_of, week_label, weekly_times
+from dialogs.common.periods import Rhythm, checkin_day, period_of, week_label, weekly_times
 from dialogs.common.wording import is_nothing, shorten
 from dialogs.engine.clock import tz
 from dialogs.engine.messages import Card, Choice, Reply
@@ -628,9 +628,8 @@ class Conductor:
 
         # Away on the week's check-in day (typed leave, their calendar, a public holiday): no invitation went
         # out, so the digest says so rather than "not answered".
-        year, week = (int(part) for part in period.split("-W"))
-        checkin_day = date.fromisocalendar(year, week, (team.checkin_weekday if team else 4) + 1)
-        away = await leave_days(session, [r.id for r in reports if r.id is not None], checkin_day, checkin_day)
+        day = checkin_day(period, team.checkin_weekday if team else 4)
+        away = await leave_days(session, [r.id for r in reports if r.id is not None], day, day)
         answered, people_lines, blockers, requests, follow_ups = 0, [], [], [], []
         for person in reports:
             run = by_key.get((person.id, period))
