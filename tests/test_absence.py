@@ -551,3 +551,95 @@ async def test_away_by_calendar_counts_as_away_in_participation_streaks_and_the_
     assert people["tom@demo.baton"]["participation"] == 1.0 and people["tom@demo.baton"]["streak"] == 1
     assert people["aiko@demo.baton"]["periods"][W47]["status"] == "away"
     assert "Platform,2026-W47,tom@demo.baton,Tom Becker,away,,1.0,1" in as_csv(report)
+
+
+# -- every effect of leave, for absence nobody typed ------------------------------------------------
+
+
+async def make_away(
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync, source: str, email: str, first: date, last: date
+) -> None:
+    """`email` away from `first` to `last` (inclusive) by their calendar feed or their platform status."""
+    from dialogs.common.absence import set_status_away
+
+    person = await pid(rig, email)
+    if source == "calendar":
+        server, base = ics
+        name = f"{email.split('@')[0]}.ics"
+        server.files[name] = calendar(
+            event("away", f"DTSTART;VALUE=DATE:{first:%Y%m%d}", f"DTEND;VALUE=DATE:{last + timedelta(days=1):%Y%m%d}")
+        )
+        await connect(rig, email, base + name)
+        assert await reader.run_once() == {"ok": 1}
+    else:
+        now = rig.clock.now()
+        await rig.db.run(lambda s: set_status_away(s, person, last, now.date(), now))
+
+
+@pytest.mark.parametrize(("source", "friday"), [("calendar", 20), ("status", 20), ("holiday", 25)])
+async def test_no_invitation_for_someone_away_by_calendar_status_or_holiday_and_away_in_participation(
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync, source: str, friday: int
+) -> None:
+    from bot.reports import participation
+    from tests.test_rhythm import invitations, tick
+
+    tom = await pid(rig, "tom@demo.baton")
+    month = 11 if friday == 20 else 12
+    day = date(2026, month, friday)
+    rig.clock.set(utc(2026, month, friday - 4, 10, 0))
+    if source == "holiday":
+
+        async def german(session) -> None:
+            for team in await session.scalars(select(Team)):
+                team.holidays = "DE"
+
+        await rig.db.run(german)
+    else:
+        await make_away(rig, ics, reader, source, "tom@demo.baton", day, day + timedelta(days=2))
+    period = f"2026-W{day.isocalendar().week}"
+    for hour in (10, 15, 18):  # Tokyo's, Berlin's and after the reminders would be due
+        await tick(rig, utc(2026, month, friday, hour, 30))
+    assert await outbox(rig, person_id=tom, topic=f"checkin:{period}") == []
+    assert invitations(rig, tom, period) == [] and not [r for r in rig.delivery.to(tom) if "reminder" in r.text]
+    report = await participation(rig.db, "Platform", 1, utc(2026, month, friday + 3, 10, 0))
+    [row] = [p for p in report["people"] if p["email"] == "tom@demo.baton"]
+    assert row["periods"][period]["status"] == "away" and row["participation"] is None and row["streak"] == 0
+
+
+@pytest.mark.parametrize("source", ["calendar", "status"])
+async def test_no_reminder_once_a_calendar_or_status_says_away_after_the_invitation(
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync, source: str
+) -> None:
+    from tests.test_rhythm import invitations, reminders, tick
+
+    tom = await pid(rig, "tom@demo.baton")
+    await tick(rig, utc(2026, 11, 20, 15, 0))  # 16:00 in Berlin: invited
+    assert len(invitations(rig, tom)) == 1
+    rig.clock.set(utc(2026, 11, 20, 15, 30))  # then the afternoon goes on the calendar (or the status)
+    await make_away(rig, ics, reader, source, "tom@demo.baton", date(2026, 11, 20), date(2026, 11, 22))
+    for when in (utc(2026, 11, 20, 17, 0), utc(2026, 11, 20, 19, 0), utc(2026, 11, 21, 9, 0)):
+        await tick(rig, when)
+    assert reminders(rig, tom) == []
+
+
+@pytest.mark.parametrize("source", ["calendar", "status"])
+async def test_messages_held_for_someone_away_by_calendar_or_status_arrive_folded_on_return(
+    rig: Rig, ics: tuple[IcsServer, str], reader: CalendarSync, source: str
+) -> None:
+    rig.clock.set(utc(2026, 11, 19, 10, 0))
+    await make_away(rig, ics, reader, source, "tom@demo.baton", date(2026, 11, 20), date(2026, 11, 24))
+    rig.clock.set(utc(2026, 11, 20, 10, 0))
+    for sender, well in (("maya", "The billing migration plan was easy to follow"), ("aiko", "Great cache review")):
+        chat = rig.chat(f"{sender}@demo.baton")
+        await give_feedback(chat, "tom", well)
+        assert "Tom gets it on Wed 25 Nov at 08:00 their time" in chat.expect("Sent to Tom").text
+    tom_chat = rig.chat("tom@demo.baton")
+    for when in (utc(2026, 11, 22, 12, 0), utc(2026, 11, 25, 6, 59)):
+        rig.clock.set(when)
+        await rig.sender.drain_once()
+        tom_chat.expect_nothing()
+    rig.clock.set(utc(2026, 11, 25, 7, 0))  # 08:00 in Berlin, his first morning back
+    await rig.sender.drain_once()
+    [folded] = tom_chat.replies()
+    assert folded.text.startswith("While you were away, 2 messages came in")
+    assert "Feedback from Maya" in folded.text and "Feedback from Aiko" in folded.text
