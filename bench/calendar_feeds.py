@@ -14,7 +14,8 @@ Each feed is a realistic personal calendar (~80 events, ~25 KB): weekly
 meetings as recurrences, a few all-day days off, an out-of-office day, a
 floating-time event. Reported: seconds and feeds/s for both, the ratio
 Baton / baseline (time, lower is better; no aim yet — this is to see it
-scales), and the peak Python memory of a read of 1,000 feeds (tracemalloc).
+scales), the peak Python memory of a read of 1,000 feeds against the baseline's for the same
+1,000 (tracemalloc), and the process's peak resident memory before and after the full read.
 """
 
 from __future__ import annotations
@@ -155,6 +156,13 @@ async def fetch_only(base: str, people: int, concurrency: int) -> float:
     return time.perf_counter() - begin
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports kilobytes)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 async def measure(url: str, people: int) -> dict[str, Any]:
     from bot.calendars import CONCURRENCY, CalendarSync, anywhere
     from dialogs.engine.clock import FakeClock
@@ -173,11 +181,17 @@ async def measure(url: str, people: int) -> dict[str, Any]:
             await db.migrate()
             await seed(db, people, base)
             baseline = await fetch_only(base, people, CONCURRENCY)
+            tracemalloc.start()  # the baseline's memory, over the same 1,000 feeds as Baton's below
+            await fetch_only(base, MEMORY_FEEDS, CONCURRENCY)
+            _, baseline_peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            rss_before = _peak_rss_mb()
             clock = FakeClock(NOW)
             sync = CalendarSync(db, Sealer(SECRET), clock, allow=anywhere)  # the feeds are served on loopback
             begin = time.perf_counter()
             outcomes = await sync.run_once()  # the first read: every feed parsed
             elapsed = time.perf_counter() - begin
+            rss_after = _peak_rss_mb()  # the process's high-water mark: the baseline's, or the full read's if higher
             clock.advance(hours=1, minutes=1)
             begin = time.perf_counter()
             await sync.run_once()  # an hour later, the same files: fetched, recognised, not parsed again
@@ -212,6 +226,9 @@ async def measure(url: str, people: int) -> dict[str, Any]:
         "hourly_unchanged_seconds": round(hourly, 2),
         "ratio_hourly_vs_fetch_only": round(hourly / baseline, 2),
         "baton_peak_python_mb": round(peak / 1e6, 1),
+        "fetch_only_peak_python_mb": round(baseline_peak / 1e6, 1),
+        "peak_rss_mb_before_baton": rss_before,
+        "peak_rss_mb_after_baton_full_read": rss_after,
         "outcomes": outcomes,
         "away_stretches_stored": days,
     }
