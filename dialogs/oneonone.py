@@ -488,18 +488,13 @@ class OneOnOneDialog(Dialog):
         wanted = Cadence(turn.data["every"], minutes, turn.data["weekday"], turn.data["at"])
         pair.proposal = {"by": turn.person.id} | wanted.to_dict()
         turn.session.add(pair)
-        turn.tell(
+        _ask_to_confirm(
+            turn,
+            pair,
             other,
-            Reply(
-                f"{ag.first_name(turn.person)} proposes a new rhythm for your 1:1s: {wanted.describe()} "
-                f"(now: {Cadence.of(pair).describe()}).",
-                choices=(
-                    Choice("Confirm", f"1:1 confirm pair:{pair.id}", "primary"),
-                    Choice("Keep the current one", f"1:1 decline pair:{pair.id}"),
-                ),
-                action=COMMAND_ACTION,
-            ),
-            key=f"1on1-proposal:{pair.id}:{turn.now.timestamp():.0f}",
+            f"{ag.first_name(turn.person)} proposes a new rhythm for your 1:1s: {wanted.describe()} "
+            f"(now: {Cadence.of(pair).describe()}).",
+            keep="Keep the current one",
         )
         turn.say(f"I've asked {ag.first_name(other)} to confirm: {wanted.describe()}.")
         return END
@@ -513,18 +508,13 @@ class OneOnOneDialog(Dialog):
             return
         pair.proposal = {"by": turn.person.id, "ask_report": wanted}
         turn.session.add(pair)
-        turn.tell(
+        _ask_to_confirm(
+            turn,
+            pair,
             other,
-            Reply(
-                f"{ag.first_name(turn.person)} proposes that {ask_words(wanted, pair, other, turn.person)}. "
-                "Shared notes join the pair's; private notes stay with their author.",
-                choices=(
-                    Choice("Confirm", f"1:1 confirm pair:{pair.id}", "primary"),
-                    Choice("Keep it as it is", f"1:1 decline pair:{pair.id}"),
-                ),
-                action=COMMAND_ACTION,
-            ),
-            key=f"1on1-proposal:{pair.id}:{turn.now.timestamp():.0f}",
+            f"{ag.first_name(turn.person)} proposes that {ask_words(wanted, pair, other, turn.person)}. "
+            "Shared notes join the pair's; private notes stay with their author.",
+            keep="Keep it as it is",
         )
         turn.say(f"I've asked {ag.first_name(other)} to confirm: {ask_words(wanted, pair, turn.person, other)}.")
 
@@ -1006,3 +996,19 @@ async def _person(turn: Turn, person_id: int) -> Person:
     if person is None:
         raise UserFacingError("That person is no longer here.")
     return person
+
+
+def _ask_to_confirm(turn: Turn, pair: OneOnOne, other: Person, text: str, *, keep: str) -> None:
+    """Tell the other side of `pair` about a proposal, with a button to confirm it and one to keep things."""
+    turn.tell(
+        other,
+        Reply(
+            text,
+            choices=(
+                Choice("Confirm", f"1:1 confirm pair:{pair.id}", "primary"),
+                Choice(keep, f"1:1 decline pair:{pair.id}"),
+            ),
+            action=COMMAND_ACTION,
+        ),
+        key=f"1on1-proposal:{pair.id}:{turn.now.timestamp():.0f}",
+    )
