@@ -538,6 +538,9 @@ async def test_away_by_calendar_counts_as_away_in_participation_streaks_and_the_
     manager = await overview(rig.db, await pid(rig, "maya@demo.baton"), utc(2026, 11, 21, 9))
     lines = "\n".join(manager.card.lines if manager and manager.card else ())
     assert "Tom Becker: away" in lines and "Aiko Tanaka: away" in lines
+    assert manager is not None and manager.card is not None
+    answered = dict(manager.card.fields)["Your team this period"]
+    assert answered.endswith("answered, 2 away or not asked"), answered  # the two away are not counted as unanswered
 
     rig.clock.set(utc(2026, 11, 27, 15, 0))  # week 48: Tom is back and answers
     await conductor.tick(rig.clock.now())

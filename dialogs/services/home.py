@@ -103,8 +103,9 @@ async def home(session: AsyncSession, person: Person, now: datetime) -> Reply:
     choices.extend(request_choices)
     reports = await queries.reports_of(session, person.id) if person.id is not None else []
     if reports:
-        answered, report_lines = await _participation(session, reports, now)
-        fields.append(("Your team this period", f"{answered} of {len(reports)} answered"))
+        answered, asked, report_lines = await _participation(session, reports, now)
+        away = f", {len(reports) - asked} away or not asked" if asked < len(reports) else ""
+        fields.append(("Your team this period", f"{answered} of {asked} answered{away}"))
         lines.append("*Your team this period*")
         lines.extend(report_lines)
     held = await held_summary(session, person.id, now) if person.id is not None else None
@@ -245,8 +246,9 @@ async def _run(session: AsyncSession, person_id: int | None, period: str) -> Che
     return (await session.execute(statement)).scalars().first()
 
 
-async def _participation(session: AsyncSession, reports: list[Person], now: datetime) -> tuple[int, list[str]]:
-    """How many reports answered their own open period, and one line each."""
+async def _participation(session: AsyncSession, reports: list[Person], now: datetime) -> tuple[int, int, list[str]]:
+    """How many reports answered their own open period, of how many were asked (not those away or in no team
+    with check-ins), and one line each."""
     team_ids = {r.team_id for r in reports if r.team_id is not None}
     teams = (
         {t.id: t for t in (await session.execute(select(Team).where(Team.id.in_(team_ids)))).scalars()}
@@ -274,12 +276,14 @@ async def _participation(session: AsyncSession, reports: list[Person], now: date
             )
         )
         runs = {(r.person_id, r.period): r for r in rows.scalars()}
-    answered, lines = 0, []
+    answered, asked, lines = 0, 0, []
     for report in reports:
         period = periods.get(report.id)
         run = runs.get((report.id, period)) if period else None
+        asked += 1
         if period is None:
             state = "not in a team with check-ins"
+            asked -= 1
         elif run is not None and run.status == "answered":
             state = "answered ✓"
             answered += 1
@@ -287,7 +291,8 @@ async def _participation(session: AsyncSession, reports: list[Person], now: date
             state = "skipped this week"
         elif on_leave(away.get(report.id, []), checkin_days[report.id]):
             state = "away"
+            asked -= 1
         else:
             state = "not answered yet"
         lines.append(f"• {report.name}: {state}")
-    return answered, lines
+    return answered, asked, lines
