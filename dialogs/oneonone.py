@@ -19,6 +19,7 @@ asked, is a proposal the other side confirms.
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import date, timedelta
 
 from sqlalchemy import select
@@ -50,7 +51,7 @@ from storage.queries import as_int
 MAX_POINT = 1000  # characters of a talking point, note or action item
 MAX_NOTES = 4000  # characters of shared or private notes
 AGENDA_BUTTONS = 10  # item buttons on one agenda card; "More items" shows the next ten as their own card
-REF = re.compile(r"^(pair|meeting|action|point|page):(\d{1,9})$")  # ids fit a 32-bit integer column
+REF = re.compile(r"^(pair|meeting|action|point|page|proposal):(\d{1,9})$")  # ids fit a 32-bit integer column
 DISCUSS_REF = re.compile(r"^(checkin:\d{1,9}:[\w-]{1,32}|goal:\d{1,9}|feedback:\d{1,9})$")
 RECORDABLE = ("planned", "held", "skipped", "unrecorded")  # statuses of a 1:1 that took place (or should have)
 HHMM = re.compile(r"^([01]?\d|2[0-3])[:.h]([0-5]\d)$")
@@ -163,7 +164,9 @@ class OneOnOneDialog(Dialog):
                 "I know *1:1*, *1:1 agenda*, *1:1 add …*, *1:1 invite*, *1:1 time*, *1:1 notes*, *1:1 actions* "
                 "and *1:1 ask-report on* (or *off*)."
             )
-        turn.data.update(then=then, text=text, meeting=refs.get("meeting"), page=refs.get("page", 1))
+        turn.data.update(
+            then=then, text=text, meeting=refs.get("meeting"), page=refs.get("page", 1), proposal=refs.get("proposal")
+        )
         if chosen is None:
             return "pick"
         return await self._go(turn, chosen[0])
@@ -178,7 +181,7 @@ class OneOnOneDialog(Dialog):
             turn.say(await self._invite(turn, pair))
             return END
         if then in ("confirm", "decline"):
-            await self._answer_proposal(turn, pair, then == "confirm")
+            await self._answer_proposal(turn, pair, then == "confirm", turn.data.pop("proposal", None))
             return END
         if then == "ask-report":
             wanted = {"on": True, "yes": True, "off": False, "no": False}.get(text.casefold(), not pair.ask_report)
@@ -486,8 +489,7 @@ class OneOnOneDialog(Dialog):
             return None
         pair, _, other = await self._context(turn)
         wanted = Cadence(turn.data["every"], minutes, turn.data["weekday"], turn.data["at"])
-        pair.proposal = {"by": turn.person.id} | wanted.to_dict()
-        turn.session.add(pair)
+        replaced = _propose(turn, pair, wanted.to_dict())
         _ask_to_confirm(
             turn,
             pair,
@@ -496,7 +498,9 @@ class OneOnOneDialog(Dialog):
             f"(now: {Cadence.of(pair).describe()}).",
             keep="Keep the current one",
         )
-        turn.say(f"I've asked {ag.first_name(other)} to confirm: {wanted.describe()}.")
+        turn.say(
+            f"I've asked {ag.first_name(other)} to confirm: {wanted.describe()}.{_replaces(replaced, turn, other)}"
+        )
         return END
 
     async def _propose_ask_report(self, turn: Turn, pair: OneOnOne, wanted: bool) -> None:
@@ -506,8 +510,7 @@ class OneOnOneDialog(Dialog):
         if wanted == pair.ask_report:
             turn.say(f"That's how it is already: {ask_words(wanted, pair, turn.person, other)}.")
             return
-        pair.proposal = {"by": turn.person.id, "ask_report": wanted}
-        turn.session.add(pair)
+        replaced = _propose(turn, pair, {"ask_report": wanted})
         _ask_to_confirm(
             turn,
             pair,
@@ -516,12 +519,23 @@ class OneOnOneDialog(Dialog):
             "Shared notes join the pair's; private notes stay with their author.",
             keep="Keep it as it is",
         )
-        turn.say(f"I've asked {ag.first_name(other)} to confirm: {ask_words(wanted, pair, turn.person, other)}.")
+        turn.say(
+            f"I've asked {ag.first_name(other)} to confirm: {ask_words(wanted, pair, turn.person, other)}."
+            + _replaces(replaced, turn, other)
+        )
 
-    async def _answer_proposal(self, turn: Turn, pair: OneOnOne, confirm: bool) -> None:
+    async def _answer_proposal(self, turn: Turn, pair: OneOnOne, confirm: bool, ref: int | None = None) -> None:
+        """Confirm or decline the pair's pending proposal. `ref` (from a proposal message's button) must name
+        it: a button from a proposal answered or replaced since never answers a different one."""
         proposal = pair.proposal
         if not proposal:
             turn.say(f"There's no change waiting. Your 1:1s stay {Cadence.of(pair).describe()}.")
+            return
+        if ref is not None and proposal.get("n") != ref:
+            turn.say(
+                "That proposal was replaced by a newer one, so I changed nothing. "
+                "*1:1* shows what is waiting, with its own buttons."
+            )
             return
         if proposal.get("by") == turn.person.id:
             turn.say("That's your own proposal; the other side confirms it. *1:1 time* proposes another.")
@@ -539,7 +553,7 @@ class OneOnOneDialog(Dialog):
                 proposer,
                 f"{ag.first_name(turn.person)} {'confirmed' if confirm else 'kept it as it was'}. "
                 f"From now on, {ask_words(pair.ask_report, pair, proposer, turn.person)}.",
-                key=f"1on1-proposal-answer:{pair.id}:{turn.now.timestamp():.0f}",
+                key=f"1on1-proposal-answer:{pair.id}:{proposal.get('n', turn.now.timestamp()):.0f}",
             )
             return
         if confirm:
@@ -562,7 +576,7 @@ class OneOnOneDialog(Dialog):
         turn.tell(
             proposer,
             f"{ag.first_name(turn.person)} {'confirmed' if confirm else 'kept the current rhythm'}. {message}",
-            key=f"1on1-proposal-answer:{pair.id}:{turn.now.timestamp():.0f}",
+            key=f"1on1-proposal-answer:{pair.id}:{proposal.get('n', turn.now.timestamp()):.0f}",
         )
 
     async def _replan(self, turn: Turn, pair: OneOnOne, manager: Person) -> None:
@@ -998,17 +1012,36 @@ async def _person(turn: Turn, person_id: int) -> Person:
     return person
 
 
+def _propose(turn: Turn, pair: OneOnOne, fields: dict[str, object]) -> dict[str, object] | None:
+    """Make `fields` the pair's pending proposal, by the person of this turn, under a fresh number its
+    buttons carry; return the proposal it replaces, if one was waiting."""
+    replaced = pair.proposal
+    pair.proposal = {"by": turn.person.id, "n": secrets.randbelow(10**9)} | fields
+    turn.session.add(pair)
+    return replaced
+
+
+def _replaces(replaced: dict[str, object] | None, turn: Turn, other: Person) -> str:
+    """The words that say a proposal still waiting was set aside by this one (never silently)."""
+    if not replaced:
+        return ""
+    whose = "your earlier proposal" if replaced.get("by") == turn.person.id else f"{ag.first_name(other)}'s proposal"
+    return f" It replaces {whose}, which no longer waits for an answer."
+
+
 def _ask_to_confirm(turn: Turn, pair: OneOnOne, other: Person, text: str, *, keep: str) -> None:
-    """Tell the other side of `pair` about a proposal, with a button to confirm it and one to keep things."""
+    """Tell the other side of `pair` about its pending proposal, with a button to confirm it and one to keep
+    things as they are; the buttons name the proposal, so they can't answer a later one."""
+    number = (pair.proposal or {}).get("n")
     turn.tell(
         other,
         Reply(
             text,
             choices=(
-                Choice("Confirm", f"1:1 confirm pair:{pair.id}", "primary"),
-                Choice(keep, f"1:1 decline pair:{pair.id}"),
+                Choice("Confirm", f"1:1 confirm pair:{pair.id} proposal:{number}", "primary"),
+                Choice(keep, f"1:1 decline pair:{pair.id} proposal:{number}"),
             ),
             action=COMMAND_ACTION,
         ),
-        key=f"1on1-proposal:{pair.id}:{turn.now.timestamp():.0f}",
+        key=f"1on1-proposal:{pair.id}:{number}",  # per proposal: two in one second are two messages
     )

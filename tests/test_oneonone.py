@@ -463,6 +463,33 @@ async def test_either_side_proposes_a_new_rhythm_and_the_other_confirms(rig: Rig
     assert next_slot(pair, manager.timezone, rig.clock.now()) == datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
 
 
+async def test_a_button_of_a_replaced_proposal_never_confirms_the_newer_one(rig: Rig) -> None:
+    """Arjun proposes a new rhythm; before Maya answers, she proposes asking Arjun "How did it go?" too.
+    She is told hers replaces his; his old Confirm button then changes nothing (before the fix it would
+    have confirmed her proposal, which he never saw as such), and hers still works."""
+    arjun, maya = rig.chat("arjun@demo.baton"), rig.chat("maya@demo.baton")
+    await pair_of_after_tick(rig)
+    await arjun.send("1:1 time")
+    await arjun.press("Thursday")
+    await arjun.send("15:30")
+    await arjun.press("Every week")
+    await arjun.press("45 minutes")
+    rhythm_proposal = maya.expect("Arjun proposes a new rhythm")
+    await maya.send("1:1 ask-report on")
+    await maya.press("Arjun")  # Maya has several reports
+    maya.expect("I've asked Arjun to confirm", "It replaces Arjun's proposal, which no longer waits")
+    ask_proposal = arjun.expect("Maya proposes that")
+
+    await maya.press("Confirm", on=rhythm_proposal)  # the old button, pressed late
+    maya.expect("That proposal was replaced by a newer one, so I changed nothing")
+    pair = await pair_of(rig, "arjun@demo.baton")
+    assert (pair.weekday, pair.ask_report) == (1, False) and pair.proposal is not None
+
+    await arjun.press("Confirm", on=ask_proposal)
+    pair = await pair_of(rig, "arjun@demo.baton")
+    assert (pair.weekday, pair.ask_report, pair.proposal) == (1, True, None)
+
+
 async def test_the_invitation_parses_back_as_the_pairs_recurring_rhythm(rig: Rig) -> None:
     pair = await pair_of_after_tick(rig)
     maya, arjun = rig.people["maya@demo.baton"], rig.people["arjun@demo.baton"]
