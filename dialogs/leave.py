@@ -13,7 +13,8 @@ from datetime import date, timedelta
 
 from sqlalchemy import delete, select
 
-from dialogs.common.absence import SOURCES, away, feed_address, masked, seal_address
+from dialogs.common.absence import SOURCES, away, feed_address, masked, seal_address, shown_address
+from dialogs.common.cadence import local_label
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.errors import UserFacingError
 from dialogs.engine.messages import Choice, Reply, TextInput
@@ -101,10 +102,11 @@ class LeaveDialog(Dialog):
                     f"address, and I'll treat your days off there as away. {HOW_TO_FIND}"
                 )
             else:
-                state = f"last read {feed.ok_at:%a %d %b %H:%M} UTC" if feed.ok_at else "not read yet"
+                state = f"last read {local_label(feed.ok_at, turn.person.timezone)}" if feed.ok_at else "not read yet"
                 if feed.problem:
                     state += " — the last try failed; I keep the days I read before"
-                turn.say(f"Your calendar is connected ({state}). *leave calendar off* disconnects it.")
+                address = shown_address(turn.sealer, person_id, feed.sealed_url)
+                turn.say(f"Your calendar {address} is connected ({state}). *leave calendar off* disconnects it.")
             return END
         if words[0].casefold() == "off":
             if feed is not None:

@@ -260,6 +260,9 @@ async def test_calendar_commands_refuse_what_is_not_an_address_and_disconnect(
     await connect(rig, "tom@demo.baton", base + "good.ics")
     rig.clock.set(utc(2026, 11, 16, 10, 0))
     await reader.run_once()
+    await chat.send("leave calendar")  # its status: the address masked, the time on Tom's own clock (Berlin)
+    status = chat.expect("Your calendar http://127.0.0.1/… is connected", "last read Mon 16 Nov 11:00").text
+    assert "good.ics" not in status and "UTC" not in status
     await chat.send("leave calendar off")
     chat.expect("Disconnected")
     rows = await rig.db.run(lambda s: s.scalar(select(CalendarFeed.person_id)))

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from dialogs.engine.sealing import Sealer
+from dialogs.engine.sealing import Sealer, SealError
 from storage.models import AwayOverride, Leave, Person, Team
 
 BULK = 500  # above this many people, read the whole (small, time-bounded) set rather than send a huge IN list
@@ -206,3 +206,11 @@ def masked(url: str) -> str:
 def seal_address(sealer: Sealer, person_id: int, url: str) -> str:
     """The address sealed for the database: it grants read access to someone's calendar."""
     return sealer.seal("calendar", url, size=MAX_URL * 4 + 64, context=str(person_id))
+
+
+def shown_address(sealer: Sealer, person_id: int, sealed: str) -> str:
+    """The stored address as it may be shown to its owner: masked; "…" when this secret cannot open it."""
+    try:
+        return masked(str(sealer.open("calendar", sealed, context=str(person_id))))
+    except SealError:
+        return "\u2026"
