@@ -276,14 +276,13 @@ async def _participation(session: AsyncSession, reports: list[Person], now: date
             )
         )
         runs = {(r.person_id, r.period): r for r in rows.scalars()}
-    answered, asked, lines = 0, 0, []
+    answered, not_asked, lines = 0, 0, []
     for report in reports:
         period = periods.get(report.id)
         run = runs.get((report.id, period)) if period else None
-        asked += 1
         if period is None:
             state = "not in a team with check-ins"
-            asked -= 1
+            not_asked += 1
         elif run is not None and run.status == "answered":
             state = "answered ✓"
             answered += 1
@@ -291,8 +290,8 @@ async def _participation(session: AsyncSession, reports: list[Person], now: date
             state = "skipped this week"
         elif on_leave(away.get(report.id, []), checkin_days[report.id]):
             state = "away"
-            asked -= 1
+            not_asked += 1
         else:
             state = "not answered yet"
         lines.append(f"• {report.name}: {state}")
-    return answered, asked, lines
+    return answered, len(reports) - not_asked, lines
