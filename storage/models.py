@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 metadata = SQLModel.metadata
@@ -114,7 +114,10 @@ class InboxEvent(SQLModel, table=True):
 
     __tablename__ = "inbox"
     key: str = Field(primary_key=True, max_length=255)
-    inbound: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # The delivery, sealed and padded to one size, as raw bytes (dialogs/engine/inbox.py).
+    sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # Rows kept by a Baton before 0021 (JSON, sealed as text or not at all), read until they are replayed.
+    inbound: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     attempts: int = 0
     received_at: datetime = Field(index=True)
 

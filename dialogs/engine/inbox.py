@@ -94,8 +94,7 @@ class Inbox:
         if inbound.key is None:
             return inbound
         key = self.sealer.tag(inbound.key)
-        sealed = self._seal(inbound)
-        self._rows[key] = {"key": key, "inbound": sealed, "attempts": 0, "received_at": self.clock.now()}
+        self._rows[key] = {"key": key, "sealed": self._seal(inbound), "attempts": 0, "received_at": self.clock.now()}
         try:
             with self.acks.acknowledging():
                 await self._writer.get(key)
@@ -104,22 +103,26 @@ class Inbox:
             return inbound
         return dataclasses.replace(inbound, durable=True)
 
-    def _seal(self, inbound: Inbound) -> dict[str, str]:
+    def _seal(self, inbound: Inbound) -> bytes:
         data = inbound.to_dict()
         size = len(json.dumps(data, ensure_ascii=False).encode()) + 64
         # One fixed size for everything a turn accepts; longer text is refused by its turn, not kept secret by size.
         padded = KEPT_SIZE if size <= KEPT_SIZE else -(-size // KEPT_SIZE) * KEPT_SIZE
-        return {"sealed": self.sealer.seal("inbox", data, size=padded)}
+        return self.sealer.seal_bytes("inbox", data, size=padded)
 
-    def _open(self, stored: dict[str, Any]) -> dict[str, Any] | None:
+    def _open(self, row: InboxEvent) -> dict[str, Any] | None:
         """The kept delivery; None when this secret cannot open it (the secret was changed meanwhile)."""
-        if "sealed" not in stored:
-            return stored  # kept before deliveries were sealed
         try:
-            opened: dict[str, Any] = self.sealer.open("inbox", stored["sealed"])
+            if row.sealed is not None:
+                opened: dict[str, Any] = self.sealer.open_bytes("inbox", row.sealed)
+                return opened
+            stored = row.inbound or {}
+            if "sealed" not in stored:
+                return stored  # kept before deliveries were sealed
+            opened = self.sealer.open("inbox", stored["sealed"])  # kept before revision 0021, as text
+            return opened
         except SealError:
             return None
-        return opened
 
     async def _write(self, keys: list[str]) -> dict[str, bool]:
         rows = [self._rows.pop(key) for key in keys if key in self._rows]
@@ -157,7 +160,7 @@ class Inbox:
                 select(InboxEvent).where(InboxEvent.received_at < cutoff).order_by(InboxEvent.received_at).limit(limit)
             )
             rows = [
-                (row.key, self._open(row.inbound), row.attempts + 1)
+                (row.key, self._open(row), row.attempts + 1)
                 for row in await session.scalars(statement)
                 if row.key not in skipped
             ]

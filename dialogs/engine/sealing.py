@@ -65,23 +65,33 @@ class Sealer:
         return hmac.new(self._tag_key, value.encode(), hashlib.sha256).hexdigest()
 
     def seal(self, scope: str, value: Any, *, size: int, context: str = "") -> str:
-        """`value` (JSON-able) encrypted under `scope`'s key, padded to `size` bytes first.
+        """`value` (JSON-able) encrypted under `scope`'s key, padded to `size` bytes first, as URL-safe text.
 
         Raises ValueError when the value does not fit: sizes are chosen so that
         everything a person may send fits, and a silent truncation would lose it.
         """
+        return base64.urlsafe_b64encode(self.seal_bytes(scope, value, size=size, context=context)).decode()
+
+    def seal_bytes(self, scope: str, value: Any, *, size: int, context: str = "") -> bytes:
+        """As `seal`, as raw bytes (nonce, then ciphertext and tag) for a binary column: a third smaller."""
         plain = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
         if len(plain) + _LENGTH.size > size:
             raise ValueError(f"a sealed value takes at most {size - _LENGTH.size} bytes, not {len(plain)}")
         padded = _LENGTH.pack(len(plain)) + plain + bytes(size - _LENGTH.size - len(plain))
         nonce = os.urandom(_NONCE)
-        sealed = nonce + AESGCM(self._derive(scope)).encrypt(nonce, padded, context.encode())
-        return base64.urlsafe_b64encode(sealed).decode()
+        return nonce + AESGCM(self._derive(scope)).encrypt(nonce, padded, context.encode())
 
     def open(self, scope: str, sealed: str, *, context: str = "") -> Any:
         """The value `seal` sealed under the same scope and context; SealError otherwise."""
         try:
             raw = base64.urlsafe_b64decode(sealed.encode())
+        except ValueError as exc:
+            raise SealError(type(exc).__name__) from None
+        return self.open_bytes(scope, raw, context=context)
+
+    def open_bytes(self, scope: str, raw: bytes, *, context: str = "") -> Any:
+        """The value `seal_bytes` sealed under the same scope and context; SealError otherwise."""
+        try:
             padded = AESGCM(self._derive(scope)).decrypt(raw[:_NONCE], raw[_NONCE:], context.encode())
             (length,) = _LENGTH.unpack_from(padded)
             return json.loads(padded[_LENGTH.size : _LENGTH.size + length])
