@@ -20,6 +20,10 @@ second, medians of the repeats; aim ≥ 2.0. Ack p99 aim ≤ 100 ms at 32
 concurrent requests. Each repeat sends one answer per person to a fresh
 slice of people, so every request does the same work.
 
+Also reported: the CPU each bot's own process spends per answer (both run in
+this process, one after the other; Baton's counts until its replies are posted).
+On a machine whose cores are all busy, their quotient bounds the ratio.
+
 Limit rows (no aim): a bare bolt app whose listener does nothing (the cost of
 bolt and HTTP alone), and `adapter_only` — Baton with the engine turn swapped
 for a no-op (what bolt, the adapter and the HTTP stack cost without the turn).
@@ -295,6 +299,7 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
         await db.close()
     base_rps, full_rps, bare_rps, base_lat, ack_lat, turn_lat = [], [], [], [], [], []
     peer_rps, peer_lat = [], []
+    peer_cpu, full_cpu = [], []  # this process's CPU seconds per answer: what each bot's own loop spends
     recorded_ok = True
     with FakeProcess() as fake:
         settings = load_settings(
@@ -340,10 +345,12 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
                 )
                 peer_batch = peer_users[r * per_repeat : (r + 1) * per_repeat]
                 peer_app["answered"].clear()
+                cpu = time.process_time()
                 peer = await generate(peer_url, peer_batch, f"peer{r}")
                 deadline = time.monotonic() + 120
                 while len(peer_app["answered"]) < len(peer_batch) and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
+                peer_cpu.append((time.process_time() - cpu) / len(peer_batch))
                 peer_rps.append(len(peer_batch) / (max(peer_app["answered"].values()) - peer["begin"]))
                 peer_lat.extend(peer["latencies"])
                 recorded_ok &= len(peer_app["answered"]) == len(peer_batch)
@@ -352,8 +359,11 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
                 base_lat.extend(base["latencies"])
                 before = await count_answers(baton.db)
                 done.clear()
+                cpu = time.process_time()
                 full = await generate(full_url, batch, f"full{r}")
                 await adapter.drain(300)
+                await baton.sender.settle()
+                full_cpu.append((time.process_time() - cpu) / len(batch))
                 finished = max(done.values()) if done else full["end"]
                 full_rps.append(len(batch) / (finished - full["begin"]))
                 ack_lat.extend(full["latencies"])
@@ -388,6 +398,8 @@ async def measure(url: str, people: int, repeat: int) -> dict[str, Any]:
         "full_path_rps": round(statistics.median(full_rps)),
         "ratio": round(statistics.median(full_rps) / statistics.median(peer_rps), 2),
         "aim": ">= 2.0",
+        "peer_cpu_ms_per_answer": ms(statistics.median(peer_cpu)),
+        "full_cpu_ms_per_answer": ms(statistics.median(full_cpu)),
         "full_ack_p50_ms": ms(percentile(ack_lat, 0.5)),
         "full_ack_p99_ms": ms(percentile(ack_lat, 0.99)),
         "ack_aim": "p99 <= 100 ms",
