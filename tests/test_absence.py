@@ -471,6 +471,35 @@ async def test_addresses_on_private_networks_are_refused_and_the_owner_told_what
     assert "private or internal network" in told.payload["text"] and "https://" in told.payload["text"]
 
 
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("93.184.215.14", True),
+        ("2606:4700::1111", True),
+        ("10.0.0.1", False),
+        ("169.254.169.254", False),
+        ("::ffff:10.0.0.1", False),  # IPv4-mapped
+        ("::ffff:93.184.215.14", True),
+        ("64:ff9b::a00:1", False),  # well-known NAT64 prefix
+        ("64:ff9b::5db8:d70e", True),
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64 prefix: a translator inside the network
+        ("64:ff9b:1:5db8:d7:e00::", False),
+        ("::127.0.0.1", False),  # IPv4-compatible (deprecated), wrapping loopback
+        ("::a00:1", False),
+        ("2002:a00:1::", False),  # 6to4 of 10.0.0.1
+        ("2001::1", False),  # Teredo
+        ("fd00::1", False),
+        ("ff02::1", False),
+    ],
+)
+def test_only_public_addresses_pass_also_when_wrapped_in_ipv6(address: str, allowed: bool) -> None:
+    from ipaddress import ip_address
+
+    from bot.calendars import public
+
+    assert public(ip_address(address)) is allowed
+
+
 async def test_a_redirect_to_a_private_address_is_refused(rig: Rig, ics: tuple[IcsServer, str]) -> None:
     """Here 127.0.0.1 plays the public internet; the redirect leads to another loopback address, where
     a second server would answer."""
