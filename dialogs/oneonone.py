@@ -248,7 +248,7 @@ class OneOnOneDialog(Dialog):
         if proposal and proposal.get("by") != turn.person.id:
             if "ask_report" in proposal:
                 lines.append(
-                    f"{ag.first_name(other)} proposed: {ask_words(bool(proposal['ask_report']), pair, turn.person, other)}."
+                    f"{ag.first_name(other)} proposed: {ag.ask_words(bool(proposal['ask_report']), pair, turn.person, other)}."
                 )
                 confirm = "Confirm"
             else:
@@ -508,19 +508,19 @@ class OneOnOneDialog(Dialog):
         confirms — it changes what the report is asked and whose notes join the pair's, so both agree."""
         other = await _person(turn, pair.report_id if pair.manager_id == turn.person.id else pair.manager_id)
         if wanted == pair.ask_report:
-            turn.say(f"That's how it is already: {ask_words(wanted, pair, turn.person, other)}.")
+            turn.say(f"That's how it is already: {ag.ask_words(wanted, pair, turn.person, other)}.")
             return
         replaced = _propose(turn, pair, {"ask_report": wanted})
         _ask_to_confirm(
             turn,
             pair,
             other,
-            f"{ag.first_name(turn.person)} proposes that {ask_words(wanted, pair, other, turn.person)}. "
+            f"{ag.first_name(turn.person)} proposes that {ag.ask_words(wanted, pair, other, turn.person)}. "
             "Shared notes join the pair's; private notes stay with their author.",
             keep="Keep it as it is",
         )
         turn.say(
-            f"I've asked {ag.first_name(other)} to confirm: {ask_words(wanted, pair, turn.person, other)}."
+            f"I've asked {ag.first_name(other)} to confirm: {ag.ask_words(wanted, pair, turn.person, other)}."
             + _replaces(replaced, turn, other)
         )
 
@@ -546,13 +546,13 @@ class OneOnOneDialog(Dialog):
             if confirm:
                 pair.ask_report = bool(proposal["ask_report"])
             other = proposer
-            message = f"From now on, {ask_words(pair.ask_report, pair, turn.person, other)}."
+            message = f"From now on, {ag.ask_words(pair.ask_report, pair, turn.person, other)}."
             turn.session.add(pair)
             turn.say(message)
             turn.tell(
                 proposer,
                 f"{ag.first_name(turn.person)} {'confirmed' if confirm else 'kept it as it was'}. "
-                f"From now on, {ask_words(pair.ask_report, pair, proposer, turn.person)}.",
+                f"From now on, {ag.ask_words(pair.ask_report, pair, proposer, turn.person)}.",
                 key=f"1on1-proposal-answer:{pair.id}:{proposal.get('n', turn.now.timestamp()):.0f}",
             )
             return
@@ -968,15 +968,6 @@ def agenda_reply(
         choices=(*choices, *tail),
         action=COMMAND_ACTION if commands else None,
     )
-
-
-def ask_words(on: bool, pair: OneOnOne, viewer: Person, other: Person) -> str:
-    """Who gets "How did it go?" after each 1:1, in `viewer`'s words (`other`: the other side)."""
-    manager, report = (viewer, other) if viewer.id == pair.manager_id else (other, viewer)
-    who = "you" if viewer.id == report.id else ag.first_name(report)
-    if on:
-        return f"“How did it go?” goes to {who} too after each 1:1"
-    return f"only {'you' if viewer.id == manager.id else ag.first_name(manager)} get{'' if viewer.id == manager.id else 's'} “How did it go?” after each 1:1"
 
 
 def may_record(pair: OneOnOne, person: Person) -> bool:

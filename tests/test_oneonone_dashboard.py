@@ -405,6 +405,7 @@ async def test_the_pair_page_shows_rhythm_agenda_actions_and_history(site) -> No
     assert status == 200 and "1:1 with Maya Chen" in page
     assert "every 2 weeks on Tuesday at 10:00, 30 minutes (Maya's time, Europe/Berlin)" in page
     assert "Tue 24 Nov 10:00 your time (Europe/Berlin)" in page
+    assert "Only Maya gets “How did it go?” after each 1:1. To change it, type 1:1 ask-report on" in page
     assert (
         f'href="/dashboard/1on1/{pairs.tom}/invite.ics"' in page and f'href="/dashboard/1on1/{pairs.tom}.csv"' in page
     )

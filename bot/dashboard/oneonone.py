@@ -30,6 +30,7 @@ from dialogs.common.agenda import (
     LOOKBACK,
     actions_by_pair,
     agenda_of,
+    ask_words,
     first_name,
     gather,
     last_held,
@@ -257,6 +258,7 @@ async def pair_page(ctx: Ctx, pair_id: int) -> View:
     rhythm = Cadence.of(pair).describe()
     own_clock = "" if manager.id == viewer.id else f" ({first_name(manager)}'s time, {manager.timezone})"
     moved = " — moved because of leave" if meeting is not None and meeting.moved else ""
+    asks = ask_words(pair.ask_report, pair, viewer.person, other)  # who "How did it go?" asks afterwards
     view.parts.append(
         tag(
             "dl",
@@ -264,6 +266,13 @@ async def pair_page(ctx: Ctx, pair_id: int) -> View:
             tag("dd", rhythm + own_clock),
             tag("dt", "Next 1:1"),
             tag("dd", f"{local_label(starts, zone)} your time ({zone}){moved}", id="next-1on1"),
+            tag("dt", "Afterwards"),
+            tag(
+                "dd",
+                f"{asks[0].upper()}{asks[1:]}. To change it, type 1:1 ask-report on or off in chat; "
+                "the other side confirms.",
+                id="asks",
+            ),
             class_="facts",
         )
     )
