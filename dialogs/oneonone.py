@@ -50,6 +50,7 @@ from storage.queries import as_int
 
 MAX_POINT = 1000  # characters of a talking point, note or action item
 MAX_NOTES = 4000  # characters of shared or private notes
+MAX_SHARED = MAX_NOTES * 2 + 100  # a 1:1's shared notes together: both people's, with their names
 AGENDA_BUTTONS = 10  # item buttons on one agenda card; "More items" shows the next ten as their own card
 REF = re.compile(r"^(pair|meeting|action|point|page|proposal):(\d{1,9})$")  # ids fit a 32-bit integer column
 DISCUSS_REF = re.compile(r"^(checkin:\d{1,9}:[\w-]{1,32}|goal:\d{1,9}|feedback:\d{1,9})$")
@@ -668,10 +669,20 @@ class OneOnOneDialog(Dialog):
     async def on_shared(self, turn: Turn, text: str) -> Transition:
         if text != "skip" and text.strip():
             meeting = await self._meeting(turn)
+            pair = await turn.session.get(OneOnOne, meeting.pair_id)
             mine = text.strip()
-            if meeting.shared_notes:
-                mine = f"{meeting.shared_notes}\n— {ag.first_name(turn.person)}: {mine}"
-            meeting.shared_notes = mine[: MAX_NOTES * 2]
+            if meeting.shared_notes or (pair is not None and pair.ask_report):
+                # Both write notes here: each part names its author (a part from before this rule stays as it was).
+                mine = f"— {ag.first_name(turn.person)}: {mine}"
+            combined = f"{meeting.shared_notes}\n{mine}" if meeting.shared_notes else mine
+            if len(combined) > MAX_SHARED:
+                room = MAX_SHARED - (len(combined) - len(text.strip()))
+                shorter = (
+                    f"Send a shorter version (up to {room:,} characters), or skip." if room > 0 else "Skip to go on."
+                )
+                turn.say(f"This 1:1's shared notes are nearly full, so I haven't added these. {shorter}")
+                return "shared"
+            meeting.shared_notes = combined
             turn.session.add(meeting)
         return "action"
 

@@ -318,6 +318,41 @@ async def test_after_the_1on1_notes_actions_and_a_private_note_then_actions_carr
     arjun.expect("Done: Draft the vendor comparison")
 
 
+async def test_shared_notes_that_would_overflow_are_refused_whole_and_can_be_sent_shorter(rig: Rig) -> None:
+    """Adding to a held 1:1's shared notes never cuts anyone's words: too long is said, and nothing is lost."""
+    maya = rig.chat("maya@demo.baton")
+    await tick(rig)
+    rig.clock.set(FIRST - timedelta(hours=24))
+    await tick(rig)
+    rig.clock.set(FIRST + timedelta(minutes=61))
+    await tick(rig)
+    asked = maya.expect("How did your 1:1 with Arjun")
+    arjun_p = rig.people["arjun@demo.baton"]
+    first = await rig.db.run(
+        lambda s: s.scalar(
+            select(Meeting.id).join(OneOnOne, OneOnOne.id == Meeting.pair_id).where(OneOnOne.report_id == arjun_p.id)
+        )
+    )
+    earlier = "e" * 8000
+
+    async def fill(session) -> None:
+        meeting = await session.get(Meeting, first)
+        meeting.shared_notes = earlier
+        session.add(meeting)
+
+    await rig.db.run(fill)
+    await maya.press(f"1:1 notes meeting:{first}", on=asked)
+    await maya.press("We met")
+    maya.expect("Notes you both will see")
+    await maya.send("x" * 200)
+    told = maya.expect("shared notes are nearly full, so I haven't added these")
+    assert "up to 91 characters" in told.text  # 8,100 less the 8,000 there, the line break and "— Maya: "
+    await maya.send("Agreed on the export split")
+    maya.expect("Any action items?")
+    meeting = await rig.db.run(lambda s: s.get(Meeting, first))
+    assert meeting.shared_notes == earlier + "\n— Maya: Agreed on the export split"
+
+
 async def test_action_nudges_are_held_by_a_full_budget_not_dropped(rig: Rig) -> None:
     arjun = rig.people["arjun@demo.baton"]
     pair = await pair_of_after_tick(rig)
@@ -851,7 +886,8 @@ async def test_the_pair_chooses_to_ask_the_report_too_and_both_notes_are_kept_on
     pair = await pair_of(rig, "arjun@demo.baton")
     meeting, notes, actions = await rig.db.run(state)
     assert meeting.status == "held"
-    assert "split the billing" in meeting.shared_notes and "Arjun: I'll pair with Tom" in meeting.shared_notes
+    # Both wrote shared notes, so each part names its author.
+    assert meeting.shared_notes == "— Maya: Agreed to split the billing work\n— Arjun: I'll pair with Tom on the export"
     assert [(n.author_id, n.text.split()[0]) for n in notes] == [
         (maya_p.id, "MAYA-PRIVATE"),
         (arjun_p.id, "ARJUN-PRIVATE"),
