@@ -397,6 +397,48 @@ async def test_action_nudges_are_held_by_a_full_budget_not_dropped(rig: Rig) -> 
     assert any("Write the runbook" in r.text for r in rig.delivery.to(arjun.id))
 
 
+async def test_an_overdue_action_is_nudged_once_a_calendar_week_as_the_rhythm_picture_says(rig: Rig) -> None:
+    """One rule, read by the scheduler and by the picture: once per Monday-to-Sunday week of the owner's clock."""
+    from dialogs.common.cadence import ACTION_NUDGE_RULE
+    from dialogs.services.picture import picture_of
+    from storage.models import Team
+
+    arjun = rig.people["arjun@demo.baton"]
+    pair = await pair_of_after_tick(rig)
+
+    async def seed(session):
+        session.add(
+            ActionItem(
+                owner_id=arjun.id,
+                text="Write the runbook",
+                due_on=date(2026, 11, 19),
+                pair_id=pair.id,
+                created_at=rig.clock.now(),
+            )
+        )
+
+    await rig.db.run(seed)
+
+    async def nudged() -> int:
+        return len([r for r in rig.delivery.to(arjun.id) if "Write the runbook" in r.text])
+
+    zone = tz(arjun.timezone)
+    days = [datetime(2026, 11, d, 11, 0, tzinfo=zone) for d in (25, 26, 29, 30)]  # Wed, Thu, Sun, Mon
+    seen = []
+    for moment in days:
+        rig.clock.set(moment.astimezone(UTC))
+        await tick(rig, Conductor(rig.db, sealer=rig.sealer, budget=10))
+        seen.append(await nudged())
+    assert seen == [1, 1, 1, 2]  # Wednesday's week ends on Sunday; Monday starts the next one
+
+    async def rule(session) -> str:
+        team = (await session.execute(select(Team).where(Team.id == arjun.team_id))).scalars().one()
+        pic = await picture_of(session, team, rig.clock.now())
+        return next(s.rule for s in pic.steps if s.kind == "action-nudge")
+
+    assert ACTION_NUDGE_RULE in await rig.db.run(rule)
+
+
 async def pair_of_after_tick(rig: Rig) -> OneOnOne:
     await tick(rig)
     return await pair_of(rig, "arjun@demo.baton")

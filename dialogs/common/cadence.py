@@ -20,7 +20,16 @@ DEFAULT_WEEKDAY, DEFAULT_AT, DEFAULT_EVERY, DEFAULT_MINUTES = 1, "10:00", 2, 30
 FIRST_AFTER = timedelta(days=3)  # a new pair's first 1:1: far enough away for an agenda the day before
 AGENDA_BEFORE = timedelta(hours=24)  # the agenda goes to both the day before (moved out of quiet hours)
 ASK_AFTER = timedelta(minutes=30)  # "How did it go?" this long after the 1:1's planned end
-ACTION_NUDGE_EVERY = timedelta(days=7)  # an overdue action item is nudged at most once a week (budgeted)
+# An overdue action item is nudged at most once a calendar week (budgeted): one key per ISO week of its owner's day.
+ACTION_NUDGE_RULE = "at most once a calendar week (Monday to Sunday, on the owner's own clock)"
+
+
+def action_nudge_key(action_id: int, owners_day: date) -> str:
+    """The outbox key of an action item's nudge: one per ISO week of the owner's local day."""
+    year, week, _ = owners_day.isocalendar()
+    return f"action-nudge:{action_id}:{year}-W{week:02d}"
+
+
 SKIPS_TOLD = 3  # this many skipped in a row are mentioned to the manager, once
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from dialogs.common import agenda as ag
-from dialogs.common.cadence import AGENDA_BEFORE, local_label, next_slot
+from dialogs.common.cadence import AGENDA_BEFORE, action_nudge_key, local_label, next_slot
 from dialogs.common.manners import Plan, after_quiet_hours, in_quiet_hours, leave_days, on_leave
 from dialogs.common.periods import hhmm, local_datetime
 from dialogs.common.wording import shorten
@@ -383,7 +383,6 @@ async def _action_nudges(session: AsyncSession, now: datetime, plan: PlanFn, que
         today = now.astimezone(tz(owner.timezone)).date()
         if action.due_on is None or action.due_on > today:
             continue
-        year, week, _ = today.isocalendar()
         reply = Reply(
             f"An action item is due: “{shorten(action.text, 200)}” (since {action.due_on:%a} {action.due_on.day} "
             f"{action.due_on:%b}).",
@@ -393,7 +392,7 @@ async def _action_nudges(session: AsyncSession, now: datetime, plan: PlanFn, que
             ),
             action=COMMAND_ACTION,
         )
-        sends.append(Send(owner, f"action-nudge:{action.id}:{year}-W{week:02d}", "action-nudge", reply, now, "nudge"))
+        sends.append(Send(owner, action_nudge_key(action.id or 0, today), "action-nudge", reply, now, "nudge"))
     if not sends:
         return 0
     fresh = await _unqueued(session, sends)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from dialogs.common.cadence import (
-    ACTION_NUDGE_EVERY,
+    ACTION_NUDGE_RULE,
     AGENDA_BEFORE,
     ASK_AFTER,
     DEFAULT_WEEKDAY,
@@ -501,7 +501,6 @@ async def _one_on_ones(
             b.flow(f"one-on-one:{key}", f"ask:{key}", "after the 1:1")
             actions = True
     owners = await _overdue_owners(b, {p.id for p in members if p.id is not None} | set(digests))
-    every = ACTION_NUDGE_EVERY.days
     if actions or owners:
         b.add(
             Step(
@@ -510,7 +509,7 @@ async def _one_on_ones(
                 "Action-item nudges",
                 "performer",
                 budgeted=budgeted("nudge"),
-                rule=f"an overdue action item is nudged to its owner at most once every {every} days until done"
+                rule=f"an overdue action item is nudged to its owner {ACTION_NUDGE_RULE}, until done"
                 + (f"; overdue now: {', '.join(owners)}" if owners else ""),
             )
         )
