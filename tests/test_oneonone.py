@@ -354,19 +354,9 @@ async def test_shared_notes_that_would_overflow_are_refused_whole_and_can_be_sen
 
 
 async def test_action_nudges_are_held_by_a_full_budget_not_dropped(rig: Rig) -> None:
-    arjun = rig.people["arjun@demo.baton"]
-    pair = await pair_of_after_tick(rig)
+    arjun = await overdue_runbook(rig)
 
     async def seed(session):
-        session.add(
-            ActionItem(
-                owner_id=arjun.id,
-                text="Write the runbook",
-                due_on=date(2026, 11, 19),
-                pair_id=pair.id,
-                created_at=rig.clock.now(),
-            )
-        )
         for n in range(2):  # two nudges already this week
             session.add(
                 OutboxMessage(
@@ -403,21 +393,7 @@ async def test_an_overdue_action_is_nudged_once_a_calendar_week_as_the_rhythm_pi
     from dialogs.services.picture import picture_of
     from storage.models import Team
 
-    arjun = rig.people["arjun@demo.baton"]
-    pair = await pair_of_after_tick(rig)
-
-    async def seed(session):
-        session.add(
-            ActionItem(
-                owner_id=arjun.id,
-                text="Write the runbook",
-                due_on=date(2026, 11, 19),
-                pair_id=pair.id,
-                created_at=rig.clock.now(),
-            )
-        )
-
-    await rig.db.run(seed)
+    arjun = await overdue_runbook(rig)
 
     async def nudged() -> int:
         return len([r for r in rig.delivery.to(arjun.id) if "Write the runbook" in r.text])
@@ -437,6 +413,26 @@ async def test_an_overdue_action_is_nudged_once_a_calendar_week_as_the_rhythm_pi
         return next(s.rule for s in pic.steps if s.kind == "action-nudge")
 
     assert ACTION_NUDGE_RULE in await rig.db.run(rule)
+
+
+async def overdue_runbook(rig: Rig):
+    """Arjun's pair, after a first tick, with an action item of his overdue since 19 November; Arjun."""
+    arjun = rig.people["arjun@demo.baton"]
+    pair = await pair_of_after_tick(rig)
+
+    async def seed(session):
+        session.add(
+            ActionItem(
+                owner_id=arjun.id,
+                text="Write the runbook",
+                due_on=date(2026, 11, 19),
+                pair_id=pair.id,
+                created_at=rig.clock.now(),
+            )
+        )
+
+    await rig.db.run(seed)
+    return arjun
 
 
 async def pair_of_after_tick(rig: Rig) -> OneOnOne:
