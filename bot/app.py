@@ -30,7 +30,6 @@ from bot.metrics import Metrics
 from bot.metrics import handler as metrics_handler
 from bot.outbox import OutboxSender
 from bot.scheduler import Scheduler
-from dialogs import all_dialogs
 from dialogs.engine import Engine
 from dialogs.engine.clock import Clock, FileClock, SystemClock
 from dialogs.engine.errors import UnknownPerson
@@ -62,7 +61,7 @@ class Baton:
         """Every part for `settings`, platforms included; nothing runs until `start`."""
         if clock is None:
             clock = FileClock(settings.BATON_CLOCK_FILE) if settings.BATON_CLOCK_FILE else SystemClock()
-        dialogs = all_dialogs(catalogue_file=settings.BATON_CATALOGUE, public_url=settings.public_url)
+        dialogs = settings.dialogs()
         core = Core.assemble(
             Database(settings.DATABASE_URL),
             dialogs,

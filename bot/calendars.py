@@ -45,6 +45,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from dialogs.common.absence import PRIVATE_TODO, IPAddress, public
 from dialogs.common.manners import Recipient, plan_unsolicited
 from dialogs.engine.clock import Clock, tz
 from dialogs.engine.messages import Reply
@@ -76,12 +77,7 @@ WHAT_WENT_WRONG = {
         "on the public internet"
     ),
 }
-WHAT_TO_DO = {
-    "private": (
-        "Send *leave calendar* followed by the secret iCal address your calendar service publishes (it starts "
-        "with https://); if your organisation hosts its calendars inside its own network, ask your Baton admin."
-    ),
-}
+WHAT_TO_DO = {"private": PRIVATE_TODO}
 
 
 def problem_text(kind: str) -> str:
@@ -94,30 +90,6 @@ def problem_text(kind: str) -> str:
         f"About your calendar: {what}. Until it works again I keep the away days I last read from it. "
         f"{todo} Typed leave (*leave*) always works."
     )
-
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def public(address: IPAddress) -> bool:
-    """Whether `address` is on the public internet: not loopback, private, link-local, shared, reserved or
-    multicast — also when an IPv6 address only wraps an IPv4 one (::ffff:10.0.0.1, 64:ff9b::a00:1,
-    ::10.0.0.1, 2002:a00:1::). The local-use NAT64 prefix leads to a translator inside the network: never public."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address in LOCAL_NAT64:
-            return False
-        if address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        elif address in NAT64 or address in IPV4_COMPATIBLE:
-            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        elif address.sixtofour is not None:
-            address = address.sixtofour
-    return address.is_global and not address.is_multicast
-
-
-NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix: the IPv4 address is the last 32 bits
-LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: for translators of one network's own
-IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d (:: and ::1 are refused all the same)
 
 
 def anywhere(address: IPAddress) -> bool:

@@ -132,7 +132,6 @@ def chat(email: str) -> None:
     """Chat with Baton in the terminal as a person of the organisation."""
     from adapters.console import run_console
     from bot.core import Core
-    from dialogs import all_dialogs
 
     settings = _settings()
     _logging("WARNING")
@@ -140,8 +139,7 @@ def chat(email: str) -> None:
     sealer = _sealer(settings)
 
     async def talk(db: Database) -> int:
-        dialogs = all_dialogs(catalogue_file=settings.BATON_CATALOGUE, public_url=settings.public_url)
-        core = Core.assemble(db, dialogs, sealer=sealer)
+        core = Core.assemble(db, settings.dialogs(), sealer=sealer)
         return await run_console(core, email, drain=core.sender.drain_once)
 
     sys.exit(with_database(settings, talk))

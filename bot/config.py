@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from dialogs.engine.contract import Dialog
 from dialogs.engine.errors import ConfigurationError
 from dialogs.engine.sealing import SECRET_BYTES, Sealer
 from storage.db import normalise_url
@@ -212,6 +213,16 @@ class Settings(BaseSettings):
     @property
     def public_url(self) -> str:
         return (self.BATON_PUBLIC_URL or f"http://{self.BATON_HOST}:{self.BATON_PORT}").rstrip("/")
+
+    def dialogs(self) -> list[Dialog]:
+        """A fresh instance of every dialog, as these settings configure them (dialogs.all_dialogs)."""
+        from dialogs import all_dialogs
+
+        return all_dialogs(
+            catalogue_file=self.BATON_CATALOGUE,
+            public_url=self.public_url,
+            private_calendars=self.BATON_CALENDAR_PRIVATE_HOSTS,
+        )
 
     @property
     def slack_enabled(self) -> bool:

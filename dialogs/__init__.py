@@ -14,11 +14,14 @@ from __future__ import annotations
 from dialogs.engine import Dialog
 
 
-def all_dialogs(*, catalogue_file: str | None = None, public_url: str = "http://127.0.0.1:3978") -> list[Dialog]:
+def all_dialogs(
+    *, catalogue_file: str | None = None, public_url: str = "http://127.0.0.1:3978", private_calendars: bool = False
+) -> list[Dialog]:
     """A fresh instance of every dialog Baton offers, in the order `help` lists them.
 
     `catalogue_file` is an organisation's own tool catalogue (added to or overriding the shipped one);
-    `public_url` is where people reach this Baton, for links sent in chat.
+    `public_url` is where people reach this Baton, for links sent in chat; `private_calendars` accepts
+    calendar addresses on private networks (BATON_CALENDAR_PRIVATE_HOSTS).
     """
     from dialogs.checkin import CheckinDialog
     from dialogs.feedback import FeedbackDialog, KudosDialog, RequestDialog
@@ -44,7 +47,7 @@ def all_dialogs(*, catalogue_file: str | None = None, public_url: str = "http://
         Review360Dialog(),
         RetroDialog(),
         IdeasDialog(),
-        LeaveDialog(),
+        LeaveDialog(private_calendars),
         TeamDialog(),
         SignInDialog(public_url),
         SettingsDialog(),

@@ -13,7 +13,16 @@ from datetime import date, timedelta
 
 from sqlalchemy import delete, select
 
-from dialogs.common.absence import SOURCES, away, feed_address, masked, seal_address, shown_address
+from dialogs.common.absence import (
+    PRIVATE_TODO,
+    SOURCES,
+    away,
+    feed_address,
+    masked,
+    private_host,
+    seal_address,
+    shown_address,
+)
 from dialogs.common.cadence import local_label
 from dialogs.engine import END, Dialog, State, Transition, Turn
 from dialogs.engine.errors import UserFacingError
@@ -60,7 +69,9 @@ class LeaveDialog(Dialog):
     commands = ("leave",)
     summary = "Record leave (yours, or a report's): I send nothing on my own on those days."
 
-    def __init__(self) -> None:
+    def __init__(self, private_calendars: bool = False) -> None:
+        # BATON_CALENDAR_PRIVATE_HOSTS: an address on a private network is accepted (the reader allows it too).
+        self.private_calendars = private_calendars
         self.first = "menu"
         self.states = {
             "menu": State(self.menu_prompt, on_choice=self.on_menu),
@@ -122,6 +133,12 @@ class LeaveDialog(Dialog):
         if url is None:
             raise UserFacingError(
                 f"That doesn't look like a calendar address. It starts with https:// and ends in .ics. {HOW_TO_FIND}"
+            )
+        if not self.private_calendars and private_host(url):
+            # Said at once; a name that only resolves to such an address is refused when it is read.
+            raise UserFacingError(
+                f"{masked(url)} is on a private or internal network, and I only read calendars on the public "
+                f"internet. {PRIVATE_TODO}"
             )
         sealed = seal_address(turn.sealer, person_id, url)
         if feed is None:

@@ -18,7 +18,7 @@ from bot.core import Core
 from bot.demo import seed_demo
 from bot.outbox import OutboxSender
 from dialogs import all_dialogs
-from dialogs.engine import Engine
+from dialogs.engine import Dialog, Engine
 from dialogs.engine.clock import FakeClock
 from dialogs.engine.delivery import UNPACED, DeliveryError, Limits, Outgoing, Pace
 from dialogs.engine.messages import Inbound, Reply, Sender
@@ -81,9 +81,11 @@ class Rig:
     def chat(self, email: str) -> Chat:
         return Chat(self, self.people[email])
 
-    def restart(self) -> Rig:
-        """A new engine and sender on the same database (and the same secret), as after a process restart."""
-        core = Core.assemble(self.db, all_dialogs(), sealer=self.sealer, clock=self.clock, deliveries=[self.delivery])
+    def restart(self, dialogs: list[Dialog] | None = None) -> Rig:
+        """A new engine and sender on the same database (and the same secret), as after a process restart;
+        `dialogs` as a server with other settings would offer them (all_dialogs(...))."""
+        offered = all_dialogs() if dialogs is None else dialogs
+        core = Core.assemble(self.db, offered, sealer=self.sealer, clock=self.clock, deliveries=[self.delivery])
         return Rig(self.db, self.clock, core.engine, core.sender, self.delivery, self.sealer, self.people)
 
 

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.calendars import CalendarSync, anywhere
+from dialogs import all_dialogs
 from dialogs.common.absence import masked
 from dialogs.common.manners import leave_days
 from dialogs.services.calendars import away_days
@@ -123,6 +124,12 @@ async def ics() -> AsyncIterator[tuple[IcsServer, str]]:
     app.router.add_get("/cal/{name}", server.handle)
     async with TestServer(app, host="127.0.0.1") as srv:
         yield server, str(srv.make_url("/cal/"))
+
+
+@pytest.fixture
+async def rig(rig: Rig) -> Rig:
+    """The demo rig as a server with BATON_CALENDAR_PRIVATE_HOSTS runs it: the fake calendars are on loopback."""
+    return rig.restart(all_dialogs(private_calendars=True))
 
 
 @pytest.fixture
@@ -471,6 +478,31 @@ async def test_addresses_on_private_networks_are_refused_and_the_owner_told_what
     assert "private or internal network" in told.payload["text"] and "https://" in told.payload["text"]
 
 
+async def test_an_address_that_is_itself_private_is_refused_at_once_unless_the_admin_allows_it(rig: Rig) -> None:
+    """An IP address off the public internet, or localhost, is refused when typed, not minutes later at the
+    first read; a name is accepted, and what it resolves to is checked when it is read."""
+    tom = rig.restart(all_dialogs()).chat("tom@demo.baton")  # the default: BATON_CALENDAR_PRIVATE_HOSTS off
+    for address in (
+        "http://127.0.0.1:8080/cal/token-1.ics",
+        "https://localhost/cal/token-2.ics",
+        "https://printer.localhost./token-3.ics",
+        "webcal://169.254.169.254/latest/token-4.ics",
+        "http://[::ffff:10.0.0.1]/token-5.ics",
+        "http://[64:ff9b:1::a00:1]/token-6.ics",
+    ):
+        await tom.send(f"leave calendar {address}")
+        told = tom.expect("is on a private or internal network").text
+        assert "only read calendars on the public internet" in told and "ask your Baton admin" in told
+        assert "token" not in told  # the address is shown masked, as everywhere
+    assert await rig.db.run(lambda s: s.get(CalendarFeed, tom.person.id)) is None
+    await tom.send("leave calendar https://calendar.example.org/private/token-7/basic.ics")
+    tom.expect("Connected https://calendar.example.org/…")
+    # With the setting on (this module's rig), such an address is accepted.
+    aiko = rig.chat("aiko@demo.baton")
+    await aiko.send("leave calendar http://10.1.2.3/cal/aiko.ics")
+    aiko.expect("Connected http://10.1.2.3/…")
+
+
 @pytest.mark.parametrize(
     ("address", "allowed"),
     [
@@ -495,7 +527,7 @@ async def test_addresses_on_private_networks_are_refused_and_the_owner_told_what
 def test_only_public_addresses_pass_also_when_wrapped_in_ipv6(address: str, allowed: bool) -> None:
     from ipaddress import ip_address
 
-    from bot.calendars import public
+    from dialogs.common.absence import public
 
     assert public(ip_address(address)) is allowed
 

@@ -11,6 +11,7 @@ everywhere at once.
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -201,6 +202,51 @@ def masked(url: str) -> str:
     if not parts.scheme or not host:
         return "\u2026"
     return f"{parts.scheme.lower()}://{f'[{host}]' if ':' in host else host}/\u2026"
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def public(address: IPAddress) -> bool:
+    """Whether `address` is on the public internet: not loopback, private, link-local, shared, reserved or
+    multicast — also when an IPv6 address only wraps an IPv4 one (::ffff:10.0.0.1, 64:ff9b::a00:1,
+    ::10.0.0.1, 2002:a00:1::). The local-use NAT64 prefix leads to a translator inside the network: never public."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in LOCAL_NAT64:
+            return False
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address in NAT64 or address in IPV4_COMPATIBLE:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        elif address.sixtofour is not None:
+            address = address.sixtofour
+    return address.is_global and not address.is_multicast
+
+
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix: the IPv4 address is the last 32 bits
+LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: for translators of one network's own
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d (:: and ::1 are refused all the same)
+
+
+def private_host(url: str) -> bool:
+    """Whether `url` itself names a host off the public internet: an IP address that is not public, or
+    localhost. A name that only resolves to one is found when the address is read (bot/calendars.py)."""
+    try:
+        host = (urlsplit(url.strip()).hostname or "").rstrip(".").casefold()
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return not public(ipaddress.ip_address(host.split("%", 1)[0]))
+    except ValueError:
+        return False  # a name
+
+
+PRIVATE_TODO = (
+    "Send *leave calendar* followed by the secret iCal address your calendar service publishes (it starts "
+    "with https://); if your organisation hosts its calendars inside its own network, ask your Baton admin."
+)
 
 
 def seal_address(sealer: Sealer, person_id: int, url: str) -> str:
