@@ -168,7 +168,14 @@ def org_import(file: Path) -> None:
 
     async def run(db: Database):  # noqa: ANN202
         with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
-            return await import_csv(db, text, SystemClock().now(), progress=bar.update, sealer=sealer)
+            return await import_csv(
+                db,
+                text,
+                SystemClock().now(),
+                progress=bar.update,
+                sealer=sealer,
+                private_calendars=settings.BATON_CALENDAR_PRIVATE_HOSTS,
+            )
 
     result, errors = with_database(settings, run)
     if errors:

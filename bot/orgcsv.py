@@ -24,7 +24,7 @@ from zoneinfo import available_timezones
 
 from sqlalchemy import select
 
-from dialogs.common.absence import feed_address, seal_address
+from dialogs.common.absence import feed_address, masked, private_host, seal_address
 from dialogs.engine.sealing import Sealer, SealError
 from storage.db import Database
 from storage.models import CalendarFeed, Person, Team
@@ -77,13 +77,18 @@ def _has_control(text: str) -> bool:
 
 
 def parse(
-    text: str, known_emails: Iterable[str] = (), known_managers: Mapping[str, str] | None = None
+    text: str,
+    known_emails: Iterable[str] = (),
+    known_managers: Mapping[str, str] | None = None,
+    *,
+    private_calendars: bool = False,
 ) -> tuple[list[Row], list[RowError]]:
     """Read and check the CSV. Returns the rows and every problem found (empty when all is well).
 
     `known_emails` are people already in the database: a manager may be one of
     them. `known_managers` (email → manager email) are the database's current
     links, so that a row closing a loop through people not in the file is caught.
+    `private_calendars` (BATON_CALENDAR_PRIVATE_HOSTS) accepts calendar addresses on private networks.
     """
     if text.startswith("\ufeff"):  # a byte-order mark from spreadsheet exports
         text = text[1:]
@@ -128,6 +133,11 @@ def parse(
             problems = []
             if raw_calendar and calendar is None:  # the address itself is a secret: never echoed
                 problems.append("calendar is not a calendar address (https://… or webcal://…)")
+            elif calendar and not private_calendars and private_host(calendar):
+                problems.append(
+                    f"calendar {masked(calendar)} is on a private or internal network; Baton reads public addresses "
+                    "only (BATON_CALENDAR_PRIVATE_HOSTS=1 allows a calendar server inside your network)"
+                )
             if not EMAIL.match(row.email) or len(row.email) > 254:
                 problems.append(f"email '{row.email}' is not a valid address")
             elif row.email in seen:
@@ -187,6 +197,7 @@ async def import_csv(
     *,
     progress: Callable[[int], None] = lambda n: None,
     sealer: Sealer | None = None,
+    private_calendars: bool = False,
 ) -> tuple[ImportResult | None, list[RowError]]:
     """Validate, then import in one transaction. Returns (result, []) or (None, errors) with nothing written."""
 
@@ -197,7 +208,7 @@ async def import_csv(
 
     managers = await db.run(known)
     existing = set(managers)
-    rows, errors = parse(text, existing, {e: m for e, m in managers.items() if m})
+    rows, errors = parse(text, existing, {e: m for e, m in managers.items() if m}, private_calendars=private_calendars)
     if any(r.calendar for r in rows) and sealer is None:
         errors.append(RowError(1, "a calendar column needs Baton's secret key to seal the addresses"))
     if errors:

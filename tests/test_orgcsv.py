@@ -393,3 +393,10 @@ async def test_an_admin_connects_everyones_calendar_from_a_calendar_column(db: D
     bad, problems = await import_csv(db, text.replace(secret, "not a url"), clock.now(), sealer=sealer)
     assert bad is None and "calendar is not a calendar address" in str(problems[0])
     assert "not a url" not in str(problems[0])
+    # An address that is itself on a private network is refused at import, unless the admin allows them.
+    inside = "http://10.20.0.5/cal/private-7c1e.ics"
+    refused, problems = await import_csv(db, text.replace(secret, inside), clock.now(), sealer=sealer)
+    assert refused is None and "calendar http://10.20.0.5/… is on a private or internal network" in str(problems[0])
+    assert "private-7c1e" not in str(problems[0])
+    allowed, _ = await import_csv(db, text.replace(secret, inside), clock.now(), sealer=sealer, private_calendars=True)
+    assert allowed is not None and allowed.updated == 1
