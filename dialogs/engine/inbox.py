@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from datetime import timedelta
@@ -35,7 +34,7 @@ from dialogs.engine.clock import Clock
 from dialogs.engine.messages import Inbound, Reply
 from dialogs.engine.priority import AckFirst
 from dialogs.engine.routing import MAX_TEXT
-from dialogs.engine.sealing import Sealer, SealError
+from dialogs.engine.sealing import Sealer, SealError, plain_json, sealed_size
 from storage import queries
 from storage.coalesce import Coalescer
 from storage.db import Database
@@ -104,11 +103,9 @@ class Inbox:
         return dataclasses.replace(inbound, durable=True)
 
     def _seal(self, inbound: Inbound) -> bytes:
-        data = inbound.to_dict()
-        size = len(json.dumps(data, ensure_ascii=False).encode()) + 64
+        plain = plain_json(inbound.to_dict())  # serialised once: this runs before every acknowledgement
         # One fixed size for everything a turn accepts; longer text is refused by its turn, not kept secret by size.
-        padded = KEPT_SIZE if size <= KEPT_SIZE else -(-size // KEPT_SIZE) * KEPT_SIZE
-        return self.sealer.seal_bytes("inbox", data, size=padded)
+        return self.sealer.seal_plain("inbox", plain, size=sealed_size(plain, KEPT_SIZE))
 
     def _open(self, row: InboxEvent) -> dict[str, Any] | None:
         """The kept delivery; None when this secret cannot open it (the secret was changed meanwhile)."""

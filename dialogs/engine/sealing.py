@@ -37,6 +37,16 @@ _NONCE = 12
 _LENGTH = struct.Struct(">I")
 
 
+def plain_json(value: Any) -> bytes:
+    """`value` as the compact UTF-8 JSON that is padded and sealed."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def sealed_size(plain: bytes, step: int) -> int:
+    """The smallest multiple of `step` that `plain` (from `plain_json`) fits into when padded."""
+    return -(-(len(plain) + _LENGTH.size) // step) * step
+
+
 class SealError(Exception):
     """A sealed value could not be opened: another secret, another scope or context, or tampering."""
 
@@ -74,7 +84,10 @@ class Sealer:
 
     def seal_bytes(self, scope: str, value: Any, *, size: int, context: str = "") -> bytes:
         """As `seal`, as raw bytes (nonce, then ciphertext and tag) for a binary column: a third smaller."""
-        plain = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        return self.seal_plain(scope, plain_json(value), size=size, context=context)
+
+    def seal_plain(self, scope: str, plain: bytes, *, size: int, context: str = "") -> bytes:
+        """As `seal_bytes`, for a value already serialised with `plain_json` (whose length chose `size`)."""
         if len(plain) + _LENGTH.size > size:
             raise ValueError(f"a sealed value takes at most {size - _LENGTH.size} bytes, not {len(plain)}")
         padded = _LENGTH.pack(len(plain)) + plain + bytes(size - _LENGTH.size - len(plain))
