@@ -45,7 +45,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from dialogs.common.absence import PRIVATE_TODO, IPAddress, public
+from dialogs.common.absence import PRIVATE_TODO, IPAddress, literal_ip, public
 from dialogs.common.manners import Recipient, plan_unsolicited
 from dialogs.engine.clock import Clock, tz
 from dialogs.engine.messages import Reply
@@ -268,12 +268,11 @@ class CalendarSync:
 
     async def _fetch(self, http: aiohttp.ClientSession, url: str) -> bytes:
         """The body at `url`, following at most MAX_REDIRECTS redirects, each checked like the address itself."""
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
             async with asyncio.timeout(self.timeout):  # one limit for the feed, however many redirects
                 for _ in range(MAX_REDIRECTS + 1):
                     self._check_literal(url)
-                    async with http.get(url, allow_redirects=False, timeout=timeout) as response:
+                    async with http.get(url, allow_redirects=False) as response:
                         location = response.headers.get("Location")
                         if response.status in (301, 302, 303, 307, 308) and location:
                             url = urljoin(str(response.url), location)
@@ -290,12 +289,9 @@ class CalendarSync:
             raise Problem("unreachable") from None
 
     def _check_literal(self, url: str) -> None:
-        """An address written as an IP never reaches the resolver: check it here."""
-        try:
-            address = ipaddress.ip_address((urlsplit(url).hostname or "").split("%", 1)[0])
-        except ValueError:
-            return  # a name: the resolver checks what it resolves to
-        if not self.allow(address):
+        """An address written as an IP never reaches the resolver: check it here (a name, the resolver checks)."""
+        address = literal_ip(url)
+        if address is not None and not self.allow(address):
             raise PrivateAddress
 
     async def _body(self, response: aiohttp.ClientResponse) -> bytes:

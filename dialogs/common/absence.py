@@ -228,19 +228,25 @@ LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: for translato
 IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d (:: and ::1 are refused all the same)
 
 
+def literal_ip(url: str) -> IPAddress | None:
+    """The IP address `url` gives as its host; None when it gives a name (or no host)."""
+    try:
+        return ipaddress.ip_address((urlsplit(url.strip()).hostname or "").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
 def private_host(url: str) -> bool:
     """Whether `url` itself names a host off the public internet: an IP address that is not public, or
     localhost. A name that only resolves to one is found when the address is read (bot/calendars.py)."""
+    address = literal_ip(url)
+    if address is not None:
+        return not public(address)
     try:
-        host = (urlsplit(url.strip()).hostname or "").rstrip(".").casefold()
+        host = (urlsplit(url.strip()).hostname or "").rstrip(".")
     except ValueError:
         return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return not public(ipaddress.ip_address(host.split("%", 1)[0]))
-    except ValueError:
-        return False  # a name
+    return host == "localhost" or host.endswith(".localhost")
 
 
 PRIVATE_TODO = (

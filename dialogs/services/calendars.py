@@ -58,19 +58,11 @@ def away_days(
 ) -> set[date]:
     """The days in [first, last] the feed `data` says its owner is away. Raises FeedError when unreadable.
 
-    Any event Baton cannot read makes the whole feed unreadable ("malformed"): icalendar parses a broken
-    property (`DTSTART:garbage`) without complaint and raises only when its value is read, anywhere below.
-    Days read from the rest of such a feed would be a guess; the last good ones are kept instead.
+    icalendar parses a broken property (`DTSTART:garbage`) without complaint and raises only when its value
+    is read, anywhere below, with whatever exception it has: the caller (bot/calendars.py) treats any failure
+    as an unreadable ("malformed") feed and keeps the last good days, since days read from the rest of such a
+    feed would be a guess.
     """
-    try:
-        return _away_days(data, first, last, zone, words)
-    except FeedError:
-        raise
-    except Exception as exc:
-        raise FeedError("malformed") from exc
-
-
-def _away_days(data: bytes, first: date, last: date, zone: ZoneInfo, words: re.Pattern[str] | None) -> set[date]:
     import icalendar
     import recurring_ical_events  # type: ignore[import-untyped]  # the package ships no type hints
 
