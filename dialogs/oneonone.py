@@ -546,10 +546,8 @@ class OneOnOneDialog(Dialog):
         if "ask_report" in proposal:
             if confirm:
                 pair.ask_report = bool(proposal["ask_report"])
-            other = proposer
-            message = f"From now on, {ag.ask_words(pair.ask_report, pair, turn.person, other)}."
             turn.session.add(pair)
-            turn.say(message)
+            turn.say(f"From now on, {ag.ask_words(pair.ask_report, pair, turn.person, proposer)}.")
             turn.tell(
                 proposer,
                 f"{ag.first_name(turn.person)} {'confirmed' if confirm else 'kept it as it was'}. "

@@ -619,8 +619,7 @@ def local_day(moment: datetime, zone: str) -> date:
 
 def ask_words(on: bool, pair: OneOnOne, viewer: Person, other: Person) -> str:
     """Who gets "How did it go?" after each 1:1, in `viewer`'s words (`other`: the other side)."""
-    manager, report = (viewer, other) if viewer.id == pair.manager_id else (other, viewer)
-    who = "you" if viewer.id == report.id else first_name(report)
+    manager = viewer.id == pair.manager_id
     if on:
-        return f"“How did it go?” goes to {who} too after each 1:1"
-    return f"only {'you' if viewer.id == manager.id else first_name(manager)} get{'' if viewer.id == manager.id else 's'} “How did it go?” after each 1:1"
+        return f"“How did it go?” goes to {first_name(other) if manager else 'you'} too after each 1:1"
+    return f"only {'you get' if manager else first_name(other) + ' gets'} “How did it go?” after each 1:1"
