@@ -31,7 +31,7 @@ from storage.models import (
     Person,
     ToolPlan,
 )
-from tests.harness import Rig
+from tests.harness import Chat, Rig
 
 # The demo's clock starts on Friday 2026-11-20 09:00 UTC. New pairs meet on the first Tuesday at least
 # three days ahead, at 10:00 on the manager's (Maya's, Berlin's) clock: Tuesday 24 November, 09:00 UTC.
@@ -433,6 +433,16 @@ async def overdue_runbook(rig: Rig):
 
     await rig.db.run(seed)
     return arjun
+
+
+async def record_notes(chat: Chat, shared: str, action: tuple[str, str, str]) -> None:
+    """After "How did it go?" reached the notes: the shared notes, then one action item (text, owner, due)."""
+    text, owner, due = action
+    await chat.send(shared)
+    await chat.send(text)
+    await chat.press(owner)
+    await chat.press(due)
+    await chat.press("No more")
 
 
 async def pair_of_after_tick(rig: Rig) -> OneOnOne:
@@ -892,22 +902,14 @@ async def test_the_pair_chooses_to_ask_the_report_too_and_both_notes_are_kept_on
     [first] = [m for m in await _meetings_of(rig, "arjun@demo.baton") if m.starts_at == FIRST]
     await maya.press(f"1:1 notes meeting:{first.id}", on=for_maya)
     await maya.press("We met")
-    await maya.send("Agreed to split the billing work")
-    await maya.send("Draft the vendor comparison")
-    await maya.press("Arjun")
-    await maya.press("In a week")
-    await maya.press("No more")
+    await record_notes(maya, "Agreed to split the billing work", ("Draft the vendor comparison", "Arjun", "In a week"))
     await maya.send("MAYA-PRIVATE workload")
     maya.expect("Thanks — recorded")
     # Arjun adds to what Maya recorded: he isn't asked again whether they met.
     await arjun.press("Add notes and actions", on=for_arjun)
     arjun.expect("is recorded as held")
     arjun.expect("Notes you both will see")
-    await arjun.send("I'll pair with Tom on the export")
-    await arjun.send("Book the pairing session")
-    await arjun.press("Me")
-    await arjun.press("No date")
-    await arjun.press("No more")
+    await record_notes(arjun, "I'll pair with Tom on the export", ("Book the pairing session", "Me", "No date"))
     await arjun.send("ARJUN-PRIVATE nervous about the review")
     arjun.expect("Thanks — recorded")
     # Later ticks ask nobody again.
